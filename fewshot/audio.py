@@ -1,0 +1,201 @@
+"""Where audio comes in: decode, resample, check, cut silences, normalise.
+
+Every function takes the signal first and everything else keyword-only, with
+librosa's names (``y``, ``sr``). Resampling happens once, in :func:`load`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .config import FeatureConfig
+from .errors import AudioError
+
+logger = logging.getLogger(__name__)
+
+#: Below this absolute level (dBFS) a frame is silence, however quiet the file.
+SILENCE_FLOOR_DBFS = -60.0
+
+
+def load(source, *, sr: int = 16000, sr_in: int | None = None) -> np.ndarray:
+    """Decode a file (or take an array) as mono float32 at ``sr`` Hz.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or np.ndarray
+        A file in any format libsndfile or ffmpeg reads (wav, flac, ogg, mp3,
+        m4a, webm, ...), or samples of shape ``(n,)`` or ``(n, channels)``.
+    sr : int
+        Target sample rate in Hz.
+    sr_in : int, optional
+        Sample rate of ``source`` when it is an array (default: ``sr``).
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), dtype=float32]
+
+    Raises
+    ------
+    AudioError
+        When the file is missing, unreadable, empty or holds non-finite samples.
+    """
+    if isinstance(source, np.ndarray):
+        name = "<array>"
+        y, sr_native = np.asarray(source, dtype=np.float32), sr_in or sr
+        if y.ndim == 2:
+            y = y.mean(axis=1 if y.shape[1] < y.shape[0] else 0)
+    else:
+        name = os.fspath(source)
+        y, sr_native = _decode(Path(name))
+    if y.ndim != 1:
+        raise AudioError(name, f"expected mono or (n, channels) audio, got shape {y.shape}")
+    if y.size == 0:
+        raise AudioError(name, "no audio samples (empty file)")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(name, "audio contains NaN or infinite samples")
+    if sr_native != sr:
+        import librosa
+
+        y = librosa.resample(y, orig_sr=sr_native, target_sr=sr, res_type="soxr_hq")
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    import soundfile as sf
+
+    try:
+        y, sr_native = sf.read(str(path), dtype="float32", always_2d=True)
+        return y.mean(axis=1), int(sr_native)
+    except Exception as exc:  # libsndfile does not know the format: try ffmpeg
+        sf_error = exc
+    try:
+        from pydub import AudioSegment
+
+        seg = AudioSegment.from_file(str(path))
+    except FileNotFoundError as exc:
+        raise AudioError(path, "cannot decode: ffmpeg is not installed") from exc
+    except Exception as exc:
+        raise AudioError(
+            path, f"unreadable or corrupt audio ({type(sf_error).__name__}: {sf_error})"
+        ) from exc
+    samples = np.array(seg.get_array_of_samples(), dtype=np.float32)
+    samples /= float(1 << (8 * seg.sample_width - 1))
+    if seg.channels > 1:
+        samples = samples.reshape(-1, seg.channels).mean(axis=1)
+    return samples, int(seg.frame_rate)
+
+
+def check_audio(y: np.ndarray, *, source="<array>") -> np.ndarray:
+    """Reject audio that no model can use: empty, non-finite or all silence.
+
+    Raises
+    ------
+    AudioError
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise AudioError(source, f"expected mono audio of shape (n,), given y.shape={y.shape}")
+    if y.size == 0:
+        raise AudioError(source, "no audio samples (empty)")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(source, "audio contains NaN or infinite samples")
+    peak = float(np.max(np.abs(y)))
+    if peak == 0.0 or 20 * np.log10(peak) < SILENCE_FLOOR_DBFS:
+        raise AudioError(source, "audio is all silence")
+    return y
+
+
+def speech_intervals(
+    y: np.ndarray, *, sr: int, top_db: float = 35.0, frame_ms: float = 25.0, hop_ms: float = 10.0
+) -> np.ndarray:
+    """Sample intervals of speech found by an energy VAD.
+
+    A frame is speech when its RMS is within ``top_db`` of the loudest frame and
+    above :data:`SILENCE_FLOOR_DBFS`.
+
+    Returns
+    -------
+    intervals : np.ndarray [shape=(m, 2), dtype=int]
+        ``[start, end)`` sample indices.
+    """
+    import librosa
+
+    frame_length = int(sr * frame_ms / 1000)
+    hop_length = int(sr * hop_ms / 1000)
+    if y.size < frame_length:
+        return np.zeros((0, 2), dtype=int)
+    rms = librosa.feature.rms(y=y, frame_length=frame_length, hop_length=hop_length, center=True)[0]
+    db = 20 * np.log10(np.maximum(rms, 1e-10))
+    speech = db > max(db.max() - top_db, SILENCE_FLOOR_DBFS)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], speech.astype(np.int8), [0]])))
+    frames = edges.reshape(-1, 2)
+    intervals = librosa.frames_to_samples(frames, hop_length=hop_length)
+    return np.minimum(intervals, y.size)
+
+
+def trim_silence(
+    y: np.ndarray, *, sr: int, top_db: float = 35.0, max_silence_s: float | None = 0.5
+) -> np.ndarray:
+    """Cut out every pause longer than ``max_silence_s``, and leading/trailing silence.
+
+    With ``max_silence_s=None`` every non-speech frame is removed and the speech
+    is concatenated (the evaluation protocol's VAD).
+    """
+    intervals = speech_intervals(y, sr=sr, top_db=top_db)
+    if len(intervals) == 0:
+        return y[:0]
+    if max_silence_s is not None:
+        max_gap = int(max_silence_s * sr)
+        merged = [list(intervals[0])]
+        for start, end in intervals[1:]:
+            if start - merged[-1][1] <= max_gap:
+                merged[-1][1] = end
+            else:
+                merged.append([start, end])
+        intervals = np.asarray(merged)
+    return np.concatenate([y[s:e] for s, e in intervals]).astype(np.float32)
+
+
+def normalize_loudness(y: np.ndarray, *, target_dbfs: float = -23.0) -> np.ndarray:
+    """Scale ``y`` to an RMS of ``target_dbfs``, then limit peaks to 0.99."""
+    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+    if rms <= 0:
+        return y
+    y = y * (10 ** (target_dbfs / 20) / rms)
+    peak = float(np.max(np.abs(y)))
+    if peak > 0.99:
+        y = y * (0.99 / peak)
+    return y.astype(np.float32)
+
+
+def load_speech(source, *, config: FeatureConfig | None = None, sr_in: int | None = None) -> np.ndarray:
+    """Load, check, cut silences and normalise: the speech the extractor embeds.
+
+    Raises
+    ------
+    AudioError
+        Missing, unreadable, empty, non-finite, silent, or less than
+        ``config.min_speech_s`` seconds of speech.
+    """
+    cfg = config or FeatureConfig()
+    name = "<array>" if isinstance(source, np.ndarray) else os.fspath(source)
+    y = load(source, sr=cfg.sr, sr_in=sr_in)
+    check_audio(y, source=name)
+    speech = trim_silence(y, sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s)
+    seconds = speech.size / cfg.sr
+    if seconds < cfg.min_speech_s:
+        raise AudioError(
+            name,
+            f"too little speech to use: {seconds:.2f} s found, need at least {cfg.min_speech_s:g} s",
+        )
+    return normalize_loudness(speech, target_dbfs=cfg.target_dbfs)

@@ -1,0 +1,155 @@
+"""Frozen configuration objects, saved next to every model.
+
+Every number that changes what the extractor sees lives in :class:`FeatureConfig`;
+a model directory stores it as JSON and refuses to run with another one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How audio becomes log-mel "images" and fixed-length segments.
+
+    Attributes
+    ----------
+    sr : int
+        Sample rate every input is resampled to, in Hz.
+    n_fft : int
+        FFT size in samples.
+    win_ms, hop_ms : float
+        Analysis window and hop, in milliseconds.
+    n_mels : int
+        Number of mel bands.
+    fmin_hz, fmax_hz : float
+        Frequency range of the mel filterbank.
+    top_db : float
+        Energy VAD threshold below the loudest frame, in dB.
+    max_silence_s : float
+        Pauses longer than this are cut out of the speech.
+    min_speech_s : float
+        Less speech than this is rejected as too short to use.
+    segment_s, segment_hop_s : float
+        Length and hop of the segments that are embedded one by one.
+    target_dbfs : float
+        RMS level speech is normalised to.
+    """
+
+    sr: int = 16000
+    n_fft: int = 512
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    n_mels: int = 64
+    fmin_hz: float = 20.0
+    fmax_hz: float = 7600.0
+    top_db: float = 35.0
+    max_silence_s: float = 0.5
+    min_speech_s: float = 1.0
+    segment_s: float = 3.0
+    segment_hop_s: float = 1.5
+    target_dbfs: float = -23.0
+
+    @property
+    def hop_length(self) -> int:
+        return int(round(self.sr * self.hop_ms / 1000.0))
+
+    @property
+    def win_length(self) -> int:
+        return int(round(self.sr * self.win_ms / 1000.0))
+
+    @property
+    def segment_frames(self) -> int:
+        return int(round(self.segment_s * 1000.0 / self.hop_ms))
+
+    @property
+    def segment_hop_frames(self) -> int:
+        return int(round(self.segment_hop_s * 1000.0 / self.hop_ms))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FeatureConfig":
+        return _from_dict(cls, d)
+
+
+@dataclass(frozen=True)
+class ExtractorConfig:
+    """Shape of the CNN built by :func:`fewshot.extractor.build_cnn`.
+
+    Attributes
+    ----------
+    arch : str
+        ``"resnet"`` (the default extractor) or ``"original"`` (the small
+        Cifar-10-style CNN of the first project, flattened into the SVM).
+    channels : tuple of int
+        Filters of each residual stage; every stage after the first halves
+        time and frequency.
+    blocks : tuple of int
+        Residual blocks per stage.
+    embedding_dim : int
+        Width of the layer named ``"embedding"``.
+    crop_frames : int
+        Training crop length in frames (also the fixed input length of the
+        ``"original"`` architecture, which has no pooling over time).
+    """
+
+    arch: str = "resnet"
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    blocks: tuple[int, ...] = (0, 1, 2, 2)
+    embedding_dim: int = 192
+    crop_frames: int = 200
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ExtractorConfig":
+        d = dict(d)
+        for key in ("channels", "blocks"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return _from_dict(cls, d)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Hyperparameters of the per-group SVM and its unknown threshold.
+
+    Attributes
+    ----------
+    C, gamma : float
+        RBF SVC parameters, on L2-normalised embeddings.
+    unknown_threshold : float
+        Cosine similarity between an utterance and the nearest enrolled
+        speaker's centroid below which the answer is "unknown".
+    """
+
+    C: float = 10.0
+    gamma: float = 1.0
+    unknown_threshold: float = 0.5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ClassifierConfig":
+        return _from_dict(cls, d)
+
+
+def _from_dict(cls, d):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        from .errors import IncompatibleModelError
+
+        raise IncompatibleModelError(
+            f"{cls.__name__} has no field(s) {unknown}; the model was written by "
+            "another version of fewshot"
+        )
+    return cls(**d)

@@ -1,0 +1,26 @@
+"""The package's own exceptions."""
+
+
+class FewshotError(Exception):
+    """Base class of every error fewshot raises on purpose."""
+
+
+class AudioError(FewshotError, ValueError):
+    """Audio that cannot be used: missing, unreadable, empty, silent, too short."""
+
+    def __init__(self, source, reason: str):
+        self.source = str(source)
+        self.reason = reason
+        super().__init__(f"{self.source}: {reason}")
+
+
+class NotEnrolledError(FewshotError, LookupError):
+    """A group or speaker that the enrollment store does not hold."""
+
+
+class IncompatibleModelError(FewshotError):
+    """A model or store written with another feature config, extractor or version."""
+
+
+class CorruptModelError(FewshotError):
+    """A model file that is damaged or does not match its checksum."""

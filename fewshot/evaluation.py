@@ -1,0 +1,207 @@
+"""The standard protocol: n-way k-shot episodes, accuracy, macro F1 and EER.
+
+For a speaker-per-folder dataset: per speaker, its files in name order,
+resampled to 16 kHz mono, silences cut with an energy VAD
+(``librosa.effects.split``, ``top_db=35``, 25 ms frames, 10 ms hop), speech
+concatenated. Enrollment is the first T s of that speech; test pieces are
+non-overlapping 5 s pieces of the speech after 35 s, at most 12 per speaker;
+speakers with fewer than 2 test pieces are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .audio import load
+from .classifier import GroupSVC
+
+logger = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".webm", ".opus", ".aac"}
+
+
+@dataclass
+class ProtocolSpeaker:
+    """One speaker's enrollment speech and test pieces (16 kHz mono float32)."""
+
+    name: str
+    speech_s: float
+    enroll: dict[float, np.ndarray] = field(default_factory=dict)
+    tests: list[np.ndarray] = field(default_factory=list)
+    gender: str | None = None
+
+
+def speaker_folders(root) -> dict[str, list[Path]]:
+    """``{speaker: [audio files in name order]}`` for a speaker-per-folder tree."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: dataset folder not found")
+    out = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(p for p in d.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        if files:
+            out[d.name] = files
+    return out
+
+
+def read_genders(root) -> dict[str, str]:
+    """Speaker genders from a ``SPEAKERS.tsv`` in ``root`` or its parent, if any."""
+    for cand in (Path(root) / "SPEAKERS.tsv", Path(root).parent / "SPEAKERS.tsv"):
+        if cand.is_file():
+            lines = cand.read_text().splitlines()
+            head = lines[0].split("\t")
+            if "speaker" in head and "gender" in head:
+                i, j = head.index("speaker"), head.index("gender")
+                rows = [ln.split("\t") for ln in lines[1:] if ln.strip()]
+                return {r[i]: r[j] for r in rows if len(r) > max(i, j) and r[j]}
+    return {}
+
+
+def protocol_speech(files, *, sr: int = 16000, top_db: float = 35.0) -> np.ndarray:
+    """Concatenated VAD speech of ``files`` (the protocol's definition)."""
+    import librosa
+
+    parts = []
+    for f in files:
+        y = load(f, sr=sr)
+        for s, e in librosa.effects.split(y, top_db=top_db, frame_length=400, hop_length=160):
+            parts.append(y[s:e])
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def prepare_protocol(root, *, enroll_seconds=(15, 35), piece_s: float = 5.0, max_pieces: int = 12,
+                     test_offset_s: float = 35.0, sr: int = 16000, progress=None) -> list[ProtocolSpeaker]:
+    """Load a speaker-per-folder dataset into enrollment speech and test pieces.
+
+    ``progress`` wraps the speaker iterator (for example ``tqdm``) when given.
+    """
+    folders = speaker_folders(root)
+    genders = read_genders(root)
+    items = folders.items()
+    if progress is not None:
+        items = progress(items, total=len(folders))
+    speakers = []
+    for name, files in items:
+        y = protocol_speech(files, sr=sr)
+        test = y[int(test_offset_s * sr):]
+        n = min(max_pieces, len(test) // int(piece_s * sr))
+        if n < 2:
+            logger.info("%s: %.1f s of speech, too little for the protocol; left out", name, len(y) / sr)
+            continue
+        p = int(piece_s * sr)
+        speakers.append(ProtocolSpeaker(
+            name=name, speech_s=len(y) / sr, gender=genders.get(name),
+            enroll={float(t): y[: int(t * sr)] for t in enroll_seconds},
+            tests=[test[i * p:(i + 1) * p] for i in range(n)],
+        ))
+    return speakers
+
+
+def compute_eer(target_scores, nontarget_scores) -> tuple[float, float]:
+    """Equal error rate and the threshold where it is reached.
+
+    Returns
+    -------
+    eer : float
+        In [0, 1].
+    threshold : float
+        Scores at or above it are accepted.
+    """
+    tgt = np.asarray(target_scores, dtype=np.float64)
+    non = np.asarray(nontarget_scores, dtype=np.float64)
+    thresholds = np.unique(np.r_[tgt, non])
+    frr = np.searchsorted(np.sort(tgt), thresholds, side="left") / len(tgt)
+    far = 1.0 - np.searchsorted(np.sort(non), thresholds, side="left") / len(non)
+    i = int(np.argmin(np.abs(frr - far)))
+    return float((frr[i] + far[i]) / 2), float(thresholds[i])
+
+
+@dataclass
+class EmbeddedSpeakers:
+    """Embeddings of the protocol: enrollment segments per T, one vector per test piece."""
+
+    names: list[str]
+    enroll: dict[float, list[np.ndarray]]
+    tests: list[np.ndarray]
+    genders: list[str | None]
+
+
+def embed_protocol(extractor, speakers: list[ProtocolSpeaker]) -> EmbeddedSpeakers:
+    """Run the extractor over every speaker's enrollment speech and test pieces."""
+    Ts = sorted(speakers[0].enroll) if speakers else []
+    enroll = {T: extractor.embed_utterances_segments([s.enroll[T] for s in speakers]) for T in Ts}
+    flat = [p for s in speakers for p in s.tests]
+    E = extractor.embed(flat)
+    bounds = np.cumsum([0] + [len(s.tests) for s in speakers])
+    tests = [E[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    return EmbeddedSpeakers([s.name for s in speakers], enroll, tests, [s.gender for s in speakers])
+
+
+def run_group(emb: EmbeddedSpeakers, idx, *, T: float, C: float = 10.0, gamma: float = 1.0):
+    """Fit a :class:`GroupSVC` on speakers ``idx`` and label their test pieces.
+
+    Returns
+    -------
+    y_true, y_pred : np.ndarray of int
+        Indices into ``idx``.
+    """
+    X = np.concatenate([emb.enroll[T][i] for i in idx])
+    y = np.concatenate([np.full(len(emb.enroll[T][i]), k) for k, i in enumerate(idx)])
+    clf = GroupSVC(C=C, gamma=gamma).fit(X, y)
+    Xt = np.concatenate([emb.tests[i] for i in idx])
+    yt = np.concatenate([np.full(len(emb.tests[i]), k) for k, i in enumerate(idx)])
+    return yt, clf.predict(Xt)
+
+
+def group_draws(n_speakers: int, K, *, draws: int, rng, genders=None) -> list[np.ndarray]:
+    """``draws`` random groups of ``K`` speakers (one group when ``K`` is all).
+
+    With ``genders``, every group is drawn within one gender (chosen at random
+    among those with at least K speakers).
+    """
+    if K == "all" or K >= n_speakers:
+        return [np.arange(n_speakers)]
+    if genders is None:
+        return [np.sort(rng.choice(n_speakers, K, replace=False)) for _ in range(draws)]
+    pools = {}
+    for i, g in enumerate(genders):
+        if g:
+            pools.setdefault(g, []).append(i)
+    pools = [np.array(v) for v in pools.values() if len(v) >= K]
+    if not pools:
+        return []
+    return [np.sort(rng.choice(pools[rng.integers(len(pools))], K, replace=False)) for _ in range(draws)]
+
+
+def verification_scores(emb: EmbeddedSpeakers, *, T: float = 15.0):
+    """Cosine of each speaker's enrollment centroid against every test piece.
+
+    Returns
+    -------
+    target, nontarget : np.ndarray
+    """
+    C = np.stack([e.mean(axis=0) for e in emb.enroll[T]])
+    C /= np.linalg.norm(C, axis=1, keepdims=True)
+    X = np.concatenate(emb.tests)
+    owner = np.concatenate([np.full(len(t), i) for i, t in enumerate(emb.tests)])
+    S = C @ X.T
+    mask = owner[None, :] == np.arange(len(C))[:, None]
+    return S[mask], S[~mask]
+
+
+def quick_scores(emb: EmbeddedSpeakers, *, T: float = 15.0, group_sizes=(3, 10, "all"),
+                 draws: int = 30, seed: int = 0) -> dict[str, float]:
+    """Mean accuracy per group size and EER: the figures training selects models by."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for K in group_sizes:
+        accs = [np.mean(np.equal(*run_group(emb, g, T=T)))
+                for g in group_draws(len(emb.names), K, draws=draws, rng=rng)]
+        out[f"acc_{K}"] = float(np.mean(accs))
+    tgt, non = verification_scores(emb, T=T)
+    out["eer"], out["eer_threshold"] = compute_eer(tgt, non)
+    return out

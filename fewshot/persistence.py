@@ -1,0 +1,102 @@
+"""Versioned metadata written next to every artifact, and checked on load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import CorruptModelError, IncompatibleModelError
+
+FORMAT_VERSION = 1
+
+
+def versions() -> dict[str, str]:
+    """Versions of fewshot and the libraries whose files it writes."""
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    from . import __version__
+
+    return {
+        "fewshot": __version__,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "sklearn": sklearn.__version__,
+    }
+
+
+def sha256_file(path, *, chunk_bytes: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_bytes), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_meta(path, *, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Write ``meta.json``: format version, library versions and ``payload``."""
+    meta = {"format_version": FORMAT_VERSION, "kind": kind, "versions": versions(), **payload}
+    atomic_write_bytes(path, json.dumps(meta, indent=2, sort_keys=True).encode())
+    return meta
+
+
+def read_meta(path, *, kind: str) -> dict[str, Any]:
+    """Read and check a ``meta.json`` written by :func:`write_meta`.
+
+    Raises
+    ------
+    IncompatibleModelError
+        Missing file, another kind of artifact, or a format this version cannot read.
+    CorruptModelError
+        The file is not valid JSON.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise IncompatibleModelError(f"{path}: metadata file not found; not a fewshot {kind} directory")
+    try:
+        meta = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptModelError(f"{path}: metadata is not valid JSON ({exc})") from exc
+    if meta.get("kind") != kind:
+        raise IncompatibleModelError(f"{path}: holds a {meta.get('kind')!r}, expected a {kind!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise IncompatibleModelError(
+            f"{path}: format_version {meta.get('format_version')!r}, this fewshot reads "
+            f"{FORMAT_VERSION}; upgrade fewshot or retrain the model"
+        )
+    saved = meta.get("versions", {})
+    keras_major = str(saved.get("keras", "3")).split(".")[0]
+    if keras_major != "3":
+        raise IncompatibleModelError(f"{path}: written by Keras {saved.get('keras')}, need Keras 3")
+    return meta
+
+
+def check_checksum(path, expected: str) -> None:
+    """Raise :class:`CorruptModelError` when the file's SHA-256 is not ``expected``."""
+    actual = sha256_file(path)
+    if actual != expected:
+        raise CorruptModelError(
+            f"{path}: checksum mismatch (sha256 {actual[:12]}..., expected {expected[:12]}...); "
+            "the file is damaged or was replaced: copy or train it again"
+        )

@@ -1,0 +1,217 @@
+"""The fit loop: strategy, model, checkpoints, few-shot validation, early stopping.
+
+An output directory holds, when training ends (or at any moment during it):
+
+- ``extractor.keras`` + ``meta.json``: the best extractor so far, by few-shot
+  accuracy on held-out speakers (a model directory :func:`load_extractor` reads);
+- ``checkpoint/``: the last epoch's weights and optimizer state, to resume from;
+- ``state.json``: epochs done, best score, the arguments of the run;
+- ``log.csv`` and ``tensorboard/``: per-epoch loss and validation figures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import ExtractorConfig, FeatureConfig
+from .persistence import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Arguments of one training run (saved in ``state.json`` and the model's metadata)."""
+
+    epochs: int = 16
+    steps_per_epoch: int = 150
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    weight_decay: float = 5e-4
+    margin: float = 0.2
+    scale: float = 30.0
+    margin_warmup_epochs: float = 2.0
+    speeds: tuple = (0.9, 1.0, 1.1)
+    augment: bool = True
+    seed: int = 0
+    patience: int = 8
+    val_draws: int = 20
+    strategy: str = "default"
+    extra: dict = field(default_factory=dict)
+
+
+def make_strategy(name: str):
+    """``default`` (one device), ``mirrored`` (all GPUs here) or ``multiworker`` (``TF_CONFIG``)."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}; expected default, mirrored or multiworker")
+
+
+def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: TrainConfig, total_steps: int):
+    """The extractor CNN with a cosine head, compiled with the angular-margin loss."""
+    import keras
+
+    from .extractor import build_cnn
+    from .losses import AdditiveAngularMarginLoss, CosineClassifier
+
+    frames = extractor_config.crop_frames if extractor_config.arch == "original" else None
+    cnn = build_cnn(extractor_config, n_mels=n_mels, n_frames=frames)
+    head = CosineClassifier(n_classes, name="class_cosines", dtype="float32")(cnn.output)
+    model = keras.Model(cnn.inputs, head, name="train_model")
+    warmup = max(1, min(tc.steps_per_epoch, total_steps // 10))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, total_steps - warmup), warmup_target=tc.learning_rate,
+        warmup_steps=warmup, alpha=0.01)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=tc.weight_decay)
+    loss = AdditiveAngularMarginLoss(tc.margin, tc.scale, step_counter=optimizer.iterations,
+                                     warmup_steps=int(tc.margin_warmup_epochs * tc.steps_per_epoch))
+    model.compile(optimizer=optimizer, loss=loss)
+    return model
+
+
+def _save_checkpoint(model, out: Path, epoch: int, state: dict) -> None:
+    ckpt = out / "checkpoint"
+    tmp = out / f".checkpoint-{epoch}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_weights(tmp / "model.weights.h5")
+    np.savez(tmp / "optimizer.npz", *[np.asarray(v.numpy()) for v in model.optimizer.variables])
+    old = out / ".checkpoint.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if ckpt.exists():
+        ckpt.rename(old)
+    tmp.rename(ckpt)
+    atomic_write_bytes(out / "state.json", json.dumps(state, indent=2).encode())
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _restore_checkpoint(model, out: Path) -> None:
+    ckpt = out / "checkpoint"
+    if not ckpt.exists() and (out / ".checkpoint.old").exists():
+        ckpt = out / ".checkpoint.old"
+    model.load_weights(ckpt / "model.weights.h5")
+    model.optimizer.build(model.trainable_variables)
+    with np.load(ckpt / "optimizer.npz") as z:
+        values = [z[f"arr_{i}"] for i in range(len(z.files))]
+    if len(values) != len(model.optimizer.variables):
+        raise RuntimeError(f"{ckpt}: optimizer state does not match this model; start a new --out")
+    for var, val in zip(model.optimizer.variables, values):
+        var.assign(val)
+
+
+def train(train_source, out, *, feature_config: FeatureConfig, extractor_config: ExtractorConfig,
+          train_config: TrainConfig, dev=None, cache_dir=None, workers: int = 2, progress=None,
+          verbose: int = 1) -> dict:
+    """Train (or resume) an extractor; returns the run's ``state`` dictionary.
+
+    Parameters
+    ----------
+    train_source : path
+        A speaker-per-folder tree or a ``manifest.csv``.
+    out : path
+        Output directory (see the module docstring). An existing ``state.json``
+        there is resumed from, when it was written with the same arguments.
+    dev : path, optional
+        A speaker-per-folder tree of held-out speakers for few-shot validation.
+        Without it the checkpoint of the last epoch is kept as the model.
+    """
+    import keras
+    import tensorflow as tf
+
+    from .evaluation import embed_protocol, prepare_protocol, quick_scores
+    from .extractor import Extractor
+    from .training import CropSampler, corpus_features, list_training_speakers
+
+    tc, out = train_config, Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(tc.seed)
+    tf.config.experimental.enable_op_determinism()
+    if tf.config.list_physical_devices("GPU"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = make_strategy(tc.strategy)
+    t_start = time.time()
+
+    speakers = list_training_speakers(train_source)
+    feats, classes = corpus_features(speakers, config=feature_config, speeds=tc.speeds,
+                                     cache_dir=cache_dir or out / "feature_cache", workers=workers,
+                                     progress=progress)
+    hours = sum(len(f) for f, c in zip(feats, classes) if "@" not in c) * feature_config.hop_ms / 3.6e6
+    run_args = {"train_config": asdict(tc), "feature_config": feature_config.to_dict(),
+                "extractor_config": extractor_config.to_dict(), "n_classes": len(classes)}
+    state = {"epoch": 0, "best": None, "best_epoch": None, "wait": 0, "seconds": 0.0, **run_args}
+    if (out / "state.json").is_file():
+        saved = json.loads((out / "state.json").read_text())
+        if {k: saved.get(k) for k in run_args} != json.loads(json.dumps(run_args)):
+            raise RuntimeError(f"{out} holds a run with other arguments; choose another --out")
+        state = saved
+    total_steps = tc.epochs * tc.steps_per_epoch
+    with strategy.scope():
+        model = build_training_model(extractor_config, n_mels=feature_config.n_mels,
+                                     n_classes=len(classes), tc=tc, total_steps=total_steps)
+    if state["epoch"] > 0:
+        _restore_checkpoint(model, out)
+        logger.info("resuming after epoch %d", state["epoch"])
+    if state["epoch"] >= tc.epochs or state["wait"] >= tc.patience:
+        return state
+
+    crop = extractor_config.crop_frames
+    sampler = CropSampler(feats, crop_frames=crop, batch_size=tc.batch_size, seed=tc.seed,
+                          hop_s=feature_config.hop_ms / 1000, augment=tc.augment)
+    dataset = sampler.dataset(start_batch=state["epoch"] * tc.steps_per_epoch)
+    dev_speakers = prepare_protocol(dev, enroll_seconds=(15,)) if dev else None
+    summary = {"source": str(train_source), "speakers": len(speakers), "classes": len(classes),
+               "hours_of_speech": round(hours, 2), "recipe": run_args["train_config"]}
+
+    class Validation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            extractor = Extractor(model, feature_config=feature_config, extractor_config=extractor_config)
+            state["epoch"] = epoch + 1
+            state["seconds"] = state.get("seconds", 0.0) + time.time() - self.t0
+            improved = dev_speakers is None
+            if dev_speakers:
+                scores = quick_scores(embed_protocol(extractor, dev_speakers), draws=tc.val_draws, seed=0)
+                logs.update({f"val_{k}": v for k, v in scores.items()})
+                key = (scores["acc_all"], -scores["eer"])
+                improved = state["best"] is None or key > tuple(state["best"])
+                if improved:
+                    state["best"], state["best_epoch"], state["wait"] = list(key), epoch + 1, 0
+                else:
+                    state["wait"] += 1
+                print(f"epoch {epoch + 1}: dev 3-way {scores['acc_3']:.3f}, 10-way {scores['acc_10']:.3f}, "
+                      f"all {scores['acc_all']:.3f}, EER {scores['eer']:.4f}"
+                      f"{' (best)' if improved else ''}", flush=True)
+            if improved:
+                extractor.save(out, training={**summary, "epochs": epoch + 1, "dev": logs_to_dev(logs),
+                                              "train_seconds": round(state["seconds"], 1)})
+            _save_checkpoint(model, out, epoch + 1, state)
+            if state["wait"] >= tc.patience:
+                self.model.stop_training = True
+            self.t0 = time.time()
+
+        def on_train_begin(self, logs=None):
+            self.t0 = time.time()
+
+    callbacks = [Validation(), keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
+                 keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False)]
+    model.fit(dataset, epochs=tc.epochs, initial_epoch=state["epoch"], steps_per_epoch=tc.steps_per_epoch,
+              callbacks=callbacks, verbose=verbose)
+    state["wall_seconds_this_run"] = round(time.time() - t_start, 1)
+    return state
+
+
+def logs_to_dev(logs: dict) -> dict:
+    return {k[4:]: round(float(v), 4) for k, v in logs.items() if k.startswith("val_")}
