@@ -1,3 +1,30 @@
-"""fewshot: tell who is speaking after hearing each person for 15 to 35 seconds."""
+"""fewshot: tell who is speaking after hearing each person for 15 to 35 seconds.
+
+>>> import fewshot                                                   # doctest: +SKIP
+>>> sid = fewshot.SpeakerIdentifier()                                # doctest: +SKIP
+>>> sid.enroll("home", "ann", ["ann.wav"]); sid.identify("home", "x.wav")   # doctest: +SKIP
+"""
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "load": "audio", "load_speech": "audio",
+    "log_mel": "features", "segment": "features",
+    "Extractor": "extractor", "build_cnn": "extractor", "load_extractor": "extractor",
+    "GroupSVC": "classifier",
+    "EnrollmentStore": "enrollment",
+    "SpeakerIdentifier": "pipeline", "Prediction": "pipeline",
+    "FeatureConfig": "config", "ExtractorConfig": "config", "ClassifierConfig": "config",
+    "FewshotError": "errors", "AudioError": "errors", "NotEnrolledError": "errors",
+    "IncompatibleModelError": "errors", "CorruptModelError": "errors",
+}
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    # TensorFlow takes seconds to import: load submodules only when asked for.
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'fewshot' has no attribute {name!r}")

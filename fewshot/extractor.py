@@ -23,7 +23,10 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "extractor.keras"
 META_FILE = "meta.json"
 
-import keras  # noqa: E402  (after the stdlib, so that TF's banner follows logging setup)
+from ._tf import import_tensorflow  # noqa: E402
+
+import_tensorflow()
+import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 

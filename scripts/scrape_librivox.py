@@ -31,6 +31,7 @@ from pathlib import Path
 from data_tools.archive import ARCHIVE_BASE
 from data_tools.librivox import API_BASE
 from data_tools.manifest import ManifestError
+from data_tools.net import HttpError
 from data_tools.pipeline import ScrapeConfig, run_scrape
 from data_tools.shards import merge_manifests, parse_shard
 from data_tools.splits import read_speaker_list
@@ -107,7 +108,14 @@ def main(argv=None) -> int:
         seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
         shard=shard, progress=not args.no_progress,
     )
-    summary = run_scrape(config)
+    try:
+        summary = run_scrape(config)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+    except (HttpError, ManifestError, OSError) as exc:
+        print(f"failed: {exc}; run the same command again to continue", file=sys.stderr)
+        return 1
     print(summary.format())
     return 0
 

@@ -1,0 +1,168 @@
+"""The ``fewshot`` command: enroll, identify, groups, spectrogram, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _add_common(p):
+    p.add_argument("--store", help="enrollment database (default: $FEWSHOT_HOME/enrollments.sqlite)")
+    p.add_argument("--model", help="extractor model directory (default: the model shipped with fewshot)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fewshot", description="Tell who is speaking after hearing "
+                                     "each person for 15 to 35 seconds.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("enroll", help="enroll a person into a group from recordings of their speech")
+    _add_common(p)
+    p.add_argument("--group", required=True, help="group name (created if new)")
+    p.add_argument("--speaker", required=True, help="the person's name")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, mp3, ogg, m4a, ...)")
+    p.add_argument("--keep-audio", action="store_true",
+                   help="also keep the enrollment speech, so a later extractor can re-embed it")
+    p.add_argument("--replace", action="store_true", help="replace the person's earlier enrollment")
+
+    p = sub.add_parser("identify", help="say who speaks in each file (or 'unknown')")
+    _add_common(p)
+    p.add_argument("--group", required=True, help="group to choose among")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    p.add_argument("--json", action="store_true", help="one JSON object per file on standard output")
+    p.add_argument("--segments", action="store_true", help="also label each 3 s piece of speech")
+
+    p = sub.add_parser("groups", help="list groups; show, delete a group or remove a person")
+    _add_common(p)
+    p.add_argument("action", nargs="?", choices=["list", "show", "delete", "remove"], default="list",
+                   help="list (default), show G, delete G, remove G NAME")
+    p.add_argument("group", nargs="?", help="group name")
+    p.add_argument("name", nargs="?", help="person to remove")
+
+    p = sub.add_parser("spectrogram", help="draw a file's log-mel spectrogram as a PNG")
+    p.add_argument("file", metavar="FILE", help="audio file")
+    p.add_argument("-o", "--output", required=True, help="PNG to write")
+    p.add_argument("--raw", action="store_true", help="keep silences (default: cut as the extractor does)")
+
+    try:
+        from .report_cli import add_evaluate_parser
+    except ImportError:
+        pass
+    else:
+        add_evaluate_parser(sub)
+    return parser
+
+
+def _identifier(args):
+    from .extractor import load_extractor
+    from .pipeline import SpeakerIdentifier
+
+    return SpeakerIdentifier(load_extractor(args.model), store=args.store)
+
+
+def _store(args):
+    from .enrollment import EnrollmentStore
+
+    return EnrollmentStore(args.store)
+
+
+def cmd_enroll(args) -> int:
+    sid = _identifier(args)
+    res = sid.enroll(args.group, args.speaker, args.files, keep_audio=args.keep_audio, replace=args.replace)
+    for w in res.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    extra = f" of {res.seconds_available:.1f} s" if res.seconds_available > res.seconds_used + 0.05 else ""
+    print(f"enrolled {args.speaker!r} in group {args.group!r}: {res.seconds_used:.1f} s of speech used{extra}, "
+          f"{res.n_segments} segments{' (audio kept)' if args.keep_audio else ''}")
+    return 0
+
+
+def cmd_identify(args) -> int:
+    from .errors import AudioError
+
+    sid = _identifier(args)
+    status = 0
+    for f in args.files:
+        try:
+            p = sid.identify(args.group, f, segments=args.segments or args.json)
+        except AudioError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        if args.json:
+            segs = [{"start": a, "end": b, "speaker": lab, "score": round(sc, 4)} for a, b, lab, sc in p.segments]
+            print(json.dumps({"file": f, "speaker": p.label, "score": round(p.score, 4), "segments": segs}),
+                  flush=True)
+            continue
+        print(f"{f}: {p.label} (score {p.score:.3f}{'' if not p.is_unknown else f', nearest {p.nearest}'})")
+        for a, b, lab, sc in p.segments if args.segments else []:
+            print(f"  {a:6.1f}-{b:6.1f} s  {lab} ({sc:.3f})")
+    return status
+
+
+def cmd_groups(args) -> int:
+    store = _store(args)
+    if args.action == "list":
+        groups = store.groups()
+        if not groups:
+            print("no groups yet; enroll someone with: fewshot enroll --group G --speaker NAME FILE...")
+        for g in groups:
+            print(f"{g['name']}: {len(g['speakers'])} speakers ({', '.join(g['speakers'])})")
+        return 0
+    if not args.group:
+        raise ValueError(f"'fewshot groups {args.action}' needs a group name")
+    if args.action == "show":
+        print(f"group {args.group!r}: extractor {store.group_revision(args.group)[0]}")
+        for s in store.speakers(args.group):
+            print(f"  {s.name}: {s.seconds:.1f} s, {s.n_segments} segments, from {', '.join(s.sources)}"
+                  f"{' (audio kept)' if s.audio_kept else ''}")
+    elif args.action == "delete":
+        store.delete_group(args.group)
+        print(f"deleted group {args.group!r} and all its voiceprints")
+    else:
+        if not args.name:
+            raise ValueError("'fewshot groups remove' needs a group and a person's name")
+        store.remove_speaker(args.group, args.name)
+        print(f"removed {args.name!r} and their voiceprints from group {args.group!r}")
+    return 0
+
+
+def cmd_spectrogram(args) -> int:
+    from .audio import check_audio, load, load_speech
+    from .features import save_spectrogram_png
+
+    y = load(args.file) if args.raw else load_speech(args.file)
+    check_audio(y, source=args.file)
+    save_spectrogram_png(y, args.output, title=os.path.basename(args.file))
+    print(f"wrote {args.output}")
+    return 0
+
+
+COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "groups": cmd_groups, "spectrogram": cmd_spectrogram}
+
+
+def main(argv=None) -> int:
+    from .errors import FewshotError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
+    try:
+        return handler(args)
+    except (FewshotError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,251 @@
+"""The enrollment store: groups, speakers and their segment embeddings, in SQLite.
+
+Every change is one transaction, so an error half-way through an enrollment
+leaves the store as it was. Voiceprints are personal data: the file is created
+readable by its owner only, deletions overwrite the freed pages
+(``PRAGMA secure_delete``) and the file is vacuumed, so a removed speaker's
+embeddings are gone from the file, not just flagged.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import IncompatibleModelError, NotEnrolledError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, extractor_id TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS speakers (
+    id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    name TEXT NOT NULL, seconds REAL NOT NULL, created REAL NOT NULL, UNIQUE (group_id, name));
+CREATE TABLE IF NOT EXISTS sources (
+    id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id) ON DELETE CASCADE,
+    file_name TEXT NOT NULL, sha256 TEXT NOT NULL, seconds_used REAL NOT NULL, audio BLOB);
+CREATE TABLE IF NOT EXISTS embeddings (
+    id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id) ON DELETE CASCADE,
+    vector BLOB NOT NULL);
+"""
+
+
+def default_store_path() -> Path:
+    """``$FEWSHOT_HOME/enrollments.sqlite``, or the user's data directory."""
+    home = os.environ.get("FEWSHOT_HOME")
+    if not home:
+        from platformdirs import user_data_dir
+
+        home = user_data_dir("fewshot")
+    return Path(home) / "enrollments.sqlite"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where enrollment speech came from. ``audio`` is kept only on request (16 kHz float32)."""
+
+    file_name: str
+    sha256: str
+    seconds_used: float
+    audio: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SpeakerInfo:
+    name: str
+    seconds: float
+    n_segments: int
+    sources: tuple[str, ...]
+    audio_kept: bool
+
+
+class EnrollmentStore:
+    """Groups of enrolled speakers in one SQLite file.
+
+    Parameters
+    ----------
+    path : path, optional
+        The database file (default :func:`default_store_path`). Created, with
+        mode 0600, when missing.
+    """
+
+    def __init__(self, path=None):
+        self.path = Path(path) if path is not None else default_store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(self.path, 0o600)
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.execute("PRAGMA secure_delete = ON")
+        self._db.execute("PRAGMA journal_mode = DELETE")
+        with self._transaction():
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self._db.execute(statement)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        version = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        if int(version) != SCHEMA_VERSION:
+            raise IncompatibleModelError(f"{self.path}: store schema {version}, this fewshot reads {SCHEMA_VERSION}")
+
+    def _transaction(self):
+        db = self._db
+
+        class _Tx:
+            def __enter__(self):
+                db.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, exc_type, exc, tb):
+                db.execute("ROLLBACK" if exc_type else "COMMIT")
+                return False
+
+        return _Tx()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ reading
+    def groups(self) -> list[dict]:
+        """Every group: name, extractor id, revision and its speakers' names."""
+        rows = self._db.execute("SELECT id, name, extractor_id, revision FROM groups ORDER BY name").fetchall()
+        return [{"name": n, "extractor_id": e, "revision": r,
+                 "speakers": [s for (s,) in self._db.execute(
+                     "SELECT name FROM speakers WHERE group_id=? ORDER BY name", (i,))]}
+                for i, n, e, r in rows]
+
+    def _group(self, group: str):
+        row = self._db.execute("SELECT id, extractor_id, revision FROM groups WHERE name=?", (group,)).fetchone()
+        if row is None:
+            known = ", ".join(g["name"] for g in self.groups()) or "none yet"
+            raise NotEnrolledError(f"no group named {group!r} (groups: {known})")
+        return row
+
+    def group_revision(self, group: str) -> tuple[str, int]:
+        """``(extractor_id, revision)``; the revision changes whenever members change."""
+        _, extractor_id, revision = self._group(group)
+        return extractor_id, revision
+
+    def speakers(self, group: str) -> list[SpeakerInfo]:
+        gid = self._group(group)[0]
+        out = []
+        for sid, name, seconds in self._db.execute(
+                "SELECT id, name, seconds FROM speakers WHERE group_id=? ORDER BY name", (gid,)).fetchall():
+            n = self._db.execute("SELECT COUNT(*) FROM embeddings WHERE speaker_id=?", (sid,)).fetchone()[0]
+            src = self._db.execute("SELECT file_name, audio IS NOT NULL FROM sources WHERE speaker_id=?",
+                                   (sid,)).fetchall()
+            out.append(SpeakerInfo(name, seconds, n, tuple(s for s, _ in src), bool(src) and all(k for _, k in src)))
+        return out
+
+    def embeddings(self, group: str, *, extractor_id: str):
+        """Segment embeddings of every speaker of ``group``.
+
+        Returns
+        -------
+        X : np.ndarray [shape=(n_segments, dim)]
+        y : np.ndarray of str [shape=(n_segments,)]
+
+        Raises
+        ------
+        IncompatibleModelError
+            When the group was enrolled with another extractor.
+        """
+        gid, group_extractor, _ = self._group(group)
+        _check_extractor(group, group_extractor, extractor_id)
+        rows = self._db.execute(
+            "SELECT s.name, e.vector FROM embeddings e JOIN speakers s ON s.id=e.speaker_id "
+            "WHERE s.group_id=? ORDER BY s.name, e.id", (gid,)).fetchall()
+        if not rows:
+            raise NotEnrolledError(f"group {group!r} has no enrolled speakers")
+        return np.stack([np.frombuffer(v, np.float32) for _, v in rows]), np.array([n for n, _ in rows])
+
+    def kept_audio(self, group: str, speaker: str) -> list[np.ndarray]:
+        """Enrollment audio kept with ``keep_audio`` (16 kHz float32), for re-embedding."""
+        gid = self._group(group)[0]
+        rows = self._db.execute(
+            "SELECT so.audio FROM sources so JOIN speakers s ON s.id=so.speaker_id "
+            "WHERE s.group_id=? AND s.name=? AND so.audio IS NOT NULL", (gid, speaker)).fetchall()
+        return [np.load(io.BytesIO(a)) for (a,) in rows]
+
+    # ------------------------------------------------------------------ writing
+    def enroll(self, group: str, speaker: str, embeddings: np.ndarray, *, extractor_id: str,
+               sources: list[Source], replace: bool = False) -> None:
+        """Store ``speaker``'s segment embeddings in ``group`` (created if new), in one transaction.
+
+        With ``replace``, the speaker's earlier enrollment is dropped; otherwise
+        the new segments are added to it.
+        """
+        E = np.ascontiguousarray(embeddings, dtype=np.float32)
+        if E.ndim != 2 or len(E) == 0 or not np.all(np.isfinite(E)):
+            raise ValueError(f"embeddings must be a finite (n, dim) array with n > 0, given shape {E.shape}")
+        if not speaker.strip() or not group.strip():
+            raise ValueError("group and speaker names must not be empty")
+        with self._transaction():
+            row = self._db.execute("SELECT id, extractor_id FROM groups WHERE name=?", (group,)).fetchone()
+            if row is None:
+                gid = self._db.execute("INSERT INTO groups (name, extractor_id, created) VALUES (?, ?, ?)",
+                                       (group, extractor_id, time.time())).lastrowid
+            else:
+                gid = row[0]
+                _check_extractor(group, row[1], extractor_id)
+            srow = self._db.execute("SELECT id FROM speakers WHERE group_id=? AND name=?", (gid, speaker)).fetchone()
+            if srow is not None and replace:
+                self._db.execute("DELETE FROM speakers WHERE id=?", (srow[0],))
+                srow = None
+            seconds = sum(s.seconds_used for s in sources)
+            if srow is None:
+                sid = self._db.execute("INSERT INTO speakers (group_id, name, seconds, created) VALUES (?,?,?,?)",
+                                       (gid, speaker, seconds, time.time())).lastrowid
+            else:
+                sid = srow[0]
+                self._db.execute("UPDATE speakers SET seconds = seconds + ? WHERE id=?", (seconds, sid))
+            for s in sources:
+                blob = None
+                if s.audio is not None:
+                    buf = io.BytesIO()
+                    np.save(buf, np.asarray(s.audio, np.float32))
+                    blob = buf.getvalue()
+                self._db.execute("INSERT INTO sources (speaker_id, file_name, sha256, seconds_used, audio) "
+                                 "VALUES (?,?,?,?,?)", (sid, s.file_name, s.sha256, s.seconds_used, blob))
+            self._db.executemany("INSERT INTO embeddings (speaker_id, vector) VALUES (?, ?)",
+                                 [(sid, e.tobytes()) for e in E])
+            self._db.execute("UPDATE groups SET revision = revision + 1 WHERE id=?", (gid,))
+
+    def remove_speaker(self, group: str, speaker: str) -> None:
+        """Delete ``speaker`` and every embedding and kept audio of theirs from ``group``."""
+        gid = self._group(group)[0]
+        with self._transaction():
+            n = self._db.execute("DELETE FROM speakers WHERE group_id=? AND name=?", (gid, speaker)).rowcount
+            if n == 0:
+                raise NotEnrolledError(f"group {group!r} has no speaker named {speaker!r}")
+            self._db.execute("UPDATE groups SET revision = revision + 1 WHERE id=?", (gid,))
+        self._db.execute("VACUUM")
+
+    def delete_group(self, group: str) -> None:
+        """Delete ``group`` with all its speakers, embeddings and kept audio."""
+        gid = self._group(group)[0]
+        with self._transaction():
+            self._db.execute("DELETE FROM groups WHERE id=?", (gid,))
+        self._db.execute("VACUUM")
+
+
+def _check_extractor(group: str, stored: str, given: str) -> None:
+    if stored != given:
+        raise IncompatibleModelError(
+            f"group {group!r} was enrolled with extractor {stored}, but the extractor in use is {given}; "
+            f"embeddings of two extractors cannot be mixed. Re-enroll: `fewshot groups delete {group}` "
+            f"then `fewshot enroll --group {group} --speaker NAME FILE...` for each person "
+            "(or use the extractor the group was enrolled with, via --model)")
