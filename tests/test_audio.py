@@ -1,0 +1,88 @@
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import SR, write_wav
+from fewshot.audio import check_audio, load, load_speech, normalize_loudness, trim_silence
+from fewshot.errors import AudioError
+
+
+@pytest.fixture
+def stereo_44k(voice, tmp_path):
+    y = voice("ann", 3.0)
+    y44 = np.interp(np.arange(int(3.0 * 44100)) / 44100, np.arange(len(y)) / SR, y)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([y44, 0.5 * y44], axis=1), 44100)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "mp3", "m4a", "webm"])
+def test_load_any_format_to_mono_16k(stereo_44k, tmp_path, fmt):
+    path = stereo_44k
+    if fmt != "wav":
+        path = tmp_path / f"voice.{fmt}"
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(stereo_44k), str(path)], check=True)
+    y = load(path, sr=SR)
+    assert y.dtype == np.float32 and y.ndim == 1
+    # encoders pad a little; the length stays within 0.1 s of 3 s
+    assert abs(len(y) / SR - 3.0) < 0.1
+    assert 0.01 < np.sqrt(np.mean(y ** 2)) < 1.0
+
+
+def test_load_array_resamples(voice):
+    y = voice("bob", 1.0)
+    assert len(load(y, sr=8000, sr_in=SR)) == 8000
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("missing", "file not found"),
+    ("empty", "empty"),
+    ("corrupt", "unreadable or corrupt"),
+    ("directory", "directory"),
+    ("silent", "all silence"),
+    ("nan", "NaN"),
+    ("short", "too little speech"),
+])
+def test_bad_input_names_file_and_reason(tmp_path, voice, case, reason):
+    path = tmp_path / f"{case}.wav"
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "corrupt":
+        path.write_bytes(b"RIFF\x00\x00garbage" + bytes(range(256)) * 8)
+    elif case == "directory":
+        path.mkdir()
+    elif case == "silent":
+        write_wav(path, np.zeros(3 * SR, np.float32))
+    elif case == "nan":
+        y = voice("ann", 2.0)
+        y[100] = np.nan
+        sf.write(path, y, SR, subtype="FLOAT")
+    elif case == "short":
+        y = np.zeros(3 * SR, np.float32)
+        y[SR:SR + SR // 2] = voice("ann", 0.5)
+        write_wav(path, y)
+    with pytest.raises(AudioError, match=reason) as info:
+        load_speech(path)
+    assert str(path) in str(info.value)
+
+
+def test_check_audio_rejects_empty_array():
+    with pytest.raises(AudioError, match="empty"):
+        check_audio(np.zeros(0, np.float32))
+
+
+def test_trim_silence_cuts_long_pauses_only(voice):
+    a, b = voice("ann", 1.0, seed=1), voice("bob", 1.0, seed=2)
+    y = np.concatenate([np.zeros(SR // 2), a, np.zeros(int(0.3 * SR)), b, np.zeros(2 * SR), a]).astype(np.float32)
+    out = trim_silence(y, sr=SR, max_silence_s=0.5)
+    # the 2 s pause and the leading 0.5 s go; the 0.3 s pause stays
+    assert 3.2 * SR < len(out) < 3.45 * SR
+    assert len(trim_silence(y, sr=SR, max_silence_s=None)) < len(out)
+
+
+def test_normalize_loudness_hits_target(voice):
+    y = 0.01 * voice("cat", 2.0)
+    out = normalize_loudness(y, target_dbfs=-23.0)
+    assert abs(20 * np.log10(np.sqrt(np.mean(out ** 2))) + 23.0) < 0.5

@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+import pytest
+
+from fewshot.config import ExtractorConfig, FeatureConfig
+from fewshot.errors import CorruptModelError, IncompatibleModelError
+from fewshot.extractor import Extractor, build_cnn, load_extractor
+
+
+def test_embed_any_length_unit_norm(tiny_model_dir, voice):
+    ex = load_extractor(tiny_model_dir)
+    E = ex.embed([voice("ann", 0.4), voice("bob", 3.0), voice("cat", 7.3)])
+    assert E.shape == (3, ex.dim) and E.dtype == np.float32
+    assert np.all(np.isfinite(E))
+    np.testing.assert_allclose(np.linalg.norm(E, axis=1), 1.0, rtol=1e-5)
+
+
+def test_save_load_round_trip(tiny_model_dir, voice, tmp_path):
+    ex = load_extractor(tiny_model_dir)
+    y = [voice("ann", 4.0)]
+    again = Extractor.load(ex.save(tmp_path / "copy"))
+    np.testing.assert_allclose(again.embed(y), ex.embed(y), atol=1e-6)
+    assert again.model_id == ex.model_id
+    meta = json.loads((tmp_path / "copy" / "meta.json").read_text())
+    assert {"fewshot", "keras", "tensorflow"} <= set(meta["versions"])
+    assert meta["feature_config"]["n_mels"] == 64
+
+
+def test_corrupt_model_file_is_refused(tiny_model_dir, tmp_path):
+    d = load_extractor(tiny_model_dir).save(tmp_path / "m")
+    data = bytearray((d / "extractor.keras").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (d / "extractor.keras").write_bytes(bytes(data))
+    with pytest.raises(CorruptModelError, match="checksum"):
+        Extractor.load(d)
+
+
+def test_incompatible_feature_config_is_refused(tiny_model_dir, tmp_path):
+    d = load_extractor(tiny_model_dir).save(tmp_path / "m")
+    meta = json.loads((d / "meta.json").read_text())
+    meta["feature_config"]["n_mels"] = 80
+    (d / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(IncompatibleModelError, match="mel bands"):
+        Extractor.load(d)
+    meta["feature_config"]["pcen"] = True
+    (d / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(IncompatibleModelError, match="pcen"):
+        Extractor.load(d)
+
+
+def test_missing_model_dir(tmp_path):
+    with pytest.raises(IncompatibleModelError, match="not found"):
+        load_extractor(tmp_path)
+
+
+def test_original_architecture_flattens_into_embedding():
+    ec = ExtractorConfig(arch="original", crop_frames=300)
+    model = build_cnn(ec, n_mels=64)
+    assert model.get_layer("embedding").output.shape[-1] == 75 * 16 * 16
+
+
+def test_default_model_ships_and_separates_voices(default_extractor, voice):
+    E = default_extractor.embed([voice("ann", 6.0, seed=1), voice("ann", 6.0, seed=2), voice("bob", 6.0, seed=1)])
+    same, other = float(E[0] @ E[1]), float(E[0] @ E[2])
+    assert same > other
+    assert default_extractor.feature_config == FeatureConfig.from_dict(default_extractor.meta["feature_config"])

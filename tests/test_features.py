@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from fewshot.config import FeatureConfig
+from fewshot.features import log_mel, save_spectrogram_png, segment, segments_from_speech
+
+
+def test_log_mel_shape_and_finite(voice):
+    cfg = FeatureConfig()
+    S = log_mel(voice("ann", 2.0), config=cfg)
+    assert S.shape == (201, cfg.n_mels)
+    assert np.all(np.isfinite(S))
+
+
+def test_segment_shorter_than_one_segment_is_wrapped():
+    S = np.arange(10 * 3, dtype=float).reshape(10, 3)
+    out = segment(S, seg_frames=25, hop_frames=5)
+    assert out.shape == (1, 25, 3)
+    np.testing.assert_array_equal(out[0, 10:20], S)
+
+
+def test_segment_covers_the_tail():
+    S = np.arange(23)[:, None].astype(float)
+    out = segment(S, seg_frames=10, hop_frames=5)
+    assert [int(s[0, 0]) for s in out] == [0, 5, 10, 13]
+    assert out[-1, -1, 0] == 22
+
+
+def test_segment_rejects_bad_input():
+    with pytest.raises(ValueError, match="S.shape"):
+        segment(np.zeros((0, 4)), seg_frames=3, hop_frames=1)
+
+
+def test_segments_from_speech_uses_config(voice):
+    cfg = FeatureConfig(segment_s=1.0, segment_hop_s=0.5)
+    segs = segments_from_speech(voice("bob", 3.0), config=cfg)
+    # 301 frames: starts at 0, 50, ..., 200 and one more aligned to the end
+    assert segs.shape[1:] == (100, cfg.n_mels) and len(segs) == 6
+
+
+def test_spectrogram_png(voice, tmp_path):
+    out = tmp_path / "spec.png"
+    save_spectrogram_png(voice("cat", 2.0), out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
