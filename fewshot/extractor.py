@@ -48,20 +48,21 @@ class StatsPooling(layers.Layer):
         return keras.ops.concatenate([mean, keras.ops.sqrt(var + 1e-5)], axis=-1)
 
 
-def _residual_block(x, filters: int, stride: int, name: str):
+def _residual_block(x, filters: int, stride: int, name: str, bn):
     shortcut = x
     y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
-    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = bn(name=f"{name}_bn1")(y)
     y = layers.ReLU(name=f"{name}_relu1")(y)
     y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    y = bn(name=f"{name}_bn2")(y)
     if stride != 1 or shortcut.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(shortcut)
-        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+        shortcut = bn(name=f"{name}_proj_bn")(shortcut)
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
 
 
-def build_cnn(config: ExtractorConfig, *, n_mels: int, n_frames: int | None = None) -> keras.Model:
+def build_cnn(config: ExtractorConfig, *, n_mels: int, n_frames: int | None = None,
+              sync_batchnorm: bool = False) -> keras.Model:
     """Build the extractor CNN; its output is the layer named ``"embedding"``.
 
     Parameters
@@ -75,6 +76,9 @@ def build_cnn(config: ExtractorConfig, *, n_mels: int, n_frames: int | None = No
         Mel bands of the input.
     n_frames : int, optional
         Fixed input length; required for ``"original"``, ``None`` (any) otherwise.
+    sync_batchnorm : bool
+        Batch statistics over all replicas (for distributed training), so that
+        every worker ends with the same moving averages.
 
     Returns
     -------
@@ -97,13 +101,16 @@ def build_cnn(config: ExtractorConfig, *, n_mels: int, n_frames: int | None = No
         raise ValueError(f"unknown arch {config.arch!r}; expected 'resnet' or 'original'")
     if len(config.channels) != len(config.blocks):
         raise ValueError(f"channels {config.channels} and blocks {config.blocks} differ in length")
+    def bn(name):
+        return layers.BatchNormalization(synchronized=sync_batchnorm, name=name)
+
     x = layers.Conv2D(config.channels[0], 3, padding="same", use_bias=False, name="stem_conv")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = bn(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     for i, (filters, n_blocks) in enumerate(zip(config.channels, config.blocks)):
         for j in range(n_blocks):
             stride = 2 if (i > 0 and j == 0) else 1
-            x = _residual_block(x, filters, stride, name=f"stage{i}_block{j}")
+            x = _residual_block(x, filters, stride, name=f"stage{i}_block{j}", bn=bn)
     freq = x.shape[2]
     x = layers.Reshape((-1, freq * config.channels[-1]), name="frames")(x)
     x = StatsPooling(name="stats_pool")(x)
@@ -144,6 +151,9 @@ class Extractor:
         """Identifies the weights: embeddings from two ids are never mixed."""
         return self.meta.get("model_id") or self.meta.get("sha256", "unsaved")[:16]
 
+    def _call_model(self, x):
+        return self.model(x, training=False)
+
     def embed_segments(self, segments: np.ndarray) -> np.ndarray:
         """Embed log-mel segments.
 
@@ -165,7 +175,7 @@ class Extractor:
                 f"given segments.shape={segments.shape}"
             )
         if self._forward is None:
-            self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+            self._forward = tf.function(self._call_model, reduce_retracing=True, autograph=False)
         out = [
             self._forward(tf.constant(segments[i : i + self.batch_size])).numpy()
             for i in range(0, len(segments), self.batch_size)

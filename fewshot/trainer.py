@@ -60,7 +60,8 @@ def make_strategy(name: str):
     raise ValueError(f"unknown strategy {name!r}; expected default, mirrored or multiworker")
 
 
-def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: TrainConfig, total_steps: int):
+def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: TrainConfig, total_steps: int,
+                         sync_batchnorm: bool = False):
     """The extractor CNN with a cosine head, compiled with the angular-margin loss."""
     import keras
 
@@ -68,7 +69,7 @@ def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: T
     from .losses import AdditiveAngularMarginLoss, CosineClassifier
 
     frames = extractor_config.crop_frames if extractor_config.arch == "original" else None
-    cnn = build_cnn(extractor_config, n_mels=n_mels, n_frames=frames)
+    cnn = build_cnn(extractor_config, n_mels=n_mels, n_frames=frames, sync_batchnorm=sync_batchnorm)
     head = CosineClassifier(n_classes, name="class_cosines", dtype="float32")(cnn.output)
     model = keras.Model(cnn.inputs, head, name="train_model")
     warmup = max(1, min(tc.steps_per_epoch, total_steps // 10))
@@ -142,6 +143,11 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
     if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = make_strategy(tc.strategy)
+    task_id = _task_id(strategy)
+    if task_id:
+        # every worker trains the same weights; only the chief writes to OUT
+        out = out / f".worker{task_id}"
+        out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
 
     speakers = list_training_speakers(train_source)
@@ -160,7 +166,8 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
     total_steps = tc.epochs * tc.steps_per_epoch
     with strategy.scope():
         model = build_training_model(extractor_config, n_mels=feature_config.n_mels,
-                                     n_classes=len(classes), tc=tc, total_steps=total_steps)
+                                     n_classes=len(classes), tc=tc, total_steps=total_steps,
+                                     sync_batchnorm=strategy.num_replicas_in_sync > 1)
     if state["epoch"] > 0:
         _restore_checkpoint(model, out)
         logger.info("resuming after epoch %d", state["epoch"])
@@ -168,7 +175,7 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         return state
 
     crop = extractor_config.crop_frames
-    sampler = CropSampler(feats, crop_frames=crop, batch_size=tc.batch_size, seed=tc.seed,
+    sampler = CropSampler(feats, crop_frames=crop, batch_size=tc.batch_size, seed=tc.seed + 7919 * task_id,
                           hop_s=feature_config.hop_ms / 1000, augment=tc.augment)
     dataset = sampler.dataset(start_batch=state["epoch"] * tc.steps_per_epoch)
     dev_speakers = prepare_protocol(dev, enroll_seconds=(15,)) if dev else None
@@ -207,10 +214,61 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
 
     callbacks = [Validation(), keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
                  keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False)]
-    model.fit(dataset, epochs=tc.epochs, initial_epoch=state["epoch"], steps_per_epoch=tc.steps_per_epoch,
-              callbacks=callbacks, verbose=verbose)
+    fit = _fit_multiworker if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else _fit
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+    fit(model, dataset, strategy=strategy, epochs=tc.epochs, initial_epoch=state["epoch"],
+        steps_per_epoch=tc.steps_per_epoch, callbacks=callbacks, verbose=verbose)
     state["wall_seconds_this_run"] = round(time.time() - t_start, 1)
     return state
+
+
+def _fit(model, dataset, *, strategy, epochs, initial_epoch, steps_per_epoch, callbacks, verbose):
+    model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+              callbacks=callbacks, verbose=verbose)
+
+
+def _fit_multiworker(model, dataset, *, strategy, epochs, initial_epoch, steps_per_epoch, callbacks, verbose):
+    """The fit loop written out with ``strategy.run``: Keras 3's ``fit`` cannot drive
+    ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585)."""
+    import keras
+    import tensorflow as tf
+
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    global_batch = dataset.element_spec[1].shape[0]
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            per_example = model.loss.call(y, model(x, training=True))
+            loss = tf.reduce_sum(per_example) / global_batch
+        grads = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    @tf.function
+    def train_step(it):
+        return strategy.reduce("SUM", strategy.run(replica_step, args=next(it)), axis=None)
+
+    cbs = keras.callbacks.CallbackList(callbacks, model=model)
+    cbs.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        cbs.on_epoch_begin(epoch)
+        print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+        bar = keras.utils.Progbar(steps_per_epoch, verbose=verbose)
+        losses = []
+        for step in range(steps_per_epoch):
+            losses.append(float(train_step(iterator)))
+            bar.update(step + 1, [("loss", losses[-1])])
+        logs = {"loss": float(np.mean(losses))}
+        cbs.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    cbs.on_train_end()
+
+
+def _task_id(strategy) -> int:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return int(getattr(resolver, "task_id", 0) or 0) if resolver is not None else 0
 
 
 def logs_to_dev(logs: dict) -> dict:

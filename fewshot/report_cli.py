@@ -1,0 +1,201 @@
+"""``fewshot evaluate``: the standard protocol on a dataset, with a report to look at.
+
+Also the body of ``scripts/evaluate.py``. Progress bars (tqdm) live here, in
+the front end; the library functions it calls only log.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+CURVE_SECONDS = (5, 10, 15, 20, 25, 30, 35)
+VERIFICATION_SECONDS = 15.0
+
+
+def _group_size(text):
+    if text == "all":
+        return "all"
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if k < 2:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"group size must be an integer >= 2 or 'all', given {text!r}")
+    return k
+
+
+def configure_parser(p):
+    """Add the ``evaluate`` arguments to the parser ``p``."""
+    p.add_argument("dataset", metavar="DATASET", help="speaker-per-folder tree (e.g. ../shared/data/dev)")
+    p.add_argument("--out", required=True, help="folder for metrics.json, report.html, report.md and PNGs")
+    p.add_argument("--model", help="extractor model directory (default: the model shipped with fewshot)")
+    p.add_argument("--group-sizes", nargs="+", type=_group_size, default=[3, 5, 10, 20, "all"],
+                   metavar="K", help="people per group: integers and/or 'all' (default: 3 5 10 20 all)")
+    p.add_argument("--enroll-seconds", nargs="+", type=float, default=[15.0, 35.0], metavar="T",
+                   help="enrollment speech per person, in seconds (default: 15 35)")
+    p.add_argument("--curve-seconds", nargs="+", type=float, default=list(CURVE_SECONDS), metavar="T",
+                   help="enrollment lengths of the accuracy-against-seconds curve (default: 5 10 ... 35)")
+    p.add_argument("--draws", type=int, default=100, help="random groups per group size (default: 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the group draws (default: 0)")
+    p.add_argument("--baselines", action="store_true",
+                   help="also evaluate the MFCC-statistics baseline and the original project's CNN")
+    p.add_argument("--original-model", help="the original approach's model directory "
+                   "(default: models/original if it exists; skipped, and said so, otherwise)")
+    return p
+
+
+def add_evaluate_parser(sub):
+    """Register ``evaluate`` on the ``fewshot`` command's subparsers."""
+    p = sub.add_parser("evaluate", help="benchmark a model on a speaker-per-folder dataset; write a report")
+    configure_parser(p)
+    p.set_defaults(handler=cmd_evaluate)
+    return p
+
+
+def _bar(desc, unit):
+    from tqdm import tqdm
+
+    return lambda it, total: tqdm(it, total=total, desc=desc, unit=unit, leave=False, file=sys.stderr)
+
+
+def _describe_default(ex, path):
+    tr = ex.meta.get("training", {})
+    text = f"the fewshot extractor ({ex.extractor_config.arch}, {ex.dim}-d embeddings) from {path}"
+    if tr:
+        text += (f", trained on {tr.get('speakers', '?')} speakers ({tr.get('hours_of_speech', '?')} h of "
+                 f"speech) for {tr.get('epochs', '?')} epochs")
+    return text + "; per-group RBF SVM (C=10, gamma=1) on L2-normalised segment embeddings."
+
+
+def systems_to_run(args, speakers, enroll_T):
+    """``{key: (label, extractor or None, description)}`` in report order."""
+    from .baselines import MFCCStats, load_original
+    from .extractor import default_model_dir, load_extractor
+
+    main = load_extractor(args.model)
+    out = {"default": ("fewshot CNN", main, _describe_default(main, args.model or default_model_dir()))}
+    if not args.baselines:
+        return out
+    T = enroll_T if enroll_T in speakers[0].enroll else min(speakers[0].enroll)
+    mfcc = MFCCStats().fit([s.enroll[T] for s in speakers],
+                           description=f"each evaluated speaker's first {T:g} s of enrollment speech")
+    out["mfcc"] = ("MFCC statistics", mfcc,
+                   "mean and standard deviation of 20 MFCCs and their deltas (80 numbers) per 3 s segment or "
+                   f"5 s piece, globally standardised (mean and scale fitted, without labels, on "
+                   f"{mfcc.fit_description_}; no test audio), then the same SVM.")
+    orig, note = load_original(args.original_model)
+    desc = ("the original project's Cifar-10-style CNN: two blocks of two 3x3 convolutions (8, 16 filters) "
+            "with 2x2 pooling, flattened straight into the same SVM")
+    if orig is not None:
+        tr = orig.meta.get("training", {})
+        desc += (f" ({orig.dim}-d); trained by scripts/train_extractor.py --arch original on "
+                 f"{tr.get('speakers', '?')} speakers for {tr.get('epochs', '?')} epochs; {note}.")
+    else:
+        desc += f". **Not evaluated**: {note}"
+    out["original"] = ("original CNN", orig, desc)
+    return out
+
+
+def command_line(args) -> str:
+    """The ``fewshot evaluate`` command that reproduces this run."""
+    argv = [str(args.dataset), "--out", str(args.out)]
+    if args.model:
+        argv += ["--model", str(args.model)]
+    for flag, value, default in (("--group-sizes", args.group_sizes, [3, 5, 10, 20, "all"]),
+                                 ("--enroll-seconds", args.enroll_seconds, [15.0, 35.0]),
+                                 ("--curve-seconds", args.curve_seconds, list(CURVE_SECONDS))):
+        if [str(v) for v in value] != [str(v) for v in default] and list(value) != list(default):
+            argv += [flag, *[f"{v:g}" if isinstance(v, float) else str(v) for v in value]]
+    argv += ["--draws", str(args.draws)] if args.draws != 100 else []
+    argv += ["--seed", str(args.seed)] if args.seed != 0 else []
+    argv += ["--baselines"] if args.baselines else []
+    argv += ["--original-model", str(args.original_model)] if args.original_model else []
+    return "fewshot evaluate " + shlex.join(argv)
+
+
+def run_evaluation(args) -> dict:
+    """Prepare the protocol, embed and score every system, write the report; returns the metrics."""
+    from . import __version__
+    from .evaluation import embed_protocol_chunked, evaluate_embeddings, prepare_protocol, speaker_folders
+    from .reports import write_report
+
+    t0 = time.time()
+    folders = speaker_folders(args.dataset)
+    Ts = sorted({float(t) for t in [*args.enroll_seconds, *args.curve_seconds, VERIFICATION_SECONDS]})
+    speakers = prepare_protocol(args.dataset, enroll_seconds=Ts, progress=_bar("Loading speech", "speakers"))
+    if len(speakers) < 2:
+        raise ValueError(f"{args.dataset}: {len(speakers)} speakers have enough speech for the protocol "
+                         f"(35 s of enrollment plus 2 test pieces of 5 s); at least 2 are needed")
+    timing = {"load": round(time.time() - t0, 1)}
+    systems = {}
+    for key, (label, ex, desc) in systems_to_run(args, speakers, VERIFICATION_SECONDS).items():
+        systems[key] = {"label": label, "description": desc}
+        if ex is None:
+            systems[key]["skipped"] = desc
+            continue
+        t1 = time.time()
+        emb = embed_protocol_chunked(ex, speakers, progress=_bar(f"Embedding ({label})", "chunks"))
+        t2 = time.time()
+        res = evaluate_embeddings(emb, group_sizes=args.group_sizes, enroll_seconds=args.enroll_seconds,
+                                  curve_seconds=args.curve_seconds, draws=args.draws, seed=args.seed,
+                                  verification_seconds=VERIFICATION_SECONDS,
+                                  progress=_bar(f"Groups ({label})", "sizes"))
+        systems[key].update(model_id=ex.model_id, embedding_dim=int(getattr(ex, "dim", 0)), **res,
+                            timing_s={"embed": round(t2 - t1, 1), "groups": round(time.time() - t2, 1)})
+    main = systems["default"]
+    genders = {}
+    for s in speakers:
+        if s.gender:
+            genders[s.gender] = genders.get(s.gender, 0) + 1
+    open_set = {T: {K: c["open_set"] for K, c in cells.items() if "open_set" in c}
+                for T, cells in main["closed_set"].items()}
+    timing["total"] = round(time.time() - t0, 1)
+    metrics = {
+        "format_version": 1, "fewshot_version": __version__, "title": f"fewshot evaluation: {args.dataset}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command_line(args),
+        "model_id": main["model_id"],
+        "dataset": {"path": str(args.dataset), "speakers_found": len(folders), "speakers_evaluated": len(speakers),
+                    "left_out": sorted(set(folders) - {s.name for s in speakers}),
+                    "test_pieces": sum(len(s.tests) for s in speakers), "genders": genders},
+        "protocol": {"sr": 16000, "vad": "librosa.effects.split, top_db=35, 25 ms frames, 10 ms hop",
+                     "enroll_seconds": [float(t) for t in args.enroll_seconds], "piece_s": 5.0,
+                     "max_pieces": 12, "test_offset_s": 35.0, "min_test_pieces": 2,
+                     "group_sizes": [str(k) for k in args.group_sizes], "same_gender_group_size": 5,
+                     "draws": args.draws, "seed": args.seed, "curve_seconds": [float(t) for t in args.curve_seconds],
+                     "verification_seconds": VERIFICATION_SECONDS, "svm": {"C": 10.0, "gamma": 1.0}},
+        "unknown_threshold": {"value": main["unknown_threshold"], "eer": main["verification"]["eer"],
+                              "chosen_by": f"EER threshold of the verification scores ({VERIFICATION_SECONDS:g} s "
+                                           f"enrollment centroid vs 5 s test pieces, cosine) of the default model "
+                                           f"on this dataset",
+                              "open_set": open_set},
+        "skipped_groups": main["skipped_groups"],
+        "systems": systems,
+        "timing_s": timing,
+    }
+    write_report(metrics, args.out)
+    return metrics
+
+
+def cmd_evaluate(args) -> int:
+    """Run the evaluation and print the headline table."""
+    from .reports import headline
+
+    metrics = run_evaluation(args)
+    head, rows = headline(metrics)
+    print(" | ".join(head))
+    for r in rows:
+        print(" | ".join(r))
+    ut = metrics["unknown_threshold"]
+    print(f"unknown threshold {ut['value']:.3f} (EER {100 * ut['eer']:.2f} %); "
+          f"report: {Path(args.out) / 'report.html'} ({metrics['timing_s']['total']:.0f} s)")
+    return 0

@@ -1,0 +1,117 @@
+"""End to end through the real ``fewshot`` command, on espeak-ng voices and the shipped model."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import espeak, write_wav
+
+TEXT = ("The north wind and the sun were disputing which was the stronger, when a traveller came along "
+        "wrapped in a warm cloak. They agreed that the one who first succeeded in making the traveller "
+        "take his cloak off should be considered stronger than the other. ")
+TEST_TEXT = "Yesterday I walked to the market to buy apples, bread and a little cheese for breakfast."
+PEOPLE = {"amy": ("en-us+f3", 70), "bert": ("en-gb+m1", 35), "carl": ("en+m7", 50)}
+
+
+def fewshot(*args, home, check=True):
+    env = {**os.environ, "FEWSHOT_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-m", "fewshot.cli", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"fewshot {' '.join(map(str, args))} failed:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory):
+    d = tmp_path_factory.mktemp("voices")
+    out = {}
+    for name, (v, pitch) in PEOPLE.items():
+        enroll = espeak(d / f"{name}.wav", TEXT * 2, voice=v, pitch=pitch)
+        test = espeak(d / f"{name}-test.wav", TEST_TEXT, voice=v, pitch=pitch, speed=165)
+        out[name] = (enroll, test)
+    return out
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, voices, default_extractor):
+    home = tmp_path_factory.mktemp("home")
+    for name, (enroll, _) in voices.items():
+        proc = fewshot("enroll", "--group", "family", "--speaker", name, enroll, home=home)
+        assert "s of speech used" in proc.stdout
+    return home
+
+
+def test_enroll_then_identify(home, voices):
+    tests = [voices[n][1] for n in PEOPLE]
+    proc = fewshot("identify", "--group", "family", *tests, home=home)
+    lines = proc.stdout.strip().splitlines()
+    assert [ln.split(": ")[1].split(" ")[0] for ln in lines] == list(PEOPLE)
+
+
+def test_identify_json(home, voices):
+    proc = fewshot("identify", "--group", "family", "--json", voices["bert"][1], home=home)
+    obj = json.loads(proc.stdout)
+    assert set(obj) == {"file", "speaker", "score", "segments"}
+    assert obj["speaker"] == "bert" and -1 <= obj["score"] <= 1
+    assert obj["segments"] and set(obj["segments"][0]) == {"start", "end", "speaker", "score"}
+
+
+def test_stranger_is_unknown(home, tmp_path):
+    stranger = espeak(tmp_path / "stranger.wav", TEST_TEXT, voice="en-us+m3", pitch=99, speed=120)
+    proc = fewshot("identify", "--group", "family", "--json", stranger, home=home)
+    obj = json.loads(proc.stdout)
+    assert obj["speaker"] == "unknown", obj
+
+
+def test_bad_input_exit_status(home, tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    proc = fewshot("identify", "--group", "family", empty, home=home, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {empty}: file is empty (0 bytes)"
+    proc = fewshot("identify", "--group", "nobody", empty, home=home, check=False)
+    assert proc.returncode == 2 and "no group named 'nobody'" in proc.stderr
+
+
+def test_short_enrollment_warns(tmp_path, voices):
+    home = tmp_path / "h"
+    short = tmp_path / "short.wav"
+    import soundfile as sf
+
+    y, sr = sf.read(voices["amy"][0])
+    sf.write(short, y[: 6 * sr], sr)
+    proc = fewshot("enroll", "--group", "g", "--speaker", "amy", short, home=home)
+    assert "warning: only" in proc.stderr
+
+
+def test_groups_commands(tmp_path, voices):
+    home = tmp_path / "h"
+    for name in ("amy", "bert"):
+        fewshot("enroll", "--group", "g", "--speaker", name, voices[name][0], home=home)
+    assert "g: 2 speakers (amy, bert)" in fewshot("groups", home=home).stdout
+    show = fewshot("groups", "show", "g", home=home).stdout
+    assert "amy:" in show and "bert.wav" in show
+    fewshot("groups", "remove", "g", "amy", home=home)
+    assert "g: 1 speakers (bert)" in fewshot("groups", home=home).stdout
+    # a group of one verifies: bert is accepted
+    assert json.loads(fewshot("identify", "--group", "g", "--json", voices["bert"][1], home=home).stdout)[
+        "speaker"] == "bert"
+    fewshot("groups", "delete", "g", home=home)
+    assert "no groups yet" in fewshot("groups", home=home).stdout
+
+
+def test_spectrogram_command(tmp_path, voice):
+    wav = write_wav(tmp_path / "v.wav", voice("ann", 3.0))
+    out = tmp_path / "v.png"
+    proc = fewshot("spectrogram", wav, "-o", out, home=tmp_path)
+    assert out.read_bytes()[:4] == b"\x89PNG" and "wrote" in proc.stdout
+
+
+def test_help_for_every_subcommand(tmp_path):
+    for cmd in ("enroll", "identify", "groups", "spectrogram"):
+        assert "usage: fewshot " + cmd in fewshot(cmd, "--help", home=tmp_path).stdout

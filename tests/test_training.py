@@ -1,0 +1,104 @@
+"""The training recipe on a tiny synthetic corpus: model directory, determinism, resume, two workers."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, VOICES, synth_voice, write_wav
+
+TINY = ["--channels", "16", "32", "--blocks", "1", "1", "--embedding-dim", "16", "--batch-size", "8",
+        "--speeds", "1.0", "--workers", "1", "--steps-per-epoch", "3"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    for i, (name, v) in enumerate(VOICES.items()):
+        (root / name).mkdir()
+        for k in range(2):
+            write_wav(root / name / f"{name}-{k}.wav", synth_voice(**v, seconds=4.0, seed=10 * i + k))
+    return root
+
+
+def train_cmd(corpus, out, *extra):
+    return [sys.executable, str(ROOT / "scripts" / "train_extractor.py"), str(corpus), "--out", str(out),
+            *TINY, *extra]
+
+
+def run(cmd, **kw):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def weights(model_dir):
+    from fewshot.extractor import load_extractor
+
+    return [w.copy() for w in load_extractor(model_dir).model.get_weights()]
+
+
+def test_seeded_runs_match_and_resume_continues(corpus, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    run(train_cmd(corpus, a, "--epochs", "2"))
+    state = json.loads((a / "state.json").read_text())
+    assert state["epoch"] == 2 and (a / "extractor.keras").is_file() and (a / "log.csv").is_file()
+
+    # interrupted after the first epoch, then resumed with the same command
+    proc = subprocess.Popen(train_cmd(corpus, b, "--epochs", "2"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (b / "state.json").is_file():
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if json.loads((b / "state.json").read_text())["epoch"] != 1:
+        pytest.skip("the run finished before it could be interrupted")
+    out = run(train_cmd(corpus, b, "--epochs", "2"))
+    assert "Epoch 2/2" in out.stdout and "Epoch 1/2" not in out.stdout
+    for wa, wb in zip(weights(a), weights(b)):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_other_arguments_refuse_to_resume(corpus, tmp_path):
+    run(train_cmd(corpus, tmp_path / "m", "--epochs", "1"))
+    proc = subprocess.run(train_cmd(corpus, tmp_path / "m", "--epochs", "1", "--lr", "0.1"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "other arguments" in proc.stderr
+
+
+def test_missing_training_data(tmp_path):
+    proc = subprocess.run(train_cmd(tmp_path / "nothing", tmp_path / "m"), capture_output=True, text=True)
+    assert proc.returncode == 2 and "nothing" in proc.stderr
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_loopback_end_with_the_same_weights(corpus, tmp_path):
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    out = tmp_path / "mw"
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                                      "task": {"type": "worker", "index": i}})}
+        procs.append(subprocess.Popen(train_cmd(corpus, out, "--epochs", "1", "--strategy", "multiworker"),
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    chief, other = weights(out), weights(out / ".worker1")
+    for wa, wb in zip(chief, other):
+        np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)
