@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 class TrainConfig:
     """Arguments of one training run (saved in ``state.json`` and the model's metadata)."""
 
-    epochs: int = 16
+    epochs: int = 12
     steps_per_epoch: int = 150
     batch_size: int = 128
     learning_rate: float = 3e-3

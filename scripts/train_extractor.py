@@ -27,7 +27,7 @@ def parse_args(argv=None):
     p.add_argument("--dev", help="held-out speaker-per-folder tree for few-shot model selection")
     p.add_argument("--arch", choices=["resnet", "original"], default="resnet",
                    help="resnet: the default extractor; original: the first project's small CNN")
-    p.add_argument("--epochs", type=int, default=16, help="maximum epochs")
+    p.add_argument("--epochs", type=int, default=12, help="maximum epochs")
     p.add_argument("--steps-per-epoch", type=int, default=150, help="batches per epoch")
     p.add_argument("--batch-size", type=int, default=128, help="crops per batch (global)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
