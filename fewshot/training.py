@@ -19,7 +19,7 @@ import numpy as np
 from .augment import augment_batch, speed_perturb
 from .audio import load, trim_silence
 from .config import FeatureConfig
-from .evaluation import AUDIO_SUFFIXES
+from .evaluation import speaker_folders
 from .features import log_mel
 
 logger = logging.getLogger(__name__)
@@ -43,11 +43,7 @@ def list_training_speakers(source) -> dict[str, list[Path]]:
         return {k: sorted(v) for k, v in sorted(out.items())}
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: no such training folder or manifest")
-    out = {}
-    for d in sorted(p for p in source.iterdir() if p.is_dir()):
-        files = sorted(p for p in d.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-        if files:
-            out[d.name] = files
+    out = speaker_folders(source)
     if not out:
         raise FileNotFoundError(f"{source}: no speaker folders with audio files")
     return out

@@ -1,5 +1,7 @@
 """End to end through the real ``fewshot`` command, on espeak-ng voices and the shipped model."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -17,13 +19,40 @@ TEST_TEXT = "Yesterday I walked to the market to buy apples, bread and a little 
 PEOPLE = {"amy": ("en-us+f3", 70), "bert": ("en-gb+m1", 35), "carl": ("en+m7", 50)}
 
 
-def fewshot(*args, home, check=True):
-    env = {**os.environ, "FEWSHOT_HOME": str(home)}
-    proc = subprocess.run([sys.executable, "-m", "fewshot.cli", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"fewshot {' '.join(map(str, args))} failed:\n{proc.stderr}")
-    return proc
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def fewshot(*args, home, check=True, subprocess_run=False):
+    """Run the ``fewshot`` command: in this process (fast), or as a new process."""
+    args = [str(a) for a in args]
+    if subprocess_run:
+        env = {**os.environ, "FEWSHOT_HOME": str(home)}
+        proc = subprocess.run([sys.executable, "-m", "fewshot.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=300)
+        res = Result(proc.returncode, proc.stdout, proc.stderr)
+    else:
+        from fewshot.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        old = os.environ.get("FEWSHOT_HOME")
+        os.environ["FEWSHOT_HOME"] = str(home)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    rc = main(args)
+                except SystemExit as exc:  # argparse --help and usage errors
+                    rc = exc.code
+        finally:
+            if old is None:
+                os.environ.pop("FEWSHOT_HOME")
+            else:
+                os.environ["FEWSHOT_HOME"] = old
+        res = Result(rc, out.getvalue(), err.getvalue())
+    if check and res.returncode != 0:
+        raise AssertionError(f"fewshot {' '.join(args)} failed:\n{res.stderr}")
+    return res
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +76,9 @@ def home(tmp_path_factory, voices, default_extractor):
 
 
 def test_enroll_then_identify(home, voices):
+    """Through the real command in a new process, as a user runs it."""
     tests = [voices[n][1] for n in PEOPLE]
-    proc = fewshot("identify", "--group", "family", *tests, home=home)
+    proc = fewshot("identify", "--group", "family", *tests, home=home, subprocess_run=True)
     lines = proc.stdout.strip().splitlines()
     assert [ln.split(": ")[1].split(" ")[0] for ln in lines] == list(PEOPLE)
 
