@@ -27,7 +27,7 @@ def import_tensorflow():
         os.close(devnull)
         try:
             import tensorflow as tf
-            import keras  # noqa: F401
+            import keras  # noqa: F401  (imports TensorFlow too)
 
             tf.config.list_physical_devices("GPU")
         except ImportError:

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     systems["cosine to centroid"] = None
     rng = np.random.default_rng(args.seed)
     groups = {K: group_draws(len(emb.names), K, draws=args.draws, rng=rng) for K in (3, 10)}
-    print(f"| system | 3-way | 10-way |\n|---|---|---|")
+    print("| system | 3-way | 10-way |\n|---|---|---|")
     for name, make in systems.items():
         row = []
         for K, gs in groups.items():

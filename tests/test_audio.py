@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import SR, write_wav
+from synth import SR, write_wav
 from fewshot.audio import check_audio, load, load_speech, normalize_loudness, trim_silence
 from fewshot.errors import AudioError
 

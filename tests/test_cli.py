@@ -7,10 +7,9 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from conftest import espeak, write_wav
+from synth import espeak, write_wav
 
 TEXT = ("The north wind and the sun were disputing which was the stronger, when a traveller came along "
         "wrapped in a warm cloak. They agreed that the one who first succeeded in making the traveller "

@@ -5,7 +5,7 @@ import stat
 import numpy as np
 import pytest
 
-from conftest import write_wav
+from synth import write_wav
 from fewshot.enrollment import EnrollmentStore, Source
 from fewshot.errors import AudioError, IncompatibleModelError, NotEnrolledError
 from fewshot.extractor import load_extractor

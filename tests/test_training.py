@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, VOICES, synth_voice, write_wav
+from synth import ROOT, VOICES, synth_voice, write_wav
 
 TINY = ["--channels", "16", "32", "--blocks", "1", "1", "--embedding-dim", "16", "--batch-size", "8",
         "--speeds", "1.0", "--workers", "1", "--steps-per-epoch", "3"]

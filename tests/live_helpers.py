@@ -1,0 +1,319 @@
+"""Helpers for the live demo's tests: espeak voices, a model to test with, a virtual microphone.
+
+The virtual microphone is a real PulseAudio daemon, started per test session
+with ``module-pipe-source``: what is written into its FIFO (s16le, 16 kHz,
+mono) is what ``sounddevice`` records from the ALSA ``pulse`` (or ``default``)
+device. Nothing of the audio stack is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SR = 16000
+
+#: Voices no extractor confuses: espeak-ng variants (female, low male, Klatt), pitch and speed.
+VOICES = {
+    "ann": dict(voice="en+f2", pitch=80, speed=165),
+    "bob": dict(voice="en-us+m3", pitch=20, speed=150),
+    "cyd": dict(voice="en+klatt", pitch=50, speed=160),
+}
+
+TEXTS = [
+    "The North Wind and the Sun were disputing which was the stronger, when a traveller came along "
+    "wrapped in a warm cloak. They agreed that the one who first succeeded in making the traveller take "
+    "his cloak off should be considered stronger than the other.",
+    "Then the North Wind blew as hard as he could, but the more he blew the more closely did the traveller "
+    "fold his cloak around him; and at last the North Wind gave up the attempt.",
+    "Then the Sun shined out warmly, and immediately the traveller took off his cloak. And so the North "
+    "Wind was obliged to confess that the Sun was the stronger of the two.",
+    "Alice was beginning to get very tired of sitting by her sister on the bank, and of having nothing "
+    "to do: once or twice she had peeped into the book her sister was reading.",
+    "A Fox one day spied a beautiful bunch of ripe grapes hanging from a vine trained along the branches "
+    "of a tree. The grapes seemed ready to burst with juice, and the Fox's mouth watered as he gazed "
+    "longingly at them.",
+    "Four score and seven years ago our fathers brought forth on this continent, a new nation, conceived "
+    "in Liberty, and dedicated to the proposition that all men are created equal.",
+]
+
+
+def speak(text: str, *, voice: str, pitch: int = 50, speed: int = 160) -> np.ndarray:
+    """``text`` spoken by espeak-ng, as 16 kHz mono float32."""
+    import soundfile as sf
+
+    from fewshot.audio import load
+
+    raw = subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "--stdout", text],
+                         check=True, capture_output=True).stdout
+    import io
+
+    y, sr = sf.read(io.BytesIO(raw), dtype="float32")
+    return load(y, sr=SR, sr_in=sr)
+
+
+def voice_audio(name: str, texts) -> np.ndarray:
+    """Several passages by the same voice, with 0.3 s pauses."""
+    pause = np.zeros(int(0.3 * SR), np.float32)
+    parts = []
+    for t in texts:
+        parts += [speak(t, **VOICES[name]), pause]
+    return np.concatenate(parts)
+
+
+def write_wav(path, y: np.ndarray) -> Path:
+    import soundfile as sf
+
+    sf.write(str(path), y, SR, subtype="PCM_16")
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------- model
+def _usable(path: Path) -> bool:
+    return (path / "meta.json").is_file() and (path / "extractor.keras").is_file()
+
+
+def pick_model(tmp_dir: Path, separates) -> tuple[Path, str]:
+    """A model to run the demo with, and where it came from.
+
+    The shipped default model when it exists; else a copy of the best-so-far
+    model of a training run under ``models/`` (copied: training rewrites it in
+    place); else a small untrained extractor built here, which still tells
+    apart voices as different as :data:`VOICES`. A candidate is taken only if
+    ``separates(path)`` (a model early in training can map every voice to the
+    same point).
+    """
+    default = REPO / "fewshot" / "models" / "default"
+    if _usable(default) and separates(default):
+        return default, "shipped default model"
+    runs = sorted((p for p in (REPO / "models").glob("*") if p.is_dir() and _usable(p)),
+                  key=lambda p: (p / "extractor.keras").stat().st_mtime, reverse=True)
+    for run in runs:
+        dest = tmp_dir / f"model_{run.name}"
+        try:
+            shutil.copytree(run, dest, ignore=shutil.ignore_patterns("tensorboard", "checkpoint*", "*.csv",
+                                                                     "*.log"))
+            if separates(dest):  # a copy taken mid-write fails its checksum: next
+                return dest, f"best-so-far copy of models/{run.name}"
+        except Exception:  # noqa: BLE001 - any failure means "not usable now"
+            pass
+        shutil.rmtree(dest, ignore_errors=True)
+    return build_untrained_model(tmp_dir / "untrained"), "small untrained extractor"
+
+
+def build_untrained_model(path: Path) -> Path:
+    from fewshot.config import ExtractorConfig, FeatureConfig
+    from fewshot.extractor import Extractor, build_cnn
+
+    import keras
+
+    keras.utils.set_random_seed(440)
+    fcfg, ecfg = FeatureConfig(), ExtractorConfig(channels=(16, 32, 64, 128), blocks=(0, 1, 1, 1))
+    model = build_cnn(ecfg, n_mels=fcfg.n_mels)
+    Extractor(model, feature_config=fcfg, extractor_config=ecfg).save(path, training={"untrained": True})
+    return path
+
+
+# ---------------------------------------------------------------------------- microphone
+class PulseUnavailable(RuntimeError):
+    pass
+
+
+def _die_with_parent():
+    """In the child: get SIGTERM when the test process dies, so no daemon outlives a killed run."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - not Linux: the fixture's teardown still stops it
+        pass
+
+
+class VirtualMic:
+    """A PulseAudio daemon whose default source is a FIFO we write speech into.
+
+    Use as a context manager; :attr:`env` is the environment a child process
+    needs to record from it (``PULSE_SERVER``, ``HOME``, ...). :meth:`play`
+    writes audio paced in real time and records when its last sample went in.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.fifo = self.root / "mic.fifo"
+        self.socket = self.root / "native"
+        self.proc = None
+        self._fd = None
+        self._lock = threading.Lock()
+        self._queue: list[np.ndarray] = []
+        self._stop = threading.Event()
+        self._thread = None
+        self.samples_written = 0
+        #: per tagged array: ``{"tag", "start", "end", "chunks"}``: wall times its first and last samples were
+        #: written, and ``(samples written so far, wall time)`` after each write
+        self.events: list[dict] = []
+
+    @property
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env.update(HOME=str(self.root), XDG_RUNTIME_DIR=str(self.root),
+                   PULSE_RUNTIME_PATH=str(self.root / "pulse"), PULSE_SERVER=f"unix:{self.socket}")
+        env.pop("DISPLAY", None)
+        return env
+
+    def __enter__(self):
+        exe = shutil.which("pulseaudio")
+        if exe is None:
+            raise PulseUnavailable("pulseaudio is not installed (apt-get install pulseaudio pulseaudio-utils "
+                                   "libasound2-plugins)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        for p in (self.fifo, self.socket):
+            if p.exists() or p.is_symlink():
+                p.unlink()
+        self.log = open(self.root / "pulseaudio.log", "wb")
+        self.proc = subprocess.Popen(
+            [exe, "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit", "--use-pid-file=no",
+             "--disable-shm=yes", "--log-target=stderr",
+             "-L", f"module-native-protocol-unix socket={self.socket} auth-anonymous=1",
+             "-L", f"module-pipe-source source_name=fifo_mic file={self.fifo} format=s16le rate={SR} channels=1",
+             "-L", "module-null-sink sink_name=null_out"],
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + 15
+        while not (self.socket.exists() and self.fifo.exists()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                tail = (self.root / "pulseaudio.log").read_text(errors="replace")[-600:]
+                raise PulseUnavailable(f"PulseAudio did not start: {tail.strip()}")
+            time.sleep(0.05)
+        for cmd in (["pactl", "set-default-source", "fifo_mic"], ["pactl", "set-default-sink", "null_out"]):
+            subprocess.run(cmd, env=self.env, check=False, capture_output=True, timeout=10)
+        # Keep the FIFO open for writing and feed it silence, so the source runs at the real-time pace
+        # of what we write and recording never stalls.
+        self._fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)  # fails at once if PulseAudio is not reading
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+        return self
+
+    def _pump(self, chunk_s: float = 0.02):
+        """Write queued audio, or silence, in real time: one 20 ms chunk every 20 ms."""
+        n = int(chunk_s * SR)
+        t0, sent = time.monotonic(), 0
+        silence = np.zeros(n, np.int16)
+        while not self._stop.is_set():
+            with self._lock:
+                item = self._queue[0] if self._queue else None
+            if item is None:
+                out, tag, first, done = silence, None, False, False
+            else:
+                y, tag, first = item
+                out, rest = y[:n], y[n:]
+                done = not len(rest)
+            data = np.concatenate([out, silence[: n - len(out)]]).tobytes() if len(out) < n else out.tobytes()
+            while True:  # a full FIFO (nobody recording) drops silence and holds back audio
+                try:
+                    os.write(self._fd, data)
+                    break
+                except BlockingIOError:
+                    if item is None or self._stop.wait(0.01):
+                        break
+                except OSError:
+                    return
+            now = time.time()
+            if item is not None:
+                with self._lock:
+                    if self._queue and self._queue[0] is item:
+                        if done:
+                            self._queue.pop(0)
+                        else:
+                            self._queue[0] = (rest, tag, False)
+                if tag is not None:
+                    if first:
+                        self.events.append({"tag": tag, "start": now, "end": None, "chunks": []})
+                    ev = self.events[-1]
+                    ev["chunks"].append(((ev["chunks"][-1][0] if ev["chunks"] else 0) + len(out), now))
+                    if done:
+                        ev["end"] = now
+            sent += n
+            self.samples_written += n
+            delay = t0 + sent / SR - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -0.5:  # fell behind (busy machine): do not burst to catch up
+                t0, sent = time.monotonic(), 0
+
+    def play(self, y: np.ndarray, tag: str | None = None) -> None:
+        """Queue ``y`` (16 kHz float) after whatever is queued; ``tag`` marks its last sample."""
+        pcm = (np.clip(y, -1, 1) * 32767).astype(np.int16)
+        with self._lock:
+            self._queue.append((pcm, tag, True))
+
+    def written_at(self, k: int, seconds: float) -> float:
+        """Wall time at which the sample ``seconds`` into the ``k``-th tagged array went into the FIFO."""
+        pos = seconds * SR
+        return next((t for n, t in self.events[k]["chunks"] if n >= pos), self.events[k]["end"])
+
+    def queued_s(self) -> float:
+        with self._lock:
+            return sum(len(item[0]) for item in self._queue) / SR
+
+    def wait_played(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while self.queued_s() > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+        return False
+
+
+def json_lines(text: str) -> list[dict]:
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+
+
+def trim_ends(y: np.ndarray, *, level: float = 0.01) -> np.ndarray:
+    """``y`` without leading and trailing near-silence, so its last sample is speech."""
+    loud = np.flatnonzero(np.abs(y) > level)
+    return y[loud[0]:loud[-1] + 1] if len(loud) else y
+
+
+def render_terminal(raw: str) -> str:
+    """What a terminal shows of ``raw`` output: redrawn status lines resolved, escapes dropped."""
+    import re
+
+    out = []
+    for line in raw.replace("\r\n", "\n").split("\n"):
+        line = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line)
+        out.append(line.split("\r")[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r"))
+    return "\n".join(out)

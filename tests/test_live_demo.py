@@ -1,0 +1,365 @@
+"""End-to-end tests of ``demo/live.py``: file mode, no microphone, and a virtual microphone.
+
+The microphone tests run the real audio stack: a PulseAudio daemon started
+here with ``module-pipe-source`` as the default source, recorded through
+PortAudio's ALSA ``pulse`` device, the demo driven in a pseudo-terminal. The
+voices are espeak-ng's, different enough for any reasonable extractor.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import live_helpers as H
+
+sys.path.insert(0, str(H.REPO / "demo"))
+
+pexpect = pytest.importorskip("pexpect")
+
+DEMO = H.REPO / "demo" / "live.py"
+LABEL = re.compile(r"\[(\d\d):(\d\d\.\d) - (\d\d):(\d\d\.\d)\]\s+(\S+)\s+score (-?\d+\.\d+)")
+
+
+# ---------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def voices():
+    """Per voice: enrollment speech (~25 s) and test utterances (each a trimmed passage)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    out = {}
+    for name in H.VOICES:
+        enroll = H.voice_audio(name, H.TEXTS[:3])
+        tests = [H.trim_ends(H.speak(t, **H.VOICES[name])) for t in H.TEXTS[3:5]]
+        out[name] = (enroll, tests)
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(voices, tmp_path_factory):
+    """The shipped model, else the best-so-far training copy, else an untrained one (see pick_model)."""
+    from fewshot.extractor import load_extractor
+
+    def separates(path) -> bool:
+        ex = load_extractor(path)
+        names = list(voices)
+        C = ex.embed([voices[n][0] for n in names])
+        hits = total = 0
+        for i, n in enumerate(names):
+            y = np.concatenate(voices[n][1])
+            T = ex.embed([y[j:j + 4 * H.SR] for j in range(0, len(y) - 4 * H.SR, 2 * H.SR)])
+            hits += int(np.sum(np.argmax(T @ C.T, axis=1) == i))
+            total += len(T)
+        return hits >= 0.9 * total
+
+    path, origin = H.pick_model(tmp_path_factory.mktemp("live_model"), separates)
+    print(f"\nlive demo tests use the {origin}: {path}")
+    return path
+
+
+@pytest.fixture
+def home(tmp_path):
+    h = tmp_path / "fewshot_home"
+    h.mkdir()
+    return h
+
+
+@pytest.fixture(scope="module")
+def mic(tmp_path_factory):
+    root = Path(f"/tmp/fewshot-vmic-{os.getpid()}")  # short: unix socket paths are limited to 108 bytes
+    try:
+        with H.VirtualMic(root) as m:
+            yield m
+    except H.PulseUnavailable as exc:
+        pytest.skip(f"PulseAudio cannot start here, so there is no virtual microphone: {exc}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_demo(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, str(DEMO), *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def spawn_demo(*args, env, log_path):
+    child = pexpect.spawn(sys.executable, [str(DEMO), *map(str, args)], env=env, encoding="utf-8",
+                          codec_errors="replace", dimensions=(40, 120), timeout=60)
+    child.logfile_read = open(log_path, "w", encoding="utf-8", newline="")
+    return child
+
+
+def stop(child) -> None:
+    """Close the pseudo-terminal; kill the demo if it is still running (after a failure)."""
+    try:
+        child.close(force=True)
+    except pexpect.ExceptionPexpect:  # too slow to die on a busy machine
+        os.kill(child.pid, 9)
+        child.wait()
+    child.logfile_read.close()
+
+
+def store_snapshot(home: Path) -> dict:
+    from fewshot.enrollment import EnrollmentStore
+
+    with EnrollmentStore(home / "enrollments.sqlite") as store:
+        snap = {"groups": store.groups()}
+        for g in snap["groups"]:
+            snap[g["name"]] = [(s.name, s.seconds, s.n_segments) for s in store.speakers(g["name"])]
+            X, y = store.embeddings(g["name"], extractor_id=g["extractor_id"])
+            snap[g["name"] + "/X"] = (X.tobytes(), tuple(y))
+    return snap
+
+
+# ---------------------------------------------------------------------------- file mode
+def test_file_mode_timeline_and_json(voices, model, home, tmp_path):
+    env = dict(os.environ, FEWSHOT_HOME=str(home))
+    enroll = []
+    for name, (y, _) in voices.items():
+        enroll += ["--enroll", f"{name}={H.write_wav(tmp_path / f'{name}.wav', y)}"]
+    gap = np.zeros(int(1.5 * H.SR), np.float32)
+    spans, parts, t = {}, [gap], len(gap) / H.SR
+    for name, (_, tests) in voices.items():
+        spans[name] = (t, t + len(tests[1]) / H.SR)
+        parts += [tests[1], gap]
+        t = spans[name][1] + len(gap) / H.SR
+    talk = H.write_wav(tmp_path / "talk.wav", np.concatenate(parts))
+
+    r = run_demo("--model", model, "--group", "club", *enroll, "--input", talk, env=env)
+    assert r.returncode == 0, r.stderr
+    for name in voices:
+        assert f"enrolled {name!r} in group 'club'" in r.stdout
+    timeline = re.findall(r"^\s+(\d+\.\d+) -\s+(\d+\.\d+) s\s+(\S+)\s+score", r.stdout, re.M)
+    assert timeline, r.stdout
+
+    r = run_demo("--model", model, "--group", "club", "--input", talk, "--json", env=env)  # store kept them
+    assert r.returncode == 0, r.stderr
+    windows = H.json_lines(r.stdout)
+    assert len(windows) == len(timeline) and r.stdout.strip().count("\n") == len(windows) - 1
+    hits, total = 0, 0
+    for w in windows:
+        assert set(w) == {"start", "end", "speaker", "score"}
+        assert 0 <= w["start"] < w["end"] <= t + 0.1 and 1.0 <= w["end"] - w["start"] <= 4.01
+        assert isinstance(w["score"], float)
+        inside = [n for n, (a, b) in spans.items() if a - 0.05 <= w["start"] and w["end"] <= b + 0.05]
+        assert len(inside) == 1, f"window {w} spans two speakers or silence"
+        hits += w["speaker"] == inside[0]
+        total += 1
+    for name, (a, b) in spans.items():
+        labels = [w["speaker"] for w in windows if a - 0.05 <= w["start"] and w["end"] <= b + 0.05]
+        assert labels and max(set(labels), key=labels.count) == name, (name, labels)
+    assert hits / total >= 0.8, windows
+
+
+# ---------------------------------------------------------------------------- speech in a stream
+def feed(obj, y, block_s=0.05):
+    out = []
+    for i in range(0, len(y), int(block_s * H.SR)):
+        out += obj.add(y[i:i + int(block_s * H.SR)]) or []
+    return out
+
+
+def test_enrollment_take_counts_speech_only_and_warns(voices):
+    from live_speech import EnrollmentTake
+
+    y = voices["ann"][1][0][: 6 * H.SR]
+    take = EnrollmentTake()
+    feed(take, np.concatenate([np.zeros(3 * H.SR, np.float32), y, np.zeros(2 * H.SR, np.float32)]))
+    assert 3.5 < take.speech_s <= 6.0 and abs(take.seconds - 11.0) < 0.06
+    assert take.warnings() == []
+    assert len(take.audio()) == 11 * H.SR
+
+    loud = EnrollmentTake()
+    feed(loud, np.clip(y * 20, -1, 1))
+    assert loud.clipping_now and any("clipped" in w for w in loud.warnings())
+    quiet = EnrollmentTake()
+    feed(quiet, y * 0.01)
+    assert quiet.too_quiet_now and any("quiet" in w for w in quiet.warnings()) and quiet.speech_s > 1.5
+
+
+def test_windows_roll_within_an_utterance_and_end_with_it(voices):
+    from live_speech import Windower
+
+    a, b = voices["ann"][1][0][: 7 * H.SR], voices["bob"][1][0][: int(2.5 * H.SR)]
+    gap = np.zeros(2 * H.SR, np.float32)
+    windows = feed(Windower(window_s=4.0, hop_s=2.0), np.concatenate([a, gap, b, gap]))
+    spans = [(0.0, 7.0), (9.0, 11.5)]
+    assert all(w.end_s - w.start_s <= 4.0 + 1e-6 and len(w.y) == round((w.end_s - w.start_s) * H.SR)
+               for w in windows)
+    inside = [[w for w in windows if s - 0.05 <= w.start_s and w.end_s <= e + 0.05] for s, e in spans]
+    assert sum(map(len, inside)) == len(windows)  # no window spans the pause between two speakers
+    assert len(inside[0]) >= 2 and len(inside[1]) == 1
+    for (s, e), ws in zip(spans, inside):
+        assert e - 1.0 <= ws[-1].end_s <= e + 0.05  # a tail shorter than 1 s of speech is not labelled again
+
+
+# ---------------------------------------------------------------------------- no microphone
+def test_no_input_device_explains_and_exits_2(tmp_path):
+    """Where PortAudio finds no input (no sound card, no sound server): one line and the file-mode command."""
+    if list(Path("/dev/snd").glob("pcmC*c")):
+        pytest.skip("this machine has a capture sound card, which PortAudio always lists")
+    (tmp_path / "client.conf").write_text("autospawn = no\n")
+    env = dict(os.environ, HOME=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path),
+               PULSE_SERVER=f"unix:{tmp_path}/no-such-socket", PULSE_CLIENTCONFIG=str(tmp_path / "client.conf"),
+               FEWSHOT_HOME=str(tmp_path / "home"))
+    r = run_demo("--group", "family", env=env, timeout=60)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith("No microphone: ") and len(lines) == 2, r.stderr
+    assert "use file mode: python demo/live.py --group family --enroll NAME=FILE" in lines[1]
+    assert "--input FILE" in lines[1]
+    assert not (tmp_path / "home").exists()  # nothing was created
+
+
+def test_device_that_does_not_exist(mic, tmp_path):
+    env = dict(mic.env, FEWSHOT_HOME=str(tmp_path / "home"))
+    r = run_demo("--list-devices", env=env, timeout=60)
+    assert r.returncode == 0 and "pulse" in r.stdout, r.stdout + r.stderr
+    for device in ("no-such-microphone", "97"):
+        r = run_demo("--device", device, env=env, timeout=60)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert r.stderr.startswith("No microphone: ") and "'pulse'" in r.stderr, r.stderr
+        assert "use file mode: python demo/live.py --enroll NAME=FILE" in r.stderr
+
+
+# ---------------------------------------------------------------------------- virtual microphone
+@pytest.mark.slow
+def test_microphone_enroll_then_identify(mic, voices, model, home, tmp_path):
+    env = dict(mic.env, FEWSHOT_HOME=str(home))
+    raw = tmp_path / "terminal.log"
+    child = spawn_demo("--model", model, "--seconds", 15, "--countdown", 1, env=env, log_path=raw)
+    try:
+        child.expect("Name of the person to enroll: ", timeout=300)  # loading TensorFlow on a busy machine
+        for i, name in enumerate(["ann", "bob"]):
+            if i:
+                child.expect(r"Name of the next person \(just Enter to start listening\): ")
+            child.sendline(name)
+            child.expect("Press Enter to start recording")
+            child.sendline("")
+            child.expect(f"Recording {name}: read now.", timeout=30)
+            mic.play(voices[name][0])
+            child.expect(f"Enrolled '{name}' in group 'live': ", timeout=180)
+            mic.clear()
+        child.expect(r"Name of the next person \(just Enter to start listening\): ")
+        child.sendline("")
+        child.expect("Listening for ann, bob")
+        gap = np.zeros(int(2.0 * H.SR), np.float32)
+        script = [(name, H.trim_ends(voices[name][1][i][: 6 * H.SR])) for i in (0, 1) for name in ("ann", "bob")]
+        mic.events.clear()
+        for k, (name, y) in enumerate(script):
+            mic.play(y, tag=f"{k}:{name}")
+            mic.play(gap)
+        seen = []  # (wall time the label line appeared, match)
+        deadline = time.time() + sum(len(y) + len(gap) for _, y in script) / H.SR + 60
+        while time.time() < deadline:  # until all is played and no label came for 2 s
+            if child.expect([LABEL, pexpect.TIMEOUT], timeout=0.2) == 0:
+                seen.append((time.time(), child.match))
+            elif len(mic.events) == len(script) and mic.events[-1]["end"] and \
+                    time.time() > max([mic.events[-1]["end"]] + [s[0] for s in seen]) + 2.0:
+                break
+        child.send("x")  # remove a person, then back to listening
+        child.expect(r"Remove whom \(ann, bob; Enter to go back\)\? ")
+        child.sendline("bob")
+        child.expect("Removed 'bob' and their voiceprint from group 'live'.")
+        child.expect("Listening for ann ")
+        child.expect("dBFS   listening")
+        child.send("q")
+        child.expect("Bye.")
+        child.expect(r"Session log: (\S+\.tsv)")
+        log_path = Path(child.match.group(1).strip())
+        child.expect(pexpect.EOF)
+    finally:
+        stop(child)
+    with open(raw, encoding="utf-8", errors="replace", newline="") as f:
+        transcript = H.render_terminal(f.read())
+    (tmp_path / "terminal.txt").write_text(transcript)
+    print("\n--- captured terminal session ---\n" + transcript)
+    assert child.exitstatus == 0, transcript
+
+    # The session log has one row per printed label, with the window's times in stream seconds.
+    rows = [line.split("\t") for line in log_path.read_text().splitlines() if not line.startswith("#")]
+    assert rows[0][:3] == ["time", "event", "start_s"]
+    assert [r[1] for r in rows[1:] if r[1] != "window"] == ["enrolled", "enrolled", "listening",
+                                                              "removed", "listening", "stopped"]
+    windows = [(float(r[2]), float(r[3]), r[5]) for r in rows if r[1] == "window"]
+    assert [w[2] for w in windows] == [m.group(5) for _, m in seen]
+
+    # Who was heard: windows never span the pauses between utterances, so they fall into one group per
+    # utterance (a window starting after the previous one ended opens the next); each names its speaker.
+    per_utt = []
+    for i, (start, _, _) in enumerate(windows):
+        if i == 0 or start >= windows[i - 1][1]:
+            per_utt.append([])
+        per_utt[-1].append(i)
+    labels = [[windows[i][2] for i in idx] for idx in per_utt]
+    print("labels per utterance:", labels)
+    assert len(per_utt) == len(script), labels
+    for (name, _), got in zip(script, labels):
+        assert max(set(got), key=got.count) == name, labels
+    assert sum(g == n for (n, _), gs in zip(script, labels) for g in gs) >= 0.8 * len(windows)
+
+    # Latency: from the moment the last sample of a window went into the FIFO to its label on screen.
+    # Stream time maps to a position in the utterance through its onset (its first window starts at
+    # its first sample); the pump logged when each chunk of the utterance was written.
+    latency, rolling, at_end = [], [], []
+    for k, idx in enumerate(per_utt):
+        onset_s, duration_s = windows[idx[0]][0], len(script[k][1]) / H.SR
+        for i in idx:
+            into_s = windows[i][1] - onset_s
+            latency.append(seen[i][0] - mic.written_at(k, into_s))
+            (at_end if into_s > duration_s - 0.1 else rolling).append(latency[-1])
+
+    def med(xs):
+        return f"{statistics.median(xs):.2f} s over {len(xs)}" if xs else "none"
+
+    report = (f"latency from the end of a window (its last sample into the FIFO) to its label on screen: median "
+              f"{med(latency)} windows (min {min(latency):.2f}, max {max(latency):.2f}); windows cut while "
+              f"speech goes on: median {med(rolling)}; windows that end with the utterance (after the 0.6 s "
+              f"end-of-speech wait): median {med(at_end)}")
+    print(report)
+    (tmp_path / "latency.txt").write_text(report + "\n")
+    assert 0 < min(latency) and statistics.median(latency) < 5.0, report
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_enrollment_keeps_the_store(mic, voices, model, home, tmp_path):
+    from fewshot.extractor import load_extractor
+    from fewshot.pipeline import SpeakerIdentifier
+
+    sid = SpeakerIdentifier(load_extractor(model), store=home / "enrollments.sqlite")
+    for name in ("ann", "bob"):
+        sid.enroll("live", name, voices[name][0][: 16 * H.SR])
+    sid.store.close()
+    before = store_snapshot(home)
+
+    env = dict(mic.env, FEWSHOT_HOME=str(home))
+    child = spawn_demo("--model", model, "--seconds", 15, "--countdown", 1, env=env, log_path=tmp_path / "t.log")
+    try:
+        child.expect("Listening for ann, bob", timeout=300)
+        child.send("a")
+        child.expect("Name of the person to enroll")
+        child.sendline("cyd")
+        child.expect("Press Enter to start recording")
+        child.sendline("")
+        child.expect("Recording cyd: read now.", timeout=30)
+        mic.play(voices["cyd"][0])
+        child.expect(r"speech\s+([3-9]|1\d)\.\d / 15 s", timeout=90)
+        child.sendintr()
+        child.expect("the enrollment of 'cyd' was not finished and is dropped")
+        child.expect("Kept in group 'live': ann, bob.")
+        child.expect(pexpect.EOF)
+    finally:
+        mic.clear()
+        stop(child)
+    assert child.exitstatus == 130
+    assert "Traceback" not in (tmp_path / "t.log").read_text()
+    assert store_snapshot(home) == before
