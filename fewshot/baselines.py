@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 ORIGINAL_RECIPE = ("python scripts/train_extractor.py ../shared/data/train --dev ../shared/data/dev "
                    "--out models/original --arch original --epochs 4 --steps-per-epoch 60 "
-                   "--batch-size 64 --cache cache/features")
+                   "--batch-size 64 --lr 1e-3 --cache cache/features")
 
 
 class MFCCStats:

@@ -50,6 +50,8 @@ def headline(metrics, *, sizes=HEADLINE_SIZES) -> tuple[list[str], list[list[str
     length and group size, and the verification EER (%)."""
     Ts = [f"{t:g}" for t in metrics["protocol"]["enroll_seconds"]]
     n = metrics["dataset"]["speakers_evaluated"]
+    asked = metrics["protocol"]["group_sizes"]
+    sizes = [K for K in sizes if K in asked] or asked
     head = ["system"] + [f"{T} s, {'all ' + str(n) if K == 'all' else K + ' people'}" for T in Ts for K in sizes]
     rows = []
     for key, s in metrics["systems"].items():
@@ -70,7 +72,7 @@ def plot_confusion(rep, path, *, title=""):
     fig = _fig(side + 0.9, side)
     ax = fig.add_subplot()
     im = ax.imshow(R, cmap="Blues", vmin=0, vmax=1)
-    fs = max(4.5, min(10, 150 / k))
+    fs = max(6.5, min(10, 300 / k))
     ax.set_xticks(range(k), names, rotation=90, fontsize=fs)
     ax.set_yticks(range(k), names, fontsize=fs)
     for i, j in zip(*np.nonzero(C)):
@@ -78,8 +80,12 @@ def plot_confusion(rep, path, *, title=""):
                 color="white" if R[i, j] > 0.6 else "black")
     ax.set_xlabel("predicted speaker")
     ax.set_ylabel("true speaker")
-    ax.set_title(title or f"{k} speakers, accuracy {_pct(rep['accuracy'])} %", fontsize=11)
-    fig.colorbar(im, ax=ax, shrink=0.6, label="fraction of the true speaker's test pieces")
+    import textwrap
+
+    title = title or f"{k} speakers, accuracy {_pct(rep['accuracy'])} %"
+    ax.set_title("\n".join(w for line in title.split("\n") for w in textwrap.wrap(line, int(11 * (side + 0.9)))),
+                 fontsize=10)
+    fig.colorbar(im, ax=ax, shrink=0.6, label="share of the true speaker's pieces")
     fig.savefig(path)
 
 
@@ -151,11 +157,11 @@ def plot_score_distributions(metrics, path):
             counts = np.array(v["histogram"][name], float)
             dens = counts / max(counts.sum(), 1) / np.diff(edges)
             ax.stairs(dens, edges, fill=True, alpha=0.35, color=color, label=f"{name}s ({int(counts.sum())})")
-        ax.axvline(v["eer_threshold"], color="k", ls="--", lw=1)
-        ax.text(v["eer_threshold"], ax.get_ylim()[1] * 0.97, f" threshold {v['eer_threshold']:.3f}\n"
-                f" EER {_pct(v['eer'])} %", va="top", fontsize=8)
+        ax.axvline(v["eer_threshold"], color="k", ls="--", lw=1,
+                   label=f"threshold {v['eer_threshold']:.3f} (EER {_pct(v['eer'])} %)")
         ax.set_title(s["label"], fontsize=10)
         ax.set_xlabel(f"cosine, {v['enroll_seconds']:g} s centroid vs 5 s piece")
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)
         ax.legend(fontsize=7, loc="upper left")
     axes[0].set_ylabel("density")
     fig.savefig(path)
@@ -185,7 +191,7 @@ def plot_det(metrics, path):
     ax.set_ylabel("false reject rate (%)")
     ax.set_title("Verification DET: 15 s enrollment vs 5 s pieces", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="lower left")
     fig.savefig(path)
 
 
@@ -204,17 +210,17 @@ def draw_figures(metrics, out) -> dict[str, str]:
             if T_ != T and K != "all":
                 continue
             name = f"confusion_{'all' if K == 'all' else 'k' + K}_{T_}s.png"
-            what = "all speakers" if K == "all" else f"a representative group of {K.replace('_', ' ')}"
-            plot_confusion(cell["representative"], out / name, title=f"{main['label']}, {what}, {T_} s "
-                           f"enrollment: accuracy {_pct(cell['representative']['accuracy'])} %")
+            what = "all speakers" if K == "all" else f"representative group of {K.replace('_', ' ')}"
+            plot_confusion(cell["representative"], out / name, title=f"{main['label']}: {what}\n{T_} s "
+                           f"enrollment, accuracy {_pct(cell['representative']['accuracy'])} %")
             figs[name] = (f"Confusion matrix, {what} ({T_} s enrollment; the group whose accuracy is the "
                           f"median of the draws)" if K != "all" else f"Confusion matrix, {what}, {T_} s enrollment.")
     for key, s in _systems(metrics).items():
         if key != "default" and "all" in s["closed_set"].get(T, {}):
             name = f"confusion_all_{T}s_{key}.png"
             rep = s["closed_set"][T]["all"]["representative"]
-            plot_confusion(rep, out / name, title=f"{s['label']}, all speakers, {T} s: "
-                           f"accuracy {_pct(rep['accuracy'])} %")
+            plot_confusion(rep, out / name, title=f"{s['label']}: all speakers\n{T} s "
+                           f"enrollment, accuracy {_pct(rep['accuracy'])} %")
             figs[name] = f"Confusion matrix of {s['label']}, all speakers, {T} s enrollment."
     plot_score_distributions(metrics, out / "score_distributions.png")
     figs["score_distributions.png"] = ("Cosine scores of targets and non-targets; dashed: the EER threshold "
@@ -229,12 +235,13 @@ def blocks(metrics, figs) -> list[tuple]:
     d, p, main = metrics["dataset"], metrics["protocol"], metrics["systems"]["default"]
     T = f"{p['verification_seconds']:g}"
     sysd = _systems(metrics)
+    genders = ", ".join(f"{v} {k}" for k, v in sorted(d.get("genders", {}).items()))
     out = [("h1", metrics["title"]),
            ("p", f"Model `{metrics['model_id']}`. Dataset `{d['path']}`: {d['speakers_found']} speakers, "
-                 f"{d['speakers_evaluated']} evaluated ({len(d['left_out'])} left out with fewer than "
-                 f"{p['min_test_pieces']} test pieces), {d['test_pieces']} test pieces of {p['piece_s']:g} s"
-                 + (f", genders {d['genders']}" if d.get("genders") else "") + f". {p['draws']} random groups "
-                 f"per size, seed {p['seed']}. Written {metrics['created']} in {metrics['timing_s']['total']:.0f} s."),
+                 f"{d['speakers_evaluated']} evaluated{f' (gender: {genders})' if genders else ''}, "
+                 f"{len(d['left_out'])} left out with fewer than {p['min_test_pieces']} test pieces; "
+                 f"{d['test_pieces']} test pieces of {p['piece_s']:g} s. {p['draws']} random groups per size, "
+                 f"seed {p['seed']}. Written {metrics['created']} in {metrics['timing_s']['total']:.0f} s."),
            ("h2", "Headline"), ("table", *headline(metrics)),
            ("p", f"Mean accuracy (%) over {p['piece_s']:g} s test pieces ± standard deviation over the random "
                  f"groups (the all-speaker group is a single group). EER: verification of each speaker's "
@@ -244,7 +251,7 @@ def blocks(metrics, figs) -> list[tuple]:
     ut = metrics["unknown_threshold"]
     rows = [[K.replace("_", " "), Ts, _pct(o["false_reject_rate"]), _pct(o["false_accept_rate"]),
              _pct(o["open_accuracy"])] for Ts, cells in main["closed_set"].items()
-            for K, c in cells.items() if (o := c.get("open_set")) and o["false_accept_rate"] is not None]
+            for K, c in cells.items() if (o := c.get("open_set"))]
     out += [("h2", "Unknown threshold"),
             ("p", f"The product answers \"unknown\" when the cosine similarity of an utterance to the predicted "
                   f"speaker's centroid is below a threshold (`GroupSVC.predict_open`). Chosen on this data at the "
@@ -253,6 +260,9 @@ def blocks(metrics, figs) -> list[tuple]:
                   f"speaker outside the group):"),
             ("table", ["group", "enroll (s)", "members rejected (FRR %)", "impostors accepted (FAR %)",
                        "members correct and accepted (%)"], rows)]
+    out += [("p", "Impostor acceptance grows with the group: an impostor is scored against the speaker the SVM "
+                  "picks among K, usually the best-matching centroid, not against one speaker as in the EER. "
+                  "Members are rejected at about the verification rate whatever K.")]
     out += [("img", n, figs[n]) for n in ("score_distributions.png", "det_curve.png")]
     out += [("h2", "Accuracy by group size and enrollment length"),
             ("img", "accuracy_vs_group_size.png", figs["accuracy_vs_group_size.png"]),

@@ -1,0 +1,155 @@
+"""``fewshot evaluate`` end to end on a small synthetic speaker-per-folder dataset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+SR = 16000
+# name: (f0 in Hz, formants as (centre Hz, bandwidth Hz))
+VOICES = {
+    "spk-ann": (220.0, [(850, 90), (1650, 120), (2900, 180)]),
+    "spk-bob": (105.0, [(500, 70), (1100, 100), (2400, 160)]),
+    "spk-cat": (165.0, [(350, 60), (2300, 140), (3100, 200)]),
+    "spk-dan": (130.0, [(650, 80), (1300, 110), (2600, 170)]),
+    "spk-eve": (250.0, [(450, 70), (1900, 130), (3300, 210)]),
+}
+
+
+def synth_speech(f0, formants, *, seconds, seed):
+    """Voiced "speech": a jittered pulse train through formant resonators, cut into
+    4 Hz syllables with a 0.3 s pause every 2 s (so the VAD has something to cut)."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    f = f0 * (1 + 0.05 * np.sin(2 * np.pi * 0.5 * t + rng.uniform(0, 6)))
+    source = (np.mod(2 * np.pi * np.cumsum(f) / SR, 2 * np.pi) / np.pi - 1.0) ** 3
+    y = sum(lfilter([1 - np.exp(-np.pi * bw / SR)],
+                    [1, -2 * np.exp(-np.pi * bw / SR) * np.cos(2 * np.pi * fc / SR), np.exp(-2 * np.pi * bw / SR)],
+                    source) for fc, bw in formants)
+    syllables = 0.55 + 0.45 * np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, 6))
+    gate = np.mod(t, 2.0) < 1.7
+    y = y * syllables * gate + 1e-4 * rng.standard_normal(n)
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Five speakers with ~52 s of speech each in three files, one with too little speech,
+    and a SPEAKERS.tsv one level up."""
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("data")
+    dev = root / "dev"
+    for i, (name, (f0, formants)) in enumerate(VOICES.items()):
+        (dev / name).mkdir(parents=True)
+        for j in range(3):
+            sf.write(str(dev / name / f"{j:03d}.wav"), synth_speech(f0, formants, seconds=20, seed=10 * i + j), SR)
+    (dev / "spk-short").mkdir()
+    sf.write(str(dev / "spk-short" / "000.wav"), synth_speech(180.0, VOICES["spk-ann"][1], seconds=12, seed=99), SR)
+    rows = [f"{n}\tdev\tsynthetic\tf\t30\t60" for n in VOICES] + ["spk-short\tdev\tsynthetic\tm\t30\t12"]
+    (root / "SPEAKERS.tsv").write_text("speaker\tsubset\tsource\tgender\tage\tseconds\n" + "\n".join(rows) + "\n")
+    return dev
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from fewshot.config import ExtractorConfig, FeatureConfig
+    from fewshot.extractor import Extractor, build_cnn
+
+    root = tmp_path_factory.mktemp("models")
+    fc = FeatureConfig()
+    ec = ExtractorConfig(channels=(4, 8), blocks=(1, 1), embedding_dim=16)
+    Extractor(build_cnn(ec, n_mels=64), feature_config=fc, extractor_config=ec).save(root / "tiny")
+    oc = ExtractorConfig(arch="original", crop_frames=fc.segment_frames)
+    Extractor(build_cnn(oc, n_mels=64), feature_config=fc, extractor_config=oc).save(root / "original")
+    return root
+
+
+@pytest.mark.slow
+def test_evaluate_writes_report(dataset, models, tmp_path, capsys):
+    from fewshot.cli import main
+
+    out = tmp_path / "report"
+    rc = main(["evaluate", str(dataset), "--out", str(out), "--model", str(models / "tiny"), "--draws", "3",
+               "--group-sizes", "3", "all", "--enroll-seconds", "15", "35", "--baselines",
+               "--original-model", str(models / "original")])
+    assert rc == 0
+    assert "unknown threshold" in capsys.readouterr().out
+    for name in ("metrics.json", "report.html", "report.md", "accuracy_vs_group_size.png",
+                 "accuracy_vs_enroll_seconds.png", "score_distributions.png", "det_curve.png",
+                 "confusion_k3_15s.png", "confusion_all_15s.png", "confusion_all_35s.png",
+                 "confusion_all_15s_mfcc.png", "confusion_all_15s_original.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    m = json.loads((out / "metrics.json").read_text())
+    assert {"protocol", "dataset", "model_id", "systems", "unknown_threshold", "headline", "command"} <= set(m)
+    assert m["dataset"]["speakers_found"] == 6 and m["dataset"]["speakers_evaluated"] == 5
+    assert m["dataset"]["left_out"] == ["spk-short"]
+    assert m["protocol"]["draws"] == 3 and m["protocol"]["enroll_seconds"] == [15.0, 35.0]
+    assert set(m["systems"]) == {"default", "mfcc", "original"}
+    for key, s in m["systems"].items():
+        assert set(s["closed_set"]) == {"15", "35"}, key
+        assert set(s["closed_set"]["15"]) == {"3", "all", "5_same_gender"}, key
+        cell = s["closed_set"]["15"]["3"]
+        assert cell["n_groups"] == 3 and 0 <= cell["accuracy_mean"] <= 1 and 0 <= cell["macro_f1_mean"] <= 1
+        assert np.asarray(cell["representative"]["confusion"]).shape == (3, 3)
+        assert cell["open_set"]["false_accept_rate"] is not None
+        assert np.asarray(s["closed_set"]["35"]["all"]["representative"]["confusion"]).shape == (5, 5)
+        assert set(s["enrollment_curve"]["3"]) == {"5", "10", "15", "20", "25", "30", "35"}
+        assert 0 <= s["verification"]["eer"] <= 1
+    assert m["systems"]["mfcc"]["model_id"].startswith("mfcc20-stats-")
+    ut = m["unknown_threshold"]
+    assert ut["value"] == m["systems"]["default"]["verification"]["eer_threshold"]
+    assert {"false_accept_rate", "false_reject_rate"} <= set(ut["open_set"]["15"]["3"])
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64," in page and "src='accuracy" not in page
+    assert "| system |" in (out / "report.md").read_text()
+
+
+def test_script_front_end_and_missing_original_model(dataset, models, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "evaluate.py"
+    spec = importlib.util.spec_from_file_location("evaluate_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    main = script.main
+    out = tmp_path / "r"
+    rc = main([str(dataset), "--out", str(out), "--model", str(models / "tiny"), "--draws", "2",
+               "--group-sizes", "3", "--enroll-seconds", "15", "--curve-seconds", "15", "--baselines",
+               "--original-model", str(tmp_path / "nowhere")])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert "no original-approach model" in m["systems"]["original"]["skipped"]
+    assert "closed_set" in m["systems"]["mfcc"]
+    assert "Not evaluated" in (out / "report.md").read_text()
+
+
+def test_bad_group_size_is_refused(dataset, tmp_path, capsys):
+    from fewshot.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(dataset), "--out", str(tmp_path), "--group-sizes", "1"])
+    assert "group size" in capsys.readouterr().err
+
+
+def test_compact_embeddings_change_nothing_the_svm_sees(rng):
+    from fewshot.evaluation import EmbeddedSpeakers, compact, episode
+
+    centres = rng.normal(size=(4, 3000))
+    enroll = [np.abs(c + rng.normal(size=(6, 3000))) for c in centres]  # wide, non-negative (ReLU-like)
+    tests = [np.abs(c + rng.normal(size=(3, 3000))) for c in centres]
+    emb = EmbeddedSpeakers(list("abcd"), {15.0: enroll}, tests, [None] * 4)
+    small = compact(emb, T=15.0)
+    assert small.enroll[15.0][0].shape[1] <= 4 * 6 + 4 * 3
+    A, B = np.concatenate(enroll + tests), np.concatenate(small.enroll[15.0] + small.tests)
+    np.testing.assert_allclose(B @ B.T, A @ A.T, rtol=1e-8, atol=1e-6)
+    for g in ([0, 1, 2], [0, 1, 2, 3]):
+        a, b = episode(emb, g, T=15.0, threshold=0.9), episode(small, g, T=15.0, threshold=0.9)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
