@@ -125,7 +125,8 @@ def command_line(args) -> str:
 def run_evaluation(args) -> dict:
     """Prepare the protocol, embed and score every system, write the report; returns the metrics."""
     from . import __version__
-    from .evaluation import embed_protocol_chunked, evaluate_embeddings, prepare_protocol, speaker_folders
+    from .benchmark import embed_protocol_chunked, evaluate_embeddings
+    from .evaluation import prepare_protocol, speaker_folders
     from .reports import write_report
 
     t0 = time.time()

@@ -1,7 +1,7 @@
 """JSON, Markdown, HTML and plots from evaluation results.
 
 :func:`write_report` takes the JSON-ready ``metrics`` dictionary that
-``fewshot evaluate`` builds (see :func:`fewshot.evaluation.evaluate_embeddings`
+``fewshot evaluate`` builds (see :func:`fewshot.benchmark.evaluate_embeddings`
 for the per-system part) and writes ``metrics.json``, the PNG figures,
 ``report.md`` and a self-contained ``report.html`` (figures inlined as base64
 data URIs). Everything drawn comes from ``metrics``, so a report can be redrawn

@@ -139,7 +139,8 @@ def test_bad_group_size_is_refused(dataset, tmp_path, capsys):
 
 
 def test_compact_embeddings_change_nothing_the_svm_sees(rng):
-    from fewshot.evaluation import EmbeddedSpeakers, compact, episode
+    from fewshot.benchmark import episode
+    from fewshot.evaluation import EmbeddedSpeakers, compact
 
     centres = rng.normal(size=(4, 3000))
     enroll = [np.abs(c + rng.normal(size=(6, 3000))) for c in centres]  # wide, non-negative (ReLU-like)
