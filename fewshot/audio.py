@@ -51,12 +51,7 @@ def load(source, *, sr: int = 16000, sr_in: int | None = None) -> np.ndarray:
     else:
         name = os.fspath(source)
         y, sr_native = _decode(Path(name))
-    if y.ndim != 1:
-        raise AudioError(name, f"expected mono or (n, channels) audio, got shape {y.shape}")
-    if y.size == 0:
-        raise AudioError(name, "no audio samples (empty file)")
-    if not np.all(np.isfinite(y)):
-        raise AudioError(name, "audio contains NaN or infinite samples")
+    _check_samples(y, source=name)
     if sr_native != sr:
         import librosa
 
@@ -95,6 +90,16 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     return samples, int(seg.frame_rate)
 
 
+def _check_samples(y: np.ndarray, *, source) -> np.ndarray:
+    if y.ndim != 1:
+        raise AudioError(source, f"expected mono audio of shape (n,) or (n, channels), given y.shape={y.shape}")
+    if y.size == 0:
+        raise AudioError(source, "no audio samples (empty)")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(source, "audio contains NaN or infinite samples")
+    return y
+
+
 def check_audio(y: np.ndarray, *, source="<array>") -> np.ndarray:
     """Reject audio that no model can use: empty, non-finite or all silence.
 
@@ -102,13 +107,7 @@ def check_audio(y: np.ndarray, *, source="<array>") -> np.ndarray:
     ------
     AudioError
     """
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise AudioError(source, f"expected mono audio of shape (n,), given y.shape={y.shape}")
-    if y.size == 0:
-        raise AudioError(source, "no audio samples (empty)")
-    if not np.all(np.isfinite(y)):
-        raise AudioError(source, "audio contains NaN or infinite samples")
+    y = _check_samples(np.asarray(y), source=source)
     peak = float(np.max(np.abs(y)))
     if peak == 0.0 or 20 * np.log10(peak) < SILENCE_FLOOR_DBFS:
         raise AudioError(source, "audio is all silence")
