@@ -96,6 +96,11 @@ class ExtractorConfig:
     crop_frames : int
         Training crop length in frames (also the fixed input length of the
         ``"original"`` architecture, which has no pooling over time).
+    whitened : bool
+        The layer named ``"embedding"`` is a frozen linear map fitted after
+        training (within-class covariance normalisation on the training
+        speakers, see :mod:`fewshot.whitening`), applied to the unit-normalised
+        output of the trained dense layer (then named ``"speaker_dense"``).
     """
 
     arch: str = "resnet"
@@ -103,6 +108,7 @@ class ExtractorConfig:
     blocks: tuple[int, ...] = (0, 1, 2, 2)
     embedding_dim: int = 192
     crop_frames: int = 200
+    whitened: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -70,6 +70,8 @@ def build_cnn(config: ExtractorConfig, *, n_mels: int, n_frames: int | None = No
     config : ExtractorConfig
         ``arch="resnet"``: residual stages over the (time, mel) image, statistics
         pooling over time (any length in), a dense embedding layer.
+        ``whitened=True`` adds a frozen linear layer after the unit-normalised
+        dense layer (set by :func:`fewshot.whitening.whiten_extractor`).
         ``arch="original"``: two blocks of two 3x3 convolutions (8 and 16 filters)
         with 2x2 pooling, flattened straight into the embedding (fixed length in).
     n_mels : int
@@ -114,7 +116,12 @@ def build_cnn(config: ExtractorConfig, *, n_mels: int, n_frames: int | None = No
     freq = x.shape[2]
     x = layers.Reshape((-1, freq * config.channels[-1]), name="frames")(x)
     x = StatsPooling(name="stats_pool")(x)
-    outputs = layers.Dense(config.embedding_dim, name="embedding")(x)
+    if not config.whitened:
+        outputs = layers.Dense(config.embedding_dim, name="embedding")(x)
+        return keras.Model(inputs, outputs, name="fewshot_cnn")
+    x = layers.Dense(config.embedding_dim, name="speaker_dense")(x)
+    x = layers.UnitNormalization(name="unit_norm")(x)
+    outputs = layers.Dense(config.embedding_dim, trainable=False, name="embedding")(x)
     return keras.Model(inputs, outputs, name="fewshot_cnn")
 
 
@@ -208,13 +215,23 @@ class Extractor:
         bounds = np.cumsum([0] + [len(s) for s in seg_lists])
         return [E[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def embed(self, waveforms) -> np.ndarray:
-        """Embed whole utterances: segment, embed in batches, average, L2-normalise.
+    def embed(self, waveforms, *, max_chunk_s: float = 20.0) -> np.ndarray:
+        """Embed whole utterances, each in one pass, and L2-normalise.
+
+        Statistics pooling takes any length, so an utterance is not cut into
+        segments: its whole log-mel spectrogram goes through the CNN (padded by
+        repetition to at least ``feature_config.segment_s``). Utterances longer
+        than ``max_chunk_s`` are cut into equal chunks whose normalised
+        embeddings are averaged. Utterances of equal length are batched. A
+        model with a fixed input length (``arch="original"``) gets the mean of
+        its non-overlapping segments instead.
 
         Parameters
         ----------
         waveforms : list of np.ndarray [shape=(n,)]
             Mono float32 audio at ``feature_config.sr`` (16 kHz), any length.
+        max_chunk_s : float
+            Longest piece embedded in one pass.
 
         Returns
         -------
@@ -223,10 +240,33 @@ class Extractor:
         """
         if isinstance(waveforms, np.ndarray) and waveforms.ndim == 1:
             waveforms = [waveforms]
-        per_utt = self.embed_utterances_segments(waveforms, overlap=False)
-        if not per_utt:
+        if len(waveforms) == 0:
             return np.zeros((0, self.dim), np.float32)
-        return l2_normalize(np.stack([e.mean(axis=0) for e in per_utt]))
+        if self.model.inputs[0].shape[1] is not None:
+            per_utt = self.embed_utterances_segments(waveforms, overlap=False)
+            return l2_normalize(np.stack([e.mean(axis=0) for e in per_utt]))
+        cfg = self.feature_config
+        max_frames = max(cfg.segment_frames, int(round(max_chunk_s * 1000 / cfg.hop_ms)))
+        chunks, owner = [], []
+        for i, y in enumerate(waveforms):
+            S = log_mel(np.asarray(y, dtype=np.float32), config=cfg)
+            if len(S) < cfg.segment_frames:
+                S = segment(S, seg_frames=cfg.segment_frames, hop_frames=cfg.segment_frames)[0]
+            k = -(-len(S) // max_frames)
+            bounds = np.linspace(0, len(S), k + 1).astype(int)
+            chunks += [S[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+            owner += [i] * k
+        E = np.zeros((len(chunks), self.dim), np.float32)
+        by_length: dict[int, list[int]] = {}
+        for j, c in enumerate(chunks):
+            by_length.setdefault(len(c), []).append(j)
+        for length, idx in by_length.items():
+            step = max(1, self.batch_size * cfg.segment_frames // length)  # as many frames as a batch of segments
+            for a in range(0, len(idx), step):
+                E[idx[a:a + step]] = self.embed_segments(np.stack([chunks[j] for j in idx[a:a + step]]))
+        out = np.zeros((len(waveforms), self.dim), np.float32)
+        np.add.at(out, np.asarray(owner), l2_normalize(E))
+        return l2_normalize(out)
 
     def save(self, path, *, training: dict | None = None) -> Path:
         """Write ``extractor.keras`` and ``meta.json`` into the directory ``path``."""

@@ -167,16 +167,12 @@ class SpeakerIdentifier:
         return self._predict(self.classifier(group), y, segments=False)
 
     def _predict(self, clf: GroupSVC, y: np.ndarray, *, segments: bool) -> Prediction:
-        from .extractor import l2_normalize
-
-        # the utterance embedding is the normalised mean of its segments' (as Extractor.embed):
-        # embed the segments once and derive both
-        seg_E = self.extractor.embed_utterances_segments([y], overlap=False)[0]
-        E = l2_normalize(seg_E.mean(axis=0, keepdims=True))
+        E = self.extractor.embed([y])
         labels, scores = clf.predict_open(E)
         nearest = clf.predict(E)[0]
         segs = []
         if segments:
+            seg_E = self.extractor.embed_utterances_segments([y], overlap=False)[0]
             seg_labels, seg_scores = clf.predict_open(seg_E)
             seg_s = self.extractor.feature_config.segment_s
             total = len(y) / self.extractor.feature_config.sr

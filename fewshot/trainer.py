@@ -115,7 +115,7 @@ def _restore_checkpoint(model, out: Path) -> None:
 
 def train(train_source, out, *, feature_config: FeatureConfig, extractor_config: ExtractorConfig,
           train_config: TrainConfig, dev=None, cache_dir=None, workers: int = 2, progress=None,
-          verbose: int = 1) -> dict:
+          verbose: int = 1, whiten: bool = True) -> dict:
     """Train (or resume) an extractor; returns the run's ``state`` dictionary.
 
     Parameters
@@ -128,6 +128,10 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
     dev : path, optional
         A speaker-per-folder tree of held-out speakers for few-shot validation.
         Without it the checkpoint of the last epoch is kept as the model.
+    whiten : bool
+        When training ends, fold within-class covariance normalisation on the
+        training speakers into the kept model (:mod:`fewshot.whitening`).
+        Running again on a finished run only adds this step if it is missing.
     """
     import keras
     import tensorflow as tf
@@ -155,8 +159,10 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
                                      cache_dir=cache_dir or out / "feature_cache", workers=workers,
                                      progress=progress)
     hours = sum(len(f) for f, c in zip(feats, classes) if "@" not in c) * feature_config.hop_ms / 3.6e6
+    # the whitening layer is added after training; it is not part of what is trained
+    trained_config = {k: v for k, v in extractor_config.to_dict().items() if k != "whitened"}
     run_args = {"train_config": asdict(tc), "feature_config": feature_config.to_dict(),
-                "extractor_config": extractor_config.to_dict(), "n_classes": len(classes)}
+                "extractor_config": trained_config, "n_classes": len(classes)}
     state = {"epoch": 0, "best": None, "best_epoch": None, "wait": 0, "seconds": 0.0, **run_args}
     if (out / "state.json").is_file():
         saved = json.loads((out / "state.json").read_text())
@@ -172,6 +178,8 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         _restore_checkpoint(model, out)
         logger.info("resuming after epoch %d", state["epoch"])
     if state["epoch"] >= tc.epochs or state["wait"] >= tc.patience:
+        if whiten and task_id == 0:
+            _whiten_kept_model(out, [f for f, c in zip(feats, classes) if "@" not in c], dev=dev, draws=tc.val_draws)
         return state
 
     crop = extractor_config.crop_frames
@@ -219,8 +227,40 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         model.optimizer.build(model.trainable_variables)
     fit(model, dataset, strategy=strategy, epochs=tc.epochs, initial_epoch=state["epoch"],
         steps_per_epoch=tc.steps_per_epoch, callbacks=callbacks, verbose=verbose)
+    if whiten and task_id == 0:
+        _whiten_kept_model(out, [f for f, c in zip(feats, classes) if "@" not in c], dev=dev, draws=tc.val_draws)
     state["wall_seconds_this_run"] = round(time.time() - t_start, 1)
     return state
+
+
+def _whiten_kept_model(out: Path, feats, *, dev=None, draws: int = 20, reg: float = 0.3) -> None:
+    """Replace the kept model in ``out`` by its whitened version (once).
+
+    ``feats`` are the real training speakers only: speed-perturbed copies vary
+    in other directions than a voice does and made the map worse on dev.
+    """
+    from .evaluation import embed_protocol, prepare_protocol, quick_scores
+    from .extractor import Extractor
+    from .whitening import embed_classes, whiten_extractor, within_class_whitening
+
+    ex = Extractor.load(out)
+    if ex.extractor_config.whitened or ex.extractor_config.arch != "resnet":
+        return
+    t0 = time.time()
+    E, labels = embed_classes(ex, feats)
+    mu, W = within_class_whitening(E, labels, reg=reg)
+    wex = whiten_extractor(ex, mu, W)
+    training = dict(ex.meta.get("training", {}))
+    training["whitening"] = {"segments": int(len(E)), "classes": int(len(np.unique(labels))), "reg": reg}
+    if dev:
+        scores = quick_scores(embed_protocol(wex, prepare_protocol(dev, enroll_seconds=(15,))),
+                              draws=draws, seed=0)
+        training["dev_before_whitening"] = training.get("dev", {})
+        training["dev"] = {k: round(float(v), 4) for k, v in scores.items()}
+        print(f"whitened: dev 3-way {scores['acc_3']:.3f}, 10-way {scores['acc_10']:.3f}, "
+              f"all {scores['acc_all']:.3f}, EER {scores['eer']:.4f}", flush=True)
+    training["whitening"]["seconds"] = round(time.time() - t0, 1)
+    wex.save(out, training=training)
 
 
 def _fit(model, dataset, *, strategy, epochs, initial_epoch, steps_per_epoch, callbacks, verbose):

@@ -45,6 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=2, help="processes for feature extraction")
     p.add_argument("--cache", help="feature cache folder (default: OUT/feature_cache)")
     p.add_argument("--val-draws", type=int, default=20, help="groups drawn per size in validation")
+    p.add_argument("--no-whiten", action="store_true",
+                   help="keep the trained embedding layer as it is (no within-class whitening at the end)")
     return p.parse_args(argv)
 
 
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     try:
         state = train(args.train, args.out, feature_config=fc, extractor_config=ec, train_config=tc,
-                      dev=args.dev, cache_dir=args.cache, workers=args.workers,
+                      dev=args.dev, cache_dir=args.cache, workers=args.workers, whiten=not args.no_whiten,
                       progress=lambda it, total: tqdm(it, total=total, desc="Features", unit="files"))
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -65,3 +65,22 @@ def test_default_model_ships_and_separates_voices(default_extractor, voice):
     same, other = float(E[0] @ E[1]), float(E[0] @ E[2])
     assert same > other
     assert default_extractor.feature_config == FeatureConfig.from_dict(default_extractor.meta["feature_config"])
+
+
+def test_embed_is_one_pass_per_utterance_and_chunks_long_ones(tiny_model_dir, voice):
+    from fewshot.extractor import l2_normalize
+    from fewshot.features import log_mel
+
+    ex = load_extractor(tiny_model_dir)
+    y = voice("bob", 5.0)
+    direct = l2_normalize(ex.model(log_mel(y, config=ex.feature_config)[None]).numpy())
+    np.testing.assert_allclose(ex.embed([y]), direct, atol=1e-5)
+    # batched with another utterance of the same length: the same as alone
+    np.testing.assert_allclose(ex.embed([y, voice("ann", 5.0)])[:1], direct, atol=1e-5)
+    # longer than max_chunk_s: the normalised mean of equal chunks
+    long = voice("cat", 8.0)
+    S = log_mel(long, config=ex.feature_config)
+    a, b, c = np.linspace(0, len(S), 3).astype(int)
+    halves = l2_normalize(np.concatenate([ex.model(S[None, a:b]).numpy(), ex.model(S[None, b:c]).numpy()]))
+    np.testing.assert_allclose(ex.embed([long], max_chunk_s=5.0), l2_normalize(halves.mean(0, keepdims=True)),
+                               atol=1e-5)

@@ -49,6 +49,8 @@ def test_seeded_runs_match_and_resume_continues(corpus, tmp_path):
     run(train_cmd(corpus, a, "--epochs", "2"))
     state = json.loads((a / "state.json").read_text())
     assert state["epoch"] == 2 and (a / "extractor.keras").is_file() and (a / "log.csv").is_file()
+    meta = json.loads((a / "meta.json").read_text())
+    assert meta["extractor_config"]["whitened"] and meta["training"]["whitening"]["classes"] == 3
 
     # interrupted after the first epoch, then resumed with the same command
     proc = subprocess.Popen(train_cmd(corpus, b, "--epochs", "2"), stdout=subprocess.PIPE,
@@ -62,8 +64,16 @@ def test_seeded_runs_match_and_resume_continues(corpus, tmp_path):
         pytest.skip("the run finished before it could be interrupted")
     out = run(train_cmd(corpus, b, "--epochs", "2"))
     assert "Epoch 2/2" in out.stdout and "Epoch 1/2" not in out.stdout
-    for wa, wb in zip(weights(a), weights(b)):
+    wa_all, wb_all = weights(a), weights(b)
+    assert len(wa_all) == len(wb_all)
+    for wa, wb in zip(wa_all, wb_all):
         np.testing.assert_array_equal(wa, wb)
+
+    # a finished run is left as it is: nothing is trained or whitened twice
+    model_id = json.loads((a / "meta.json").read_text())["model_id"]
+    out = run(train_cmd(corpus, a, "--epochs", "2"))
+    assert "Epoch" not in out.stdout
+    assert json.loads((a / "meta.json").read_text())["model_id"] == model_id
 
 
 def test_other_arguments_refuse_to_resume(corpus, tmp_path):
@@ -95,7 +105,8 @@ def test_two_workers_on_loopback_end_with_the_same_weights(corpus, tmp_path):
     for i in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
                                                       "task": {"type": "worker", "index": i}})}
-        procs.append(subprocess.Popen(train_cmd(corpus, out, "--epochs", "1", "--strategy", "multiworker"),
+        procs.append(subprocess.Popen(train_cmd(corpus, out, "--epochs", "1", "--strategy", "multiworker",
+                                                "--no-whiten"),
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     logs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs[0][-2000:] + logs[1][-2000:]

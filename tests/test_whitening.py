@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from fewshot.extractor import Extractor, l2_normalize, load_extractor
+from fewshot.features import log_mel, segment
+from fewshot.whitening import embed_classes, whiten_extractor, within_class_whitening
+
+
+def test_within_class_covariance_becomes_identity(rng):
+    # three speakers whose segments vary mostly along one shared "channel" axis
+    centres = rng.normal(size=(3, 5))
+    noise = rng.normal(size=(300, 5)) * np.array([3.0, 0.2, 0.2, 0.2, 0.2])
+    labels = np.repeat(np.arange(3), 100)
+    E = centres[labels] + noise
+    mu, W = within_class_whitening(E, labels, reg=0.0)
+    np.testing.assert_allclose(mu, E.mean(axis=0))
+    Z = (E - mu) @ W
+    R = np.concatenate([Z[labels == k] - Z[labels == k].mean(axis=0) for k in range(3)])
+    np.testing.assert_allclose(R.T @ R / len(R), np.eye(5), atol=1e-8)
+    # regularisation keeps the map finite and closer to plain centring
+    _, W_reg = within_class_whitening(E, labels, reg=10.0)
+    assert np.linalg.cond(W_reg) < np.linalg.cond(W)
+
+
+def test_within_class_whitening_needs_two_speakers(rng):
+    with pytest.raises(ValueError, match="two speakers"):
+        within_class_whitening(rng.normal(size=(10, 4)), np.zeros(10))
+
+
+def test_whitened_extractor_is_the_frozen_map_and_round_trips(tiny_model_dir, voice, tmp_path, rng):
+    ex = load_extractor(tiny_model_dir)
+    feats = [log_mel(voice(name, 6.0, seed=1), config=ex.feature_config) for name in ("ann", "bob", "cat")]
+    E, labels = embed_classes(ex, feats)
+    assert sorted(set(labels)) == [0, 1, 2] and E.shape == (len(labels), ex.dim)
+    mu, W = within_class_whitening(E, labels)
+    wex = whiten_extractor(ex, mu, W)
+    assert wex.extractor_config.whitened and wex.model.get_layer("embedding").trainable is False
+
+    segs = segment(feats[0], seg_frames=300, hop_frames=150)
+    expected = l2_normalize((l2_normalize(ex.embed_segments(segs)) - mu) @ W)
+    np.testing.assert_allclose(l2_normalize(wex.embed_segments(segs)), expected, atol=1e-5)
+
+    again = Extractor.load(wex.save(tmp_path / "w"))
+    assert again.extractor_config.whitened
+    y = voice("ann", 4.0, seed=5)
+    np.testing.assert_allclose(again.embed([y]), wex.embed([y]), atol=1e-6)
+    with pytest.raises(ValueError, match="unwhitened"):
+        whiten_extractor(again, mu, W)
