@@ -177,9 +177,10 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
     if state["epoch"] > 0:
         _restore_checkpoint(model, out)
         logger.info("resuming after epoch %d", state["epoch"])
+    real_feats = [f for f, c in zip(feats, classes) if "@" not in c]
     if state["epoch"] >= tc.epochs or state["wait"] >= tc.patience:
         if whiten and task_id == 0:
-            _whiten_kept_model(out, [f for f, c in zip(feats, classes) if "@" not in c], dev=dev, draws=tc.val_draws)
+            _whiten_kept_model(out, real_feats, dev=dev, draws=tc.val_draws)
         return state
 
     crop = extractor_config.crop_frames
@@ -228,7 +229,7 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
     fit(model, dataset, strategy=strategy, epochs=tc.epochs, initial_epoch=state["epoch"],
         steps_per_epoch=tc.steps_per_epoch, callbacks=callbacks, verbose=verbose)
     if whiten and task_id == 0:
-        _whiten_kept_model(out, [f for f, c in zip(feats, classes) if "@" not in c], dev=dev, draws=tc.val_draws)
+        _whiten_kept_model(out, real_feats, dev=dev_speakers, draws=tc.val_draws)
     state["wall_seconds_this_run"] = round(time.time() - t_start, 1)
     return state
 
@@ -238,6 +239,7 @@ def _whiten_kept_model(out: Path, feats, *, dev=None, draws: int = 20, reg: floa
 
     ``feats`` are the real training speakers only: speed-perturbed copies vary
     in other directions than a voice does and made the map worse on dev.
+    ``dev`` is a held-out folder, or its protocol speakers when already loaded.
     """
     from .evaluation import embed_protocol, prepare_protocol, quick_scores
     from .extractor import Extractor
@@ -253,7 +255,9 @@ def _whiten_kept_model(out: Path, feats, *, dev=None, draws: int = 20, reg: floa
     training = dict(ex.meta.get("training", {}))
     training["whitening"] = {"segments": int(len(E)), "classes": int(len(np.unique(labels))), "reg": reg}
     if dev:
-        scores = quick_scores(embed_protocol(wex, prepare_protocol(dev, enroll_seconds=(15,))),
+        if not isinstance(dev, list):
+            dev = prepare_protocol(dev, enroll_seconds=(15,))
+        scores = quick_scores(embed_protocol(wex, dev),
                               draws=draws, seed=0)
         training["dev_before_whitening"] = training.get("dev", {})
         training["dev"] = {k: round(float(v), 4) for k, v in scores.items()}
