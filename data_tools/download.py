@@ -12,12 +12,13 @@ only one download runs at a time per host.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 import urllib.error
 from pathlib import Path
+
+from fewshot.persistence import file_digest
 
 from .net import HttpError, PoliteClient, TransientError
 
@@ -31,15 +32,6 @@ class DownloadError(Exception):
     """A file could not be downloaded and verified."""
 
 
-def md5_file(path: str | os.PathLike) -> str:
-    """Hex md5 of a file."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def part_path(dest: str | os.PathLike) -> Path:
     """The ``.part`` file used while ``dest`` downloads."""
     dest = Path(dest)
@@ -51,7 +43,7 @@ def _finish(part: Path, dest: Path, md5: str | None, size: int | None) -> None:
     if size is not None and got != size:
         part.unlink(missing_ok=True)
         raise TransientError(f"size {got} != expected {size}")
-    if md5 is not None and md5_file(part) != md5.lower():
+    if md5 is not None and file_digest(part, algorithm="md5") != md5.lower():
         part.unlink(missing_ok=True)
         raise TransientError("md5 mismatch")
     os.replace(part, dest)

@@ -23,9 +23,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .convert import SAMPLE_RATE, join_and_trim, write_wav
+from fewshot.audio import SAMPLE_RATE, trim_silence
+from fewshot.config import FeatureConfig
+from fewshot.features import save_spectrogram_png
+
 from .fsutil import atomic_write_json, read_json
-from .segment import fixed_segments, remove_silences, save_spectrogram
+from .segment import fixed_segments, join_and_trim, write_wav
 
 SEGMENTS_FILE = "segments.json"
 
@@ -36,8 +39,8 @@ class ProcessSettings:
 
     max_seconds: float
     segment_seconds: float = 5.0
-    top_db: float = 35.0
-    max_silence_s: float = 0.5
+    top_db: float = FeatureConfig.top_db
+    max_silence_s: float = FeatureConfig.max_silence_s
     sample_rate: int = SAMPLE_RATE
     spectrograms: bool = False
 
@@ -92,13 +95,13 @@ def process_narrator(job: NarratorJob) -> NarratorResult:
         samples = join_and_trim(paths, remaining, s.sample_rate)
         remaining -= len(samples) / s.sample_rate
         result.input_seconds += len(samples) / s.sample_rate
-        speech = remove_silences(samples, s.sample_rate, s.top_db, s.max_silence_s)
+        speech = trim_silence(samples, sr=s.sample_rate, top_db=s.top_db, max_silence_s=s.max_silence_s)
         result.speech_seconds += len(speech) / s.sample_rate
         for n, seg in enumerate(fixed_segments(speech, s.sample_rate, s.segment_seconds)):
             name = f"{job.reader_id}-{book_id}-{n:04d}"
             write_wav(tmp / f"{name}.wav", seg, s.sample_rate)
             if s.spectrograms:
-                save_spectrogram(seg, s.sample_rate, tmp / f"{name}.png")
+                save_spectrogram_png(seg, tmp / f"{name}.png", config=FeatureConfig(sr=s.sample_rate))
             result.segments.append({"file": f"{name}.wav", "book_id": book_id,
                                     "duration_s": round(len(seg) / s.sample_rate, 3)})
     atomic_write_json(tmp / SEGMENTS_FILE, {

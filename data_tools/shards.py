@@ -15,7 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import Iterable
 
-from .manifest import ManifestError, ManifestRow, read_manifest, write_manifest
+from fewshot.datasets import ManifestError, ManifestRow, read_manifest, write_manifest
 from .splits import apply_splits
 
 

@@ -20,7 +20,7 @@ import hashlib
 from pathlib import Path
 from typing import Iterable
 
-from .manifest import ManifestRow, read_manifest, write_manifest
+from fewshot.datasets import ManifestRow, read_manifest, write_manifest
 
 
 def read_speaker_list(path) -> set[str]:

@@ -19,9 +19,11 @@ logger = logging.getLogger(__name__)
 
 #: Below this absolute level (dBFS) a frame is silence, however quiet the file.
 SILENCE_FLOOR_DBFS = -60.0
+#: The rate every input is resampled to (the default :class:`FeatureConfig`'s).
+SAMPLE_RATE = FeatureConfig.sr
 
 
-def load(source, *, sr: int = 16000, sr_in: int | None = None) -> np.ndarray:
+def load(source, *, sr: int = SAMPLE_RATE, sr_in: int | None = None, max_seconds: float | None = None) -> np.ndarray:
     """Decode a file (or take an array) as mono float32 at ``sr`` Hz.
 
     Parameters
@@ -33,6 +35,8 @@ def load(source, *, sr: int = 16000, sr_in: int | None = None) -> np.ndarray:
         Target sample rate in Hz.
     sr_in : int, optional
         Sample rate of ``source`` when it is an array (default: ``sr``).
+    max_seconds : float, optional
+        Decode at most this many seconds from the start.
 
     Returns
     -------
@@ -48,9 +52,11 @@ def load(source, *, sr: int = 16000, sr_in: int | None = None) -> np.ndarray:
         y, sr_native = np.asarray(source, dtype=np.float32), sr_in or sr
         if y.ndim == 2:
             y = y.mean(axis=1 if y.shape[1] < y.shape[0] else 0)
+        if max_seconds is not None:
+            y = y[: int(max_seconds * sr_native)]
     else:
         name = os.fspath(source)
-        y, sr_native = _decode(Path(name))
+        y, sr_native = _decode(Path(name), sr=sr, max_seconds=max_seconds)
     _check_samples(y, source=name)
     if sr_native != sr:
         import librosa
@@ -59,7 +65,8 @@ def load(source, *, sr: int = 16000, sr_in: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int]:
+def _decode(path: Path, *, sr: int, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """libsndfile for what it reads (at the file's rate), ffmpeg for the rest (resampled to ``sr``)."""
     if not path.exists():
         raise AudioError(path, "file not found")
     if path.is_dir():
@@ -69,25 +76,32 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     try:
-        y, sr_native = sf.read(str(path), dtype="float32", always_2d=True)
-        return y.mean(axis=1), int(sr_native)
+        with sf.SoundFile(str(path)) as f:
+            frames = -1 if max_seconds is None else int(max_seconds * f.samplerate)
+            y = f.read(frames, dtype="float32", always_2d=True)
+            return y.mean(axis=1), int(f.samplerate)
     except Exception as exc:  # libsndfile does not know the format: try ffmpeg
         sf_error = exc
-    try:
-        from pydub import AudioSegment
+    return _ffmpeg_decode(path, sr=sr, max_seconds=max_seconds, first_error=sf_error), sr
 
-        seg = AudioSegment.from_file(str(path))
-    except FileNotFoundError as exc:
-        raise AudioError(path, "cannot decode: ffmpeg is not installed") from exc
-    except Exception as exc:
-        raise AudioError(
-            path, f"unreadable or corrupt audio ({type(sf_error).__name__}: {sf_error})"
-        ) from exc
-    samples = np.array(seg.get_array_of_samples(), dtype=np.float32)
-    samples /= float(1 << (8 * seg.sample_width - 1))
-    if seg.channels > 1:
-        samples = samples.reshape(-1, seg.channels).mean(axis=1)
-    return samples, int(seg.frame_rate)
+
+def _ffmpeg_decode(path: Path, *, sr: int, max_seconds: float | None, first_error) -> np.ndarray:
+    import shutil
+    import subprocess
+
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioError(path, "cannot decode: ffmpeg is not installed")
+    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path)]
+    if max_seconds is not None:
+        cmd += ["-t", f"{max(0.0, float(max_seconds)):.6f}"]
+    cmd += ["-vn", "-ac", "1", "-ar", str(int(sr)), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    if proc.returncode != 0 or not proc.stdout:
+        reason = proc.stderr.decode(errors="replace").strip().splitlines()
+        detail = reason[-1] if reason else f"{type(first_error).__name__}: {first_error}"
+        raise AudioError(path, f"unreadable or corrupt audio ({detail})")
+    return np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
 
 
 def _check_samples(y: np.ndarray, *, source) -> np.ndarray:
@@ -114,13 +128,24 @@ def check_audio(y: np.ndarray, *, source="<array>") -> np.ndarray:
     return y
 
 
+def speech_threshold_db(ref_db: float, *, top_db: float, floor_dbfs: float | None = SILENCE_FLOOR_DBFS) -> float:
+    """The VAD's rule: frames louder than this (dBFS) are speech.
+
+    ``ref_db`` is the loudest frame (of the file, or of the last seconds of a
+    stream); speech is within ``top_db`` of it and never below ``floor_dbfs``.
+    """
+    return ref_db - top_db if floor_dbfs is None else max(ref_db - top_db, floor_dbfs)
+
+
 def speech_intervals(
-    y: np.ndarray, *, sr: int, top_db: float = 35.0, frame_ms: float = 25.0, hop_ms: float = 10.0
+    y: np.ndarray, *, sr: int, top_db: float = FeatureConfig.top_db, frame_ms: float = 25.0, hop_ms: float = 10.0,
+    floor_dbfs: float | None = SILENCE_FLOOR_DBFS,
 ) -> np.ndarray:
     """Sample intervals of speech found by an energy VAD.
 
     A frame is speech when its RMS is within ``top_db`` of the loudest frame and
-    above :data:`SILENCE_FLOOR_DBFS`.
+    above ``floor_dbfs`` (:func:`speech_threshold_db`). With ``floor_dbfs=None``
+    this is ``librosa.effects.split`` with the same frames.
 
     Returns
     -------
@@ -135,7 +160,7 @@ def speech_intervals(
         return np.zeros((0, 2), dtype=int)
     rms = librosa.feature.rms(y=y, frame_length=frame_length, hop_length=hop_length, center=True)[0]
     db = 20 * np.log10(np.maximum(rms, 1e-10))
-    speech = db > max(db.max() - top_db, SILENCE_FLOOR_DBFS)
+    speech = db > speech_threshold_db(db.max(), top_db=top_db, floor_dbfs=floor_dbfs)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], speech.astype(np.int8), [0]])))
     frames = edges.reshape(-1, 2)
     intervals = librosa.frames_to_samples(frames, hop_length=hop_length)
@@ -143,7 +168,8 @@ def speech_intervals(
 
 
 def trim_silence(
-    y: np.ndarray, *, sr: int, top_db: float = 35.0, max_silence_s: float | None = 0.5
+    y: np.ndarray, *, sr: int, top_db: float = FeatureConfig.top_db,
+    max_silence_s: float | None = FeatureConfig.max_silence_s,
 ) -> np.ndarray:
     """Cut out every pause longer than ``max_silence_s``, and leading/trailing silence.
 
@@ -165,7 +191,7 @@ def trim_silence(
     return np.concatenate([y[s:e] for s, e in intervals]).astype(np.float32)
 
 
-def normalize_loudness(y: np.ndarray, *, target_dbfs: float = -23.0) -> np.ndarray:
+def normalize_loudness(y: np.ndarray, *, target_dbfs: float = FeatureConfig.target_dbfs) -> np.ndarray:
     """Scale ``y`` to an RMS of ``target_dbfs``, then limit peaks to 0.99."""
     rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
     if rms <= 0:

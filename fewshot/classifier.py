@@ -17,12 +17,14 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .config import ClassifierConfig
+from .features import l2_normalize
+
 UNKNOWN = "unknown"
 
 
 def _l2(X):
-    X = np.asarray(X, dtype=np.float64)
-    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    return l2_normalize(np.asarray(X, dtype=np.float64))
 
 
 class GroupSVC(ClassifierMixin, BaseEstimator):
@@ -66,7 +68,8 @@ class GroupSVC(ClassifierMixin, BaseEstimator):
         "unknown_label": [str],
     }
 
-    def __init__(self, C=10.0, gamma=1.0, unknown_threshold=None, unknown_label=UNKNOWN):
+    def __init__(self, C=ClassifierConfig.C, gamma=ClassifierConfig.gamma, unknown_threshold=None,
+                 unknown_label=UNKNOWN):
         self.C = C
         self.gamma = gamma
         self.unknown_threshold = unknown_threshold
@@ -120,7 +123,7 @@ class GroupSVC(ClassifierMixin, BaseEstimator):
             return np.repeat(self.classes_, len(X))
         return self.classes_[self.svc_.predict(_l2(X))]
 
-    def predict_open(self, X):
+    def predict_open(self, X, *, return_nearest: bool = False):
         """Speaker or ``unknown_label`` for each sample, with its cosine score.
 
         Returns
@@ -128,14 +131,17 @@ class GroupSVC(ClassifierMixin, BaseEstimator):
         labels : np.ndarray of object [shape=(n_samples,)]
         scores : np.ndarray [shape=(n_samples,)]
             Cosine similarity to the predicted speaker's centroid.
+        nearest : np.ndarray [shape=(n_samples,)]
+            Only with ``return_nearest``: the SVM's speaker, before the threshold.
         """
-        labels = self.predict(X).astype(object)
+        nearest = self.predict(X)
         cos = self.cosine_scores(X)
-        idx = np.searchsorted(self.classes_, labels)
-        scores = cos[np.arange(len(labels)), idx]
+        idx = np.searchsorted(self.classes_, nearest)
+        scores = cos[np.arange(len(nearest)), idx]
+        labels = nearest.astype(object)
         if self.unknown_threshold is not None:
             labels[scores < self.unknown_threshold] = self.unknown_label
-        return labels, scores
+        return (labels, scores, nearest) if return_nearest else (labels, scores)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -8,8 +8,6 @@ import logging
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 
 def _add_common(p):
     p.add_argument("--store", help="enrollment database (default: $FEWSHOT_HOME/enrollments.sqlite)")
@@ -50,18 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="PNG to write")
     p.add_argument("--raw", action="store_true", help="keep silences (default: cut as the extractor does)")
 
-    try:
-        from .report_cli import add_evaluate_parser
-    except ImportError:
-        pass
-    else:
-        add_evaluate_parser(sub)
+    from .eval.run import add_evaluate_parser
+
+    add_evaluate_parser(sub)
+    p = sub.add_parser("live", help="the live demo: enroll at the microphone, then name who speaks "
+                       "(options: fewshot live --help)", add_help=False)
+    p.add_argument("live_args", nargs=argparse.REMAINDER)
     return parser
 
 
 def _identifier(args):
     from .extractor import load_extractor
-    from .pipeline import SpeakerIdentifier
+    from .identifier import SpeakerIdentifier
 
     return SpeakerIdentifier(load_extractor(args.model), store=args.store)
 
@@ -144,7 +142,14 @@ def cmd_spectrogram(args) -> int:
     return 0
 
 
-COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "groups": cmd_groups, "spectrogram": cmd_spectrogram}
+def cmd_live(args) -> int:
+    from .live.app import main as live_main
+
+    return live_main(args.live_args)
+
+
+COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "groups": cmd_groups, "spectrogram": cmd_spectrogram,
+            "live": cmd_live}
 
 
 def main(argv=None) -> int:

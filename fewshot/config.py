@@ -7,7 +7,7 @@ a model directory stores it as JSON and refuses to run with another one.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -99,7 +99,7 @@ class ExtractorConfig:
     whitened : bool
         The layer named ``"embedding"`` is a frozen linear map fitted after
         training (within-class covariance normalisation on the training
-        speakers, see :mod:`fewshot.whitening`), applied to the unit-normalised
+        speakers, see :mod:`fewshot.train.whitening`), applied to the unit-normalised
         output of the trained dense layer (then named ``"speaker_dense"``).
     """
 
@@ -133,12 +133,14 @@ class ClassifierConfig:
     unknown_threshold : float
         Cosine similarity between an utterance and the nearest enrolled
         speaker's centroid below which the answer is "unknown".
+    threshold_from : str
+        How the threshold was chosen (written by the model release).
     """
 
     C: float = 10.0
     gamma: float = 1.0
     unknown_threshold: float = 0.5
-    extra: dict[str, Any] = field(default_factory=dict)
+    threshold_from: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -146,6 +148,15 @@ class ClassifierConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ClassifierConfig":
         return _from_dict(cls, d)
+
+    @classmethod
+    def of_model(cls, extractor) -> "ClassifierConfig":
+        """The operating point stored with a model (its ``meta.json`` block ``classifier``)."""
+        return cls.from_dict(extractor.meta.get("classifier", {}))
+
+    def svc_params(self) -> dict[str, float]:
+        """Keyword arguments of :class:`fewshot.classifier.GroupSVC`."""
+        return {"C": self.C, "gamma": self.gamma, "unknown_threshold": self.unknown_threshold}
 
 
 def _from_dict(cls, d):

@@ -17,12 +17,13 @@ def log_mel(y: np.ndarray, *, config: FeatureConfig | None = None) -> np.ndarray
 
     Parameters
     ----------
-    y : np.ndarray [shape=(n,)]
-        Mono audio at ``config.sr``.
+    y : np.ndarray [shape=(..., n)]
+        Mono audio at ``config.sr`` (a batch of equal-length signals along the
+        leading axes).
 
     Returns
     -------
-    S : np.ndarray [shape=(n_frames, n_mels), dtype=float32]
+    S : np.ndarray [shape=(..., n_frames, n_mels), dtype=float32]
         Time first, as the CNN reads it.
     """
     import librosa
@@ -40,7 +41,7 @@ def log_mel(y: np.ndarray, *, config: FeatureConfig | None = None) -> np.ndarray
         power=2.0,
         center=True,
     )
-    return np.log(S + 1e-6).T.astype(np.float32)
+    return np.swapaxes(np.log(S + 1e-6), -1, -2).astype(np.float32)
 
 
 def segment(S: np.ndarray, *, seg_frames: int, hop_frames: int) -> np.ndarray:
@@ -81,30 +82,32 @@ def segment(S: np.ndarray, *, seg_frames: int, hop_frames: int) -> np.ndarray:
     return np.stack([S[s : s + seg_frames] for s in starts])
 
 
-def segments_from_speech(y: np.ndarray, *, config: FeatureConfig | None = None) -> np.ndarray:
-    """``log_mel`` then ``segment`` with the config's segment length and hop."""
-    cfg = config or FeatureConfig()
-    return segment(
-        log_mel(y, config=cfg), seg_frames=cfg.segment_frames, hop_frames=cfg.segment_hop_frames
-    )
+def l2_normalize(E: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero, never NaN)."""
+    E = np.asarray(E)
+    E = E.astype(np.result_type(E.dtype, np.float32), copy=False)
+    return E / np.maximum(np.linalg.norm(E, axis=-1, keepdims=True), 1e-12)
 
 
 def save_spectrogram_png(y: np.ndarray, path, *, config: FeatureConfig | None = None, title: str = "") -> None:
-    """Draw the log-mel spectrogram of ``y`` as a PNG for a person to look at."""
-    import matplotlib
+    """Draw the log-mel spectrogram of ``y`` as a PNG for a person to look at (written atomically)."""
+    import io
 
-    matplotlib.use("Agg")
     import librosa.display
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from .persistence import atomic_write_bytes
 
     cfg = config or FeatureConfig()
     S_db = 10 * np.log10(np.exp(log_mel(y, config=cfg).T))
-    fig, ax = plt.subplots(figsize=(10, 4), constrained_layout=True)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax = fig.subplots()
     img = librosa.display.specshow(
         S_db, sr=cfg.sr, hop_length=cfg.hop_length, x_axis="time", y_axis="mel",
         fmin=cfg.fmin_hz, fmax=cfg.fmax_hz, ax=ax, cmap="magma",
     )
     fig.colorbar(img, ax=ax, format="%+.0f dB")
     ax.set_title(title or f"log-mel spectrogram ({cfg.n_mels} bands, {cfg.hop_ms:g} ms hop)")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())

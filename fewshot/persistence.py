@@ -30,12 +30,22 @@ def versions() -> dict[str, str]:
     }
 
 
-def sha256_file(path, *, chunk_bytes: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def file_digest(path, *, algorithm: str = "sha256", chunk_bytes: int = 1 << 20) -> str:
+    """Hex digest of a file's bytes, read in blocks (``algorithm``: any of :mod:`hashlib`'s)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk_bytes), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_of(source) -> str:
+    """SHA-256 of a file, or of an array's bytes."""
+    import numpy as np
+
+    if isinstance(source, np.ndarray):
+        return hashlib.sha256(np.ascontiguousarray(source).tobytes()).hexdigest()
+    return file_digest(source)
 
 
 def atomic_write_bytes(path, data: bytes, *, mode: int = 0o644) -> None:
@@ -53,6 +63,22 @@ def atomic_write_bytes(path, data: bytes, *, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path, text: str, *, mode: int = 0o644) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def atomic_save_npz(path, **arrays) -> None:
+    """``np.savez`` to ``path`` atomically."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def write_meta(path, *, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +121,7 @@ def read_meta(path, *, kind: str) -> dict[str, Any]:
 
 def check_checksum(path, expected: str) -> None:
     """Raise :class:`CorruptModelError` when the file's SHA-256 is not ``expected``."""
-    actual = sha256_file(path)
+    actual = file_digest(path)
     if actual != expected:
         raise CorruptModelError(
             f"{path}: checksum mismatch (sha256 {actual[:12]}..., expected {expected[:12]}...); "

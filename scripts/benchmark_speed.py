@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def median_time(fn, repeats):
@@ -38,7 +37,7 @@ def speech_for_benchmark(data, sr):
     """60 s of real speech from ``data`` (first speakers, in name order), or a synthetic voice."""
     import numpy as np
 
-    from fewshot.evaluation import protocol_speech, speaker_folders
+    from fewshot.eval.protocol import protocol_speech, speaker_folders
 
     if data and Path(data).is_dir():
         parts = []
@@ -63,7 +62,7 @@ def main(argv=None) -> int:
 
     from fewshot.extractor import load_extractor
     from fewshot.features import log_mel
-    from fewshot.pipeline import SpeakerIdentifier
+    from fewshot.identifier import SpeakerIdentifier
 
     ex = load_extractor(args.model)
     sr = ex.feature_config.sr

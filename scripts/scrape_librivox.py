@@ -29,12 +29,12 @@ import sys
 from pathlib import Path
 
 from data_tools.archive import ARCHIVE_BASE
+from data_tools.corpus import ScrapeConfig, run_scrape
 from data_tools.librivox import API_BASE
-from data_tools.manifest import ManifestError
 from data_tools.net import HttpError
-from data_tools.pipeline import ScrapeConfig, run_scrape
 from data_tools.shards import merge_manifests, parse_shard
 from data_tools.splits import read_speaker_list
+from fewshot.datasets import ManifestError
 
 
 def build_parser() -> argparse.ArgumentParser:

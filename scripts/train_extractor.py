@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_args(argv=None):
@@ -45,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=2, help="processes for feature extraction")
     p.add_argument("--cache", help="feature cache folder (default: OUT/feature_cache)")
     p.add_argument("--val-draws", type=int, default=20, help="groups drawn per size in validation")
+    p.add_argument("--stop-after", type=int, metavar="N",
+                   help="train at most N epochs in this run, then stop (run the same command again to go on)")
     p.add_argument("--no-whiten", action="store_true",
                    help="keep the trained embedding layer as it is (no within-class whitening at the end)")
     return p.parse_args(argv)
@@ -56,7 +55,8 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from fewshot.config import ExtractorConfig, FeatureConfig
-    from fewshot.trainer import TrainConfig, train
+    from fewshot.train.augment import AugmentConfig
+    from fewshot.train.loop import TrainConfig, train
 
     if args.dev and not Path(args.dev).is_dir():
         print(f"error: --dev {args.dev}: folder not found", file=sys.stderr)
@@ -72,12 +72,13 @@ def main(argv=None) -> int:
     )
     tc = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
                      learning_rate=args.lr, margin=args.margin, speeds=tuple(args.speeds),
-                     augment=not args.no_augment, seed=args.seed, patience=args.patience,
+                     augment=None if args.no_augment else AugmentConfig(), seed=args.seed, patience=args.patience,
                      val_draws=args.val_draws, strategy=args.strategy)
     t0 = time.time()
     try:
         state = train(args.train, args.out, feature_config=fc, extractor_config=ec, train_config=tc,
                       dev=args.dev, cache_dir=args.cache, workers=args.workers, whiten=not args.no_whiten,
+                      stop_after_epochs=args.stop_after,
                       progress=lambda it, total: tqdm(it, total=total, desc="Features", unit="files"))
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -15,7 +15,6 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None) -> int:
@@ -36,7 +35,8 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from fewshot.classifier import GroupSVC
-    from fewshot.evaluation import embed_protocol, group_draws, prepare_protocol
+    from fewshot.config import ClassifierConfig
+    from fewshot.eval.protocol import embed_protocol, group_draws, prepare_protocol
     from fewshot.extractor import load_extractor
 
     ex = load_extractor(args.model)
@@ -45,18 +45,15 @@ def main(argv=None) -> int:
     emb = embed_protocol(ex, speakers)
     print(f"{len(speakers)} speakers of {args.dataset}, model {ex.model_id}, {args.draws} draws per size")
 
-    def l2(X):
-        return X / np.linalg.norm(X, axis=1, keepdims=True)
-
     def centroid_predict(X, y, Xt):
-        classes = np.unique(y)
-        C = l2(np.stack([l2(X)[y == c].mean(0) for c in classes]))
-        return classes[np.argmax(l2(Xt) @ C.T, axis=1)]
+        clf = GroupSVC().fit(X, y)  # its unit-length centroids; the SVM is not used
+        return clf.classes_[np.argmax(clf.cosine_scores(Xt), axis=1)]
 
     systems = {f"RBF SVM, L2, C={C:g}, gamma={g:g}": (lambda C=C, g=g: GroupSVC(C=C, gamma=g))
                for C in (1, 10, 100) for g in (0.25, 0.5, 1, 2, 4)}
-    systems["RBF SVM, per-group StandardScaler, C=10, gamma=scale"] = (
-        lambda: make_pipeline(StandardScaler(), SVC(C=10, gamma="scale", class_weight="balanced")))
+    C0 = ClassifierConfig.C
+    systems[f"RBF SVM, per-group StandardScaler, C={C0:g}, gamma=scale"] = (
+        lambda: make_pipeline(StandardScaler(), SVC(C=C0, gamma="scale", class_weight="balanced")))
     systems["cosine to centroid"] = None
     rng = np.random.default_rng(args.seed)
     groups = {K: group_draws(len(emb.names), K, draws=args.draws, rng=rng) for K in (3, 10)}

@@ -7,8 +7,7 @@ import os
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-from synth import VOICES, synth_voice  # noqa: E402
+from synth import VOICES, synth_voice
 
 
 @pytest.fixture
@@ -28,7 +27,8 @@ def voice():
 def tiny_model_dir(tmp_path_factory):
     """A tiny untrained extractor saved as a model directory."""
     from fewshot.config import ExtractorConfig, FeatureConfig
-    from fewshot.extractor import Extractor, build_cnn
+    from fewshot.extractor import Extractor
+    from fewshot.nn import build_cnn
 
     ec = ExtractorConfig(channels=(4, 8), blocks=(1, 1), embedding_dim=16)
     ex = Extractor(build_cnn(ec, n_mels=64), feature_config=FeatureConfig(), extractor_config=ec)

@@ -1,4 +1,4 @@
-"""Helpers for the live demo's tests: espeak voices, a model to test with, a virtual microphone.
+"""Helpers for the live demo's tests: a virtual microphone, terminal rendering.
 
 The virtual microphone is a real PulseAudio daemon, started per test session
 with ``module-pipe-source``: what is written into its FIFO (s16le, 16 kHz,
@@ -20,106 +20,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000
-
-#: Voices no extractor confuses: espeak-ng variants (female, low male, Klatt), pitch and speed.
-VOICES = {
-    "ann": dict(voice="en+f2", pitch=80, speed=165),
-    "bob": dict(voice="en-us+m3", pitch=20, speed=150),
-    "cyd": dict(voice="en+klatt", pitch=50, speed=160),
-}
-
-TEXTS = [
-    "The North Wind and the Sun were disputing which was the stronger, when a traveller came along "
-    "wrapped in a warm cloak. They agreed that the one who first succeeded in making the traveller take "
-    "his cloak off should be considered stronger than the other.",
-    "Then the North Wind blew as hard as he could, but the more he blew the more closely did the traveller "
-    "fold his cloak around him; and at last the North Wind gave up the attempt.",
-    "Then the Sun shined out warmly, and immediately the traveller took off his cloak. And so the North "
-    "Wind was obliged to confess that the Sun was the stronger of the two.",
-    "Alice was beginning to get very tired of sitting by her sister on the bank, and of having nothing "
-    "to do: once or twice she had peeped into the book her sister was reading.",
-    "A Fox one day spied a beautiful bunch of ripe grapes hanging from a vine trained along the branches "
-    "of a tree. The grapes seemed ready to burst with juice, and the Fox's mouth watered as he gazed "
-    "longingly at them.",
-    "Four score and seven years ago our fathers brought forth on this continent, a new nation, conceived "
-    "in Liberty, and dedicated to the proposition that all men are created equal.",
-]
-
-
-def speak(text: str, *, voice: str, pitch: int = 50, speed: int = 160) -> np.ndarray:
-    """``text`` spoken by espeak-ng, as 16 kHz mono float32."""
-    import soundfile as sf
-
-    from fewshot.audio import load
-
-    raw = subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "--stdout", text],
-                         check=True, capture_output=True).stdout
-    import io
-
-    y, sr = sf.read(io.BytesIO(raw), dtype="float32")
-    return load(y, sr=SR, sr_in=sr)
-
-
-def voice_audio(name: str, texts) -> np.ndarray:
-    """Several passages by the same voice, with 0.3 s pauses."""
-    pause = np.zeros(int(0.3 * SR), np.float32)
-    parts = []
-    for t in texts:
-        parts += [speak(t, **VOICES[name]), pause]
-    return np.concatenate(parts)
-
-
-def write_wav(path, y: np.ndarray) -> Path:
-    import soundfile as sf
-
-    sf.write(str(path), y, SR, subtype="PCM_16")
-    return Path(path)
-
-
-# ---------------------------------------------------------------------------- model
-def _usable(path: Path) -> bool:
-    return (path / "meta.json").is_file() and (path / "extractor.keras").is_file()
-
-
-def pick_model(tmp_dir: Path, separates) -> tuple[Path, str]:
-    """A model to run the demo with, and where it came from.
-
-    The shipped default model when it exists; else a copy of the best-so-far
-    model of a training run under ``models/`` (copied: training rewrites it in
-    place); else a small untrained extractor built here, which still tells
-    apart voices as different as :data:`VOICES`. A candidate is taken only if
-    ``separates(path)`` (a model early in training can map every voice to the
-    same point).
-    """
-    default = REPO / "fewshot" / "models" / "default"
-    if _usable(default) and separates(default):
-        return default, "shipped default model"
-    runs = sorted((p for p in (REPO / "models").glob("*") if p.is_dir() and _usable(p)),
-                  key=lambda p: (p / "extractor.keras").stat().st_mtime, reverse=True)
-    for run in runs:
-        dest = tmp_dir / f"model_{run.name}"
-        try:
-            shutil.copytree(run, dest, ignore=shutil.ignore_patterns("tensorboard", "checkpoint*", "*.csv",
-                                                                     "*.log"))
-            if separates(dest):  # a copy taken mid-write fails its checksum: next
-                return dest, f"best-so-far copy of models/{run.name}"
-        except Exception:  # noqa: BLE001 - any failure means "not usable now"
-            pass
-        shutil.rmtree(dest, ignore_errors=True)
-    return build_untrained_model(tmp_dir / "untrained"), "small untrained extractor"
-
-
-def build_untrained_model(path: Path) -> Path:
-    from fewshot.config import ExtractorConfig, FeatureConfig
-    from fewshot.extractor import Extractor, build_cnn
-
-    import keras
-
-    keras.utils.set_random_seed(440)
-    fcfg, ecfg = FeatureConfig(), ExtractorConfig(channels=(16, 32, 64, 128), blocks=(0, 1, 1, 1))
-    model = build_cnn(ecfg, n_mels=fcfg.n_mels)
-    Extractor(model, feature_config=fcfg, extractor_config=ecfg).save(path, training={"untrained": True})
-    return path
 
 
 # ---------------------------------------------------------------------------- microphone

@@ -1,4 +1,10 @@
-"""Audio the tests make for themselves: synthetic voices and espeak-ng speech."""
+"""The one place test audio is made: synthetic voices and espeak-ng speech.
+
+- :func:`synth_voice`: a glottal pulse train through formant resonators (no
+  external program), :data:`VOICES` three of them;
+- :func:`speak` / :func:`espeak`: espeak-ng speech as an array / a WAV file,
+  :data:`ESPEAK_VOICES` three voices no extractor confuses, :data:`TEXTS` to read.
+"""
 
 from __future__ import annotations
 
@@ -47,15 +53,64 @@ VOICES = {
 def write_wav(path, y, sr: int = SR) -> Path:
     import soundfile as sf
 
-    sf.write(str(path), y, sr)
+    sf.write(str(path), y, sr, subtype="PCM_16")
     return Path(path)
 
+
+
+#: Voices no extractor confuses: espeak-ng variants (female, low male, Klatt), pitch and speed.
+ESPEAK_VOICES = {
+    "ann": dict(voice="en+f2", pitch=80, speed=165),
+    "bob": dict(voice="en-us+m3", pitch=20, speed=150),
+    "cyd": dict(voice="en+klatt", pitch=50, speed=160),
+}
+
+TEXTS = [
+    "The North Wind and the Sun were disputing which was the stronger, when a traveller came along "
+    "wrapped in a warm cloak. They agreed that the one who first succeeded in making the traveller take "
+    "his cloak off should be considered stronger than the other.",
+    "Then the North Wind blew as hard as he could, but the more he blew the more closely did the traveller "
+    "fold his cloak around him; and at last the North Wind gave up the attempt.",
+    "Then the Sun shined out warmly, and immediately the traveller took off his cloak. And so the North "
+    "Wind was obliged to confess that the Sun was the stronger of the two.",
+    "Alice was beginning to get very tired of sitting by her sister on the bank, and of having nothing "
+    "to do: once or twice she had peeped into the book her sister was reading.",
+    "A Fox one day spied a beautiful bunch of ripe grapes hanging from a vine trained along the branches "
+    "of a tree. The grapes seemed ready to burst with juice, and the Fox's mouth watered as he gazed "
+    "longingly at them.",
+    "Four score and seven years ago our fathers brought forth on this continent, a new nation, conceived "
+    "in Liberty, and dedicated to the proposition that all men are created equal.",
+]
+
+
+def speak(text: str, *, voice: str, pitch: int = 50, speed: int = 160) -> np.ndarray:
+    """``text`` spoken by espeak-ng, as 16 kHz mono float32 (espeak-ng is installed by scripts/setup.sh)."""
+    import io
+
+    import soundfile as sf
+
+    from fewshot.audio import load
+
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed: run scripts/setup.sh")
+    raw = subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "--stdout", text],
+                         check=True, capture_output=True).stdout
+    y, sr = sf.read(io.BytesIO(raw), dtype="float32")
+    return load(y, sr=SR, sr_in=sr)
 
 
 def espeak(path, text: str, *, voice: str, pitch: int = 50, speed: int = 150) -> Path:
-    """Speak ``text`` with espeak-ng into ``path`` (skips the test where espeak-ng is missing)."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
-    subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(path), text],
-                   check=True, capture_output=True)
-    return Path(path)
+    """:func:`speak` into the WAV file ``path``."""
+    return write_wav(path, speak(text, voice=voice, pitch=pitch, speed=speed))
+
+
+def voice_audio(name: str, texts) -> np.ndarray:
+    """Several passages by the same voice, with 0.3 s pauses."""
+    pause = np.zeros(int(0.3 * SR), np.float32)
+    parts = []
+    for t in texts:
+        parts += [speak(t, **ESPEAK_VOICES[name]), pause]
+    return np.concatenate(parts)
+
+
+

@@ -9,7 +9,7 @@ from synth import write_wav
 from fewshot.enrollment import EnrollmentStore, Source
 from fewshot.errors import AudioError, IncompatibleModelError, NotEnrolledError
 from fewshot.extractor import load_extractor
-from fewshot.pipeline import SpeakerIdentifier
+from fewshot.identifier import SpeakerIdentifier
 
 
 @pytest.fixture

@@ -59,7 +59,8 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     from fewshot.config import ExtractorConfig, FeatureConfig
-    from fewshot.extractor import Extractor, build_cnn
+    from fewshot.extractor import Extractor
+    from fewshot.nn import build_cnn
 
     root = tmp_path_factory.mktemp("models")
     fc = FeatureConfig()
@@ -79,14 +80,14 @@ def test_evaluate_writes_report(dataset, models, tmp_path, capsys):
                "--group-sizes", "3", "all", "--enroll-seconds", "15", "35", "--baselines",
                "--original-model", str(models / "original")])
     assert rc == 0
-    assert "unknown threshold" in capsys.readouterr().out
+    assert "shipped operating point: unknown below" in capsys.readouterr().out
     for name in ("metrics.json", "report.html", "report.md", "accuracy_vs_group_size.png",
                  "accuracy_vs_enroll_seconds.png", "score_distributions.png", "det_curve.png",
                  "confusion_k3_15s.png", "confusion_all_15s.png", "confusion_all_35s.png",
                  "confusion_all_15s_mfcc.png", "confusion_all_15s_original.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     m = json.loads((out / "metrics.json").read_text())
-    assert {"protocol", "dataset", "model_id", "systems", "unknown_threshold", "headline", "command"} <= set(m)
+    assert {"protocol", "dataset", "model_id", "systems", "operating_point", "headline", "command"} <= set(m)
     assert m["dataset"]["speakers_found"] == 6 and m["dataset"]["speakers_evaluated"] == 5
     assert m["dataset"]["left_out"] == ["spk-short"]
     assert m["protocol"]["draws"] == 3 and m["protocol"]["enroll_seconds"] == [15.0, 35.0]
@@ -97,37 +98,45 @@ def test_evaluate_writes_report(dataset, models, tmp_path, capsys):
         cell = s["closed_set"]["15"]["3"]
         assert cell["n_groups"] == 3 and 0 <= cell["accuracy_mean"] <= 1 and 0 <= cell["macro_f1_mean"] <= 1
         assert np.asarray(cell["representative"]["confusion"]).shape == (3, 3)
-        assert cell["open_set"]["false_accept_rate"] is not None
+        assert cell["open_set_at_eer"]["false_accept_rate"] is not None
+        assert ("open_set" in cell) == (key == "default")
         assert np.asarray(s["closed_set"]["35"]["all"]["representative"]["confusion"]).shape == (5, 5)
         assert set(s["enrollment_curve"]["3"]) == {"5", "10", "15", "20", "25", "30", "35"}
         assert 0 <= s["verification"]["eer"] <= 1
     assert m["systems"]["mfcc"]["model_id"].startswith("mfcc20-stats-")
-    ut = m["unknown_threshold"]
-    assert ut["value"] == m["systems"]["default"]["verification"]["eer_threshold"]
-    assert {"false_accept_rate", "false_reject_rate"} <= set(ut["open_set"]["15"]["3"])
+    # the default system is measured at the operating point fewshot identify runs: its model's stored threshold
+    from fewshot.config import ClassifierConfig
+    from fewshot.extractor import load_extractor
+
+    shipped = ClassifierConfig.of_model(load_extractor(models / "tiny"))
+    op = m["operating_point"]
+    assert op["unknown_threshold"] == shipped.unknown_threshold
+    assert op["eer_threshold_here"] == m["systems"]["default"]["verification"]["eer_threshold"]
+    cell = m["systems"]["default"]["closed_set"]["15"]["3"]
+    assert cell["open_set"]["threshold"] == shipped.unknown_threshold
+    assert cell["open_set_at_eer"]["threshold"] == op["eer_threshold_here"]
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "src='accuracy" not in page
     assert "| system |" in (out / "report.md").read_text()
 
 
-def test_script_front_end_and_missing_original_model(dataset, models, tmp_path):
-    import importlib.util
-    from pathlib import Path
+def test_missing_original_model_is_said(dataset, models, tmp_path, capsys):
+    from fewshot.cli import main
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "evaluate.py"
-    spec = importlib.util.spec_from_file_location("evaluate_script", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    main = script.main
     out = tmp_path / "r"
-    rc = main([str(dataset), "--out", str(out), "--model", str(models / "tiny"), "--draws", "2",
+    rc = main(["evaluate", str(dataset), "--out", str(out), "--model", str(models / "tiny"), "--draws", "2",
                "--group-sizes", "3", "--enroll-seconds", "15", "--curve-seconds", "15", "--baselines",
                "--original-model", str(tmp_path / "nowhere")])
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
     assert "no original-approach model" in m["systems"]["original"]["skipped"]
     assert "closed_set" in m["systems"]["mfcc"]
-    assert "Not evaluated" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "Not evaluated" in md
+    # the skipped system's headline row has as many cells as the header
+    rows = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    assert len({ln.count("|") for ln in rows[:4]}) == 1, rows[:4]
+    assert "shipped operating point" in capsys.readouterr().out
 
 
 def test_bad_group_size_is_refused(dataset, tmp_path, capsys):
@@ -139,8 +148,8 @@ def test_bad_group_size_is_refused(dataset, tmp_path, capsys):
 
 
 def test_compact_embeddings_change_nothing_the_svm_sees(rng):
-    from fewshot.benchmark import episode
-    from fewshot.evaluation import EmbeddedSpeakers, compact
+    from fewshot.eval.benchmark import episode
+    from fewshot.eval.protocol import EmbeddedSpeakers, compact
 
     centres = rng.normal(size=(4, 3000))
     enroll = [np.abs(c + rng.normal(size=(6, 3000))) for c in centres]  # wide, non-negative (ReLU-like)
@@ -151,6 +160,6 @@ def test_compact_embeddings_change_nothing_the_svm_sees(rng):
     A, B = np.concatenate(enroll + tests), np.concatenate(small.enroll[15.0] + small.tests)
     np.testing.assert_allclose(B @ B.T, A @ A.T, rtol=1e-8, atol=1e-6)
     for g in ([0, 1, 2], [0, 1, 2, 3]):
-        a, b = episode(emb, g, T=15.0, threshold=0.9), episode(small, g, T=15.0, threshold=0.9)
+        a, b = episode(emb, g, T=15.0), episode(small, g, T=15.0)
         for key in a:
-            np.testing.assert_array_equal(a[key], b[key])
+            np.testing.assert_allclose(a[key], b[key], atol=1e-9)

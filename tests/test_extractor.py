@@ -5,7 +5,8 @@ import pytest
 
 from fewshot.config import ExtractorConfig, FeatureConfig
 from fewshot.errors import CorruptModelError, IncompatibleModelError
-from fewshot.extractor import Extractor, build_cnn, load_extractor
+from fewshot.extractor import Extractor, load_extractor
+from fewshot.nn import build_cnn
 
 
 def test_embed_any_length_unit_norm(tiny_model_dir, voice):
@@ -29,11 +30,33 @@ def test_save_load_round_trip(tiny_model_dir, voice, tmp_path):
 
 def test_corrupt_model_file_is_refused(tiny_model_dir, tmp_path):
     d = load_extractor(tiny_model_dir).save(tmp_path / "m")
-    data = bytearray((d / "extractor.keras").read_bytes())
+    f = d / json.loads((d / "meta.json").read_text())["model_file"]
+    data = bytearray(f.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (d / "extractor.keras").write_bytes(bytes(data))
+    f.write_bytes(bytes(data))
     with pytest.raises(CorruptModelError, match="checksum"):
         Extractor.load(d)
+
+
+def test_save_replaces_the_model_and_its_metadata_as_a_pair(tiny_model_dir, tmp_path, monkeypatch):
+    import fewshot.extractor as fx
+    from fewshot.config import ExtractorConfig, FeatureConfig
+
+    old = load_extractor(tiny_model_dir).save(tmp_path / "m")
+    old_id = Extractor.load(old).model_id
+    ec = ExtractorConfig(channels=(4, 8), blocks=(1, 1), embedding_dim=16)
+    new = Extractor(build_cnn(ec, n_mels=64), feature_config=FeatureConfig(), extractor_config=ec)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # killed after the new weights are written, before meta.json is
+    monkeypatch.setattr(fx, "write_meta", killed)
+    with pytest.raises(KeyboardInterrupt):
+        new.save(old)
+    assert Extractor.load(old).model_id == old_id  # the old pair is intact
+    monkeypatch.undo()
+    new.save(old)
+    assert Extractor.load(old).model_id == new.model_id != old_id
+    assert len(list(old.glob("*.keras"))) == 1  # the replaced weights are gone
 
 
 def test_incompatible_feature_config_is_refused(tiny_model_dir, tmp_path):

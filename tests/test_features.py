@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fewshot.config import FeatureConfig
-from fewshot.features import log_mel, save_spectrogram_png, segment, segments_from_speech
+from fewshot.features import log_mel, save_spectrogram_png, segment
 
 
 def test_log_mel_shape_and_finite(voice):
@@ -31,9 +31,10 @@ def test_segment_rejects_bad_input():
         segment(np.zeros((0, 4)), seg_frames=3, hop_frames=1)
 
 
-def test_segments_from_speech_uses_config(voice):
+def test_segments_follow_the_config(voice):
     cfg = FeatureConfig(segment_s=1.0, segment_hop_s=0.5)
-    segs = segments_from_speech(voice("bob", 3.0), config=cfg)
+    segs = segment(log_mel(voice("bob", 3.0), config=cfg), seg_frames=cfg.segment_frames,
+                   hop_frames=cfg.segment_hop_frames)
     # 301 frames: starts at 0, 50, ..., 200 and one more aligned to the end
     assert segs.shape[1:] == (100, cfg.n_mels) and len(segs) == 6
 

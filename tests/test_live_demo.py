@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 import live_helpers as H
+import synth
 
-sys.path.insert(0, str(H.REPO / "demo"))
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -37,33 +37,29 @@ def voices():
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     out = {}
-    for name in H.VOICES:
-        enroll = H.voice_audio(name, H.TEXTS[:3])
-        tests = [H.trim_ends(H.speak(t, **H.VOICES[name])) for t in H.TEXTS[3:5]]
+    for name in synth.ESPEAK_VOICES:
+        enroll = synth.voice_audio(name, synth.TEXTS[:3])
+        tests = [H.trim_ends(synth.speak(t, **synth.ESPEAK_VOICES[name])) for t in synth.TEXTS[3:5]]
         out[name] = (enroll, tests)
     return out
 
 
 @pytest.fixture(scope="module")
-def model(voices, tmp_path_factory):
-    """The shipped model, else the best-so-far training copy, else an untrained one (see pick_model)."""
-    from fewshot.extractor import load_extractor
+def model(voices):
+    """The shipped model; it must tell the test voices apart for the demo's answers to mean anything."""
+    from fewshot.extractor import default_model_dir, load_extractor
 
-    def separates(path) -> bool:
-        ex = load_extractor(path)
-        names = list(voices)
-        C = ex.embed([voices[n][0] for n in names])
-        hits = total = 0
-        for i, n in enumerate(names):
-            y = np.concatenate(voices[n][1])
-            T = ex.embed([y[j:j + 4 * H.SR] for j in range(0, len(y) - 4 * H.SR, 2 * H.SR)])
-            hits += int(np.sum(np.argmax(T @ C.T, axis=1) == i))
-            total += len(T)
-        return hits >= 0.9 * total
-
-    path, origin = H.pick_model(tmp_path_factory.mktemp("live_model"), separates)
-    print(f"\nlive demo tests use the {origin}: {path}")
-    return path
+    ex = load_extractor()
+    names = list(voices)
+    C = ex.embed([voices[n][0] for n in names])
+    hits = total = 0
+    for i, n in enumerate(names):
+        y = np.concatenate(voices[n][1])
+        T = ex.embed([y[j:j + 4 * H.SR] for j in range(0, len(y) - 4 * H.SR, 2 * H.SR)])
+        hits += int(np.sum(np.argmax(T @ C.T, axis=1) == i))
+        total += len(T)
+    assert hits >= 0.9 * total, f"the shipped model tells the test voices apart in only {hits} of {total} windows"
+    return default_model_dir()
 
 
 @pytest.fixture
@@ -124,14 +120,14 @@ def test_file_mode_timeline_and_json(voices, model, home, tmp_path):
     env = dict(os.environ, FEWSHOT_HOME=str(home))
     enroll = []
     for name, (y, _) in voices.items():
-        enroll += ["--enroll", f"{name}={H.write_wav(tmp_path / f'{name}.wav', y)}"]
+        enroll += ["--enroll", f"{name}={synth.write_wav(tmp_path / f'{name}.wav', y)}"]
     gap = np.zeros(int(1.5 * H.SR), np.float32)
     spans, parts, t = {}, [gap], len(gap) / H.SR
     for name, (_, tests) in voices.items():
         spans[name] = (t, t + len(tests[1]) / H.SR)
         parts += [tests[1], gap]
         t = spans[name][1] + len(gap) / H.SR
-    talk = H.write_wav(tmp_path / "talk.wav", np.concatenate(parts))
+    talk = synth.write_wav(tmp_path / "talk.wav", np.concatenate(parts))
 
     r = run_demo("--model", model, "--group", "club", *enroll, "--input", talk, env=env)
     assert r.returncode == 0, r.stderr
@@ -168,7 +164,7 @@ def feed(obj, y, block_s=0.05):
 
 
 def test_enrollment_take_counts_speech_only_and_warns(voices):
-    from live_speech import EnrollmentTake
+    from fewshot.live.speech import EnrollmentTake
 
     y = voices["ann"][1][0][: 6 * H.SR]
     take = EnrollmentTake()
@@ -186,7 +182,7 @@ def test_enrollment_take_counts_speech_only_and_warns(voices):
 
 
 def test_windows_roll_within_an_utterance_and_end_with_it(voices):
-    from live_speech import Windower
+    from fewshot.live.speech import Windower
 
     a, b = voices["ann"][1][0][: 7 * H.SR], voices["bob"][1][0][: int(2.5 * H.SR)]
     gap = np.zeros(2 * H.SR, np.float32)
@@ -333,7 +329,7 @@ def test_microphone_enroll_then_identify(mic, voices, model, home, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_during_enrollment_keeps_the_store(mic, voices, model, home, tmp_path):
     from fewshot.extractor import load_extractor
-    from fewshot.pipeline import SpeakerIdentifier
+    from fewshot.identifier import SpeakerIdentifier
 
     sid = SpeakerIdentifier(load_extractor(model), store=home / "enrollments.sqlite")
     for name in ("ann", "bob"):

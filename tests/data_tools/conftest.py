@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from fixture_server import FixtureServer, FixtureSite, demo_site, solo
+
+from data_tools.net import PoliteClient, RetryPolicy
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-from fixture_server import FixtureServer, FixtureSite, demo_site, solo  # noqa: E402
-
-from data_tools.net import PoliteClient, RetryPolicy  # noqa: E402
 
 MINUTES = "0.08"  # 4.8 s: two 3 s chapters per narrator
 

@@ -1,7 +1,7 @@
 """A local stand-in for the LibriVox catalogue API and archive.org.
 
 :class:`FixtureSite` holds books (in the API's JSON shape) and the MP3 files
-of their archive.org items, encoded from generated harmonic tones.
+of their archive.org items, encoded from synthetic voices (``tests/synth.py``).
 :class:`FixtureServer` serves them over HTTP on 127.0.0.1:
 
 * ``/api/feed/audiobooks?format=json&extended=1&limit=&offset=`` with a 404
@@ -10,8 +10,7 @@ of their archive.org items, encoded from generated harmonic tones.
   HTTP Range support).
 
 Faults can be injected per path (``cut``, ``wrong``, ``503``, ``429``,
-``stall``) and every request is counted. Run ``python -m
-tests.data_tools.fixture_server --books 30`` to serve a demo catalogue.
+``stall``) and every request is counted.
 """
 
 from __future__ import annotations
@@ -28,39 +27,29 @@ from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+from synth import synth_voice
 
 SOURCE_RATE = 22050
 PLACEHOLDER_ID = "18"
 
 
 def voice(f0: float, seconds: float, seed: int, sample_rate: int = SOURCE_RATE) -> np.ndarray:
-    """Speech-like float signal: harmonic bursts with short pauses and one 0.8 s silence."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sample_rate)
-    t = np.arange(n) / sample_rate
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 4.5 * t))) / sample_rate
-    tone = sum(np.sin(k * phase) / k for k in range(1, 7))
-    env = np.zeros(n)
-    pos = 0
-    while pos < n:
-        burst = int(rng.uniform(0.15, 0.4) * sample_rate)
-        env[pos:pos + burst] = np.hanning(burst)[: max(0, min(burst, n - pos))]
-        pos += burst + int(rng.uniform(0.05, 0.2) * sample_rate)
+    """A synthetic narrator (:func:`synth.synth_voice`) with one 0.8 s silence in the middle."""
+    y = synth_voice(f0=f0, formants=[(600, 80), (1400, 110), (2600, 170)], seconds=seconds, sr=sample_rate,
+                    seed=seed)
     if seconds >= 2.0:
-        mid = n // 2
-        env[mid:mid + int(0.8 * sample_rate)] = 0.0
-    return 0.3 * tone * env + 1e-4 * rng.standard_normal(n)
+        mid = len(y) // 2
+        y[mid:mid + int(0.8 * sample_rate)] = 0.0
+    return y
 
 
 @lru_cache(maxsize=None)
 def tone_mp3(f0: float, seconds: float, seed: int) -> bytes:
-    """MP3 bytes (64 kbps, 22.05 kHz mono) of :func:`voice`."""
-    from pydub import AudioSegment
+    """MP3 bytes (22.05 kHz mono, libsndfile's LAME encoder) of :func:`voice`."""
+    import soundfile as sf
 
-    pcm = (np.clip(voice(f0, seconds, seed), -1, 1) * 32767).astype("<i2").tobytes()
     buf = io.BytesIO()
-    AudioSegment(data=pcm, sample_width=2, frame_rate=SOURCE_RATE, channels=1).export(
-        buf, format="mp3", bitrate="64k")
+    sf.write(buf, voice(f0, seconds, seed), SOURCE_RATE, format="MP3", subtype="MPEG_LAYER_III")
     return buf.getvalue()
 
 

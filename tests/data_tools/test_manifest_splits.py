@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from data_tools import manifest as mf
-from data_tools.manifest import ManifestError, ManifestRow, read_manifest, validate_manifest, write_manifest
+from fewshot import datasets as mf
+from fewshot.datasets import ManifestError, ManifestRow, read_manifest, validate_manifest, write_manifest
 from data_tools.shards import in_shard, merge_manifests, parse_shard, shard_of
 from data_tools.splits import apply_splits, assign_splits, main as splits_main, read_speaker_list
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from data_tools.manifest import validate_manifest
+from fewshot.datasets import validate_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,10 @@
-"""The corpus manifest: ``manifest.csv``.
+"""Datasets on disk: speaker-per-folder trees, and the corpus manifest ``manifest.csv``.
 
-Contract
---------
+A speaker-per-folder tree has one folder per speaker with audio files inside
+(``../shared/data/train``); an optional ``SPEAKERS.tsv`` beside it gives genders.
+
+Manifest contract
+-----------------
 One CSV file with the header ``path,speaker_id,book_id,duration_s,split``.
 ``path`` is relative to the manifest's folder (POSIX separators),
 ``speaker_id`` is the LibriVox ``reader_id``, ``duration_s`` a positive number
@@ -20,9 +23,45 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .fsutil import atomic_write_text
+from .persistence import atomic_write_text
 
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".webm", ".opus", ".aac"}
 COLUMNS = ("path", "speaker_id", "book_id", "duration_s", "split")
+
+
+def speaker_folders(root) -> dict[str, list[Path]]:
+    """``{speaker: [audio files in name order]}`` for a speaker-per-folder tree."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: dataset folder not found")
+    out = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(p for p in d.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        if files:
+            out[d.name] = files
+    return out
+
+
+def read_genders(root) -> dict[str, str]:
+    """Speaker genders from a ``SPEAKERS.tsv`` in ``root`` or its parent, if any."""
+    for cand in (Path(root) / "SPEAKERS.tsv", Path(root).parent / "SPEAKERS.tsv"):
+        if cand.is_file():
+            lines = cand.read_text().splitlines()
+            head = lines[0].split("\t")
+            if "speaker" in head and "gender" in head:
+                i, j = head.index("speaker"), head.index("gender")
+                rows = [ln.split("\t") for ln in lines[1:] if ln.strip()]
+                return {r[i]: r[j] for r in rows if len(r) > max(i, j) and r[j]}
+    return {}
+
+
+def read_manifest_speakers(path, *, split: str = "train") -> dict[str, list[Path]]:
+    """``{speaker: [files]}`` of a manifest's rows of ``split`` (and rows without a split)."""
+    out: dict[str, list[Path]] = {}
+    for r in read_manifest(path):
+        if r.split in ("", split):
+            out.setdefault(str(r.speaker_id), []).append(Path(r.path))
+    return {k: sorted(v) for k, v in sorted(out.items())}
 SPLITS = ("train", "val", "test")
 
 

@@ -67,28 +67,37 @@ def _bar(desc, unit):
     return lambda it, total: tqdm(it, total=total, desc=desc, unit=unit, leave=False, file=sys.stderr)
 
 
-def _describe_default(ex, path):
+def _describe_default(ex, path, cc):
     tr = ex.meta.get("training", {})
     text = f"the fewshot extractor ({ex.extractor_config.arch}, {ex.dim}-d embeddings) from {path}"
     if tr:
         text += (f", trained on {tr.get('speakers', '?')} speakers ({tr.get('hours_of_speech', '?')} h of "
                  f"speech) for {tr.get('epochs', '?')} epochs")
-    return text + "; per-group RBF SVM (C=10, gamma=1) on L2-normalised segment embeddings."
+    return (text + f"; per-group RBF SVM (C={cc.C:g}, gamma={cc.gamma:g}) on L2-normalised segment embeddings, "
+            f"unknown below cosine {cc.unknown_threshold:.4f}: the operating point stored with the model, "
+            "which `fewshot identify` runs.")
 
 
 def systems_to_run(args, speakers, enroll_T):
-    """``{key: (label, extractor or None, description)}`` in report order."""
+    """``{key: (label, extractor or None, classifier config or None, description)}`` in report order.
+
+    The default system runs the classifier settings and threshold stored with
+    its model (:meth:`ClassifierConfig.of_model`, as ``fewshot identify`` does);
+    baselines get the default SVM settings and no threshold of their own.
+    """
+    from ..config import ClassifierConfig
+    from ..extractor import default_model_dir, load_extractor
     from .baselines import MFCCStats, load_original
-    from .extractor import default_model_dir, load_extractor
 
     main = load_extractor(args.model)
-    out = {"default": ("fewshot CNN", main, _describe_default(main, args.model or default_model_dir()))}
+    cc = ClassifierConfig.of_model(main)
+    out = {"default": ("fewshot CNN", main, cc, _describe_default(main, args.model or default_model_dir(), cc))}
     if not args.baselines:
         return out
     T = enroll_T if enroll_T in speakers[0].enroll else min(speakers[0].enroll)
     mfcc = MFCCStats().fit([s.enroll[T] for s in speakers],
                            description=f"each evaluated speaker's first {T:g} s of enrollment speech")
-    out["mfcc"] = ("MFCC statistics", mfcc,
+    out["mfcc"] = ("MFCC statistics", mfcc, None,
                    "mean and standard deviation of 20 MFCCs and their deltas (80 numbers) per 3 s segment or "
                    f"5 s piece, globally standardised (mean and scale fitted, without labels, on "
                    f"{mfcc.fit_description_}; no test audio), then the same SVM.")
@@ -101,7 +110,7 @@ def systems_to_run(args, speakers, enroll_T):
                  f"{tr.get('speakers', '?')} speakers for {tr.get('epochs', '?')} epochs; {note}.")
     else:
         desc += f". **Not evaluated**: {note}"
-    out["original"] = ("original CNN", orig, desc)
+    out["original"] = ("original CNN", orig, None, desc)
     return out
 
 
@@ -124,10 +133,12 @@ def command_line(args) -> str:
 
 def run_evaluation(args) -> dict:
     """Prepare the protocol, embed and score every system, write the report; returns the metrics."""
-    from . import __version__
+    from .. import __version__
+    from ..audio import SAMPLE_RATE
+    from ..datasets import speaker_folders
     from .benchmark import embed_protocol_chunked, evaluate_embeddings
-    from .evaluation import prepare_protocol, speaker_folders
-    from .reports import write_report
+    from .protocol import PROTOCOL_TOP_DB, prepare_protocol
+    from .report import write_report
 
     t0 = time.time()
     folders = speaker_folders(args.dataset)
@@ -138,7 +149,7 @@ def run_evaluation(args) -> dict:
                          f"(35 s of enrollment plus 2 test pieces of 5 s); at least 2 are needed")
     timing = {"load": round(time.time() - t0, 1)}
     systems = {}
-    for key, (label, ex, desc) in systems_to_run(args, speakers, VERIFICATION_SECONDS).items():
+    for key, (label, ex, cc, desc) in systems_to_run(args, speakers, VERIFICATION_SECONDS).items():
         systems[key] = {"label": label, "description": desc}
         if ex is None:
             systems[key]["skipped"] = desc
@@ -146,7 +157,7 @@ def run_evaluation(args) -> dict:
         t1 = time.time()
         emb = embed_protocol_chunked(ex, speakers, progress=_bar(f"Embedding ({label})", "chunks"))
         t2 = time.time()
-        res = evaluate_embeddings(emb, group_sizes=args.group_sizes, enroll_seconds=args.enroll_seconds,
+        res = evaluate_embeddings(emb, classifier=cc, group_sizes=args.group_sizes, enroll_seconds=args.enroll_seconds,
                                   curve_seconds=args.curve_seconds, draws=args.draws, seed=args.seed,
                                   verification_seconds=VERIFICATION_SECONDS,
                                   progress=_bar(f"Groups ({label})", "sizes"))
@@ -157,8 +168,6 @@ def run_evaluation(args) -> dict:
     for s in speakers:
         if s.gender:
             genders[s.gender] = genders.get(s.gender, 0) + 1
-    open_set = {T: {K: c["open_set"] for K, c in cells.items() if "open_set" in c}
-                for T, cells in main["closed_set"].items()}
     timing["total"] = round(time.time() - t0, 1)
     metrics = {
         "format_version": 1, "fewshot_version": __version__, "title": f"fewshot evaluation: {args.dataset}",
@@ -168,17 +177,15 @@ def run_evaluation(args) -> dict:
         "dataset": {"path": str(args.dataset), "speakers_found": len(folders), "speakers_evaluated": len(speakers),
                     "left_out": sorted(set(folders) - {s.name for s in speakers}),
                     "test_pieces": sum(len(s.tests) for s in speakers), "genders": genders},
-        "protocol": {"sr": 16000, "vad": "librosa.effects.split, top_db=35, 25 ms frames, 10 ms hop",
+        "protocol": {"sr": SAMPLE_RATE, "vad": f"fewshot.audio.speech_intervals, top_db={PROTOCOL_TOP_DB:g}, "
+                                                  "25 ms frames, 10 ms hop, no absolute floor",
                      "enroll_seconds": [float(t) for t in args.enroll_seconds], "piece_s": 5.0,
                      "max_pieces": 12, "test_offset_s": 35.0, "min_test_pieces": 2,
                      "group_sizes": [str(k) for k in args.group_sizes], "same_gender_group_size": 5,
                      "draws": args.draws, "seed": args.seed, "curve_seconds": [float(t) for t in args.curve_seconds],
-                     "verification_seconds": VERIFICATION_SECONDS, "svm": {"C": 10.0, "gamma": 1.0}},
-        "unknown_threshold": {"value": main["unknown_threshold"], "eer": main["verification"]["eer"],
-                              "chosen_by": f"EER threshold of the verification scores ({VERIFICATION_SECONDS:g} s "
-                                           f"enrollment centroid vs 5 s test pieces, cosine) of the default model "
-                                           f"on this dataset",
-                              "open_set": open_set},
+                     "verification_seconds": VERIFICATION_SECONDS},
+        "operating_point": {**main["classifier"], "eer_here": main["verification"]["eer"],
+                            "eer_threshold_here": main["verification"]["eer_threshold"]},
         "skipped_groups": main["skipped_groups"],
         "systems": systems,
         "timing_s": timing,
@@ -189,14 +196,17 @@ def run_evaluation(args) -> dict:
 
 def cmd_evaluate(args) -> int:
     """Run the evaluation and print the headline table."""
-    from .reports import headline
+    from .report import headline, open_set_lines
 
     metrics = run_evaluation(args)
     head, rows = headline(metrics)
     print(" | ".join(head))
     for r in rows:
         print(" | ".join(r))
-    ut = metrics["unknown_threshold"]
-    print(f"unknown threshold {ut['value']:.3f} (EER {100 * ut['eer']:.2f} %); "
-          f"report: {Path(args.out) / 'report.html'} ({metrics['timing_s']['total']:.0f} s)")
+    op = metrics["operating_point"]
+    print(f"shipped operating point: unknown below {op['unknown_threshold']:.3f} "
+          f"(best case on this data: the EER threshold {op['eer_threshold_here']:.3f}, EER {100 * op['eer_here']:.2f} %)")
+    for line in open_set_lines(metrics):
+        print(line)
+    print(f"report: {Path(args.out) / 'report.html'} ({metrics['timing_s']['total']:.0f} s)")
     return 0

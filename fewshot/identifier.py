@@ -7,7 +7,6 @@ group's members change).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from .audio import load_speech
 from .classifier import UNKNOWN, GroupSVC
 from .config import ClassifierConfig
 from .enrollment import EnrollmentStore, Source
-from .errors import AudioError
+from .persistence import sha256_of
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +51,6 @@ class EnrollResult:
     warnings: list
 
 
-def _sha256(source) -> str:
-    if isinstance(source, np.ndarray):
-        return hashlib.sha256(np.ascontiguousarray(source).tobytes()).hexdigest()
-    h = hashlib.sha256()
-    with open(source, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class SpeakerIdentifier:
     """Enroll and identify speakers, group by group.
 
@@ -90,11 +79,7 @@ class SpeakerIdentifier:
             extractor = load_extractor()
         self.extractor = extractor
         self.store = store if isinstance(store, EnrollmentStore) else EnrollmentStore(store)
-        if classifier_config is None:
-            saved = extractor.meta.get("classifier", {})
-            classifier_config = ClassifierConfig(**{k: v for k, v in saved.items()
-                                                    if k in ("C", "gamma", "unknown_threshold")})
-        self.classifier_config = classifier_config
+        self.classifier_config = classifier_config or ClassifierConfig.of_model(extractor)
         self.max_enroll_s = max_enroll_s
         self._classifiers: dict[str, tuple[tuple, GroupSVC]] = {}
 
@@ -117,7 +102,7 @@ class SpeakerIdentifier:
             y = load_speech(src, config=cfg, sr_in=sr_in)
             name = "<recording>" if isinstance(src, np.ndarray) else os.path.basename(os.fspath(src))
             speech.append(y)
-            records.append((name, _sha256(src), y))
+            records.append((name, sha256_of(src), y))
         available = sum(len(y) for y in speech) / cfg.sr
         budget = int(self.max_enroll_s * cfg.sr)
         used, kept = [], []
@@ -127,7 +112,7 @@ class SpeakerIdentifier:
                 used.append(take)
                 kept.append(Source(name, digest, len(take) / cfg.sr, take if keep_audio else None))
         y_all = np.concatenate(used)
-        E = self.extractor.embed_utterances_segments([y_all])[0]
+        E = self.extractor.embed([y_all], return_segments=True)[0]
         self.store.enroll(group, speaker, E, extractor_id=self.extractor.model_id, sources=kept, replace=replace)
         seconds = len(y_all) / cfg.sr
         warnings = []
@@ -142,7 +127,7 @@ class SpeakerIdentifier:
         if cached is None or cached[0] != key:
             X, y = self.store.embeddings(group, extractor_id=self.extractor.model_id)
             cc = self.classifier_config
-            clf = GroupSVC(C=cc.C, gamma=cc.gamma, unknown_threshold=cc.unknown_threshold).fit(X, y)
+            clf = GroupSVC(**cc.svc_params()).fit(X, y)
             self._classifiers[group] = (key, clf)
         return self._classifiers[group][1]
 
@@ -160,23 +145,15 @@ class SpeakerIdentifier:
         y = load_speech(source, config=self.extractor.feature_config, sr_in=sr_in)
         return self._predict(clf, y, segments=segments)
 
-    def identify_speech(self, group: str, y: np.ndarray) -> Prediction:
-        """Like :meth:`identify` for speech that is already loaded and trimmed (16 kHz)."""
-        if len(y) < self.extractor.feature_config.min_speech_s * self.extractor.feature_config.sr:
-            raise AudioError("<speech>", "too little speech to use")
-        return self._predict(self.classifier(group), y, segments=False)
-
     def _predict(self, clf: GroupSVC, y: np.ndarray, *, segments: bool) -> Prediction:
         E = self.extractor.embed([y])
-        labels, scores = clf.predict_open(E)
-        nearest = clf.predict(E)[0]
-        segs = []
+        cfg = self.extractor.feature_config
         if segments:
-            seg_E = self.extractor.embed_utterances_segments([y], overlap=False)[0]
-            seg_labels, seg_scores = clf.predict_open(seg_E)
-            seg_s = self.extractor.feature_config.segment_s
-            total = len(y) / self.extractor.feature_config.sr
-            segs = [(round(i * seg_s, 2), round(min((i + 1) * seg_s, total), 2), str(lab), float(sc))
-                    for i, (lab, sc) in enumerate(zip(seg_labels, seg_scores))]
+            pieces = [y[i:i + int(cfg.segment_s * cfg.sr)] for i in range(0, len(y), int(cfg.segment_s * cfg.sr))]
+            E = np.concatenate([E, self.extractor.embed(pieces)])
+        labels, scores, nearest = clf.predict_open(E, return_nearest=True)
+        total = len(y) / cfg.sr
+        segs = [(round(i * cfg.segment_s, 2), round(min((i + 1) * cfg.segment_s, total), 2), str(lab), float(sc))
+                for i, (lab, sc) in enumerate(zip(labels[1:], scores[1:]))]
         label = str(labels[0])
-        return Prediction(label, float(scores[0]), label == UNKNOWN, str(nearest), segs)
+        return Prediction(label, float(scores[0]), label == UNKNOWN, str(nearest[0]), segs)

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from fewshot.audio import SILENCE_FLOOR_DBFS
+from ..audio import SILENCE_FLOOR_DBFS
 
 SR = 16000
 FRAME_S = 0.02

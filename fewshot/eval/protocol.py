@@ -1,9 +1,9 @@
 """The standard protocol: n-way k-shot episodes, accuracy, macro F1 and EER.
 
 For a speaker-per-folder dataset: per speaker, its files in name order,
-resampled to 16 kHz mono, silences cut with an energy VAD
-(``librosa.effects.split``, ``top_db=35``, 25 ms frames, 10 ms hop), speech
-concatenated. Enrollment is the first T s of that speech; test pieces are
+resampled to 16 kHz mono, silences cut with the energy VAD of
+:func:`fewshot.audio.speech_intervals` (``top_db=35``, 25 ms frames, 10 ms hop,
+no absolute floor: ``librosa.effects.split``'s rule), speech concatenated. Enrollment is the first T s of that speech; test pieces are
 non-overlapping 5 s pieces of the speech after 35 s, at most 12 per speaker;
 speakers with fewer than 2 test pieces are left out.
 """
@@ -16,13 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import load
-from .classifier import GroupSVC
+from ..audio import SAMPLE_RATE, load, speech_intervals
+from ..classifier import GroupSVC
+from ..datasets import read_genders, speaker_folders
+from ..features import l2_normalize
 
 logger = logging.getLogger(__name__)
-
-AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".webm", ".opus", ".aac"}
-
 
 @dataclass
 class ProtocolSpeaker:
@@ -35,46 +34,22 @@ class ProtocolSpeaker:
     gender: str | None = None
 
 
-def speaker_folders(root) -> dict[str, list[Path]]:
-    """``{speaker: [audio files in name order]}`` for a speaker-per-folder tree."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: dataset folder not found")
-    out = {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(p for p in d.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-        if files:
-            out[d.name] = files
-    return out
+#: The protocol's VAD threshold below the loudest frame, in dB.
+PROTOCOL_TOP_DB = 35.0
 
 
-def read_genders(root) -> dict[str, str]:
-    """Speaker genders from a ``SPEAKERS.tsv`` in ``root`` or its parent, if any."""
-    for cand in (Path(root) / "SPEAKERS.tsv", Path(root).parent / "SPEAKERS.tsv"):
-        if cand.is_file():
-            lines = cand.read_text().splitlines()
-            head = lines[0].split("\t")
-            if "speaker" in head and "gender" in head:
-                i, j = head.index("speaker"), head.index("gender")
-                rows = [ln.split("\t") for ln in lines[1:] if ln.strip()]
-                return {r[i]: r[j] for r in rows if len(r) > max(i, j) and r[j]}
-    return {}
-
-
-def protocol_speech(files, *, sr: int = 16000, top_db: float = 35.0) -> np.ndarray:
+def protocol_speech(files, *, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Concatenated VAD speech of ``files`` (the protocol's definition)."""
-    import librosa
-
     parts = []
     for f in files:
         y = load(f, sr=sr)
-        for s, e in librosa.effects.split(y, top_db=top_db, frame_length=400, hop_length=160):
+        for s, e in speech_intervals(y, sr=sr, top_db=PROTOCOL_TOP_DB, floor_dbfs=None):
             parts.append(y[s:e])
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 def prepare_protocol(root, *, enroll_seconds=(15, 35), piece_s: float = 5.0, max_pieces: int = 12,
-                     test_offset_s: float = 35.0, sr: int = 16000, progress=None) -> list[ProtocolSpeaker]:
+                     test_offset_s: float = 35.0, sr: int = SAMPLE_RATE, progress=None) -> list[ProtocolSpeaker]:
     """Load a speaker-per-folder dataset into enrollment speech and test pieces.
 
     ``progress`` wraps the speaker iterator (for example ``tqdm``) when given.
@@ -101,6 +76,24 @@ def prepare_protocol(root, *, enroll_seconds=(15, 35), piece_s: float = 5.0, max
     return speakers
 
 
+def det(target_scores, nontarget_scores):
+    """False-accept and false-reject rates at every distinct score (``sklearn.metrics.det_curve``).
+
+    A score at or above the threshold is accepted.
+
+    Returns
+    -------
+    far, frr, thresholds : np.ndarray
+        In order of increasing threshold.
+    """
+    from sklearn.metrics import det_curve
+
+    tgt = np.asarray(target_scores, dtype=np.float64)
+    non = np.asarray(nontarget_scores, dtype=np.float64)
+    y = np.r_[np.ones(len(tgt)), np.zeros(len(non))]
+    return det_curve(y, np.r_[tgt, non], drop_intermediate=False)
+
+
 def compute_eer(target_scores, nontarget_scores) -> tuple[float, float]:
     """Equal error rate and the threshold where it is reached.
 
@@ -111,13 +104,9 @@ def compute_eer(target_scores, nontarget_scores) -> tuple[float, float]:
     threshold : float
         Scores at or above it are accepted.
     """
-    tgt = np.asarray(target_scores, dtype=np.float64)
-    non = np.asarray(nontarget_scores, dtype=np.float64)
-    thresholds = np.unique(np.r_[tgt, non])
-    frr = np.searchsorted(np.sort(tgt), thresholds, side="left") / len(tgt)
-    far = 1.0 - np.searchsorted(np.sort(non), thresholds, side="left") / len(non)
+    far, frr, thr = det(target_scores, nontarget_scores)
     i = int(np.argmin(np.abs(frr - far)))
-    return float((frr[i] + far[i]) / 2), float(thresholds[i])
+    return float((frr[i] + far[i]) / 2), float(thr[i])
 
 
 @dataclass
@@ -133,7 +122,7 @@ class EmbeddedSpeakers:
 def embed_protocol(extractor, speakers: list[ProtocolSpeaker]) -> EmbeddedSpeakers:
     """Run the extractor over every speaker's enrollment speech and test pieces."""
     Ts = sorted(speakers[0].enroll) if speakers else []
-    enroll = {T: extractor.embed_utterances_segments([s.enroll[T] for s in speakers]) for T in Ts}
+    enroll = {T: extractor.embed([s.enroll[T] for s in speakers], return_segments=True) for T in Ts}
     flat = [p for s in speakers for p in s.tests]
     E = extractor.embed(flat)
     bounds = np.cumsum([0] + [len(s.tests) for s in speakers])
@@ -184,8 +173,7 @@ def verification_scores(emb: EmbeddedSpeakers, *, T: float = 15.0):
     -------
     target, nontarget : np.ndarray
     """
-    C = np.stack([e.mean(axis=0) for e in emb.enroll[T]])
-    C /= np.maximum(np.linalg.norm(C, axis=1, keepdims=True), 1e-12)
+    C = l2_normalize(np.stack([e.mean(axis=0) for e in emb.enroll[T]]))
     X = np.concatenate(emb.tests)
     owner = np.concatenate([np.full(len(t), i) for i, t in enumerate(emb.tests)])
     S = C @ X.T

@@ -30,7 +30,7 @@ from .archive import ARCHIVE_BASE, MetadataError, download_url, fetch_metadata, 
 from .download import DownloadError, download_file
 from .fsutil import atomic_write_json, read_json
 from .librivox import API_BASE, Catalogue, book_from_dict
-from .manifest import ManifestRow, write_manifest
+from fewshot.datasets import ManifestRow, write_manifest
 from .net import DEFAULT_USER_AGENT, HttpError, PoliteClient, RetryPolicy
 from .process import NarratorJob, ProcessSettings, load_done, narrator_dir, process_narrator
 from .selection import NarratorPlan, Selection, select_narrators

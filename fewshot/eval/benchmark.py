@@ -1,6 +1,6 @@
 """The full benchmark behind ``fewshot evaluate``: every figure of the report, for one system.
 
-Builds on the standard protocol of :mod:`fewshot.evaluation`: draws the groups
+Builds on the standard protocol of :mod:`fewshot.eval.protocol`: draws the groups
 (the same groups for every system and enrollment length), runs the episodes
 with and without the unknown threshold, and summarises accuracy, macro F1,
 confusion matrices, open-set rates and the verification curves.
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classifier import GroupSVC
-from .evaluation import (EmbeddedSpeakers, ProtocolSpeaker, compact, compute_eer, embed_protocol,
-                         group_draws, verification_scores)
+from ..classifier import GroupSVC
+from ..config import ClassifierConfig
+from .protocol import (EmbeddedSpeakers, ProtocolSpeaker, compact, compute_eer, det, embed_protocol,
+                       group_draws, verification_scores)
 
 SAME_GENDER_K = 5
 
@@ -58,46 +59,50 @@ def draw_groups(n_speakers: int, specs: dict, *, draws: int, seed: int) -> dict[
             for key, (K, g) in specs.items()}
 
 
-def episode(emb: EmbeddedSpeakers, idx, *, T: float, threshold: float | None = None,
-            C: float = 10.0, gamma: float = 1.0) -> dict:
-    """One group: closed-set labels of its members' test pieces and, with a
-    ``threshold``, open-set decisions (:meth:`GroupSVC.predict_open`) on members
-    and on impostors (test pieces of every speaker outside the group).
+def episode(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfig | None = None,
+            open_set: bool = True) -> dict:
+    """One group: the SVM's labels for its members' test pieces and, with ``open_set``,
+    the cosine scores the unknown decision is made from, for members and for
+    impostors (test pieces of every speaker outside the group).
 
     Returns
     -------
     dict
-        ``y_true``, ``y_pred`` (indices into ``idx``); with a threshold also
-        ``member_rejected``, ``member_open_correct``, ``impostor_accepted``
-        (boolean arrays).
+        ``y_true``, ``y_pred`` (indices into ``idx``); with ``open_set`` also
+        ``member_score`` and ``impostor_score`` (cosine to the chosen speaker's
+        centroid): :func:`open_rates` turns them into rates at any threshold.
     """
+    cc = classifier or ClassifierConfig()
     idx = np.asarray(idx)
     X = np.concatenate([emb.enroll[T][i] for i in idx])
     y = np.concatenate([np.full(len(emb.enroll[T][i]), k) for k, i in enumerate(idx)])
-    clf = GroupSVC(C=C, gamma=gamma, unknown_threshold=threshold).fit(X, y)
+    clf = GroupSVC(C=cc.C, gamma=cc.gamma, unknown_threshold=None).fit(X, y)
     Xt = np.concatenate([emb.tests[i] for i in idx])
     yt = np.concatenate([np.full(len(emb.tests[i]), k) for k, i in enumerate(idx)])
-    out = {"y_true": yt, "y_pred": clf.predict(Xt)}
-    if threshold is not None:
-        labels, _ = clf.predict_open(Xt)
-        rejected = np.array([isinstance(lab, str) for lab in labels], dtype=bool)
-        out["member_rejected"] = rejected
-        out["member_open_correct"] = ~rejected & (np.where(rejected, -1, labels).astype(int) == yt)
+    _, scores, pred = clf.predict_open(Xt, return_nearest=True)
+    out = {"y_true": yt, "y_pred": pred}
+    if open_set:
+        out["member_score"] = scores
         others = [emb.tests[i] for i in np.setdiff1d(np.arange(len(emb.tests)), idx)]
-        if others:
-            labels, _ = clf.predict_open(np.concatenate(others))
-            out["impostor_accepted"] = np.array([not isinstance(lab, str) for lab in labels], dtype=bool)
-        else:
-            out["impostor_accepted"] = np.zeros(0, bool)
+        out["impostor_score"] = clf.predict_open(np.concatenate(others))[1] if others else np.zeros(0)
     return out
+
+
+def open_rates(results: list[dict], threshold: float) -> dict:
+    """Members rejected, members right and accepted, impostors accepted, at ``threshold``."""
+    member = np.concatenate([r["member_score"] for r in results])
+    correct = np.concatenate([r["y_true"] == r["y_pred"] for r in results])
+    imp = np.concatenate([r["impostor_score"] for r in results])
+    return {"threshold": float(threshold),
+            "false_reject_rate": float(np.mean(member < threshold)),
+            "open_accuracy": float(np.mean(correct & (member >= threshold))),
+            "false_accept_rate": float(np.mean(imp >= threshold)) if len(imp) else None,
+            "n_impostor_pieces": int(len(imp))}
 
 
 def det_points(target_scores, nontarget_scores, *, max_points: int = 300) -> dict:
     """False-accept and false-reject rates over thresholds (at most ``max_points``)."""
-    tgt, non = np.sort(target_scores), np.sort(nontarget_scores)
-    thr = np.unique(np.r_[tgt, non])
-    frr = np.searchsorted(tgt, thr, side="left") / len(tgt)
-    far = 1.0 - np.searchsorted(non, thr, side="left") / len(non)
+    far, frr, thr = det(target_scores, nontarget_scores)
     keep = np.unique(np.linspace(0, len(thr) - 1, min(max_points, len(thr))).round().astype(int))
     return {"threshold": thr[keep].round(5).tolist(), "far": far[keep].round(6).tolist(),
             "frr": frr[keep].round(6).tolist()}
@@ -118,7 +123,7 @@ def verification_summary(emb: EmbeddedSpeakers, *, T: float = 15.0, bins: int = 
             "det": det_points(tgt, non)}
 
 
-def _summarise(results: list[dict], groups: list[np.ndarray], names: list[str]) -> dict:
+def _summarise(results: list[dict], groups: list[np.ndarray], names: list[str], *, thresholds: dict) -> dict:
     from sklearn.metrics import confusion_matrix, f1_score
 
     accs = np.array([np.mean(r["y_true"] == r["y_pred"]) for r in results])
@@ -134,25 +139,25 @@ def _summarise(results: list[dict], groups: list[np.ndarray], names: list[str]) 
            "representative": {"speakers": [names[i] for i in g], "accuracy": float(accs[rep]),
                               "confusion": confusion_matrix(r["y_true"], r["y_pred"],
                                                             labels=np.arange(len(g))).tolist()}}
-    if "member_rejected" in results[0]:
-        imp = np.concatenate([r["impostor_accepted"] for r in results])
-        out["open_set"] = {
-            "false_reject_rate": float(np.mean(np.concatenate([r["member_rejected"] for r in results]))),
-            "open_accuracy": float(np.mean(np.concatenate([r["member_open_correct"] for r in results]))),
-            "false_accept_rate": float(imp.mean()) if len(imp) else None,
-            "n_impostor_pieces": int(len(imp))}
+    if "member_score" in results[0]:
+        for name, thr in thresholds.items():
+            out[name] = open_rates(results, thr)
     return out
 
 
-def evaluate_embeddings(emb: EmbeddedSpeakers, *, group_sizes=(3, 5, 10, 20, "all"), enroll_seconds=(15, 35),
+def evaluate_embeddings(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig | None = None,
+                        group_sizes=(3, 5, 10, 20, "all"), enroll_seconds=(15, 35),
                         curve_seconds=(5, 10, 15, 20, 25, 30, 35), draws: int = 100, seed: int = 0,
                         verification_seconds: float = 15.0, progress=None) -> dict:
     """Every figure of the standard protocol for one system's embeddings.
 
-    The unknown threshold is the EER threshold of the verification scores
-    (``verification_seconds`` enrollment centroid against 5 s test pieces);
-    open-set rates are measured at it for every group (impostors: test pieces
-    of speakers outside the group).
+    ``classifier`` is the operating point ``fewshot identify`` runs (SVM
+    settings and unknown threshold, from the model's ``meta.json``); open-set
+    rates are measured at its threshold (``open_set``) and, labelled as the best
+    case, at the EER threshold of this data's verification scores
+    (``open_set_at_eer``; ``verification_seconds`` enrollment centroid against
+    5 s test pieces). Impostors are the test pieces of speakers outside the group.
+    Without ``classifier`` (a baseline), only the best case is measured.
 
     Returns
     -------
@@ -163,7 +168,9 @@ def evaluate_embeddings(emb: EmbeddedSpeakers, *, group_sizes=(3, 5, 10, 20, "al
         ``key`` are strings.
     """
     ver = verification_summary(emb, T=verification_seconds)
-    thr = ver["eer_threshold"]
+    thresholds = {"open_set_at_eer": ver["eer_threshold"]}
+    if classifier is not None:
+        thresholds = {"open_set": classifier.unknown_threshold, **thresholds}
     specs = group_specs(group_sizes, genders=emb.genders if any(emb.genders) else None)
     groups = draw_groups(len(emb.names), specs, draws=draws, seed=seed)
     Ts = sorted({float(t) for t in enroll_seconds} | {float(t) for t in curve_seconds})
@@ -177,10 +184,11 @@ def evaluate_embeddings(emb: EmbeddedSpeakers, *, group_sizes=(3, 5, 10, 20, "al
             continue
         if view is None or T not in view.enroll:
             view = compact(emb, T=T)
-        res = [episode(view, g, T=T, threshold=thr if detailed else None) for g in groups[key]]
+        res = [episode(view, g, T=T, classifier=classifier, open_set=detailed) for g in groups[key]]
         if key in curve:
             curve[key][f"{T:g}"] = float(np.mean([np.mean(r["y_true"] == r["y_pred"]) for r in res]))
         if detailed:
-            closed.setdefault(f"{T:g}", {})[key] = _summarise(res, groups[key], emb.names)
-    return {"verification": ver, "unknown_threshold": thr, "closed_set": closed,
+            closed.setdefault(f"{T:g}", {})[key] = _summarise(res, groups[key], emb.names, thresholds=thresholds)
+    return {"verification": ver, "thresholds": thresholds,
+            "classifier": (classifier or ClassifierConfig()).to_dict(), "closed_set": closed,
             "enrollment_curve": curve, "skipped_groups": skipped}

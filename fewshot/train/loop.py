@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ExtractorConfig, FeatureConfig
-from .persistence import atomic_write_bytes
+from ..config import ExtractorConfig, FeatureConfig
+from ..persistence import atomic_write_bytes
+from .augment import AugmentConfig
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +40,11 @@ class TrainConfig:
     scale: float = 30.0
     margin_warmup_epochs: float = 2.0
     speeds: tuple = (0.9, 1.0, 1.1)
-    augment: bool = True
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     seed: int = 0
     patience: int = 8
     val_draws: int = 20
     strategy: str = "default"
-    extra: dict = field(default_factory=dict)
 
 
 def make_strategy(name: str):
@@ -65,7 +65,7 @@ def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: T
     """The extractor CNN with a cosine head, compiled with the angular-margin loss."""
     import keras
 
-    from .extractor import build_cnn
+    from ..nn import build_cnn
     from .losses import AdditiveAngularMarginLoss, CosineClassifier
 
     frames = extractor_config.crop_frames if extractor_config.arch == "original" else None
@@ -83,39 +83,48 @@ def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: T
     return model
 
 
-def _save_checkpoint(model, out: Path, epoch: int, state: dict) -> None:
-    ckpt = out / "checkpoint"
-    tmp = out / f".checkpoint-{epoch}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_weights(tmp / "model.weights.h5")
-    np.savez(tmp / "optimizer.npz", *[np.asarray(v.numpy()) for v in model.optimizer.variables])
-    old = out / ".checkpoint.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if ckpt.exists():
-        ckpt.rename(old)
-    tmp.rename(ckpt)
+def _checkpoint_manager(model, out: Path):
+    import tensorflow as tf
+
+    ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    return ckpt, tf.train.CheckpointManager(ckpt, str(out / "checkpoint"), max_to_keep=1)
+
+
+def _save_checkpoint(manager, out: Path, epoch: int, state: dict) -> None:
+    """The epoch's weights and optimizer state (``tf.train.CheckpointManager``), then ``state.json``.
+
+    ``state.json`` is written last: a kill in between leaves the previous epoch's
+    state pointing at a newer checkpoint, which :func:`_restore_checkpoint` refuses
+    to mix; the manager's own index names the newest complete checkpoint.
+    """
+    manager.save(checkpoint_number=epoch)
     atomic_write_bytes(out / "state.json", json.dumps(state, indent=2).encode())
-    shutil.rmtree(old, ignore_errors=True)
 
 
-def _restore_checkpoint(model, out: Path) -> None:
-    ckpt = out / "checkpoint"
-    if not ckpt.exists() and (out / ".checkpoint.old").exists():
-        ckpt = out / ".checkpoint.old"
-    model.load_weights(ckpt / "model.weights.h5")
+def _restore_checkpoint(model, ckpt, manager, out: Path, epoch: int) -> None:
     model.optimizer.build(model.trainable_variables)
-    with np.load(ckpt / "optimizer.npz") as z:
+    path = manager.latest_checkpoint
+    if path is not None:
+        if not path.endswith(f"-{epoch}"):
+            raise RuntimeError(f"{out}: the last checkpoint ({path}) is not of epoch {epoch} in state.json; "
+                               "start a new --out")
+        ckpt.restore(path).assert_existing_objects_matched()
+        return
+    legacy = out / "checkpoint" / "optimizer.npz"  # runs checkpointed by hand before CheckpointManager
+    if not legacy.is_file():
+        raise RuntimeError(f"{out}: state.json says epoch {epoch} but there is no checkpoint; start a new --out")
+    model.load_weights(out / "checkpoint" / "model.weights.h5")
+    with np.load(legacy) as z:
         values = [z[f"arr_{i}"] for i in range(len(z.files))]
     if len(values) != len(model.optimizer.variables):
-        raise RuntimeError(f"{ckpt}: optimizer state does not match this model; start a new --out")
+        raise RuntimeError(f"{legacy}: optimizer state does not match this model; start a new --out")
     for var, val in zip(model.optimizer.variables, values):
         var.assign(val)
 
 
 def train(train_source, out, *, feature_config: FeatureConfig, extractor_config: ExtractorConfig,
           train_config: TrainConfig, dev=None, cache_dir=None, workers: int = 2, progress=None,
-          verbose: int = 1, whiten: bool = True) -> dict:
+          verbose: int = 1, whiten: bool = True, stop_after_epochs: int | None = None) -> dict:
     """Train (or resume) an extractor; returns the run's ``state`` dictionary.
 
     Parameters
@@ -132,13 +141,16 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         When training ends, fold within-class covariance normalisation on the
         training speakers into the kept model (:mod:`fewshot.whitening`).
         Running again on a finished run only adds this step if it is missing.
+    stop_after_epochs : int, optional
+        Train at most this many epochs in this call, then return (a time-boxed
+        run; the same call resumes). Not part of the run's arguments.
     """
     import keras
     import tensorflow as tf
 
-    from .evaluation import embed_protocol, prepare_protocol, quick_scores
-    from .extractor import Extractor
-    from .training import CropSampler, corpus_features, list_training_speakers
+    from ..extractor import Extractor
+    from .data import CropSampler, corpus_speech, list_training_speakers
+    from .validation import DevSet
 
     tc, out = train_config, Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -155,10 +167,10 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
     t_start = time.time()
 
     speakers = list_training_speakers(train_source)
-    feats, classes = corpus_features(speakers, config=feature_config, speeds=tc.speeds,
-                                     cache_dir=cache_dir or out / "feature_cache", workers=workers,
-                                     progress=progress)
-    hours = sum(len(f) for f, c in zip(feats, classes) if "@" not in c) * feature_config.hop_ms / 3.6e6
+    waves, classes = corpus_speech(speakers, config=feature_config, speeds=tc.speeds,
+                                   cache_dir=cache_dir or out / "speech_cache", workers=workers,
+                                   progress=progress)
+    hours = sum(len(w) for w, c in zip(waves, classes) if "@" not in c) / feature_config.sr / 3600
     # the whitening layer is added after training; it is not part of what is trained
     trained_config = {k: v for k, v in extractor_config.to_dict().items() if k != "whitened"}
     run_args = {"train_config": asdict(tc), "feature_config": feature_config.to_dict(),
@@ -174,20 +186,22 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         model = build_training_model(extractor_config, n_mels=feature_config.n_mels,
                                      n_classes=len(classes), tc=tc, total_steps=total_steps,
                                      sync_batchnorm=strategy.num_replicas_in_sync > 1)
+    ckpt, manager = _checkpoint_manager(model, out)
     if state["epoch"] > 0:
-        _restore_checkpoint(model, out)
+        _restore_checkpoint(model, ckpt, manager, out, state["epoch"])
         logger.info("resuming after epoch %d", state["epoch"])
-    real_feats = [f for f, c in zip(feats, classes) if "@" not in c]
+    real_waves = [w for w, c in zip(waves, classes) if "@" not in c]
+    dev_set = DevSet.load(dev, feature_config=feature_config, seed=tc.seed) if dev else None
     if state["epoch"] >= tc.epochs or state["wait"] >= tc.patience:
         if whiten and task_id == 0:
-            _whiten_kept_model(out, real_feats, dev=dev, draws=tc.val_draws)
+            _whiten_kept_model(out, real_waves, dev=dev_set, draws=tc.val_draws)
         return state
 
-    crop = extractor_config.crop_frames
-    sampler = CropSampler(feats, crop_frames=crop, batch_size=tc.batch_size, seed=tc.seed + 7919 * task_id,
-                          hop_s=feature_config.hop_ms / 1000, augment=tc.augment)
+    first_epoch = state["epoch"]
+    stop_after = stop_after_epochs or tc.epochs
+    sampler = CropSampler(waves, feature_config=feature_config, crop_frames=extractor_config.crop_frames,
+                          batch_size=tc.batch_size, seed=tc.seed + 7919 * task_id, augment=tc.augment)
     dataset = sampler.dataset(start_batch=state["epoch"] * tc.steps_per_epoch)
-    dev_speakers = prepare_protocol(dev, enroll_seconds=(15,)) if dev else None
     summary = {"source": str(train_source), "speakers": len(speakers), "classes": len(classes),
                "hours_of_speech": round(hours, 2), "recipe": run_args["train_config"]}
 
@@ -197,24 +211,22 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
             extractor = Extractor(model, feature_config=feature_config, extractor_config=extractor_config)
             state["epoch"] = epoch + 1
             state["seconds"] = state.get("seconds", 0.0) + time.time() - self.t0
-            improved = dev_speakers is None
-            if dev_speakers:
-                scores = quick_scores(embed_protocol(extractor, dev_speakers), draws=tc.val_draws, seed=0)
+            improved = dev_set is None
+            if dev_set:
+                scores = dev_set.scores(extractor, draws=tc.val_draws)
                 logs.update({f"val_{k}": v for k, v in scores.items()})
-                key = (scores["acc_all"], -scores["eer"])
+                key = dev_set.selection_key(scores)
                 improved = state["best"] is None or key > tuple(state["best"])
                 if improved:
                     state["best"], state["best_epoch"], state["wait"] = list(key), epoch + 1, 0
                 else:
                     state["wait"] += 1
-                print(f"epoch {epoch + 1}: dev 3-way {scores['acc_3']:.3f}, 10-way {scores['acc_10']:.3f}, "
-                      f"all {scores['acc_all']:.3f}, EER {scores['eer']:.4f}"
-                      f"{' (best)' if improved else ''}", flush=True)
+                print(f"epoch {epoch + 1}: {dev_set.describe(scores)}{' (best)' if improved else ''}", flush=True)
             if improved:
                 extractor.save(out, training={**summary, "epochs": epoch + 1, "dev": logs_to_dev(logs),
                                               "train_seconds": round(state["seconds"], 1)})
-            _save_checkpoint(model, out, epoch + 1, state)
-            if state["wait"] >= tc.patience:
+            _save_checkpoint(manager, out, epoch + 1, state)
+            if state["wait"] >= tc.patience or epoch + 1 - first_epoch >= stop_after:
                 self.model.stop_training = True
             self.t0 = time.time()
 
@@ -228,41 +240,37 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         model.optimizer.build(model.trainable_variables)
     fit(model, dataset, strategy=strategy, epochs=tc.epochs, initial_epoch=state["epoch"],
         steps_per_epoch=tc.steps_per_epoch, callbacks=callbacks, verbose=verbose)
-    if whiten and task_id == 0:
-        _whiten_kept_model(out, real_feats, dev=dev_speakers, draws=tc.val_draws)
+    finished = state["epoch"] >= tc.epochs or state["wait"] >= tc.patience
+    if whiten and task_id == 0 and finished:
+        _whiten_kept_model(out, real_waves, dev=dev_set, draws=tc.val_draws)
     state["wall_seconds_this_run"] = round(time.time() - t_start, 1)
     return state
 
 
-def _whiten_kept_model(out: Path, feats, *, dev=None, draws: int = 20, reg: float = 0.3) -> None:
+def _whiten_kept_model(out: Path, waves, *, dev=None, draws: int = 20, reg: float = 0.3) -> None:
     """Replace the kept model in ``out`` by its whitened version (once).
 
-    ``feats`` are the real training speakers only: speed-perturbed copies vary
+    ``waves`` are the real training speakers only: speed-perturbed copies vary
     in other directions than a voice does and made the map worse on dev.
-    ``dev`` is a held-out folder, or its protocol speakers when already loaded.
+    ``dev`` is the run's :class:`~fewshot.train.validation.DevSet`.
     """
-    from .evaluation import embed_protocol, prepare_protocol, quick_scores
-    from .extractor import Extractor
+    from ..extractor import Extractor
     from .whitening import embed_classes, whiten_extractor, within_class_whitening
 
     ex = Extractor.load(out)
     if ex.extractor_config.whitened or ex.extractor_config.arch != "resnet":
         return
     t0 = time.time()
-    E, labels = embed_classes(ex, feats)
+    E, labels = embed_classes(ex, waves)
     mu, W = within_class_whitening(E, labels, reg=reg)
     wex = whiten_extractor(ex, mu, W)
     training = dict(ex.meta.get("training", {}))
     training["whitening"] = {"segments": int(len(E)), "classes": int(len(np.unique(labels))), "reg": reg}
     if dev:
-        if not isinstance(dev, list):
-            dev = prepare_protocol(dev, enroll_seconds=(15,))
-        scores = quick_scores(embed_protocol(wex, dev),
-                              draws=draws, seed=0)
+        scores = dev.scores(wex, draws=draws)
         training["dev_before_whitening"] = training.get("dev", {})
         training["dev"] = {k: round(float(v), 4) for k, v in scores.items()}
-        print(f"whitened: dev 3-way {scores['acc_3']:.3f}, 10-way {scores['acc_10']:.3f}, "
-              f"all {scores['acc_all']:.3f}, EER {scores['eer']:.4f}", flush=True)
+        print(f"whitened: {dev.describe(scores)}", flush=True)
     training["whitening"]["seconds"] = round(time.time() - t0, 1)
     wex.save(out, training=training)
 

@@ -16,7 +16,6 @@ import logging
 
 import numpy as np
 
-from .features import segment
 
 logger = logging.getLogger(__name__)
 
@@ -56,28 +55,28 @@ def within_class_whitening(E: np.ndarray, labels: np.ndarray, *, reg: float = 0.
     return E.mean(axis=0), W
 
 
-def embed_classes(extractor, feats, *, hop_frames: int | None = None, max_segments: int = 40, seed: int = 0):
-    """Unit-normalised embeddings of 3 s segments of every class's log-mel speech.
+def embed_classes(extractor, waves, *, max_segments: int = 40, seed: int = 0):
+    """Unit-normalised embeddings of 3 s segments (1.5 s hop) of every class's speech.
+
+    ``waves`` holds one waveform per class (float, or int16 as training caches
+    it); at most ``max_segments`` random segments of each are kept.
 
     Returns
     -------
     E : np.ndarray [shape=(n, dim)]
     labels : np.ndarray [shape=(n,)]
     """
-    from .extractor import l2_normalize
-
-    cfg = extractor.feature_config
     rng = np.random.default_rng(seed)
-    hop = hop_frames or cfg.segment_hop_frames
-    segs, labels = [], []
-    for k, S in enumerate(feats):
-        s = segment(np.asarray(S, np.float32), seg_frames=cfg.segment_frames, hop_frames=hop)
-        if len(s) > max_segments:
-            s = s[np.sort(rng.choice(len(s), max_segments, replace=False))]
-        segs.append(s)
-        labels.append(np.full(len(s), k))
-    E = np.concatenate([extractor.embed_segments(s) for s in segs])
-    return l2_normalize(E), np.concatenate(labels)
+    E, labels = [], []
+    for k, y in enumerate(waves):
+        y = np.asarray(y)
+        y = y.astype(np.float32) / 32767.0 if y.dtype == np.int16 else y.astype(np.float32)
+        e = extractor.embed([y], return_segments=True)[0]
+        if len(e) > max_segments:
+            e = e[np.sort(rng.choice(len(e), max_segments, replace=False))]
+        E.append(e)
+        labels.append(np.full(len(e), k))
+    return np.concatenate(E), np.concatenate(labels)
 
 
 def whiten_extractor(extractor, mu: np.ndarray, W: np.ndarray):
@@ -86,7 +85,8 @@ def whiten_extractor(extractor, mu: np.ndarray, W: np.ndarray):
     ``extractor`` must be an unwhitened ``"resnet"`` extractor; its weights are
     copied unchanged.
     """
-    from .extractor import Extractor, build_cnn
+    from ..extractor import Extractor
+    from ..nn import build_cnn
 
     cfg = extractor.extractor_config
     if cfg.arch != "resnet" or cfg.whitened:

@@ -2,8 +2,8 @@
 
 Each baseline offers what the evaluation code uses from
 :class:`fewshot.extractor.Extractor`: ``embed(waveforms) -> (n, d)``,
-``embed_utterances_segments(waveforms, overlap=True) -> [(n_seg, d), ...]``
-and ``model_id``, so the same episodes run for every system.
+``embed(waveforms, return_segments=True) -> [(n_seg, d), ...]`` and
+``model_id``, so the same episodes run for every system.
 
 - :class:`MFCCStats`: mean and standard deviation of 20 MFCCs and their deltas
   (80 numbers), globally standardised, then the same SVM. The floor any learned
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import FeatureConfig
-from .features import segment
+from ..config import FeatureConfig
+from ..features import l2_normalize, segment
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class MFCCStats:
         if self.mean_ is None:
             raise ValueError("MFCCStats is not fitted: call fit(waveforms) first")
         Z = (S - self.mean_) / self.scale_
-        return (Z / np.maximum(np.linalg.norm(Z, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+        return l2_normalize(Z).astype(np.float32)
 
     def fit(self, waveforms, *, description: str = "") -> "MFCCStats":
         """Fit the global standardisation on the overlapping segments of ``waveforms``.
@@ -126,12 +126,9 @@ class MFCCStats:
         self.fit_description_ = description or f"{len(S)} segments of {len(waveforms)} waveforms"
         return self
 
-    def embed_utterances_segments(self, waveforms, *, overlap: bool = True) -> list[np.ndarray]:
-        """Per waveform, the standardised statistics of each 3 s segment (1.5 s hop with ``overlap``)."""
-        return [self._finish(self._segment_stats(np.asarray(y), overlap=overlap)) for y in waveforms]
-
-    def embed(self, waveforms) -> np.ndarray:
-        """Standardised statistics of each whole utterance.
+    def embed(self, waveforms, *, return_segments: bool = False):
+        """Standardised statistics of each whole utterance (or, with ``return_segments``,
+        of each of its 3 s segments with a 1.5 s hop: a list of arrays).
 
         Returns
         -------
@@ -139,6 +136,8 @@ class MFCCStats:
         """
         if isinstance(waveforms, np.ndarray) and waveforms.ndim == 1:
             waveforms = [waveforms]
+        if return_segments:
+            return [self._finish(self._segment_stats(np.asarray(y), overlap=True)) for y in waveforms]
         if len(waveforms) == 0:
             return np.zeros((0, self.dim), np.float32)
         return self._finish(np.stack([self._stats(self.frames(np.asarray(y))) for y in waveforms]))
@@ -163,7 +162,7 @@ def load_original(path=None):
     if not (path / "meta.json").is_file():
         return None, (f"skipped: no original-approach model at {path}. Train one with "
                       f"`{ORIGINAL_RECIPE}` and pass --original-model.")
-    from .extractor import load_extractor
+    from ..extractor import load_extractor
 
     ex = load_extractor(path)
     if ex.extractor_config.arch != "original":

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 
-from live_mic import Microphone, NoMicrophone
-from live_speech import EnrollmentTake, Windower
-from live_texts import passage
-from live_ui import SessionLog, Terminal, clock
+from .mic import Microphone, NoMicrophone
+from .speech import EnrollmentTake, Windower
+from .texts import passage
+from .ui import SessionLog, Terminal, clock
 
 
 def members(sid, group: str) -> list[str]:
     """Names enrolled in ``group`` (none for a group that does not exist yet)."""
-    from fewshot.errors import NotEnrolledError
+    from ..errors import NotEnrolledError
 
     try:
         return [s.name for s in sid.store.speakers(group)]
@@ -131,7 +131,7 @@ class LiveSession:
 
     def record(self, name: str, *, replace: bool) -> bool:
         """Record ``name`` reading aloud, then enroll them; ``False`` when nothing was stored."""
-        from fewshot.errors import AudioError
+        from ..errors import AudioError
 
         target = self.args.seconds
         source, text = passage(self.n_takes)
@@ -190,7 +190,7 @@ class LiveSession:
     # ------------------------------------------------------------ identifying
     def listen(self) -> str:
         """Name who speaks until a key is pressed; returns that key."""
-        from fewshot.errors import AudioError
+        from ..errors import AudioError
 
         people = self.members()
         self.ui.say(f"\nListening for {', '.join(people)} (group {self.group!r}); {self.KEYS}.")

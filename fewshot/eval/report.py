@@ -1,0 +1,189 @@
+"""JSON, Markdown, HTML and plots from evaluation results.
+
+:func:`write_report` takes the JSON-ready ``metrics`` dictionary that
+``fewshot evaluate`` builds (see :func:`fewshot.eval.benchmark.evaluate_embeddings`
+for the per-system part) and writes ``metrics.json``, the PNG figures,
+``report.md`` and a self-contained ``report.html`` (figures inlined as base64
+data URIs). Everything drawn comes from ``metrics``, so a report can be redrawn
+from a ``metrics.json`` alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+from pathlib import Path
+
+from .plots import _pct, _systems, draw_figures
+
+logger = logging.getLogger(__name__)
+
+HEADLINE_SIZES = ("3", "10", "all")
+
+
+def _acc(cell):
+    if cell is None:
+        return "–"
+    s = _pct(cell["accuracy_mean"])
+    return s if cell["n_groups"] == 1 else f"{s} ± {_pct(cell['accuracy_std'])}"
+
+
+def headline(metrics, *, sizes=HEADLINE_SIZES) -> tuple[list[str], list[list[str]]]:
+    """The headline table: mean accuracy (%) ± spread over draws per enrollment
+    length and group size, and the verification EER (%)."""
+    Ts = [f"{t:g}" for t in metrics["protocol"]["enroll_seconds"]]
+    n = metrics["dataset"]["speakers_evaluated"]
+    asked = metrics["protocol"]["group_sizes"]
+    sizes = [K for K in sizes if K in asked] or asked
+    head = ["system"] + [f"{T} s, {'all ' + str(n) if K == 'all' else K + ' people'}" for T in Ts for K in sizes]
+    rows = []
+    for key, s in metrics["systems"].items():
+        if "closed_set" not in s:
+            rows.append([s["label"]] + ["skipped"] * (len(head) - 1) + ["–"])
+            continue
+        rows.append([s["label"]] + [_acc(s["closed_set"].get(T, {}).get(K)) for T in Ts for K in sizes]
+                    + [_pct(s["verification"]["eer"])])
+    return head + ["EER (%)"], rows
+
+
+OPEN_SET_HEAD = ["group", "enroll (s)", "members rejected (%)", "impostors accepted (%)",
+                 "members right and accepted (%)", "best case: members rejected (%)",
+                 "best case: impostors accepted (%)"]
+
+
+def open_set_rows(metrics) -> list[list[str]]:
+    """Open-set rates of the default system per enrollment length and group size:
+    at the shipped threshold, then at this data's EER threshold (the best case)."""
+    rows = []
+    for T, cells in metrics["systems"]["default"]["closed_set"].items():
+        for K, c in cells.items():
+            o, b = c.get("open_set"), c.get("open_set_at_eer")
+            if o and b:
+                rows.append([K.replace("_", " "), T, _pct(o["false_reject_rate"]), _pct(o["false_accept_rate"]),
+                             _pct(o["open_accuracy"]), _pct(b["false_reject_rate"]), _pct(b["false_accept_rate"])])
+    return rows
+
+
+def open_set_lines(metrics) -> list[str]:
+    """:func:`open_set_rows` as text lines for the terminal."""
+    return [" | ".join(OPEN_SET_HEAD)] + [" | ".join(r) for r in open_set_rows(metrics)]
+
+
+def blocks(metrics, figs) -> list[tuple]:
+    """The report's content as ``(kind, ...)`` blocks, rendered by :func:`to_markdown` and :func:`to_html`."""
+    d, p, main = metrics["dataset"], metrics["protocol"], metrics["systems"]["default"]
+    T = f"{p['verification_seconds']:g}"
+    sysd = _systems(metrics)
+    genders = ", ".join(f"{v} {k}" for k, v in sorted(d.get("genders", {}).items()))
+    out = [("h1", metrics["title"]),
+           ("p", f"Model `{metrics['model_id']}`. Dataset `{d['path']}`: {d['speakers_found']} speakers, "
+                 f"{d['speakers_evaluated']} evaluated{f' (gender: {genders})' if genders else ''}, "
+                 f"{len(d['left_out'])} left out with fewer than {p['min_test_pieces']} test pieces; "
+                 f"{d['test_pieces']} test pieces of {p['piece_s']:g} s. {p['draws']} random groups per size, "
+                 f"seed {p['seed']}. Written {metrics['created']} in {metrics['timing_s']['total']:.0f} s."),
+           ("h2", "Headline"), ("table", *headline(metrics)),
+           ("p", f"Mean accuracy (%) over {p['piece_s']:g} s test pieces ± standard deviation over the random "
+                 f"groups (the all-speaker group is a single group). EER: verification of each speaker's "
+                 f"{T} s enrollment centroid against every test piece (cosine).")]
+    first = next((n for n in figs if n.startswith("confusion_all")), None)
+    out += [("img", first, figs[first])] if first else []
+    op = metrics["operating_point"]
+    out += [("h2", "Unknown: the shipped operating point"),
+            ("p", f"The product answers \"unknown\" when the cosine similarity of an utterance to the predicted "
+                  f"speaker's centroid is below the threshold stored with the model: **{op['unknown_threshold']:.3f}** "
+                  f"({op.get('threshold_from') or 'no threshold stored: the default'}). `fewshot identify` runs "
+                  f"exactly this (SVM C={op['C']:g}, gamma={op['gamma']:g}). Beside it, labelled best case, the "
+                  f"rates at the EER threshold of this data's own verification scores "
+                  f"({op['eer_threshold_here']:.3f}, EER {_pct(op['eer_here'], 2)} %), a threshold a user cannot "
+                  f"know in advance. Impostors are the test pieces of every speaker outside the group."),
+            ("table", OPEN_SET_HEAD, open_set_rows(metrics))]
+    out += [("p", "Impostor acceptance grows with the group: an impostor is scored against the speaker the SVM "
+                  "picks among K, usually the best-matching centroid, not against one speaker as in the EER. "
+                  "Members are rejected at about the verification rate whatever K.")]
+    out += [("img", n, figs[n]) for n in ("score_distributions.png", "det_curve.png")]
+    out += [("h2", "Accuracy by group size and enrollment length"),
+            ("img", "accuracy_vs_group_size.png", figs["accuracy_vs_group_size.png"]),
+            ("table", ["system", "enroll (s)", "group", "accuracy (%)", "5th–95th pct", "macro F1 (%)", "groups"],
+             [[s["label"], Ts, K.replace("_", " ") + (f" ({c['k']})" if K == "all" else ""), _acc(c),
+               f"{_pct(c['accuracy_p5'])}–{_pct(c['accuracy_p95'])}", _pct(c["macro_f1_mean"]), str(c["n_groups"])]
+              for s in sysd.values() for Ts, cells in s["closed_set"].items() for K, c in cells.items()]),
+            ("img", "accuracy_vs_enroll_seconds.png", figs["accuracy_vs_enroll_seconds.png"])]
+    out += [("h2", "Which voices are confused")]
+    out += [("img", n, c) for n, c in figs.items() if n.startswith("confusion") and n != first]
+    out += [("h2", "Systems"), ("ul", [f"**{s['label']}** (`{s.get('model_id', '–')}`): {s['description']}"
+                                       for s in metrics["systems"].values()])]
+    if metrics["skipped_groups"]:
+        out += [("p", "Not evaluated: " + "; ".join(f"{k}: {v}" for k, v in metrics["skipped_groups"].items()))]
+    out += [("h2", "Protocol"), ("ul", [f"{k}: {v}" for k, v in p.items()]),
+            ("h2", "Reproduce"), ("p", f"`{metrics['command']}`")]
+    return out
+
+
+def _inline_html(text):
+    import re
+
+    t = html.escape(text, quote=False)
+    t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", t)
+
+
+def to_markdown(content) -> str:
+    """Render :func:`blocks` as Markdown (figures linked as files next to it)."""
+    lines = []
+    for kind, *a in content:
+        if kind in ("h1", "h2"):
+            lines += ["#" * int(kind[1]) + " " + a[0], ""]
+        elif kind == "p":
+            lines += [a[0], ""]
+        elif kind == "ul":
+            lines += [f"- {x}" for x in a[0]] + [""]
+        elif kind == "table":
+            lines += ["| " + " | ".join(a[0]) + " |", "|" + "---|" * len(a[0])]
+            lines += ["| " + " | ".join(r) + " |" for r in a[1]] + [""]
+        elif kind == "img":
+            lines += [f"![{a[1]}]({a[0]})", "", f"*{a[1]}*", ""]
+    return "\n".join(lines)
+
+
+CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+       "table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;"
+       "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f2f4f8}"
+       "figure{margin:1.5em 0}img{max-width:100%;height:auto;border:1px solid #eee}"
+       "figcaption{color:#555;font-size:14px}code{background:#f4f4f4;padding:1px 3px}")
+
+
+def to_html(content, *, images: dict, title: str) -> str:
+    """Render :func:`blocks` as one self-contained HTML page (``images``: name -> data URI)."""
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>"
+             f"<style>{CSS}</style></head><body>"]
+    for kind, *a in content:
+        if kind in ("h1", "h2", "p"):
+            parts.append(f"<{kind}>{_inline_html(a[0])}</{kind}>")
+        elif kind == "ul":
+            parts.append("<ul>" + "".join(f"<li>{_inline_html(x)}</li>" for x in a[0]) + "</ul>")
+        elif kind == "table":
+            parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in a[0]) + "</tr>"
+                         + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in a[1])
+                         + "</table>")
+        elif kind == "img":
+            parts.append(f"<figure><img src='{images[a[0]]}' alt='{html.escape(a[1])}'>"
+                         f"<figcaption>{html.escape(a[1])}</figcaption></figure>")
+    return "\n".join(parts + ["</body></html>"])
+
+
+def write_report(metrics: dict, out) -> dict[str, Path]:
+    """Write ``metrics.json``, the figures, ``report.md`` and ``report.html`` into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics["headline"] = dict(zip(("columns", "rows"), headline(metrics)))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    figs = draw_figures(metrics, out)
+    content = blocks(metrics, figs)
+    (out / "report.md").write_text(to_markdown(content))
+    images = {n: "data:image/png;base64," + base64.b64encode((out / n).read_bytes()).decode() for n in figs}
+    (out / "report.html").write_text(to_html(content, images=images, title=html.escape(metrics["title"])))
+    logger.info("report written to %s", out)
+    return {"metrics": out / "metrics.json", "markdown": out / "report.md", "html": out / "report.html",
+            **{n: out / n for n in figs}}

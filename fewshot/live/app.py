@@ -1,0 +1,204 @@
+"""The live demo: enroll people from the microphone, then name who is speaking.
+
+Run as ``python demo/live.py`` or ``fewshot live`` (the same options)::
+
+    python demo/live.py [--group G] [--device D] [--seconds 15..35] [--model PATH] [--store PATH]
+    python demo/live.py --list-devices
+    python demo/live.py --group G --enroll ann=ann.wav --enroll bob=bob.wav --input talk.wav [--json]
+
+Built on :class:`fewshot.identifier.SpeakerIdentifier`: enrollments go into the
+same store as ``fewshot enroll`` (``$FEWSHOT_HOME/enrollments.sqlite``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+
+import numpy as np
+
+from .mic import SR, Microphone, NoMicrophone, list_devices
+from .session import LiveSession, members
+from .speech import Windower
+from .ui import SessionLog, Terminal
+
+DEFAULT_GROUP = "live"
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 15 <= value <= 35:
+        raise argparse.ArgumentTypeError(f"must be between 15 and 35 seconds, given {text}")
+    return value
+
+
+def _window(text: str) -> float:
+    value = float(text)
+    if not 3 <= value <= 5:
+        raise argparse.ArgumentTypeError(f"must be between 3 and 5 seconds, given {text}")
+    return value
+
+
+def _name_file(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip() or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE, given {text!r}")
+    return name.strip(), path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python demo/live.py",
+        description="Enroll people from the microphone (15-35 s of speech each), then name who is speaking. "
+                    "Without a microphone, --enroll and --input do the same from files.")
+    p.add_argument("--group", default=DEFAULT_GROUP, help=f"group of people to enroll and recognise "
+                   f"(default: {DEFAULT_GROUP!r}; created if new)")
+    p.add_argument("--device", help="input device: its number or part of its name (default: the system's)")
+    p.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
+    p.add_argument("--seconds", type=_seconds, default=20.0, metavar="S",
+                   help="seconds of speech to record per person, 15 to 35 (default: 20)")
+    p.add_argument("--window", type=_window, default=4.0, metavar="S",
+                   help="seconds of speech per identification, 3 to 5 (default: 4; a label every S/2 s)")
+    p.add_argument("--model", help="extractor model directory (default: the model shipped with fewshot)")
+    p.add_argument("--store", help="enrollment database (default: $FEWSHOT_HOME/enrollments.sqlite)")
+    p.add_argument("--log", metavar="FILE", help="session log to write (default: a new file under "
+                   "sessions/ next to the store; file mode writes one only when asked)")
+    p.add_argument("--countdown", type=int, default=3, metavar="N",
+                   help="seconds of countdown before each recording (default: 3)")
+    files = p.add_argument_group("file mode (no microphone)")
+    files.add_argument("--enroll", action="append", type=_name_file, metavar="NAME=FILE",
+                       help="enroll NAME from FILE, replacing an earlier enrollment (repeatable; "
+                            "repeat a NAME to use several files)")
+    files.add_argument("--input", metavar="FILE", help="say who speaks in FILE, window by window")
+    files.add_argument("--json", action="store_true",
+                       help="with --input: one JSON object per window on standard output")
+    return p
+
+
+def file_mode_command(group: str) -> str:
+    g = "" if group == DEFAULT_GROUP else f" --group {shlex.quote(group)}"
+    return f"python demo/live.py{g} --enroll NAME=FILE [--enroll NAME=FILE ...] --input FILE [--json]"
+
+
+def load_identifier(args):
+    """The pipeline with the chosen model and store, warmed up so the first label comes fast."""
+    from ..errors import IncompatibleModelError
+    from ..extractor import default_model_dir, load_extractor
+    from ..identifier import SpeakerIdentifier
+
+    if args.model is None and not (default_model_dir() / "meta.json").is_file():
+        raise IncompatibleModelError(f"the default model is not installed ({default_model_dir()} has no "
+                                     "meta.json); pass --model DIR, a trained model directory")
+    extractor = load_extractor(args.model)
+    sid = SpeakerIdentifier(extractor, store=args.store)
+    noise = np.random.default_rng(0).normal(0, 0.05, int(6.5 * SR)).astype(np.float32)
+    extractor.embed([noise[: int(3.5 * SR)]])
+    extractor.embed([noise])
+    return sid
+
+
+# ---------------------------------------------------------------------------- file mode
+def run_files(args) -> int:
+    from ..audio import load
+    from ..errors import AudioError
+
+    out = sys.stderr if args.json else sys.stdout
+    sid = load_identifier(args)
+    log = SessionLog(args.log, group=args.group, model=sid.extractor.model_id) if args.log else None
+    people: dict[str, list[str]] = {}
+    for name, path in args.enroll or []:
+        people.setdefault(name, []).append(path)
+    done = []
+    for name, files in people.items():
+        try:
+            res = sid.enroll(args.group, name, files, replace=True)
+        except KeyboardInterrupt:
+            kept = f"kept: {', '.join(map(repr, done))}" if done else "nothing else was enrolled"
+            print(f"\ninterrupted: the enrollment of {name!r} is dropped; {kept}", file=sys.stderr)
+            return 130
+        done.append(name)
+        for w in res.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        print(f"enrolled {name!r} in group {args.group!r} from {', '.join(os.path.basename(f) for f in files)}: "
+              f"{res.seconds_used:.1f} s of speech, {res.n_segments} segments", file=out, flush=True)
+        if log:
+            log.event("enrolled", name, f"{res.seconds_used:.1f} s of speech from {', '.join(files)}")
+    if not args.input:
+        return 0
+    sid.classifier(args.group)  # an empty or unknown group fails here, before any work
+    y = load(args.input, sr=SR)
+    if not args.json:
+        print(f"who speaks in {args.input} (group {args.group!r}: {', '.join(members(sid, args.group))}):")
+    n = 0
+    for w in file_windows(y, window_s=args.window):
+        try:
+            p = sid.identify(args.group, w.y)
+        except AudioError:
+            continue
+        n += 1
+        if args.json:
+            print(json.dumps({"start": w.start_s, "end": w.end_s, "speaker": p.label,
+                              "score": round(p.score, 4)}), flush=True)
+        else:
+            print(f"  {w.start_s:7.2f} - {w.end_s:7.2f} s  {p.label:<16} score {p.score:.3f}"
+                  + (f"  (closest: {p.nearest})" if p.is_unknown else ""), flush=True)
+        if log:
+            log.window(w, p)
+    if n == 0:
+        print(f"no speech found in {args.input}", file=sys.stderr)
+    if log:
+        log.close()
+    return 0
+
+
+def file_windows(y: np.ndarray, *, window_s: float):
+    """The windows a microphone would have produced from ``y``, fed in 0.1 s blocks."""
+    windower = Windower(window_s=window_s, hop_s=window_s / 2)
+    step = SR // 10
+    for i in range(0, len(y), step):
+        yield from windower.add(y[i:i + step])
+    yield from windower.flush()
+
+
+# ---------------------------------------------------------------------------- live mode
+def run_live(args) -> int:
+    ui = Terminal()
+    with Microphone(args.device) as mic:
+        ui.say(f"Microphone: {mic.description}; another one: --list-devices, --device N")
+        ui.say("Loading the speaker model ...")
+        sid = load_identifier(args)
+        ui.say(f"Model {sid.extractor.model_id}; enrollments in {sid.store.path}")
+        return LiveSession(args, sid, mic, ui).run()
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.json and not args.input:
+        parser.error("--json goes with --input FILE")
+    from ..errors import FewshotError
+
+    try:
+        if args.list_devices:
+            print(list_devices())
+            return 0
+        if args.enroll or args.input:
+            return run_files(args)
+        return run_live(args)
+    except NoMicrophone as exc:
+        print(f"No microphone: {exc}.\n  Without a microphone, use file mode: {file_mode_command(args.group)}",
+              file=sys.stderr)
+        return 2
+    except (FewshotError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; nothing half-done was stored", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""Training data: speakers' speech cached as waveforms, and balanced degraded crops.
+
+The data side is plain NumPy with one seeded generator per batch, so that two
+runs with the same seed see the same batches, and a resumed run picks up at
+the very batch where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import load, normalize_loudness, trim_silence
+from ..config import FeatureConfig
+from ..features import log_mel
+from ..persistence import atomic_save_npz
+from .augment import AugmentConfig, degrade_crop, spec_augment, speed_perturb
+
+logger = logging.getLogger(__name__)
+
+#: Classes with less speech than this (seconds) are left out of training.
+MIN_CLASS_S = 0.5
+
+
+def list_training_speakers(source) -> dict[str, list[Path]]:
+    """``{speaker: [files]}`` from a speaker-per-folder tree or a ``manifest.csv``.
+
+    A manifest's ``split`` column is honoured: only rows of split ``train``
+    (or rows without a split) are used.
+    """
+    from ..datasets import read_manifest_speakers, speaker_folders
+
+    source = Path(source)
+    if source.is_file() or (source / "manifest.csv").is_file():
+        return read_manifest_speakers(source if source.is_file() else source / "manifest.csv")
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: no such training folder or manifest")
+    out = speaker_folders(source)
+    if not out:
+        raise FileNotFoundError(f"{source}: no speaker folders with audio files")
+    return out
+
+
+def _file_speech(args):
+    path, cfg_dict, speeds, cache_dir = args
+    cfg = FeatureConfig.from_dict(cfg_dict)
+    st = os.stat(path)
+    key = hashlib.sha1(json.dumps(["wave", str(Path(path).resolve()), st.st_size, int(st.st_mtime),
+                                   cfg_dict, list(speeds)]).encode()).hexdigest()
+    cached = Path(cache_dir) / f"{key}.npz"
+    if cached.is_file():
+        with np.load(cached) as z:
+            return [z[f"s{i}"] for i in range(len(speeds))]
+    y = trim_silence(load(path, sr=cfg.sr), sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s)
+    out = []
+    for f in speeds:
+        ys = normalize_loudness(speed_perturb(y, sr=cfg.sr, factor=f), target_dbfs=cfg.target_dbfs) if y.size else y
+        out.append(np.round(np.clip(ys, -1, 1) * 32767).astype(np.int16))
+    atomic_save_npz(cached, **{f"s{i}": a for i, a in enumerate(out)})
+    return out
+
+
+def corpus_speech(speakers: dict[str, list[Path]], *, config: FeatureConfig, speeds=(1.0,),
+                  cache_dir, workers: int = 1, progress=None):
+    """Every speaker's speech (pauses cut, loudness normalised), one class per (speaker, speed).
+
+    Returns
+    -------
+    waves : list of np.ndarray [shape=(n,), dtype=int16]
+        Each class's speech at ``config.sr``, files concatenated.
+    classes : list of str
+        ``"<speaker>"`` or ``"<speaker>@<speed>"``.
+    """
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    jobs = [(str(p), config.to_dict(), tuple(speeds), str(cache_dir)) for ps in speakers.values() for p in ps]
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            results = pool.map(_file_speech, jobs, chunksize=8)
+            results = list(progress(results, total=len(jobs)) if progress else results)
+    else:
+        it = progress(jobs, total=len(jobs)) if progress else jobs
+        results = [_file_speech(j) for j in it]
+    waves, classes, k = [], [], 0
+    for spk, paths in speakers.items():
+        per_file = results[k:k + len(paths)]
+        k += len(paths)
+        for i, f in enumerate(speeds):
+            arr = np.concatenate([r[i] for r in per_file])
+            if len(arr) >= MIN_CLASS_S * config.sr:
+                waves.append(arr)
+                classes.append(spk if f == 1.0 else f"{spk}@{f:g}")
+    return waves, classes
+
+
+class CropSampler:
+    """Balanced random crops: a class uniformly, then a random window of its speech.
+
+    Each crop is degraded (:func:`fewshot.train.augment.degrade_crop`), its
+    loudness normalised as the runtime does, and turned into a log-mel crop of
+    ``crop_frames`` frames. Batch ``n`` is drawn from
+    ``np.random.default_rng([seed, n])``, so any batch can be reproduced from
+    its index alone.
+    """
+
+    #: Speech before the crop that is convolved with it, so the crop starts inside a room.
+    PRE_ROLL_S = 0.5
+
+    def __init__(self, waves, *, feature_config: FeatureConfig, crop_frames: int, batch_size: int,
+                 seed: int = 0, augment: AugmentConfig | None = AugmentConfig()):
+        self.waves = waves
+        self.cfg = feature_config
+        self.crop_frames = crop_frames
+        self.crop_samples = (crop_frames - 1) * feature_config.hop_length
+        self.batch_size = batch_size
+        self.seed = seed
+        self.augment = augment
+
+    def _crop(self, rng, c: int, n: int) -> np.ndarray:
+        y = self.waves[c]
+        if len(y) < n:
+            y = np.tile(y, -(-n // len(y)))
+        t0 = int(rng.integers(0, len(y) - n + 1))
+        return y[t0:t0 + n].astype(np.float32) / 32767.0
+
+    def batch(self, n: int):
+        rng = np.random.default_rng([self.seed, n])
+        labels = rng.integers(0, len(self.waves), self.batch_size)
+        pre = int(self.PRE_ROLL_S * self.cfg.sr) if self.augment else 0
+        crops = [self._crop(rng, int(c), self.crop_samples + pre) for c in labels]
+        Y = np.empty((self.batch_size, self.crop_samples), np.float32)
+        for i, y in enumerate(crops):
+            if self.augment:
+                others = [crops[j] for j in range(len(crops)) if labels[j] != labels[i]][:8]
+                y = degrade_crop(y, sr=self.cfg.sr, rng=rng, others=others, config=self.augment)
+            Y[i] = normalize_loudness(y[pre:], target_dbfs=self.cfg.target_dbfs)
+        X = log_mel(Y, config=self.cfg)
+        if self.augment:
+            for i in range(len(X)):
+                if rng.random() < self.augment.p_mask:
+                    X[i] = spec_augment(X[i], rng=rng)
+        return X, labels.astype(np.int32)
+
+    def dataset(self, *, start_batch: int = 0):
+        """An endless ``tf.data.Dataset`` of ``(X, labels)`` from batch ``start_batch`` on."""
+        import tensorflow as tf
+
+        def gen():
+            n = start_batch
+            while True:
+                yield self.batch(n)
+                n += 1
+
+        spec = (tf.TensorSpec((self.batch_size, self.crop_frames, self.cfg.n_mels), tf.float32),
+                tf.TensorSpec((self.batch_size,), tf.int32))
+        ds = tf.data.Dataset.from_generator(gen, output_signature=spec).prefetch(4)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return ds.with_options(options)
