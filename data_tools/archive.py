@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .fsutil import atomic_write_json, read_json
+from fewshot.persistence import atomic_write_json, read_json
+
 from .net import PoliteClient
 
 logger = logging.getLogger(__name__)

@@ -26,13 +26,28 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .archive import ARCHIVE_BASE, MetadataError, download_url, fetch_metadata, pick_mp3s, plan_chapters, safe_relative
-from .download import DownloadError, download_file
-from .fsutil import atomic_write_json, read_json
-from .librivox import API_BASE, Catalogue, book_from_dict
 from fewshot.datasets import ManifestRow, write_manifest
+from fewshot.persistence import atomic_write_json, read_json
+
+from .archive import (
+    ARCHIVE_BASE,
+    MetadataError,
+    download_url,
+    fetch_metadata,
+    pick_mp3s,
+    plan_chapters,
+    safe_relative,
+)
+from .download import DownloadError, download_file
+from .librivox import API_BASE, Catalogue, book_from_dict
 from .net import DEFAULT_USER_AGENT, HttpError, PoliteClient, RetryPolicy
-from .process import NarratorJob, ProcessSettings, load_done, narrator_dir, process_narrator
+from .process import (
+    NarratorJob,
+    ProcessSettings,
+    load_done,
+    narrator_dir,
+    process_narrator,
+)
 from .selection import NarratorPlan, Selection, select_narrators
 from .shards import in_shard
 from .splits import apply_splits

@@ -26,8 +26,8 @@ from pathlib import Path
 from fewshot.audio import SAMPLE_RATE, trim_silence
 from fewshot.config import FeatureConfig
 from fewshot.features import save_spectrogram_png
+from fewshot.persistence import atomic_write_json, read_json
 
-from .fsutil import atomic_write_json, read_json
 from .segment import fixed_segments, join_and_trim, write_wav
 
 SEGMENTS_FILE = "segments.json"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from fewshot.datasets import ManifestError, ManifestRow, read_manifest, write_manifest
+
 from .splits import apply_splits
 
 

@@ -10,10 +10,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load": "audio", "load_speech": "audio",
     "log_mel": "features", "segment": "features",
-    "Extractor": "extractor", "build_cnn": "extractor", "load_extractor": "extractor",
+    "Extractor": "extractor", "build_cnn": "nn", "load_extractor": "extractor",
     "GroupSVC": "classifier",
     "EnrollmentStore": "enrollment",
-    "SpeakerIdentifier": "pipeline", "Prediction": "pipeline",
+    "SpeakerIdentifier": "identifier", "Prediction": "identifier",
     "FeatureConfig": "config", "ExtractorConfig": "config", "ClassifierConfig": "config",
     "FewshotError": "errors", "AudioError": "errors", "NotEnrolledError": "errors",
     "IncompatibleModelError": "errors", "CorruptModelError": "errors",

@@ -26,8 +26,8 @@ def import_tensorflow():
         os.dup2(devnull, 2)
         os.close(devnull)
         try:
-            import tensorflow as tf
             import keras  # noqa: F401  (imports TensorFlow too)
+            import tensorflow as tf
 
             tf.config.list_physical_devices("GPU")
         except ImportError:

@@ -13,7 +13,7 @@ only, so the runtime can use it without TensorFlow.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import fftconvolve, lfilter, sosfilt, butter
+from scipy.signal import butter, fftconvolve, lfilter, sosfilt
 
 
 def synthetic_rir(*, sr: int, rt60_s: float, drr_db: float, rng) -> np.ndarray:

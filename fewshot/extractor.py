@@ -45,7 +45,7 @@ class Extractor:
 
     def __init__(self, model, *, feature_config: FeatureConfig, extractor_config: ExtractorConfig,
                  meta: dict | None = None, batch_size: int = 64):
-        self.model = keras.Model(model.inputs, model.get_layer("embedding").output)
+        self.model = keras.Model(model.inputs[0], model.get_layer("embedding").output)
         self.feature_config = feature_config
         self.extractor_config = extractor_config
         self.meta = dict(meta or {})

@@ -70,6 +70,20 @@ def atomic_write_text(path, text: str, *, mode: int = 0o644) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
+def atomic_write_json(path, value: Any) -> None:
+    """Write ``value`` as indented, key-sorted JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(value, indent=1, sort_keys=True) + "\n")
+
+
+def read_json(path) -> Any | None:
+    """A JSON file's value, or ``None`` when it is missing or unreadable (a cache miss)."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
 def atomic_save_npz(path, **arrays) -> None:
     """``np.savez`` to ``path`` atomically."""
     import io

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 
-
 def median_time(fn, repeats):
     times = []
     for _ in range(repeats):

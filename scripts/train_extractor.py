@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("train", help="speaker-per-folder tree (e.g. ../shared/data/train) or manifest.csv")

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dataset", help="speaker-per-folder tree of held-out speakers")

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from synth import SR, synth_voice
 
-SR = 16000
 # name: (f0 in Hz, formants as (centre Hz, bandwidth Hz))
 VOICES = {
     "spk-ann": (220.0, [(850, 90), (1650, 120), (2900, 180)]),
@@ -19,22 +19,7 @@ VOICES = {
 
 
 def synth_speech(f0, formants, *, seconds, seed):
-    """Voiced "speech": a jittered pulse train through formant resonators, cut into
-    4 Hz syllables with a 0.3 s pause every 2 s (so the VAD has something to cut)."""
-    from scipy.signal import lfilter
-
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    t = np.arange(n) / SR
-    f = f0 * (1 + 0.05 * np.sin(2 * np.pi * 0.5 * t + rng.uniform(0, 6)))
-    source = (np.mod(2 * np.pi * np.cumsum(f) / SR, 2 * np.pi) / np.pi - 1.0) ** 3
-    y = sum(lfilter([1 - np.exp(-np.pi * bw / SR)],
-                    [1, -2 * np.exp(-np.pi * bw / SR) * np.cos(2 * np.pi * fc / SR), np.exp(-2 * np.pi * bw / SR)],
-                    source) for fc, bw in formants)
-    syllables = 0.55 + 0.45 * np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, 6))
-    gate = np.mod(t, 2.0) < 1.7
-    y = y * syllables * gate + 1e-4 * rng.standard_normal(n)
-    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+    return synth_voice(f0=f0, formants=formants, seconds=seconds, seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +148,38 @@ def test_compact_embeddings_change_nothing_the_svm_sees(rng):
         a, b = episode(emb, g, T=15.0), episode(small, g, T=15.0)
         for key in a:
             np.testing.assert_allclose(a[key], b[key], atol=1e-9)
+
+
+def test_conditions_degrade_test_pieces_deterministically(rng):
+    from fewshot.eval.conditions import CONDITIONS, Degrader, parse_conditions
+
+    y = synth_voice(f0=120.0, formants=[(600, 80), (1400, 110), (2600, 170)], seconds=5.0, seed=3)
+    pool = [synth_voice(f0=f, formants=[(500, 70), (1500, 100), (2500, 150)], seconds=6.0, seed=k)
+            for k, f in enumerate((180.0, 210.0, 95.0, 150.0, 240.0))]
+    d = Degrader(pool, ["a", "b", "c", "d", "me"], seed=0)
+    for name in CONDITIONS:
+        out = d.apply(name, y, speaker="me", index=1)
+        assert out.shape == y.shape and np.all(np.isfinite(out)), name
+        np.testing.assert_array_equal(out, d.apply(name, y, speaker="me", index=1))
+        assert (name == "clean") == np.array_equal(out, y), name
+    noise = d.apply("ssn10", y, speaker="me", index=0) - y
+    snr = 10 * np.log10(np.mean(y.astype(np.float64) ** 2) / np.mean(noise.astype(np.float64) ** 2))
+    assert abs(snr - 10.0) < 0.1
+    assert parse_conditions("room0.6,phone") == ["clean", "room0.6", "phone"]
+    with pytest.raises(ValueError, match="unknown condition"):
+        parse_conditions("clean,underwater")
+
+
+def test_evaluate_with_conditions(dataset, models, tmp_path, capsys):
+    from fewshot.cli import main
+
+    out = tmp_path / "r"
+    rc = main(["evaluate", str(dataset), "--out", str(out), "--model", str(models / "tiny"), "--draws", "2",
+               "--group-sizes", "3", "all", "--enroll-seconds", "15", "--curve-seconds", "15",
+               "--conditions", "ssn10,room0.3,babble10"])
+    assert rc == 0
+    conds = json.loads((out / "metrics.json").read_text())["systems"]["default"]["conditions"]
+    assert list(conds) == ["clean", "ssn10", "room0.3", "babble10"]
+    assert all(0 <= c["acc_3"] <= 1 and 0 <= c["eer"] <= 1 for c in conds.values())
+    assert (out / "accuracy_vs_snr.png").is_file() and (out / "accuracy_vs_rt60.png").is_file()
+    assert "room0.3" in (out / "report.md").read_text() and "ssn10" in capsys.readouterr().out

@@ -12,8 +12,16 @@ import numpy as np
 
 from ..classifier import GroupSVC
 from ..config import ClassifierConfig
-from .protocol import (EmbeddedSpeakers, ProtocolSpeaker, compact, compute_eer, det, embed_protocol,
-                       group_draws, verification_scores)
+from .protocol import (
+    EmbeddedSpeakers,
+    ProtocolSpeaker,
+    compact,
+    compute_eer,
+    det,
+    embed_protocol,
+    group_draws,
+    verification_scores,
+)
 
 SAME_GENDER_K = 5
 
@@ -192,3 +200,22 @@ def evaluate_embeddings(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig |
     return {"verification": ver, "thresholds": thresholds,
             "classifier": (classifier or ClassifierConfig()).to_dict(), "closed_set": closed,
             "enrollment_curve": curve, "skipped_groups": skipped}
+
+
+def condition_figures(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig | None = None, group_sizes=(3, 10, "all"),
+                      T: float = 15.0, draws: int = 100, seed: int = 0) -> dict:
+    """Mean accuracy per group size and the verification EER for one test condition.
+
+    The groups are those of :func:`evaluate_embeddings` (same seed, same draws),
+    so conditions differ only in their test pieces.
+    """
+    specs = group_specs(group_sizes)
+    groups = draw_groups(len(emb.names), specs, draws=draws, seed=seed)
+    view = compact(emb, T=T)
+    out = {}
+    for key, gs in groups.items():
+        res = [episode(view, g, T=T, classifier=classifier, open_set=False) for g in gs]
+        out[f"acc_{key}"] = float(np.mean([np.mean(r["y_true"] == r["y_pred"]) for r in res]))
+    tgt, non = verification_scores(emb, T=T)
+    out["eer"] = compute_eer(tgt, non)[0]
+    return out

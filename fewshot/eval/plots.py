@@ -196,4 +196,40 @@ def draw_figures(metrics, out) -> dict[str, str]:
                                        "this data (best case), solid: the shipped unknown threshold.")
     plot_det(metrics, out / "det_curve.png")
     figs["det_curve.png"] = "Detection error trade-off of speaker verification."
+    figs.update(plot_conditions(metrics, out))
+    return figs
+
+
+def plot_conditions(metrics, out) -> dict[str, str]:
+    """Accuracy of all speakers against SNR (per noise) and against RT60, when conditions were run."""
+    conds = metrics["systems"]["default"].get("conditions") or {}
+    if "clean" not in conds:
+        return {}
+    key = "acc_all" if "acc_all" in conds["clean"] else next(k for k in conds["clean"] if k.startswith("acc_"))
+    figs = {}
+    series = {}
+    for name, c in conds.items():
+        if c["noise"] and not c["rt60_s"] and not c["channel"]:
+            series.setdefault(c["noise"], []).append((c["snr_db"], c[key]))
+    if series:
+        fig = _fig(5.0, 3.4)
+        ax = fig.subplots()
+        for noise, pts in sorted(series.items()):
+            pts = sorted(pts) + [(30.0, conds["clean"][key])]
+            ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], "o-", label=noise)
+        ax.set_xlabel("SNR (dB); clean drawn at 30")
+        ax.set_ylabel(f"accuracy, {key[4:]} (%)")
+        ax.legend(fontsize=8)
+        fig.savefig(Path(out) / "accuracy_vs_snr.png")
+        figs["accuracy_vs_snr.png"] = "Accuracy against signal-to-noise ratio of the test pieces, per kind of noise."
+    rooms = sorted([(0.0, conds["clean"][key])] + [(c["rt60_s"], c[key]) for c in conds.values()
+                                                    if c["rt60_s"] and not c["noise"] and not c["channel"]])
+    if len(rooms) > 1:
+        fig = _fig(5.0, 3.4)
+        ax = fig.subplots()
+        ax.plot([r[0] for r in rooms], [100 * r[1] for r in rooms], "o-", color=COLORS["default"])
+        ax.set_xlabel("RT60 of the simulated room (s)")
+        ax.set_ylabel(f"accuracy, {key[4:]} (%)")
+        fig.savefig(Path(out) / "accuracy_vs_rt60.png")
+        figs["accuracy_vs_rt60.png"] = "Accuracy against reverberation time of the room the test pieces were played in."
     return figs

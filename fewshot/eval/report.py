@@ -71,9 +71,23 @@ def open_set_lines(metrics) -> list[str]:
     return [" | ".join(OPEN_SET_HEAD)] + [" | ".join(r) for r in open_set_rows(metrics)]
 
 
+def condition_rows(metrics) -> tuple[list[str], list[list[str]]]:
+    """The per-condition table of the default system (empty without ``--conditions``)."""
+    conds = metrics["systems"]["default"].get("conditions") or {}
+    keys = [k for k in next(iter(conds.values()), {}) if k.startswith("acc_")]
+    n = metrics["dataset"]["speakers_evaluated"]
+    head = ["test pieces"] + [f"{'all ' + str(n) if k == 'acc_all' else k[4:] + ' people'} (%)" for k in keys] + ["EER (%)"]
+    return head, [[name] + [_pct(c[k]) for k in keys] + [_pct(c["eer"])] for name, c in conds.items()]
+
+
+def condition_lines(metrics) -> list[str]:
+    head, rows = condition_rows(metrics)
+    return [" | ".join(head)] + [" | ".join(r) for r in rows] if rows else []
+
+
 def blocks(metrics, figs) -> list[tuple]:
     """The report's content as ``(kind, ...)`` blocks, rendered by :func:`to_markdown` and :func:`to_html`."""
-    d, p, main = metrics["dataset"], metrics["protocol"], metrics["systems"]["default"]
+    d, p = metrics["dataset"], metrics["protocol"]
     T = f"{p['verification_seconds']:g}"
     sysd = _systems(metrics)
     genders = ", ".join(f"{v} {k}" for k, v in sorted(d.get("genders", {}).items()))
@@ -103,6 +117,14 @@ def blocks(metrics, figs) -> list[tuple]:
                   "picks among K, usually the best-matching centroid, not against one speaker as in the EER. "
                   "Members are rejected at about the verification rate whatever K.")]
     out += [("img", n, figs[n]) for n in ("score_distributions.png", "det_curve.png")]
+    head, rows = condition_rows(metrics)
+    if rows:
+        out += [("h2", "Rooms, noise and microphones"),
+                ("p", "The default system with clean enrollment and degraded test pieces (seeded; see "
+                      "`fewshot.eval.conditions`): accuracy (%) over the same random groups as above, "
+                      f"{metrics['protocol']['verification_seconds']:g} s enrollment, and the verification EER."),
+                ("table", head, rows)]
+        out += [("img", n, figs[n]) for n in ("accuracy_vs_snr.png", "accuracy_vs_rt60.png") if n in figs]
     out += [("h2", "Accuracy by group size and enrollment length"),
             ("img", "accuracy_vs_group_size.png", figs["accuracy_vs_group_size.png"]),
             ("table", ["system", "enroll (s)", "group", "accuracy (%)", "5th–95th pct", "macro F1 (%)", "groups"],

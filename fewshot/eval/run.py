@@ -48,6 +48,10 @@ def configure_parser(p):
     p.add_argument("--seed", type=int, default=0, help="seed of the group draws (default: 0)")
     p.add_argument("--baselines", action="store_true",
                    help="also evaluate the MFCC-statistics baseline and the original project's CNN")
+    p.add_argument("--conditions", metavar="LIST",
+                   help="also measure the default system with its test pieces degraded: 'default', 'all' or "
+                        "names from clean, room0.3, room0.6, ssn20, ssn10, ssn5, babble20, babble10, babble5, "
+                        "room0.3+ssn20, room0.6+ssn10, phone, cheapmic (see fewshot.eval.conditions)")
     p.add_argument("--original-model", help="the original approach's model directory "
                    "(default: models/original if it exists; skipped, and said so, otherwise)")
     return p
@@ -128,6 +132,7 @@ def command_line(args) -> str:
     argv += ["--seed", str(args.seed)] if args.seed != 0 else []
     argv += ["--baselines"] if args.baselines else []
     argv += ["--original-model", str(args.original_model)] if args.original_model else []
+    argv += ["--conditions", args.conditions] if args.conditions else []
     return "fewshot evaluate " + shlex.join(argv)
 
 
@@ -140,6 +145,10 @@ def run_evaluation(args) -> dict:
     from .protocol import PROTOCOL_TOP_DB, prepare_protocol
     from .report import write_report
 
+    if args.conditions:
+        from .conditions import parse_conditions
+
+        parse_conditions(args.conditions)  # an unknown name fails before any work
     t0 = time.time()
     folders = speaker_folders(args.dataset)
     Ts = sorted({float(t) for t in [*args.enroll_seconds, *args.curve_seconds, VERIFICATION_SECONDS]})
@@ -161,9 +170,15 @@ def run_evaluation(args) -> dict:
                                   curve_seconds=args.curve_seconds, draws=args.draws, seed=args.seed,
                                   verification_seconds=VERIFICATION_SECONDS,
                                   progress=_bar(f"Groups ({label})", "sizes"))
+        if key == "default":
+            main_extractor, main_classifier = ex, cc
         systems[key].update(model_id=ex.model_id, embedding_dim=int(getattr(ex, "dim", 0)), **res,
                             timing_s={"embed": round(t2 - t1, 1), "groups": round(time.time() - t2, 1)})
     main = systems["default"]
+    if args.conditions:
+        t1 = time.time()
+        main["conditions"] = run_conditions(args, speakers, main_extractor, main_classifier)
+        main["timing_s"]["conditions"] = round(time.time() - t1, 1)
     genders = {}
     for s in speakers:
         if s.gender:
@@ -194,9 +209,34 @@ def run_evaluation(args) -> dict:
     return metrics
 
 
+def run_conditions(args, speakers, extractor, classifier) -> dict:
+    """Figures of the default system per test condition (enrollment stays clean)."""
+    import dataclasses
+
+    from .benchmark import condition_figures, embed_protocol_chunked
+    from .conditions import CONDITIONS, Degrader, parse_conditions
+
+    names = parse_conditions(args.conditions)
+    T = VERIFICATION_SECONDS
+    degrader = Degrader([s.enroll[T] for s in speakers], [s.name for s in speakers], seed=args.seed)
+    sizes = [K for K in args.group_sizes if K in (3, 10, "all")] or args.group_sizes
+    out = {}
+    bar = _bar("Conditions", "conditions")
+    for name in bar(names, len(names)):
+        view = [dataclasses.replace(s, enroll={T: s.enroll[T]},
+                                    tests=[degrader.apply(name, t, speaker=s.name, index=i) if name != "clean" else t
+                                           for i, t in enumerate(s.tests)]) for s in speakers]
+        emb = embed_protocol_chunked(extractor, view)
+        c = CONDITIONS[name]
+        out[name] = {"rt60_s": c.rt60_s, "noise": c.noise, "snr_db": c.snr_db, "channel": c.channel,
+                     **condition_figures(emb, classifier=classifier, group_sizes=sizes, T=T, draws=args.draws,
+                                         seed=args.seed)}
+    return out
+
+
 def cmd_evaluate(args) -> int:
     """Run the evaluation and print the headline table."""
-    from .report import headline, open_set_lines
+    from .report import condition_lines, headline, open_set_lines
 
     metrics = run_evaluation(args)
     head, rows = headline(metrics)
@@ -206,7 +246,7 @@ def cmd_evaluate(args) -> int:
     op = metrics["operating_point"]
     print(f"shipped operating point: unknown below {op['unknown_threshold']:.3f} "
           f"(best case on this data: the EER threshold {op['eer_threshold_here']:.3f}, EER {100 * op['eer_here']:.2f} %)")
-    for line in open_set_lines(metrics):
+    for line in open_set_lines(metrics) + condition_lines(metrics):
         print(line)
     print(f"report: {Path(args.out) / 'report.html'} ({metrics['timing_s']['total']:.0f} s)")
     return 0

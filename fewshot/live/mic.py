@@ -14,7 +14,8 @@ import sys
 
 import numpy as np
 
-SR = 16000
+from ..audio import SAMPLE_RATE as SR
+
 #: Rates tried, in order, when a device will not record at 16 kHz (then resampled).
 FALLBACK_RATES = (48000, 44100, 32000, 22050)
 INSTALL_HINT = "pip install sounddevice (and the PortAudio library: apt-get install libportaudio2)"

@@ -1,8 +1,8 @@
 """Speech in a stream: a causal energy VAD, an enrollment take, rolling windows.
 
-The rule is :func:`fewshot.audio.speech_intervals`' (a frame is speech within
-``top_db`` of the loudest frame), made causal: the loudest frame of the last
-few seconds, and never below an absolute floor. What is finally enrolled or
+The rule is the VAD's, :func:`fewshot.audio.speech_threshold_db` (a frame is
+speech within ``top_db`` of the loudest frame, never below an absolute floor),
+made causal: the loudest frame is that of the last few seconds. What is finally enrolled or
 identified still goes through the pipeline's own ``load_speech``.
 """
 
@@ -12,9 +12,11 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from ..audio import SILENCE_FLOOR_DBFS
 
-SR = 16000
+from ..audio import SAMPLE_RATE as SR
+from ..audio import SILENCE_FLOOR_DBFS, speech_threshold_db
+from ..config import FeatureConfig
+
 FRAME_S = 0.02
 #: Below this level (dBFS) nothing counts as speech, however quiet the room (the pipeline's floor).
 FLOOR_DBFS = SILENCE_FLOOR_DBFS
@@ -40,7 +42,7 @@ class SpeechGate:
         How far back "recent" reaches, in seconds.
     """
 
-    def __init__(self, *, sr: int = SR, top_db: float = 35.0, floor_dbfs: float = FLOOR_DBFS,
+    def __init__(self, *, sr: int = SR, top_db: float = FeatureConfig.top_db, floor_dbfs: float = FLOOR_DBFS,
                  memory_s: float = 10.0):
         self.sr = sr
         self.n = int(round(FRAME_S * sr))
@@ -58,7 +60,7 @@ class SpeechGate:
             frame = y[i * self.n:(i + 1) * self.n]
             level = dbfs(frame)
             self._recent.append(level)
-            threshold = max(self.floor_dbfs, max(self._recent) - self.top_db)
+            threshold = speech_threshold_db(max(self._recent), top_db=self.top_db, floor_dbfs=self.floor_dbfs)
             yield frame, level, level > threshold
 
 

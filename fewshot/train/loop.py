@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from ..config import ExtractorConfig, FeatureConfig
 from ..persistence import atomic_write_bytes
+from . import distribute
 from .augment import AugmentConfig
 
 logger = logging.getLogger(__name__)
@@ -45,19 +45,6 @@ class TrainConfig:
     patience: int = 8
     val_draws: int = 20
     strategy: str = "default"
-
-
-def make_strategy(name: str):
-    """``default`` (one device), ``mirrored`` (all GPUs here) or ``multiworker`` (``TF_CONFIG``)."""
-    import tensorflow as tf
-
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"unknown strategy {name!r}; expected default, mirrored or multiworker")
 
 
 def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: TrainConfig, total_steps: int,
@@ -158,8 +145,8 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
     tf.config.experimental.enable_op_determinism()
     if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
-    strategy = make_strategy(tc.strategy)
-    task_id = _task_id(strategy)
+    strategy = distribute.make_strategy(tc.strategy)
+    task_id = distribute.task_id(strategy)
     if task_id:
         # every worker trains the same weights; only the chief writes to OUT
         out = out / f".worker{task_id}"
@@ -235,10 +222,9 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
 
     callbacks = [Validation(), keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
                  keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False)]
-    fit = _fit_multiworker if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else _fit
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)
-    fit(model, dataset, strategy=strategy, epochs=tc.epochs, initial_epoch=state["epoch"],
+    distribute.fit(model, dataset, strategy=strategy, epochs=tc.epochs, initial_epoch=state["epoch"],
         steps_per_epoch=tc.steps_per_epoch, callbacks=callbacks, verbose=verbose)
     finished = state["epoch"] >= tc.epochs or state["wait"] >= tc.patience
     if whiten and task_id == 0 and finished:
@@ -273,54 +259,6 @@ def _whiten_kept_model(out: Path, waves, *, dev=None, draws: int = 20, reg: floa
         print(f"whitened: {dev.describe(scores)}", flush=True)
     training["whitening"]["seconds"] = round(time.time() - t0, 1)
     wex.save(out, training=training)
-
-
-def _fit(model, dataset, *, strategy, epochs, initial_epoch, steps_per_epoch, callbacks, verbose):
-    model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-              callbacks=callbacks, verbose=verbose)
-
-
-def _fit_multiworker(model, dataset, *, strategy, epochs, initial_epoch, steps_per_epoch, callbacks, verbose):
-    """The fit loop written out with ``strategy.run``: Keras 3's ``fit`` cannot drive
-    ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585)."""
-    import keras
-    import tensorflow as tf
-
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    global_batch = dataset.element_spec[1].shape[0]
-
-    def replica_step(x, y):
-        with tf.GradientTape() as tape:
-            per_example = model.loss.call(y, model(x, training=True))
-            loss = tf.reduce_sum(per_example) / global_batch
-        grads = tape.gradient(loss, model.trainable_variables)
-        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    @tf.function
-    def train_step(it):
-        return strategy.reduce("SUM", strategy.run(replica_step, args=next(it)), axis=None)
-
-    cbs = keras.callbacks.CallbackList(callbacks, model=model)
-    cbs.on_train_begin()
-    for epoch in range(initial_epoch, epochs):
-        cbs.on_epoch_begin(epoch)
-        print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-        bar = keras.utils.Progbar(steps_per_epoch, verbose=verbose)
-        losses = []
-        for step in range(steps_per_epoch):
-            losses.append(float(train_step(iterator)))
-            bar.update(step + 1, [("loss", losses[-1])])
-        logs = {"loss": float(np.mean(losses))}
-        cbs.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    cbs.on_train_end()
-
-
-def _task_id(strategy) -> int:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    return int(getattr(resolver, "task_id", 0) or 0) if resolver is not None else 0
 
 
 def logs_to_dev(logs: dict) -> dict:

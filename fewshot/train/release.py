@@ -21,7 +21,12 @@ def release(model_dir, *, dev, dest=None, C: float = ClassifierConfig.C, gamma: 
     dict
         ``model_id``, ``dest``, ``threshold``, ``eer``, ``speakers``, ``n_target``, ``n_nontarget``.
     """
-    from ..eval.protocol import compute_eer, embed_protocol, prepare_protocol, verification_scores
+    from ..eval.protocol import (
+        compute_eer,
+        embed_protocol,
+        prepare_protocol,
+        verification_scores,
+    )
     from ..extractor import Extractor, default_model_dir
 
     ex = Extractor.load(model_dir)

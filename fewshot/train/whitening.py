@@ -16,7 +16,6 @@ import logging
 
 import numpy as np
 
-
 logger = logging.getLogger(__name__)
 
 

@@ -1,0 +1,124 @@
+"""The layout keeps its layers: who may import whom, and how long a module may grow.
+
+Layers (each a node of the import graph):
+
+- ``runtime``: the top-level modules of ``fewshot`` a user's identification runs on;
+- ``live``: ``fewshot/live`` (the demo), built on the runtime;
+- ``train`` and ``eval``: ``fewshot/train`` and ``fewshot/eval``, built on the runtime;
+- ``cli``: ``fewshot/cli.py``, the command line front end of every layer;
+- ``data_tools``: the corpus builder, built on the runtime.
+
+Imports are read from the source (every ``import`` statement, inside
+functions too), so a lazy import counts like any other.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("fewshot", "data_tools")
+MAX_LINES = 300
+
+
+def modules():
+    """``{dotted name: path}`` of every module of the two packages."""
+    out = {}
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = path
+    return out
+
+
+def imports_of(name: str, path: Path) -> set[str]:
+    """Dotted names of the project modules that ``name`` imports."""
+    is_pkg = path.name == "__init__.py"
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_pkg else name.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            out.add(mod)
+            out |= {f"{mod}.{a.name}" for a in node.names}
+    known = modules()
+    return {m for m in out if m in known}
+
+
+def layer(name: str) -> str:
+    parts = name.split(".")
+    if parts[0] == "data_tools":
+        return "data_tools"
+    if len(parts) > 1 and parts[1] in ("train", "eval", "live"):
+        return parts[1]
+    if name == "fewshot.cli":
+        return "cli"
+    return "runtime"
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return {name: imports_of(name, path) for name, path in modules().items()}
+
+
+def test_the_scanner_sees_lazy_and_relative_imports(graph):
+    assert "fewshot.eval.protocol" in graph["fewshot.train.validation"]  # a relative import inside a method
+    assert "fewshot.extractor" in graph["fewshot.identifier"]  # imported inside __init__
+
+
+def test_fewshot_never_imports_data_tools(graph):
+    offenders = {m: sorted(i for i in imp if i.startswith("data_tools"))
+                 for m, imp in graph.items() if m.startswith("fewshot")}
+    assert not {m: i for m, i in offenders.items() if i}
+
+
+def test_runtime_and_live_never_import_train_or_eval(graph):
+    offenders = {m: sorted(i for i in imp if layer(i) in ("train", "eval"))
+                 for m, imp in graph.items() if layer(m) in ("runtime", "live")}
+    assert not {m: i for m, i in offenders.items() if i}
+
+
+def test_no_import_cycle_between_layers(graph):
+    edges = {}
+    for m, imp in graph.items():
+        for i in imp:
+            if layer(i) != layer(m):
+                edges.setdefault(layer(m), set()).add(layer(i))
+    seen, stack = set(), []
+
+    def visit(node):
+        if node in stack:
+            raise AssertionError(f"import cycle between layers: {' -> '.join(stack[stack.index(node):] + [node])}")
+        if node in seen:
+            return
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            visit(nxt)
+        stack.pop()
+        seen.add(node)
+
+    for node in sorted(edges):
+        visit(node)
+
+
+def test_no_module_over_300_lines():
+    long = {str(p.relative_to(ROOT)): n for p in modules().values()
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long
+
+
+def test_scripts_and_demo_do_not_edit_sys_path():
+    files = list((ROOT / "scripts").glob("*.py")) + list((ROOT / "demo").glob("*.py"))
+    assert files
+    assert not [str(f.relative_to(ROOT)) for f in files if "sys.path" in f.read_text()]
