@@ -11,7 +11,7 @@ from fixture_server import FixtureServer, FixtureSite, demo_site, solo
 from data_tools.net import PoliteClient, RetryPolicy
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+REPO = HERE.parents[2]
 
 MINUTES = "0.08"  # 4.8 s: two 3 s chapters per narrator
 

@@ -13,7 +13,7 @@ import pytest
 
 from fewshot.datasets import validate_manifest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def leftovers(root):
