@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._native import quiet_stderr
 from .config import FeatureConfig
 from .errors import AudioError
 
@@ -51,7 +52,7 @@ def load(source, *, sr: int = SAMPLE_RATE, sr_in: int | None = None, max_seconds
         name = "<array>"
         y, sr_native = np.asarray(source, dtype=np.float32), sr_in or sr
         if y.ndim == 2:
-            y = y.mean(axis=1 if y.shape[1] < y.shape[0] else 0)
+            y = downmix(y if y.shape[1] < y.shape[0] else y.T)
         if max_seconds is not None:
             y = y[: int(max_seconds * sr_native)]
     else:
@@ -76,13 +77,30 @@ def _decode(path: Path, *, sr: int, max_seconds: float | None) -> tuple[np.ndarr
     import soundfile as sf
 
     try:
-        with sf.SoundFile(str(path)) as f:
+        with quiet_stderr(), sf.SoundFile(str(path)) as f:
             frames = -1 if max_seconds is None else int(max_seconds * f.samplerate)
             y = f.read(frames, dtype="float32", always_2d=True)
-            return y.mean(axis=1), int(f.samplerate)
+            return downmix(y), int(f.samplerate)
     except Exception as exc:  # libsndfile does not know the format: try ffmpeg
         sf_error = exc
     return _ffmpeg_decode(path, sr=sr, max_seconds=max_seconds, first_error=sf_error), sr
+
+
+def downmix(y: np.ndarray) -> np.ndarray:
+    """Mono from ``(n, channels)`` samples: their mean, or the loudest channel when they cancel.
+
+    A stereo file with one channel phase-inverted (a wiring mistake) averages to
+    near silence; when the mean is over 20 dB quieter than the loudest channel,
+    that channel alone is used.
+    """
+    if y.shape[1] == 1:
+        return y[:, 0]
+    mono = y.mean(axis=1)
+    rms = np.sqrt(np.mean(np.square(y, dtype=np.float64), axis=0))
+    if rms.max() > 0 and np.sqrt(np.mean(np.square(mono, dtype=np.float64))) < 0.1 * rms.max():
+        logger.warning("channels cancel when mixed (one is phase-inverted?); using channel %d", int(rms.argmax()))
+        return np.ascontiguousarray(y[:, int(rms.argmax())])
+    return mono
 
 
 def _ffmpeg_decode(path: Path, *, sr: int, max_seconds: float | None, first_error) -> np.ndarray:
@@ -95,13 +113,13 @@ def _ffmpeg_decode(path: Path, *, sr: int, max_seconds: float | None, first_erro
     cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path)]
     if max_seconds is not None:
         cmd += ["-t", f"{max(0.0, float(max_seconds)):.6f}"]
-    cmd += ["-vn", "-ac", "1", "-ar", str(int(sr)), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    cmd += ["-vn", "-ac", "2", "-ar", str(int(sr)), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     if proc.returncode != 0 or not proc.stdout:
         reason = proc.stderr.decode(errors="replace").strip().splitlines()
         detail = reason[-1] if reason else f"{type(first_error).__name__}: {first_error}"
         raise AudioError(path, f"unreadable or corrupt audio ({detail})")
-    return np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
+    return downmix(np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32).reshape(-1, 2))
 
 
 def _check_samples(y: np.ndarray, *, source) -> np.ndarray:

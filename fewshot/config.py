@@ -154,6 +154,15 @@ class ClassifierConfig:
         """The operating point stored with a model (its ``meta.json`` block ``classifier``)."""
         return cls.from_dict(extractor.meta.get("classifier", {}))
 
+    def validate(self) -> "ClassifierConfig":
+        """Raise ``ValueError`` unless C and gamma are positive and the threshold a cosine."""
+        for name in ("C", "gamma", "unknown_threshold"):
+            if not isinstance(getattr(self, name), (int, float)):
+                raise ValueError(f"{name} must be a number, given {getattr(self, name)!r}")
+        if not (self.C > 0 and self.gamma > 0 and -1.0 <= self.unknown_threshold <= 1.0):
+            raise ValueError(f"need C > 0, gamma > 0 and -1 <= unknown_threshold <= 1, given {self}")
+        return self
+
     def svc_params(self) -> dict[str, float]:
         """Keyword arguments of :class:`fewshot.classifier.GroupSVC`."""
         return {"C": self.C, "gamma": self.gamma, "unknown_threshold": self.unknown_threshold}

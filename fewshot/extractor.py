@@ -58,8 +58,13 @@ class Extractor:
 
     @property
     def model_id(self) -> str:
-        """Identifies the weights: embeddings from two ids are never mixed."""
-        return self.meta.get("model_id") or self.meta.get("sha256", "unsaved")[:16]
+        """Identifies what makes the embeddings: embeddings from two ids are never mixed.
+
+        Derived (:func:`model_identity`) from the model file's checksum and the
+        feature and extractor configuration when the model was saved or loaded,
+        never taken from ``meta.json`` on trust.
+        """
+        return self.meta.get("model_id", "unsaved")
 
     def embed(self, waveforms, *, return_segments: bool = False, max_chunk_s: float = 20.0):
         """Embed speech: one unit-length vector per utterance, or one per segment.
@@ -141,7 +146,11 @@ class Extractor:
                                         autograph=False)
         out = [self._forward(tf.constant(X[i:i + self.batch_size])).numpy()
                for i in range(0, len(X), self.batch_size)]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+        E = np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+        if not np.all(np.isfinite(E)):
+            raise CorruptModelError(f"extractor {self.model_id} produced NaN or infinite embeddings; "
+                                    "its weights are damaged: copy or train it again")
+        return E
 
     def save(self, path, *, training: dict | None = None) -> Path:
         """Write the model and ``meta.json`` into the directory ``path``, atomically as a pair.
@@ -160,7 +169,7 @@ class Extractor:
         model_file = f"extractor-{digest[:12]}.keras"
         tmp.replace(path / model_file)
         meta = {
-            "model_id": digest[:16],
+            "model_id": model_identity(digest, self.feature_config, self.extractor_config),
             "sha256": digest,
             "model_file": model_file,
             "feature_config": self.feature_config.to_dict(),
@@ -189,13 +198,25 @@ class Extractor:
             The ``.keras`` file does not match its checksum or cannot be read.
         """
         path = Path(path)
-        meta = read_meta(path / META_FILE, kind="extractor")
+        meta = read_meta(path / META_FILE, kind="extractor", required=("sha256", "feature_config", "extractor_config"))
         model_file = path / str(meta.get("model_file", MODEL_FILE))
         if model_file.parent != path or not model_file.is_file():
             raise IncompatibleModelError(f"{model_file}: model file not found")
         check_checksum(model_file, meta["sha256"])
         feature_config = FeatureConfig.from_dict(meta["feature_config"])
         extractor_config = ExtractorConfig.from_dict(meta["extractor_config"])
+        derived = model_identity(meta["sha256"], feature_config, extractor_config)
+        if "model_file" in meta and meta.get("model_id") != derived:
+            raise CorruptModelError(f"{path / META_FILE}: model_id {meta.get('model_id')!r} does not match the model "
+                                    f"file and configuration ({derived}); the metadata was edited or damaged")
+        meta["model_id"] = derived
+        if "classifier" in meta:
+            from .config import ClassifierConfig
+
+            try:
+                ClassifierConfig.from_dict(meta["classifier"]).validate()
+            except (TypeError, ValueError) as exc:
+                raise CorruptModelError(f"{path / META_FILE}: bad classifier settings ({exc})") from exc
         try:
             model = keras.saving.load_model(model_file, compile=False)
         except Exception as exc:
@@ -206,6 +227,16 @@ class Extractor:
                 f"feature config says n_mels={feature_config.n_mels}"
             )
         return cls(model, feature_config=feature_config, extractor_config=extractor_config, meta=meta, **kwargs)
+
+
+def model_identity(sha256: str, feature_config: FeatureConfig, extractor_config: ExtractorConfig) -> str:
+    """The id of a model: a hash of its weights file's SHA-256 and of every setting that shapes its embeddings."""
+    import hashlib
+    import json
+
+    blob = json.dumps({"sha256": sha256, "feature_config": feature_config.to_dict(),
+                       "extractor_config": extractor_config.to_dict()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def default_model_dir() -> Path:

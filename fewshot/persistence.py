@@ -102,7 +102,7 @@ def write_meta(path, *, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def read_meta(path, *, kind: str) -> dict[str, Any]:
+def read_meta(path, *, kind: str, required=()) -> dict[str, Any]:
     """Read and check a ``meta.json`` written by :func:`write_meta`.
 
     Raises
@@ -119,6 +119,8 @@ def read_meta(path, *, kind: str) -> dict[str, Any]:
         meta = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptModelError(f"{path}: metadata is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise CorruptModelError(f"{path}: metadata is a JSON {type(meta).__name__}, not an object")
     if meta.get("kind") != kind:
         raise IncompatibleModelError(f"{path}: holds a {meta.get('kind')!r}, expected a {kind!r}")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -126,7 +128,12 @@ def read_meta(path, *, kind: str) -> dict[str, Any]:
             f"{path}: format_version {meta.get('format_version')!r}, this fewshot reads "
             f"{FORMAT_VERSION}; upgrade fewshot or retrain the model"
         )
+    missing = [k for k in required if not isinstance(meta.get(k), (dict, str))]
+    if missing:
+        raise CorruptModelError(f"{path}: metadata lacks {', '.join(missing)}; copy or train the model again")
     saved = meta.get("versions", {})
+    if not isinstance(saved, dict):
+        raise CorruptModelError(f"{path}: metadata field 'versions' is not an object")
     keras_major = str(saved.get("keras", "3")).split(".")[0]
     if keras_major != "3":
         raise IncompatibleModelError(f"{path}: written by Keras {saved.get('keras')}, need Keras 3")

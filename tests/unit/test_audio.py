@@ -86,3 +86,33 @@ def test_normalize_loudness_hits_target(voice):
     y = 0.01 * voice("cat", 2.0)
     out = normalize_loudness(y, target_dbfs=-23.0)
     assert abs(20 * np.log10(np.sqrt(np.mean(out ** 2))) + 23.0) < 0.5
+
+
+@pytest.mark.parametrize("fmt", ["wav", "m4a"])
+def test_phase_inverted_stereo_falls_back_to_one_channel(voice, tmp_path, fmt):
+    y = voice("bob", 3.0)
+    path = tmp_path / "inverted.wav"
+    sf.write(path, np.stack([y, -y], axis=1), SR)
+    if fmt != "wav":  # through the ffmpeg decoder as well
+        enc = tmp_path / f"inverted.{fmt}"
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(path), str(enc)], check=True)
+        path = enc
+    out = load_speech(path)  # the plain mixdown would be "all silence"
+    assert len(out) > 2 * SR
+
+
+def test_corrupt_mp3_prints_only_the_error_line(tmp_path, voice):
+    good = tmp_path / "good.wav"
+    write_wav(good, voice("ann", 4.0))
+    mp3 = tmp_path / "broken.mp3"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(good), str(mp3)], check=True)
+    data = bytearray(mp3.read_bytes())
+    for i in range(200, len(data), 97):  # damage frame headers throughout
+        data[i] = 0xFF
+    mp3.write_bytes(bytes(data))
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "fewshot.cli", "spectrogram", str(mp3), "-o",
+                           str(tmp_path / "x.png")], capture_output=True, text=True)
+    noise = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("error: ")]
+    assert not noise, proc.stderr
