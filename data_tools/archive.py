@@ -22,6 +22,7 @@ from typing import Any, Iterable
 from fewshot.persistence import atomic_write_json, read_json
 
 from .net import PoliteClient
+from .paths import safe_join
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +86,6 @@ def download_url(archive_base: str, identifier: str, name: str) -> str:
     return f"{archive_base.rstrip('/')}/download/{urllib.parse.quote(identifier)}/{urllib.parse.quote(name)}"
 
 
-def safe_relative(name: str) -> Path:
-    """A file name from item metadata as a safe relative path (no ``..``, no root)."""
-    parts = [p for p in posixpath.normpath("/" + name).split("/") if p not in ("", ".", "..")]
-    if not parts:
-        raise MetadataError(f"unusable file name {name!r}")
-    return Path(*parts)
-
-
 def parse_files(data: Any) -> list[ArchiveFile]:
     """The ``files`` list of a metadata response as :class:`ArchiveFile` records."""
     if not isinstance(data, dict) or not isinstance(data.get("files"), list):
@@ -117,8 +110,10 @@ def fetch_metadata(client: PoliteClient, archive_base: str, identifier: str,
         When the item is missing or its metadata is unusable.
     HttpError
         When the metadata request fails for good.
+    UnsafePathError
+        When the cache file for ``identifier`` would lie outside ``cache_dir``.
     """
-    cache = Path(cache_dir) / f"{identifier}.json" if cache_dir is not None else None
+    cache = safe_join(cache_dir, f"{identifier}.json") if cache_dir is not None else None
     data = read_json(cache) if cache is not None else None
     if data is None:
         url = metadata_url(archive_base, identifier)

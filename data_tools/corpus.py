@@ -29,18 +29,11 @@ from tqdm import tqdm
 from fewshot.datasets import ManifestRow, write_manifest
 from fewshot.persistence import atomic_write_json, read_json
 
-from .archive import (
-    ARCHIVE_BASE,
-    MetadataError,
-    download_url,
-    fetch_metadata,
-    pick_mp3s,
-    plan_chapters,
-    safe_relative,
-)
+from .archive import ARCHIVE_BASE, MetadataError, download_url, fetch_metadata, pick_mp3s, plan_chapters
 from .download import DownloadError, download_file
 from .librivox import API_BASE, Catalogue, book_from_dict
 from .net import DEFAULT_USER_AGENT, HttpError, PoliteClient, RetryPolicy
+from .paths import UnsafePathError, safe_join
 from .process import (
     NarratorJob,
     ProcessSettings,
@@ -51,11 +44,12 @@ from .process import (
 from .selection import NarratorPlan, Selection, select_narrators
 from .shards import in_shard
 from .splits import apply_splits
-from .summary import ScrapeSummary
+from .summary import DOWNLOAD_FAILED, ScrapeSummary
 
 logger = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+UNSAFE_PATH = "unsafe path in archive item"
 
 
 @dataclass
@@ -179,9 +173,14 @@ def prepare_narrator(plan: NarratorPlan, cfg: ScrapeConfig, client: PoliteClient
         if budget <= 0:
             break
         try:
+            item_dir = safe_join(layout.downloads, book.identifier)
             files = fetch_metadata(client, cfg.archive_base, book.identifier, layout.metadata)
             chapters = plan_chapters(pick_mp3s(files, [s.listen_url for s in book.sections]), budget)
-            targets = [(f, layout.downloads / book.identifier / safe_relative(f.name)) for f in chapters]
+            targets = [(f, safe_join(item_dir, f.name)) for f in chapters]
+        except UnsafePathError as exc:
+            logger.warning("book %s: skipped: %s", book.book_id, exc)
+            summary.skipped[UNSAFE_PATH] += 1
+            continue
         except (MetadataError, HttpError) as exc:
             logger.warning("book %s: %s", book.book_id, exc)
             summary.skipped["archive metadata unusable"] += 1
@@ -222,7 +221,7 @@ def _build(todo: list[NarratorPlan], cfg: ScrapeConfig, client: PoliteClient, la
                 job = prepare_narrator(plan, cfg, client, layout, settings, summary, downloads)
             except DownloadError as exc:
                 logger.warning("narrator %s: %s", plan.reader_id, exc)
-                summary.failed["download failed"] += 1
+                summary.failed[DOWNLOAD_FAILED] += 1
                 continue
             if job is None:
                 summary.failed["no usable audio"] += 1

@@ -28,6 +28,7 @@ from fewshot.config import FeatureConfig
 from fewshot.features import save_spectrogram_png
 from fewshot.persistence import atomic_write_json, read_json
 
+from .paths import safe_join
 from .segment import fixed_segments, join_and_trim, write_wav
 
 SEGMENTS_FILE = "segments.json"
@@ -67,8 +68,14 @@ class NarratorResult:
 
 
 def narrator_dir(audio_root: Path, reader_id: str) -> Path:
-    """Final folder of a narrator."""
-    return Path(audio_root) / reader_id
+    """Final folder of a narrator, checked to lie inside ``audio_root``.
+
+    Raises
+    ------
+    UnsafePathError
+        When ``reader_id`` is not a usable folder name (``.``, ``..``, a path).
+    """
+    return safe_join(audio_root, reader_id)
 
 
 def load_done(audio_root: Path, reader_id: str, settings: ProcessSettings) -> dict | None:

@@ -11,15 +11,22 @@ only on the set of books, so a restarted run selects the same narrators.
 A book is solo when every section has exactly one reader and all sections
 share one ``reader_id``. Narrators are keyed on ``reader_id``; placeholder
 names such as "Solo" or "A LibriVox Volunteer" never count as narrators.
+Book ids and reader ids become file and folder names, so a book whose id or
+narrator's id is not a plain number (:func:`~data_tools.paths.is_valid_id`)
+is skipped with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from .librivox import Book, Reader
+from .paths import is_valid_id
+
+logger = logging.getLogger(__name__)
 
 PLACEHOLDER_NAMES = frozenset({
     "", "solo", "a librivox volunteer", "librivox volunteer", "librivox volunteers",
@@ -38,6 +45,8 @@ SEVERAL_IN_SECTION = "collaborative: several readers in a section"
 SEVERAL_ACROSS = "collaborative: different readers across sections"
 PLACEHOLDER = "placeholder narrator"
 NO_ITEM = "no archive.org item"
+BAD_BOOK_ID = "book id is not a number"
+BAD_READER_ID = "reader id is not a number"
 EXCLUDED = "narrator excluded"
 TOO_SHORT = "narrator has too few minutes"
 NOT_NEEDED = "not needed (enough narrators)"
@@ -67,11 +76,15 @@ def solo_reader(book: Book) -> tuple[Reader | None, str | None]:
     reader = book.sections[0].readers[0]
     if is_placeholder(reader):
         return None, PLACEHOLDER
+    if not is_valid_id(reader.reader_id):
+        return None, BAD_READER_ID
     return reader, None
 
 
 def book_skip_reason(book: Book, language: str | None = "English") -> str | None:
     """Why ``book`` cannot be used (catalogue facts only), or ``None``."""
+    if not is_valid_id(book.book_id):
+        return BAD_BOOK_ID
     if not book.url_zip_file:
         return NO_ZIP
     if book.totaltimesecs <= 0:
@@ -147,6 +160,11 @@ def select_narrators(books: Iterable[Book], speakers: int, min_seconds: float,
             reader, reason = solo_reader(book)
         if reason is None and reader.reader_id in excluded:
             reason = EXCLUDED
+        if reason == BAD_BOOK_ID:
+            logger.warning("book %r (%s): skipped: %s", book.book_id, book.title, reason)
+        elif reason == BAD_READER_ID:
+            logger.warning("book %r (%s): skipped: %s: %r", book.book_id, book.title, reason,
+                           book.sections[0].readers[0].reader_id)
         if reason is not None:
             skipped[reason] += 1
             continue

@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+DOWNLOAD_FAILED = "download failed"
+
 
 @dataclass
 class ScrapeSummary:
@@ -30,6 +32,20 @@ class ScrapeSummary:
     processing_s: float = 0.0
     minutes: float = 0.0
     manifest: Path | None = None
+
+    def failure(self) -> str | None:
+        """Why the run counts as failed (one line), or ``None`` when it did its job.
+
+        A run fails when a narrator could not be built because a download
+        failed for good, or when no narrator is in the manifest.
+        """
+        failed = self.failed.get(DOWNLOAD_FAILED, 0)
+        if failed:
+            noun = "narrator" if failed == 1 else "narrators"
+            return f"{failed} {noun} not built because downloads failed; run the same command again to retry"
+        if not self.built:
+            return "no narrator was built"
+        return None
 
     def format(self) -> str:
         """Human-readable report."""

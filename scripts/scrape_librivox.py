@@ -7,6 +7,10 @@ chapter MP3s from archive.org, and writes 16 kHz mono WAV segments plus
 speaker-disjoint train/val/test split into ``--out``. Stop it at any time and
 run the same command again to continue.
 
+Exit status: 0 when the corpus was built, 1 when no narrator was built or
+downloads failed (the reason is the last line on stderr), 2 for bad arguments
+or an unusable catalogue page.
+
 Examples
 --------
 Build 300 narrators with 10 minutes each::
@@ -30,7 +34,7 @@ from pathlib import Path
 
 from data_tools.archive import ARCHIVE_BASE
 from data_tools.corpus import ScrapeConfig, run_scrape
-from data_tools.librivox import API_BASE
+from data_tools.librivox import API_BASE, CatalogueError
 from data_tools.net import HttpError
 from data_tools.shards import merge_manifests, parse_shard
 from data_tools.splits import read_speaker_list
@@ -113,10 +117,17 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to continue", file=sys.stderr)
         return 130
+    except CatalogueError as exc:
+        print(f"unusable catalogue page: {exc}", file=sys.stderr)
+        return 2
     except (HttpError, ManifestError, OSError) as exc:
         print(f"failed: {exc}; run the same command again to continue", file=sys.stderr)
         return 1
     print(summary.format())
+    reason = summary.failure()
+    if reason is not None:
+        print(f"failed: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,7 +1,7 @@
 """A local stand-in for the LibriVox catalogue API and archive.org.
 
 :class:`FixtureSite` holds books (in the API's JSON shape) and the MP3 files
-of their archive.org items, encoded from synthetic voices (``tests/synth.py``).
+of their archive.org items, encoded from synthetic voices (``fixture_audio``).
 :class:`FixtureServer` serves them over HTTP on 127.0.0.1:
 
 * ``/api/feed/audiobooks?format=json&extended=1&limit=&offset=`` with a 404
@@ -10,52 +10,27 @@ of their archive.org items, encoded from synthetic voices (``tests/synth.py``).
   HTTP Range support).
 
 Faults can be injected per path (``cut``, ``wrong``, ``503``, ``429``,
-``stall``) and every request is counted.
+``stall``) and every request is counted. ``catalogue_mode`` makes the
+catalogue misbehave (``ignore-offset``: always the first page; ``malformed``:
+``{"books": "abc"}``; ``endless``: new books at every offset), and
+``catalogue_cap`` ends the catalogue (404) after that many catalogue requests.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import re
 import threading
 import urllib.parse
 from collections import Counter
-from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
-from synth import synth_voice
+from fixture_audio import f0_for, tone_mp3
 
-SOURCE_RATE = 22050
 PLACEHOLDER_ID = "18"
-
-
-def voice(f0: float, seconds: float, seed: int, sample_rate: int = SOURCE_RATE) -> np.ndarray:
-    """A synthetic narrator (:func:`synth.synth_voice`) with one 0.8 s silence in the middle."""
-    y = synth_voice(f0=f0, formants=[(600, 80), (1400, 110), (2600, 170)], seconds=seconds, sr=sample_rate,
-                    seed=seed)
-    if seconds >= 2.0:
-        mid = len(y) // 2
-        y[mid:mid + int(0.8 * sample_rate)] = 0.0
-    return y
-
-
-@lru_cache(maxsize=None)
-def tone_mp3(f0: float, seconds: float, seed: int) -> bytes:
-    """MP3 bytes (22.05 kHz mono, libsndfile's LAME encoder) of :func:`voice`."""
-    import soundfile as sf
-
-    buf = io.BytesIO()
-    sf.write(buf, voice(f0, seconds, seed), SOURCE_RATE, format="MP3", subtype="MPEG_LAYER_III")
-    return buf.getvalue()
-
-
-def f0_for(reader_id: str) -> float:
-    """A distinct pitch per narrator."""
-    return 90.0 + (int(reader_id) * 37) % 160
 
 
 class FixtureSite:
@@ -151,6 +126,8 @@ class FixtureServer:
         self.counts: Counter = Counter()
         self.log: list[dict] = []
         self.faults: dict[str, list[str]] = {}
+        self.catalogue_mode: str | None = None
+        self.catalogue_cap: int | None = None
         self.stall_reached = threading.Event()
         self.release = threading.Event()
         self._lock = threading.Lock()
@@ -239,22 +216,30 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(429, b'{"error": "Too Many Requests"}', headers={"Retry-After": "1"})
         if path.rstrip("/") == "/api/feed/audiobooks":
             return self._catalogue(fx, urllib.parse.parse_qs(parts.query))
-        match = re.fullmatch(r"/metadata/([^/]+)", path)
+        match = re.fullmatch(r"/metadata/(.+)", path)
         if match:
             files = fx.site.items.get(match.group(1))
             return self._json(200, {"files": files, "metadata": {"identifier": match.group(1)}} if files else {})
-        match = re.fullmatch(r"/download/([^/]+)/(.+)", path)
-        if match and (match.group(1), match.group(2)) in fx.site.blobs:
-            return self._download(fx, fx.site.blobs[(match.group(1), match.group(2))], fault)
+        if path.startswith("/download/"):
+            rest = path[len("/download/"):]
+            blob = next((b for (ident, name), b in fx.site.blobs.items() if f"{ident}/{name}" == rest), None)
+            if blob is not None:
+                return self._download(fx, blob, fault)
         self._json(404, {"error": "not found"})
 
     def _catalogue(self, fx: FixtureServer, query: dict) -> None:
         if query.get("format", ["xml"])[0] != "json":
             return self._send(200, b"<xml><error>format must be json here</error></xml>", "application/xml")
         limit = int(query.get("limit", ["50"])[0])
-        offset = int(query.get("offset", ["0"])[0])
+        offset = 0 if fx.catalogue_mode == "ignore-offset" else int(query.get("offset", ["0"])[0])
         books = fx.site.books[offset:offset + limit]
-        if not books:
+        if fx.catalogue_mode == "endless":
+            books = [{**fx.site.books[i % len(fx.site.books)], "id": str(100000 + i)}
+                     for i in range(offset, offset + limit)]
+        capped = fx.catalogue_cap is not None and fx.total("/api/feed/audiobooks") > fx.catalogue_cap
+        if fx.catalogue_mode == "malformed" and not capped:
+            return self._json(200, {"books": "abc"})
+        if not books or capped:
             return self._json(404, {"error": "Audiobooks could not be found"})
         if query.get("extended", ["0"])[0] != "1":
             books = [{k: v for k, v in b.items() if k not in ("sections", "genres", "url_iarchive")} for b in books]

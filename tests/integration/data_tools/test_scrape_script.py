@@ -159,3 +159,23 @@ def test_unreachable_catalogue_fails_cleanly(scrape_main, tmp_path, capsys):
             "--api-base", "http://127.0.0.1:9/api/feed/audiobooks", "--max-attempts", "1", "--timeout", "2"]
     assert scrape_main(argv) == 1
     assert "run the same command again" in capsys.readouterr().err
+
+
+def test_failed_downloads_exit_1(site, server, scrape_main, scrape_argv, tmp_path, capsys):
+    server.add_fault(site.chapter_path(990), "wrong", "wrong", "wrong")
+    out = tmp_path / "corpus"
+    assert scrape_main(scrape_argv(server, out, "--max-attempts", "3", speakers=2)) == 1
+    assert server.counts[site.chapter_path(990)] == 3
+    assert {r.speaker_id for r in validate_manifest(out / "manifest.csv")} == {"100"}
+    captured = capsys.readouterr()
+    assert "download failed: 1" in captured.out
+    assert captured.err.strip().splitlines()[-1] == (
+        "failed: 1 narrator not built because downloads failed; run the same command again to retry")
+
+
+def test_nothing_built_exits_1(server, scrape_main, scrape_argv, tmp_path, capsys):
+    argv = scrape_argv(server, tmp_path / "none")
+    argv[argv.index("--minutes") + 1] = "100"
+    assert scrape_main(argv) == 1
+    assert server.total("/download/") == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "failed: no narrator was built"
