@@ -78,9 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def this_command() -> str:
+    """How the user started the demo, as a command that works when typed again."""
+    import os
+
+    if os.path.basename(sys.argv[0]) == "fewshot":
+        return "fewshot live"
+    python = os.path.relpath(sys.executable)
+    python = sys.executable if python.startswith("..") else python
+    script = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0].endswith(".py") else "demo/live.py"
+    return f"{shlex.quote(python)} {shlex.quote(script)}"
+
+
 def file_mode_command(group: str) -> str:
     g = "" if group == DEFAULT_GROUP else f" --group {shlex.quote(group)}"
-    return f"python demo/live.py{g} --enroll NAME=FILE [--enroll NAME=FILE ...] --input FILE [--json]"
+    return f"{this_command()}{g} --enroll NAME=FILE [--enroll NAME=FILE ...] --input FILE [--json]"
 
 
 def load_identifier(args):
@@ -102,15 +114,26 @@ def load_identifier(args):
 
 # ---------------------------------------------------------------------------- file mode
 def run_files(args) -> int:
-    from ..audio import load
+    from ..audio import load, load_speech
     from ..errors import AudioError
 
     out = sys.stderr if args.json else sys.stdout
-    sid = load_identifier(args)
-    log = SessionLog(args.log, group=args.group, model=sid.extractor.model_id) if args.log else None
     people: dict[str, list[str]] = {}
     for name, path in args.enroll or []:
         people.setdefault(name, []).append(path)
+    # every file is checked before anything is stored or written
+    for files in people.values():
+        for f in files:
+            load_speech(f)
+    y = None
+    if args.input:
+        load_speech(args.input)  # silence or too little speech is an error, as in `fewshot identify`
+        y = load(args.input, sr=SR)
+    log_path = check_log_path(args.log) if args.log else None
+    sid = load_identifier(args)
+    if args.input and not people:
+        sid.classifier(args.group)  # an empty or unknown group fails here, before any work
+    log = SessionLog(log_path, group=args.group, model=sid.extractor.model_id) if log_path else None
     done = []
     for name, files in people.items():
         try:
@@ -126,10 +149,8 @@ def run_files(args) -> int:
               f"{res.seconds_used:.1f} s of speech, {res.n_segments} segments", file=out, flush=True)
         if log:
             log.event("enrolled", name, f"{res.seconds_used:.1f} s of speech from {', '.join(files)}")
-    if not args.input:
+    if y is None:
         return 0
-    sid.classifier(args.group)  # an empty or unknown group fails here, before any work
-    y = load(args.input, sr=SR)
     if not args.json:
         print(f"who speaks in {args.input} (group {args.group!r}: {', '.join(members(sid, args.group))}):")
     n = 0
@@ -147,11 +168,21 @@ def run_files(args) -> int:
                   + (f"  (closest: {p.nearest})" if p.is_unknown else ""), flush=True)
         if log:
             log.window(w, p)
-    if n == 0:
-        print(f"no speech found in {args.input}", file=sys.stderr)
     if log:
         log.close()
+    if n == 0:
+        raise AudioError(args.input, "no window of speech long enough to identify")
     return 0
+
+
+def check_log_path(path) -> str:
+    """A session log path whose folder exists (nothing is created to make one)."""
+    from pathlib import Path
+
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: folder not found (for --log {path})")
+    return str(path)
 
 
 def file_windows(y: np.ndarray, *, window_s: float):
@@ -165,6 +196,8 @@ def file_windows(y: np.ndarray, *, window_s: float):
 
 # ---------------------------------------------------------------------------- live mode
 def run_live(args) -> int:
+    if args.log:
+        check_log_path(args.log)
     ui = Terminal()
     with Microphone(args.device) as mic:
         ui.say(f"Microphone: {mic.description}; another one: --list-devices, --device N")
@@ -189,8 +222,8 @@ def main(argv=None) -> int:
             return run_files(args)
         return run_live(args)
     except NoMicrophone as exc:
-        print(f"No microphone: {exc}.\n  Without a microphone, use file mode: {file_mode_command(args.group)}",
-              file=sys.stderr)
+        print(f"error: no microphone to record from: {exc}. Without one, use file mode: "
+              f"{file_mode_command(args.group)}", file=sys.stderr)
         return 2
     except (FewshotError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,13 +7,11 @@ message is one line for the user, never a traceback.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import queue
-import sys
 
 import numpy as np
 
+from .._native import quiet_stderr
 from ..audio import SAMPLE_RATE as SR
 
 #: Rates tried, in order, when a device will not record at 16 kHz (then resampled).
@@ -23,25 +21,6 @@ INSTALL_HINT = "pip install sounddevice (and the PortAudio library: apt-get inst
 
 class NoMicrophone(Exception):
     """No usable input: PortAudio missing, no input device, or one that fails to open."""
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """Silence C-level stderr (ALSA and PortAudio print probing noise there) for a moment."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def import_sounddevice():

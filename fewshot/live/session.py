@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from .mic import Microphone, NoMicrophone
@@ -30,8 +31,9 @@ class LiveSession:
         self.group = args.group
         self.enrolling: str | None = None
         self.n_takes = 0
+        self.t0 = time.monotonic()  # one clock per session: every label's time counts from here
         self.log = SessionLog(args.log or SessionLog.default_path(sid.store.path, args.group),
-                              group=args.group, model=sid.extractor.model_id)
+                              group=args.group, model=sid.extractor.model_id, make_folder=not args.log)
 
     def members(self) -> list[str]:
         return members(self.sid, self.group)
@@ -197,6 +199,7 @@ class LiveSession:
         self.log.event("listening", "", ", ".join(people))
         windower = Windower(window_s=self.args.window, hop_s=self.args.window / 2)
         self.mic.capture(True)
+        offset = time.monotonic() - self.t0
         try:
             with self.ui.keys() as keys:
                 while True:
@@ -209,6 +212,7 @@ class LiveSession:
                     if block is None:
                         continue
                     for w in windower.add(block):
+                        w = dataclasses.replace(w, start_s=w.start_s + offset, end_s=w.end_s + offset)
                         try:
                             p = self.sid.identify(self.group, w.y)
                         except AudioError:

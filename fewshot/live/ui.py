@@ -34,8 +34,14 @@ class Terminal:
         self._drawn = 0.0
 
     def say(self, text: str = "") -> None:
+        """Print ``text``; lines wider than the terminal wrap between words, keeping their indent."""
         self._clear()
-        print(text, file=self.out, flush=True)
+        width = max(40, _columns() - 1)
+        lines = []
+        for line in text.split("\n"):
+            indent = line[: len(line) - len(line.lstrip())]
+            lines.append(textwrap.fill(line, width=width, subsequent_indent=indent) if len(line) > width else line)
+        print("\n".join(lines), file=self.out, flush=True)
 
     def say_wrapped(self, text: str, *, indent: str = "") -> None:
         width = min(88, max(40, _columns() - 2))
@@ -125,17 +131,19 @@ class SessionLog:
 
     Columns: ``time`` (local, ISO 8601), ``event`` (``window``, ``enrolled``,
     ``re-enrolled``, ``removed``, ``dropped``, ``listening``), ``start_s`` and
-    ``end_s`` (seconds since listening began), ``speech_s``, ``speaker``,
-    ``score``, ``note``.
+    ``end_s`` (seconds since the session began, one clock for the whole session;
+    in file mode, seconds of the input), ``speech_s``, ``speaker``, ``score``, ``note``.
     """
 
     COLUMNS = ("time", "event", "start_s", "end_s", "speech_s", "speaker", "score", "note")
 
-    def __init__(self, path, *, group: str, model: str):
+    def __init__(self, path, *, group: str, model: str, make_folder: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if make_folder:  # the default sessions/ folder next to the store
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         new = not self.path.exists() or self.path.stat().st_size == 0
-        self._f = open(self.path, "a", encoding="utf-8")
+        # names and times of people: readable by the owner only, like the store
+        self._f = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a", encoding="utf-8")
         if new:
             self._f.write(f"# fewshot live session: group {group!r}, model {model}, "
                           f"started {dt.datetime.now().isoformat(timespec='seconds')}\n")

@@ -14,6 +14,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import shlex
 import time
 from pathlib import Path
 
@@ -197,6 +198,30 @@ def test_windows_roll_within_an_utterance_and_end_with_it(voices):
         assert e - 1.0 <= ws[-1].end_s <= e + 0.05  # a tail shorter than 1 s of speech is not labelled again
 
 
+def test_file_mode_checks_everything_before_storing(tmp_path):
+    home = tmp_path / "home"
+    env = dict(os.environ, FEWSHOT_HOME=str(home))
+    good = synth.write_wav(tmp_path / "good.wav", synth.synth_voice(**synth.VOICES["ann"], seconds=16.0))
+    bad = tmp_path / "nan.wav"
+    import soundfile as sf
+
+    sf.write(bad, np.full(H.SR * 3, np.nan, np.float32), H.SR, subtype="FLOAT")
+    silence = synth.write_wav(tmp_path / "silence.wav", np.zeros(H.SR * 3, np.float32))
+    for args, culprit in ((["--enroll", f"ann={good}", "--enroll", f"bob={bad}"], "nan.wav"),
+                          (["--enroll", f"ann={good}", "--input", str(silence)], "silence.wav"),
+                          (["--enroll", f"ann={good}", "--log", str(tmp_path / "no" / "dir" / "x.tsv")], "no/dir")):
+        r = run_demo(*args, env=env, timeout=120)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and culprit in lines[0], r.stderr
+        assert not home.exists()  # nothing stored, not even an empty store
+        assert not (tmp_path / "no").exists()
+    log = tmp_path / "session.tsv"
+    r = run_demo("--enroll", f"ann={good}", "--log", str(log), env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert log.stat().st_mode & 0o777 == 0o600
+
+
 # ---------------------------------------------------------------------------- no microphone
 def test_no_input_device_explains_and_exits_2(tmp_path):
     """Where PortAudio finds no input (no sound card, no sound server): one line and the file-mode command."""
@@ -210,10 +235,18 @@ def test_no_input_device_explains_and_exits_2(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and r.stdout == ""
     lines = r.stderr.strip().splitlines()
-    assert lines[0].startswith("No microphone: ") and len(lines) == 2, r.stderr
-    assert "use file mode: python demo/live.py --group family --enroll NAME=FILE" in lines[1]
-    assert "--input FILE" in lines[1]
+    assert len(lines) == 1 and lines[0].startswith("error: no microphone"), r.stderr
     assert not (tmp_path / "home").exists()  # nothing was created
+    # the file-mode command it prints works as printed, from the same folder, with this interpreter
+    command = lines[0].split("use file mode: ", 1)[1]
+    assert command.startswith(f"{os.path.relpath(sys.executable)} {os.path.relpath(DEMO)} --group family")
+    y = synth.synth_voice(**synth.VOICES["ann"], seconds=20.0, seed=1)
+    ann = synth.write_wav(tmp_path / "ann.wav", y[: 16 * H.SR])
+    talk = synth.write_wav(tmp_path / "talk.wav", y[16 * H.SR:])
+    command = command.replace(" [--enroll NAME=FILE ...]", "").replace(" [--json]", "")
+    command = command.replace("NAME=FILE", f"ann={ann}").replace("--input FILE", f"--input {talk}")
+    r = subprocess.run(shlex.split(command), env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "ann" in r.stdout, r.stderr
 
 
 def test_device_that_does_not_exist(mic, tmp_path):
@@ -223,8 +256,10 @@ def test_device_that_does_not_exist(mic, tmp_path):
     for device in ("no-such-microphone", "97"):
         r = run_demo("--device", device, env=env, timeout=60)
         assert r.returncode == 2 and "Traceback" not in r.stderr
-        assert r.stderr.startswith("No microphone: ") and "'pulse'" in r.stderr, r.stderr
-        assert "use file mode: python demo/live.py --enroll NAME=FILE" in r.stderr
+        assert r.stderr.startswith("error: no microphone") and "'pulse'" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert f"use file mode: {os.path.relpath(sys.executable)} {os.path.relpath(DEMO)} --enroll NAME=FILE" \
+            in r.stderr
 
 
 # ---------------------------------------------------------------------------- virtual microphone
@@ -268,6 +303,8 @@ def test_microphone_enroll_then_identify(mic, voices, model, home, tmp_path):
         child.expect("Removed 'bob' and their voiceprint from group 'live'.")
         child.expect("Listening for ann ")
         child.expect("dBFS   listening")
+        mic.play(script[0][1])  # ann again, after the removal: the clock goes on
+        child.expect(LABEL, timeout=60)
         child.send("q")
         child.expect("Bye.")
         child.expect(r"Session log: (\S+\.tsv)")
@@ -287,7 +324,11 @@ def test_microphone_enroll_then_identify(mic, voices, model, home, tmp_path):
     assert [r[1] for r in rows[1:] if r[1] != "window"] == ["enrolled", "enrolled", "listening",
                                                               "removed", "listening", "stopped"]
     windows = [(float(r[2]), float(r[3]), r[5]) for r in rows if r[1] == "window"]
+    last = windows.pop()  # the one heard after the removal, on the session's single clock
+    assert last[0] > windows[-1][1], (last, windows[-1])
     assert [w[2] for w in windows] == [m.group(5) for _, m in seen]
+    # long prompts wrap between words at the terminal's width (120 columns here)
+    assert max(len(line) for line in transcript.splitlines()) <= 120
 
     # Who was heard: windows never span the pauses between utterances, so they fall into one group per
     # utterance (a window starting after the previous one ended opens the next); each names its speaker.
