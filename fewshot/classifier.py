@@ -75,14 +75,24 @@ class GroupSVC(ClassifierMixin, BaseEstimator):
         self.unknown_threshold = unknown_threshold
         self.unknown_label = unknown_label
 
-    def fit(self, X, y):
-        """Fit the group's SVM on segment embeddings ``X`` of speakers ``y``."""
+    def fit(self, X, y, centroid_mask=None):
+        """Fit the group's SVM on segment embeddings ``X`` of speakers ``y``.
+
+        ``centroid_mask`` (boolean, one per row) picks the rows the speakers'
+        centroids, and so the cosine scores, are computed from (default: all).
+        Multi-condition enrollment trains the SVM on degraded copies of the
+        enrollment speech as well, but keeps the centroids on the speech as
+        recorded, so the unknown threshold means what it was chosen to mean.
+        """
         self._validate_params()
         X, y = validate_data(self, X, y)
         check_classification_targets(y)
         Xn = _l2(X)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
-        self.centroids_ = _l2(np.stack([Xn[y_idx == k].mean(axis=0) for k in range(len(self.classes_))]))
+        mask = np.ones(len(y_idx), bool) if centroid_mask is None else np.asarray(centroid_mask, bool)
+        if mask.shape != y_idx.shape or any(not np.any(mask[y_idx == k]) for k in range(len(self.classes_))):
+            raise ValueError("centroid_mask must have one entry per row and keep at least one row per speaker")
+        self.centroids_ = _l2(np.stack([Xn[(y_idx == k) & mask].mean(axis=0) for k in range(len(self.classes_))]))
         if len(self.classes_) == 1:
             self.svc_ = None
         else:

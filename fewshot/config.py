@@ -135,12 +135,16 @@ class ClassifierConfig:
         speaker's centroid below which the answer is "unknown".
     threshold_from : str
         How the threshold was chosen (written by the model release).
+    multi_condition : bool
+        Multi-condition enrollment: the SVM also learns from degraded copies of
+        each person's enrollment speech (:func:`fewshot.degrade.enrollment_copies`).
     """
 
     C: float = 10.0
     gamma: float = 1.0
     unknown_threshold: float = 0.5
     threshold_from: str = ""
+    multi_condition: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -132,6 +132,21 @@ def equalise(y: np.ndarray, *, sr: int, gains_db, centres_hz) -> np.ndarray:
     return _match_rms(out.astype(np.float32), y)
 
 
+def enrollment_copies(y: np.ndarray, *, sr: int, seed: int = 0) -> list[np.ndarray]:
+    """Degraded copies of a person's enrollment speech, for multi-condition enrollment.
+
+    A far room (RT60 0.5 s, as much reverberant as direct energy), speech-shaped
+    noise at 10 dB, and both (noise at 15 dB): how the same voice sounds across a
+    room or next to a television. Seeded, so an enrollment is reproducible.
+    """
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y, np.float32)
+    room = reverberate(y, synthetic_rir(sr=sr, rt60_s=0.5, drr_db=0.0, rng=rng))
+    noisy = add_noise(y, speech_shaped_noise(y, len(y), rng=rng), snr_db=10.0)
+    both = add_noise(room, speech_shaped_noise(y, len(y), rng=rng), snr_db=15.0)
+    return [room, noisy, both]
+
+
 def _rms(y) -> float:
     return float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
 

@@ -10,18 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..classifier import GroupSVC
 from ..config import ClassifierConfig
-from .protocol import (
-    EmbeddedSpeakers,
-    ProtocolSpeaker,
-    compact,
-    compute_eer,
-    det,
-    embed_protocol,
-    group_draws,
-    verification_scores,
-)
+from .protocol import (EmbeddedSpeakers, ProtocolSpeaker, compact, compute_eer, det, embed_protocol, episode,
+                       group_draws, verification_scores)
 
 SAME_GENDER_K = 5
 
@@ -34,15 +25,17 @@ def merge_embedded(parts: list[EmbeddedSpeakers]) -> EmbeddedSpeakers:
         enroll={T: [e for p in parts for e in p.enroll[T]] for T in Ts},
         tests=[t for p in parts for t in p.tests],
         genders=[g for p in parts for g in p.genders],
+        enroll_copies=None if not parts or parts[0].enroll_copies is None else
+        {T: [e for p in parts for e in p.enroll_copies[T]] for T in Ts},
     )
 
 
-def embed_protocol_chunked(extractor, speakers: list[ProtocolSpeaker], *, chunk: int = 8,
+def embed_protocol_chunked(extractor, speakers: list[ProtocolSpeaker], *, chunk: int = 8, copies: bool = False,
                            progress=None) -> EmbeddedSpeakers:
     """:func:`embed_protocol` over chunks of ``chunk`` speakers (``progress`` wraps the chunks)."""
     chunks = [speakers[i:i + chunk] for i in range(0, len(speakers), chunk)]
     it = progress(chunks, total=len(chunks)) if progress is not None else chunks
-    return merge_embedded([embed_protocol(extractor, c) for c in it])
+    return merge_embedded([embed_protocol(extractor, c, copies=copies) for c in it])
 
 
 def group_specs(group_sizes, *, genders=None) -> dict[str, tuple]:
@@ -65,35 +58,6 @@ def draw_groups(n_speakers: int, specs: dict, *, draws: int, seed: int) -> dict[
     return {key: group_draws(n_speakers, K, draws=draws, genders=g,
                              rng=np.random.default_rng([seed, zlib.crc32(key.encode())]))
             for key, (K, g) in specs.items()}
-
-
-def episode(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfig | None = None,
-            open_set: bool = True) -> dict:
-    """One group: the SVM's labels for its members' test pieces and, with ``open_set``,
-    the cosine scores the unknown decision is made from, for members and for
-    impostors (test pieces of every speaker outside the group).
-
-    Returns
-    -------
-    dict
-        ``y_true``, ``y_pred`` (indices into ``idx``); with ``open_set`` also
-        ``member_score`` and ``impostor_score`` (cosine to the chosen speaker's
-        centroid): :func:`open_rates` turns them into rates at any threshold.
-    """
-    cc = classifier or ClassifierConfig()
-    idx = np.asarray(idx)
-    X = np.concatenate([emb.enroll[T][i] for i in idx])
-    y = np.concatenate([np.full(len(emb.enroll[T][i]), k) for k, i in enumerate(idx)])
-    clf = GroupSVC(C=cc.C, gamma=cc.gamma, unknown_threshold=None).fit(X, y)
-    Xt = np.concatenate([emb.tests[i] for i in idx])
-    yt = np.concatenate([np.full(len(emb.tests[i]), k) for k, i in enumerate(idx)])
-    _, scores, pred = clf.predict_open(Xt, return_nearest=True)
-    out = {"y_true": yt, "y_pred": pred}
-    if open_set:
-        out["member_score"] = scores
-        others = [emb.tests[i] for i in np.setdiff1d(np.arange(len(emb.tests)), idx)]
-        out["impostor_score"] = clf.predict_open(np.concatenate(others))[1] if others else np.zeros(0)
-    return out
 
 
 def open_rates(results: list[dict], threshold: float) -> dict:

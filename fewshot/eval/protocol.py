@@ -17,6 +17,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, load, speech_intervals
 from ..classifier import GroupSVC
+from ..config import ClassifierConfig
 from ..datasets import read_genders, speaker_folders
 from ..features import l2_normalize
 
@@ -110,39 +111,76 @@ def compute_eer(target_scores, nontarget_scores) -> tuple[float, float]:
 
 @dataclass
 class EmbeddedSpeakers:
-    """Embeddings of the protocol: enrollment segments per T, one vector per test piece."""
+    """Embeddings of the protocol: enrollment segments per T, one vector per test piece.
+
+    ``enroll_copies`` (multi-condition enrollment) holds, per T, the segment
+    embeddings of each speaker's degraded enrollment copies.
+    """
 
     names: list[str]
     enroll: dict[float, list[np.ndarray]]
     tests: list[np.ndarray]
     genders: list[str | None]
+    enroll_copies: dict[float, list[np.ndarray]] | None = None
 
 
-def embed_protocol(extractor, speakers: list[ProtocolSpeaker]) -> EmbeddedSpeakers:
-    """Run the extractor over every speaker's enrollment speech and test pieces."""
+def embed_protocol(extractor, speakers: list[ProtocolSpeaker], *, copies: bool = False) -> EmbeddedSpeakers:
+    """Run the extractor over every speaker's enrollment speech and test pieces.
+
+    With ``copies``, also over the degraded copies of the enrollment speech that
+    multi-condition enrollment adds (:func:`fewshot.degrade.enrollment_copies`).
+    """
+    from ..degrade import enrollment_copies
+
     Ts = sorted(speakers[0].enroll) if speakers else []
     enroll = {T: extractor.embed([s.enroll[T] for s in speakers], return_segments=True) for T in Ts}
+    extra = None
+    if copies:
+        extra = {T: [np.concatenate(extractor.embed(enrollment_copies(s.enroll[T], sr=SAMPLE_RATE),
+                                                    return_segments=True)) for s in speakers] for T in Ts}
     flat = [p for s in speakers for p in s.tests]
     E = extractor.embed(flat)
     bounds = np.cumsum([0] + [len(s.tests) for s in speakers])
     tests = [E[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    return EmbeddedSpeakers([s.name for s in speakers], enroll, tests, [s.gender for s in speakers])
+    return EmbeddedSpeakers([s.name for s in speakers], enroll, tests, [s.gender for s in speakers], extra)
 
 
-def run_group(emb: EmbeddedSpeakers, idx, *, T: float, C: float = 10.0, gamma: float = 1.0):
-    """Fit a :class:`GroupSVC` on speakers ``idx`` and label their test pieces.
+def episode(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfig | None = None,
+            open_set: bool = True) -> dict:
+    """One group: the SVM's labels for its members' test pieces and, with ``open_set``,
+    the cosine scores the unknown decision is made from, for members and for
+    impostors (test pieces of every speaker outside the group).
+
+    The SVM is the one ``fewshot identify`` fits for the group (``classifier``'s
+    settings; with ``multi_condition`` and ``emb.enroll_copies``, the degraded
+    enrollment copies join the SVM's training points but not the centroids).
 
     Returns
     -------
-    y_true, y_pred : np.ndarray of int
-        Indices into ``idx``.
+    dict
+        ``y_true``, ``y_pred`` (indices into ``idx``); with ``open_set`` also
+        ``member_score`` and ``impostor_score`` (cosine to the chosen speaker's
+        centroid), from which :func:`fewshot.eval.benchmark.open_rates` gives
+        rates at any threshold.
     """
-    X = np.concatenate([emb.enroll[T][i] for i in idx])
-    y = np.concatenate([np.full(len(emb.enroll[T][i]), k) for k, i in enumerate(idx)])
-    clf = GroupSVC(C=C, gamma=gamma).fit(X, y)
+    cc = classifier or ClassifierConfig()
+    idx = np.asarray(idx)
+    parts = [(emb.enroll[T][i], k, True) for k, i in enumerate(idx)]
+    if cc.multi_condition and emb.enroll_copies is not None:
+        parts += [(emb.enroll_copies[T][i], k, False) for k, i in enumerate(idx)]
+    X = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
+    mask = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
+    clf = GroupSVC(C=cc.C, gamma=cc.gamma, unknown_threshold=None).fit(X, y, centroid_mask=mask)
     Xt = np.concatenate([emb.tests[i] for i in idx])
     yt = np.concatenate([np.full(len(emb.tests[i]), k) for k, i in enumerate(idx)])
-    return yt, clf.predict(Xt)
+    _, scores, pred = clf.predict_open(Xt, return_nearest=True)
+    out = {"y_true": yt, "y_pred": pred}
+    if open_set:
+        out["member_score"] = scores
+        others = [emb.tests[i] for i in np.setdiff1d(np.arange(len(emb.tests)), idx)]
+        out["impostor_score"] = clf.predict_open(np.concatenate(others))[1] if others else np.zeros(0)
+    return out
 
 
 def group_draws(n_speakers: int, K, *, draws: int, rng, genders=None) -> list[np.ndarray]:
@@ -187,7 +225,7 @@ def quick_scores(emb: EmbeddedSpeakers, *, T: float = 15.0, group_sizes=(3, 10, 
     out = {}
     view = compact(emb, T=T)
     for K in group_sizes:
-        accs = [np.mean(np.equal(*run_group(view, g, T=T)))
+        accs = [np.mean([r["y_true"] == r["y_pred"] for r in [episode(view, g, T=T, open_set=False)]])
                 for g in group_draws(len(emb.names), K, draws=draws, rng=rng)]
         out[f"acc_{K}"] = float(np.mean(accs))
     tgt, non = verification_scores(emb, T=T)
@@ -204,15 +242,18 @@ def compact(emb: EmbeddedSpeakers, *, T: float) -> EmbeddedSpeakers:
     embeddings (the original CNN's 19,200 numbers) then fit many times faster.
     Embeddings no wider than ``n`` are returned as they are.
     """
-    parts = list(emb.enroll[T]) + list(emb.tests)
+    copies = list(emb.enroll_copies[T]) if emb.enroll_copies is not None else []
+    parts = list(emb.enroll[T]) + list(emb.tests) + copies
     A = np.concatenate(parts).astype(np.float64)
     if A.shape[1] <= A.shape[0]:
-        return EmbeddedSpeakers(emb.names, {T: emb.enroll[T]}, emb.tests, emb.genders)
+        return EmbeddedSpeakers(emb.names, {T: emb.enroll[T]}, emb.tests, emb.genders,
+                                {T: copies} if copies else None)
     w, V = np.linalg.eigh(A @ A.T)
     keep = w > max(w.max(), 0.0) * 1e-12
     keep[-1] = True  # at least one coordinate, even when every embedding is zero
     Y = V[:, keep] * np.sqrt(np.clip(w[keep], 0.0, None))
     bounds = np.cumsum([0] + [len(p) for p in parts])
     Ys = [Y[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    n = len(emb.enroll[T])
-    return EmbeddedSpeakers(emb.names, {T: Ys[:n]}, Ys[n:], emb.genders)
+    n, m = len(emb.enroll[T]), len(emb.tests)
+    return EmbeddedSpeakers(emb.names, {T: Ys[:n]}, Ys[n:n + m], emb.genders,
+                            {T: Ys[n + m:]} if copies else None)

@@ -72,12 +72,19 @@ def open_set_lines(metrics) -> list[str]:
 
 
 def condition_rows(metrics) -> tuple[list[str], list[list[str]]]:
-    """The per-condition table of the default system (empty without ``--conditions``)."""
+    """The per-condition table of the default system (empty without ``--conditions``):
+    the shipped enrollment, then multi-condition enrollment switched the other way."""
     conds = metrics["systems"]["default"].get("conditions") or {}
-    keys = [k for k in next(iter(conds.values()), {}) if k.startswith("acc_")]
+    first = next(iter(conds.values()), {})
+    keys = [k for k in first if k.startswith("acc_")]
     n = metrics["dataset"]["speakers_evaluated"]
-    head = ["test pieces"] + [f"{'all ' + str(n) if k == 'acc_all' else k[4:] + ' people'} (%)" for k in keys] + ["EER (%)"]
-    return head, [[name] + [_pct(c[k]) for k in keys] + [_pct(c["eer"])] for name, c in conds.items()]
+    cols = [f"{'all ' + str(n) if k == 'acc_all' else k[4:] + ' people'}" for k in keys]
+    alt = "with" if first.get("other_enrollment", {}).get("multi_condition") else "without"
+    head = (["test pieces"] + [f"{c} (%)" for c in cols] + ["EER (%)"]
+            + [f"{alt} multi-condition enrollment: {c} (%)" for c in cols] + [f"{alt}: EER (%)"])
+    return head, [[name] + [_pct(c[k]) for k in keys] + [_pct(c["eer"])]
+                  + [_pct(c["other_enrollment"][k]) for k in keys] + [_pct(c["other_enrollment"]["eer"])]
+                  for name, c in conds.items()]
 
 
 def condition_lines(metrics) -> list[str]:
