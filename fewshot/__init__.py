@@ -16,7 +16,8 @@ _EXPORTS = {
     "SpeakerIdentifier": "identifier", "Prediction": "identifier",
     "FeatureConfig": "config", "ExtractorConfig": "config", "ClassifierConfig": "config",
     "FewshotError": "errors", "AudioError": "errors", "NotEnrolledError": "errors",
-    "IncompatibleModelError": "errors", "CorruptModelError": "errors",
+    "IncompatibleModelError": "errors", "CorruptModelError": "errors", "InvalidNameError": "errors",
+    "StoreError": "errors", "NotAStoreError": "errors", "StoreBusyError": "errors",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

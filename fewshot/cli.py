@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, mp3, ogg, m4a, ...)")
     p.add_argument("--keep-audio", action="store_true",
                    help="also keep the enrollment speech, so a later extractor can re-embed it")
-    p.add_argument("--replace", action="store_true", help="replace the person's earlier enrollment")
+    p.add_argument("--replace", action="store_true",
+                   help="replace the person's earlier enrollment (without it, the speech is added to it)")
+    p.add_argument("--force", action="store_true", help="enroll even a file with over 10%% of its samples clipped")
 
     p = sub.add_parser("identify", help="say who speaks in each file (or 'unknown')")
     _add_common(p)
@@ -61,7 +63,8 @@ def _identifier(args):
     from .extractor import load_extractor
     from .identifier import SpeakerIdentifier
 
-    return SpeakerIdentifier(load_extractor(args.model), store=args.store)
+    store = _store(args)  # a bad --store fails before the extractor loads
+    return SpeakerIdentifier(load_extractor(args.model), store=store)
 
 
 def _store(args):
@@ -70,11 +73,25 @@ def _store(args):
     return EnrollmentStore(args.store)
 
 
+def _normalize_names(args) -> None:
+    """Group and person names as the store keeps them (see :func:`fewshot.names.normalize_name`)."""
+    from .names import normalize_name
+
+    for attr, kind in (("group", "group"), ("speaker", "person"), ("name", "person")):
+        if getattr(args, attr, None) is not None:
+            setattr(args, attr, normalize_name(getattr(args, attr), kind=kind))
+
+
 def cmd_enroll(args) -> int:
     sid = _identifier(args)
-    res = sid.enroll(args.group, args.speaker, args.files, keep_audio=args.keep_audio, replace=args.replace)
+    res = sid.enroll(args.group, args.speaker, args.files, keep_audio=args.keep_audio, replace=args.replace,
+                     force=args.force)
     for w in res.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if res.added:
+        print(f"added {res.seconds_used:.1f} s to {args.speaker!r} in group {args.group!r} "
+              f"(now {res.total_seconds:.1f} s); use --replace to start over")
+        return 0
     extra = f" of {res.seconds_available:.1f} s" if res.seconds_available > res.seconds_used + 0.05 else ""
     print(f"enrolled {args.speaker!r} in group {args.group!r}: {res.seconds_used:.1f} s of speech used{extra}, "
           f"{res.n_segments} segments{' (audio kept)' if args.keep_audio else ''}")
@@ -160,6 +177,8 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
     try:
+        if args.command in ("enroll", "identify", "groups"):
+            _normalize_names(args)
         return handler(args)
     except (FewshotError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

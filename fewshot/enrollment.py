@@ -4,7 +4,9 @@ Every change is one transaction, so an error half-way through an enrollment
 leaves the store as it was. Voiceprints are personal data: the file is created
 readable by its owner only, deletions overwrite the freed pages
 (``PRAGMA secure_delete``) and the file is vacuumed, so a removed speaker's
-embeddings are gone from the file, not just flagged.
+embeddings are gone from the file, not just flagged. Reading never creates the
+file; how it is shared between processes is in :mod:`fewshot.storefile`.
+Every group and person name goes through :func:`fewshot.names.normalize_name`.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IncompatibleModelError, NotEnrolledError
+from . import storefile
+from .errors import DuplicateAudioError, IncompatibleModelError, NotEnrolledError
+from .names import normalize_name
 
 SCHEMA_VERSION = 1
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS groups (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, extractor_id TEXT NOT NULL,
@@ -36,6 +40,7 @@ CREATE TABLE IF NOT EXISTS sources (
 CREATE TABLE IF NOT EXISTS embeddings (
     id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id) ON DELETE CASCADE,
     vector BLOB NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
 
 
@@ -75,42 +80,50 @@ class EnrollmentStore:
     ----------
     path : path, optional
         The database file (default :func:`default_store_path`). Created, with
-        mode 0600, when missing.
+        mode 0600, by the first enrollment; until then the store reads as empty.
+    busy_timeout_s : float, optional
+        How long to wait for another process's write (default
+        :data:`fewshot.storefile.BUSY_TIMEOUT_S`).
+
+    Raises
+    ------
+    NotAStoreError
+        When ``path`` exists but is not a fewshot store; it is left untouched.
     """
 
-    def __init__(self, path=None):
+    def __init__(self, path=None, *, busy_timeout_s: float | None = None):
         self.path = Path(path) if path is not None else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.chmod(self.path, 0o600)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.execute("PRAGMA secure_delete = ON")
-        self._db.execute("PRAGMA journal_mode = DELETE")
-        with self._transaction():
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                self._db.execute(statement)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        version = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-        if int(version) != SCHEMA_VERSION:
-            raise IncompatibleModelError(f"{self.path}: store schema {version}, this fewshot reads {SCHEMA_VERSION}")
+        self.busy_timeout_s = storefile.BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
+        self._db = self._empty = None
+        if storefile.exists(self.path):
+            self._open()
 
-    def _transaction(self):
-        db = self._db
+    def _open(self) -> None:
+        self._db = storefile.open_store(self.path, timeout_s=self.busy_timeout_s, schema_version=SCHEMA_VERSION)
 
-        class _Tx:
-            def __enter__(self):
-                db.execute("BEGIN IMMEDIATE")
+    def _read(self) -> sqlite3.Connection:
+        """The file's connection, or an empty in-memory store while there is no file."""
+        if self._db is None and storefile.exists(self.path):
+            self._open()
+        if self._db is not None:
+            return self._db
+        if self._empty is None:
+            self._empty = sqlite3.connect(":memory:")
+            self._empty.executescript(_SCHEMA)
+        return self._empty
 
-            def __exit__(self, exc_type, exc, tb):
-                db.execute("ROLLBACK" if exc_type else "COMMIT")
-                return False
-
-        return _Tx()
+    def _write(self, work):
+        """``work()`` in one write transaction, creating the file first when there is none."""
+        if self._read() is self._empty:
+            storefile.create(self.path, _SCHEMA)
+            self._open()
+        return storefile.write(self._db, work, timeout_s=self.busy_timeout_s)
 
     def close(self) -> None:
-        self._db.close()
+        for db in (self._db, self._empty):
+            if db is not None:
+                db.close()
+        self._db = self._empty = None
 
     def __enter__(self):
         return self
@@ -121,14 +134,17 @@ class EnrollmentStore:
     # ------------------------------------------------------------------ reading
     def groups(self) -> list[dict]:
         """Every group: name, extractor id, revision and its speakers' names."""
-        rows = self._db.execute("SELECT id, name, extractor_id, revision FROM groups ORDER BY name").fetchall()
+        db = self._read()
+        rows = db.execute("SELECT id, name, extractor_id, revision FROM groups ORDER BY name").fetchall()
         return [{"name": n, "extractor_id": e, "revision": r,
-                 "speakers": [s for (s,) in self._db.execute(
+                 "speakers": [s for (s,) in db.execute(
                      "SELECT name FROM speakers WHERE group_id=? ORDER BY name", (i,))]}
                 for i, n, e, r in rows]
 
     def _group(self, group: str):
-        row = self._db.execute("SELECT id, extractor_id, revision FROM groups WHERE name=?", (group,)).fetchone()
+        """``(id, extractor_id, revision)`` of ``group`` (a normalised name)."""
+        row = self._read().execute("SELECT id, extractor_id, revision FROM groups WHERE name=?",
+                                   (group,)).fetchone()
         if row is None:
             known = ", ".join(g["name"] for g in self.groups()) or "none yet"
             raise NotEnrolledError(f"no group named {group!r} (groups: {known})")
@@ -136,17 +152,16 @@ class EnrollmentStore:
 
     def group_revision(self, group: str) -> tuple[str, int]:
         """``(extractor_id, revision)``; the revision changes whenever members change."""
-        _, extractor_id, revision = self._group(group)
+        _, extractor_id, revision = self._group(normalize_name(group, kind="group"))
         return extractor_id, revision
 
     def speakers(self, group: str) -> list[SpeakerInfo]:
-        gid = self._group(group)[0]
+        db, gid = self._read(), self._group(normalize_name(group, kind="group"))[0]
         out = []
-        for sid, name, seconds in self._db.execute(
+        for sid, name, seconds in db.execute(
                 "SELECT id, name, seconds FROM speakers WHERE group_id=? ORDER BY name", (gid,)).fetchall():
-            n = self._db.execute("SELECT COUNT(*) FROM embeddings WHERE speaker_id=?", (sid,)).fetchone()[0]
-            src = self._db.execute("SELECT file_name, audio IS NOT NULL FROM sources WHERE speaker_id=?",
-                                   (sid,)).fetchall()
+            n = db.execute("SELECT COUNT(*) FROM embeddings WHERE speaker_id=?", (sid,)).fetchone()[0]
+            src = db.execute("SELECT file_name, audio IS NOT NULL FROM sources WHERE speaker_id=?", (sid,)).fetchall()
             out.append(SpeakerInfo(name, seconds, n, tuple(s for s, _ in src), bool(src) and all(k for _, k in src)))
         return out
 
@@ -163,9 +178,10 @@ class EnrollmentStore:
         IncompatibleModelError
             When the group was enrolled with another extractor.
         """
+        group = normalize_name(group, kind="group")
         gid, group_extractor, _ = self._group(group)
         _check_extractor(group, group_extractor, extractor_id)
-        rows = self._db.execute(
+        rows = self._read().execute(
             "SELECT s.name, e.vector FROM embeddings e JOIN speakers s ON s.id=e.speaker_id "
             "WHERE s.group_id=? ORDER BY s.name, e.id", (gid,)).fetchall()
         if not rows:
@@ -174,72 +190,104 @@ class EnrollmentStore:
 
     def kept_audio(self, group: str, speaker: str) -> list[np.ndarray]:
         """Enrollment audio kept with ``keep_audio`` (16 kHz float32), for re-embedding."""
-        gid = self._group(group)[0]
-        rows = self._db.execute(
+        gid = self._group(normalize_name(group, kind="group"))[0]
+        rows = self._read().execute(
             "SELECT so.audio FROM sources so JOIN speakers s ON s.id=so.speaker_id "
-            "WHERE s.group_id=? AND s.name=? AND so.audio IS NOT NULL", (gid, speaker)).fetchall()
+            "WHERE s.group_id=? AND s.name=? AND so.audio IS NOT NULL",
+            (gid, normalize_name(speaker, kind="person"))).fetchall()
         return [np.load(io.BytesIO(a)) for (a,) in rows]
 
     # ------------------------------------------------------------------ writing
     def enroll(self, group: str, speaker: str, embeddings: np.ndarray, *, extractor_id: str,
-               sources: list[Source], replace: bool = False) -> None:
+               sources: list[Source], replace: bool = False) -> tuple[bool, float]:
         """Store ``speaker``'s segment embeddings in ``group`` (created if new), in one transaction.
 
         With ``replace``, the speaker's earlier enrollment is dropped; otherwise
         the new segments are added to it.
+
+        Returns
+        -------
+        added : bool
+            Whether the segments were added to an earlier enrollment of ``speaker``.
+        seconds : float
+            The speaker's seconds of enrollment speech, now.
+
+        Raises
+        ------
+        DuplicateAudioError
+            For a source whose SHA-256 is already enrolled for ``speaker`` (or given twice).
         """
         E = np.ascontiguousarray(embeddings, dtype=np.float32)
         if E.ndim != 2 or len(E) == 0 or not np.all(np.isfinite(E)):
             raise ValueError(f"embeddings must be a finite (n, dim) array with n > 0, given shape {E.shape}")
-        if not speaker.strip() or not group.strip():
-            raise ValueError("group and speaker names must not be empty")
-        with self._transaction():
-            row = self._db.execute("SELECT id, extractor_id FROM groups WHERE name=?", (group,)).fetchone()
-            if row is None:
-                gid = self._db.execute("INSERT INTO groups (name, extractor_id, created) VALUES (?, ?, ?)",
-                                       (group, extractor_id, time.time())).lastrowid
-            else:
-                gid = row[0]
-                _check_extractor(group, row[1], extractor_id)
-            srow = self._db.execute("SELECT id FROM speakers WHERE group_id=? AND name=?", (gid, speaker)).fetchone()
-            if srow is not None and replace:
-                self._db.execute("DELETE FROM speakers WHERE id=?", (srow[0],))
-                srow = None
-            seconds = sum(s.seconds_used for s in sources)
-            if srow is None:
-                sid = self._db.execute("INSERT INTO speakers (group_id, name, seconds, created) VALUES (?,?,?,?)",
-                                       (gid, speaker, seconds, time.time())).lastrowid
-            else:
-                sid = srow[0]
-                self._db.execute("UPDATE speakers SET seconds = seconds + ? WHERE id=?", (seconds, sid))
-            for s in sources:
-                blob = None
-                if s.audio is not None:
-                    buf = io.BytesIO()
-                    np.save(buf, np.asarray(s.audio, np.float32))
-                    blob = buf.getvalue()
-                self._db.execute("INSERT INTO sources (speaker_id, file_name, sha256, seconds_used, audio) "
-                                 "VALUES (?,?,?,?,?)", (sid, s.file_name, s.sha256, s.seconds_used, blob))
-            self._db.executemany("INSERT INTO embeddings (speaker_id, vector) VALUES (?, ?)",
-                                 [(sid, e.tobytes()) for e in E])
-            self._db.execute("UPDATE groups SET revision = revision + 1 WHERE id=?", (gid,))
+        group, speaker = normalize_name(group, kind="group"), normalize_name(speaker, kind="person")
+        return self._write(lambda: self._enroll(group, speaker, E, extractor_id, sources, replace))
+
+    def _enroll(self, group, speaker, E, extractor_id, sources, replace) -> tuple[bool, float]:
+        db = self._db
+        row = db.execute("SELECT id, extractor_id FROM groups WHERE name=?", (group,)).fetchone()
+        if row is None:
+            gid = db.execute("INSERT INTO groups (name, extractor_id, created) VALUES (?, ?, ?)",
+                             (group, extractor_id, time.time())).lastrowid
+        else:
+            gid = row[0]
+            _check_extractor(group, row[1], extractor_id)
+        srow = db.execute("SELECT id FROM speakers WHERE group_id=? AND name=?", (gid, speaker)).fetchone()
+        if srow is not None and replace:
+            db.execute("DELETE FROM speakers WHERE id=?", (srow[0],))
+            srow = None
+        self._check_new_audio(None if srow is None else srow[0], sources, group=group, speaker=speaker)
+        seconds = sum(s.seconds_used for s in sources)
+        if srow is None:
+            sid = db.execute("INSERT INTO speakers (group_id, name, seconds, created) VALUES (?,?,?,?)",
+                             (gid, speaker, seconds, time.time())).lastrowid
+        else:
+            sid = srow[0]
+            db.execute("UPDATE speakers SET seconds = seconds + ? WHERE id=?", (seconds, sid))
+        for s in sources:
+            blob = None
+            if s.audio is not None:
+                buf = io.BytesIO()
+                np.save(buf, np.asarray(s.audio, np.float32))
+                blob = buf.getvalue()
+            db.execute("INSERT INTO sources (speaker_id, file_name, sha256, seconds_used, audio) "
+                       "VALUES (?,?,?,?,?)", (sid, s.file_name, s.sha256, s.seconds_used, blob))
+        db.executemany("INSERT INTO embeddings (speaker_id, vector) VALUES (?, ?)", [(sid, e.tobytes()) for e in E])
+        db.execute("UPDATE groups SET revision = revision + 1 WHERE id=?", (gid,))
+        total = db.execute("SELECT seconds FROM speakers WHERE id=?", (sid,)).fetchone()[0]
+        return srow is not None, float(total)
+
+    def _check_new_audio(self, speaker_id, sources, *, group: str, speaker: str) -> None:
+        """Refuse a source whose audio the speaker already has, or that is given twice."""
+        enrolled = {h for (h,) in self._db.execute("SELECT sha256 FROM sources WHERE speaker_id=?", (speaker_id,))}
+        given = set()
+        for s in sources:
+            if s.sha256 in enrolled:
+                raise DuplicateAudioError(s.file_name, f"already enrolled for {speaker!r} in group {group!r}; "
+                                                       "use --replace to start over")
+            if s.sha256 in given:
+                raise DuplicateAudioError(s.file_name, "the same audio is given twice")
+            given.add(s.sha256)
 
     def remove_speaker(self, group: str, speaker: str) -> None:
         """Delete ``speaker`` and every embedding and kept audio of theirs from ``group``."""
+        group, speaker = normalize_name(group, kind="group"), normalize_name(speaker, kind="person")
         gid = self._group(group)[0]
-        with self._transaction():
+
+        def work():
             n = self._db.execute("DELETE FROM speakers WHERE group_id=? AND name=?", (gid, speaker)).rowcount
             if n == 0:
                 raise NotEnrolledError(f"group {group!r} has no speaker named {speaker!r}")
             self._db.execute("UPDATE groups SET revision = revision + 1 WHERE id=?", (gid,))
-        self._db.execute("VACUUM")
+
+        self._write(work)
+        storefile.purge(self._db)
 
     def delete_group(self, group: str) -> None:
         """Delete ``group`` with all its speakers, embeddings and kept audio."""
-        gid = self._group(group)[0]
-        with self._transaction():
-            self._db.execute("DELETE FROM groups WHERE id=?", (gid,))
-        self._db.execute("VACUUM")
+        gid = self._group(normalize_name(group, kind="group"))[0]
+        self._write(lambda: self._db.execute("DELETE FROM groups WHERE id=?", (gid,)))
+        storefile.purge(self._db)
 
 
 def _check_extractor(group: str, stored: str, given: str) -> None:

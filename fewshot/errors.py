@@ -24,3 +24,23 @@ class IncompatibleModelError(FewshotError):
 
 class CorruptModelError(FewshotError):
     """A model file that is damaged or does not match its checksum."""
+
+
+class DuplicateAudioError(AudioError):
+    """Audio already enrolled for that person (the same file, by its SHA-256)."""
+
+
+class InvalidNameError(FewshotError, ValueError):
+    """A group or person name that is empty or holds control characters."""
+
+
+class StoreError(FewshotError):
+    """An enrollment store that cannot be used as it is."""
+
+
+class NotAStoreError(StoreError):
+    """A ``--store`` path that is neither missing nor a fewshot store."""
+
+
+class StoreBusyError(StoreError):
+    """Another process kept the store locked for longer than the busy timeout."""

@@ -13,16 +13,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import load_speech
+from .audio import load, load_speech
 from .classifier import UNKNOWN, GroupSVC
 from .config import ClassifierConfig
 from .enrollment import EnrollmentStore, Source
+from .errors import AudioError, InvalidNameError
+from .names import normalize_name
 from .persistence import sha256_of
 
 logger = logging.getLogger(__name__)
 
 #: Under this much enrollment speech, a warning is given.
-MIN_RECOMMENDED_ENROLL_S = 10.0
+MIN_RECOMMENDED_ENROLL_S = 15.0
+#: A decoded sample at or above this level is clipped. Decoding and resampling
+#: round off the flat tops of clipped audio, so the level is a little below 1.
+CLIP_LEVEL = 0.95
+#: Above this fraction of clipped samples, enrollment warns ...
+WARN_CLIPPED_FRACTION = 0.001
+#: ... and above this one it refuses the file unless forced.
+MAX_CLIPPED_FRACTION = 0.10
 
 
 @dataclass(frozen=True)
@@ -44,11 +53,20 @@ class Prediction:
 
 @dataclass(frozen=True)
 class EnrollResult:
+    """What an enrollment stored: ``added`` when it joined an earlier enrollment, now ``total_seconds`` long."""
+
     speaker: str
     seconds_used: float
     seconds_available: float
     n_segments: int
     warnings: list
+    added: bool = False
+    total_seconds: float = 0.0
+
+
+def clipped_fraction(y: np.ndarray) -> float:
+    """The fraction of samples of ``y`` at full scale (:data:`CLIP_LEVEL`)."""
+    return float(np.mean(np.abs(y) >= CLIP_LEVEL)) if len(y) else 0.0
 
 
 class SpeakerIdentifier:
@@ -84,26 +102,37 @@ class SpeakerIdentifier:
         self._classifiers: dict[str, tuple[tuple, GroupSVC]] = {}
 
     def enroll(self, group: str, speaker: str, sources, *, keep_audio: bool = False, replace: bool = False,
-               sr_in: int | None = None) -> EnrollResult:
+               force: bool = False, sr_in: int | None = None) -> EnrollResult:
         """Enroll ``speaker`` into ``group`` from files (or 16 kHz arrays).
 
         All files are checked and embedded before anything is written; a bad
-        file raises :class:`AudioError` and leaves the store unchanged.
+        file raises :class:`AudioError` and leaves the store unchanged. Without
+        ``replace``, the speech is added to the speaker's earlier enrollment,
+        and a file already enrolled for them is refused
+        (:class:`~fewshot.errors.DuplicateAudioError`). A file with more than
+        :data:`MAX_CLIPPED_FRACTION` of its samples clipped is refused unless
+        ``force``; lesser clipping gives a warning.
+
+        Raises
+        ------
+        InvalidNameError
+            For an empty or reserved name, or one holding control characters.
         """
-        if speaker.strip().lower() == UNKNOWN:
-            raise ValueError(f"{speaker!r} is reserved for speech that matches nobody; choose another name")
+        group, speaker = normalize_name(group, kind="group"), normalize_name(speaker, kind="person")
+        if speaker.casefold() == UNKNOWN:
+            raise InvalidNameError(f"{speaker!r} is reserved for speech that matches nobody; choose another name")
         if isinstance(sources, (str, os.PathLike, np.ndarray)):
             sources = [sources]
         if not len(sources):
             raise ValueError("no audio given to enroll from")
         cfg = self.extractor.feature_config
-        speech, records = [], []
+        records, warnings = [], []
         for src in sources:
-            y = load_speech(src, config=cfg, sr_in=sr_in)
+            y, warning = self._enrollment_speech(src, sr_in=sr_in, force=force)
             name = "<recording>" if isinstance(src, np.ndarray) else os.path.basename(os.fspath(src))
-            speech.append(y)
             records.append((name, sha256_of(src), y))
-        available = sum(len(y) for y in speech) / cfg.sr
+            warnings += [warning] if warning else []
+        available = sum(len(y) for _, _, y in records) / cfg.sr
         budget = int(self.max_enroll_s * cfg.sr)
         used, kept = [], []
         for name, digest, y in records:
@@ -113,15 +142,34 @@ class SpeakerIdentifier:
                 kept.append(Source(name, digest, len(take) / cfg.sr, take if keep_audio else None))
         y_all = np.concatenate(used)
         E = self.extractor.embed([y_all], return_segments=True)[0]
-        self.store.enroll(group, speaker, E, extractor_id=self.extractor.model_id, sources=kept, replace=replace)
-        seconds = len(y_all) / cfg.sr
-        warnings = []
-        if seconds < MIN_RECOMMENDED_ENROLL_S:
-            warnings.append(f"only {seconds:.1f} s of speech for {speaker!r}; 15-35 s gives reliable results")
-        return EnrollResult(speaker, seconds, available, len(E), warnings)
+        added, total = self.store.enroll(group, speaker, E, extractor_id=self.extractor.model_id, sources=kept,
+                                         replace=replace)
+        if total < MIN_RECOMMENDED_ENROLL_S:
+            warnings.append(f"only {total:.1f} s of speech for {speaker!r}; 15-35 s gives reliable results")
+        return EnrollResult(speaker, len(y_all) / cfg.sr, available, len(E), warnings, added, total)
+
+    def _enrollment_speech(self, src, *, sr_in: int | None, force: bool) -> tuple[np.ndarray, str | None]:
+        """The speech of one enrollment source, and a warning when its audio is clipped."""
+        cfg = self.extractor.feature_config
+        name = "<array>" if isinstance(src, np.ndarray) else os.fspath(src)
+        y = load(src, sr=cfg.sr, sr_in=sr_in)
+        clipped = clipped_fraction(y)
+        if clipped > MAX_CLIPPED_FRACTION and not force:
+            raise AudioError(name, f"{clipped:.0%} of the samples are clipped (at full scale; over "
+                                   f"{MAX_CLIPPED_FRACTION:.0%} is refused): record it again at a lower level, "
+                                   "or enroll it anyway with --force (force=True)")
+        try:
+            speech = load_speech(y, config=cfg)
+        except AudioError as exc:
+            raise AudioError(name, exc.reason) from None
+        if clipped <= WARN_CLIPPED_FRACTION:
+            return speech, None
+        return speech, (f"{name}: {clipped:.1%} of the samples are clipped (at full scale); the voiceprint may not "
+                        "match this person's clean speech, record at a lower level")
 
     def classifier(self, group: str) -> GroupSVC:
         """The group's fitted SVM, refitted when the group's revision changed."""
+        group = normalize_name(group, kind="group")
         key = self.store.group_revision(group)
         cached = self._classifiers.get(group)
         if cached is None or cached[0] != key:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from ..errors import InvalidNameError
+from ..names import normalize_name
 from .mic import Microphone, NoMicrophone
 from .speech import EnrollmentTake, Windower
 from .texts import passage
@@ -99,6 +101,11 @@ class LiveSession:
             if not name:
                 if people or not loop:
                     return
+                continue
+            try:
+                name = normalize_name(name, kind="person")
+            except InvalidNameError as exc:
+                self.ui.say(f"{exc}; type another name.")
                 continue
             if name.lower() == "unknown":
                 self.ui.say("'unknown' is the answer for voices that match nobody: choose another name.")

@@ -4,12 +4,14 @@ import contextlib
 import io
 import json
 import os
+import re
+import stat
 import subprocess
 import sys
 
 import pytest
 
-from synth import espeak, write_wav
+from synth import SR, espeak, write_wav
 
 TEXT = ("The north wind and the sun were disputing which was the stronger, when a traveller came along "
         "wrapped in a warm cloak. They agreed that the one who first succeeded in making the traveller "
@@ -118,9 +120,11 @@ def test_short_enrollment_warns(tmp_path, voices):
     import soundfile as sf
 
     y, sr = sf.read(voices["amy"][0])
-    sf.write(short, y[: 6 * sr], sr)
+    sf.write(short, y[: 14 * sr], sr)
     proc = fewshot("enroll", "--group", "g", "--speaker", "amy", short, home=home)
-    assert "warning: only" in proc.stderr
+    seconds = float(re.search(r": ([\d.]+) s of speech used", proc.stdout).group(1))
+    assert 10.0 < seconds < 15.0
+    assert proc.stderr == f"warning: only {seconds:.1f} s of speech for 'amy'; 15-35 s gives reliable results\n"
 
 
 def test_groups_commands(tmp_path, voices):
@@ -149,3 +153,81 @@ def test_spectrogram_command(tmp_path, voice):
 def test_help_for_every_subcommand(tmp_path):
     for cmd in ("enroll", "identify", "groups", "spectrogram"):
         assert "usage: fewshot " + cmd in fewshot(cmd, "--help", home=tmp_path).stdout
+
+
+def one_error_line(proc) -> str:
+    """The single ``error: ...`` line of a refused command (exit status 2)."""
+    assert proc.returncode == 2 and proc.stdout == "", (proc.stdout, proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and lines[0].isprintable(), proc.stderr
+    return lines[0]
+
+
+def test_store_option_checks_before_it_changes_anything(tmp_path, voices):
+    folder, text = tmp_path / "folder", tmp_path / "notes.txt"
+    folder.mkdir()
+    text.write_text("my notes\n")
+    os.chmod(folder, 0o755)
+    os.chmod(text, 0o644)
+    for path in (folder, text):
+        for args in (["groups"], ["groups", "show", "g"], ["enroll", "--group", "g", "--speaker", "amy", voices["amy"][0]]):
+            proc = fewshot(*args, "--store", path, home=tmp_path / "h", check=False)
+            assert one_error_line(proc) == f"error: {path}: not a fewshot store"
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o755 and list(folder.iterdir()) == []
+    assert stat.S_IMODE(os.stat(text).st_mode) == 0o644 and text.read_text() == "my notes\n"
+
+
+def test_read_only_commands_create_nothing(tmp_path, voices):
+    home = tmp_path / "h"
+    assert fewshot("groups", home=home).stdout.startswith("no groups yet")
+    for args in (["groups", "show", "family"], ["groups", "remove", "family", "amy"],
+                 ["identify", "--group", "family", voices["amy"][1]]):
+        assert "no group named 'family' (groups: none yet)" in one_error_line(fewshot(*args, home=home, check=False))
+    assert not home.exists()
+
+
+def test_enrolling_again_adds_and_says_so(tmp_path, voices):
+    home = tmp_path / "h"
+    enroll, more = voices["amy"]
+    first = fewshot("enroll", "--group", "g", "--speaker", "amy", enroll, home=home).stdout
+    s1 = float(re.search(r": ([\d.]+) s of speech used", first).group(1))
+    proc = fewshot("enroll", "--group", "g", "--speaker", "amy ", more, home=home)
+    s2 = float(re.search(r"^added ([\d.]+) s", proc.stdout).group(1))
+    assert proc.stdout == (f"added {s2:.1f} s to 'amy' in group 'g' (now {s1 + s2:.1f} s); "
+                           "use --replace to start over\n")
+    assert f"amy: {s1 + s2:.1f} s" in fewshot("groups", "show", "g", home=home).stdout
+    again = fewshot("enroll", "--group", "g", "--speaker", "amy", enroll, home=home, check=False)
+    assert one_error_line(again) == ("error: amy.wav: already enrolled for 'amy' in group 'g'; "
+                                     "use --replace to start over")
+    assert f"amy: {s1 + s2:.1f} s" in fewshot("groups", "show", "g", home=home).stdout
+    replaced = fewshot("enroll", "--group", "g", "--speaker", "amy", enroll, "--replace", home=home).stdout
+    assert replaced.startswith("enrolled 'amy'") and f"amy: {s1:.1f} s" in fewshot("groups", "show", "g",
+                                                                                     home=home).stdout
+
+
+def test_names_are_normalised_and_checked(tmp_path, voices):
+    home = tmp_path / "h"
+    for bad in ("amy\x1b[2J", "amy\nbert", " "):
+        proc = fewshot("enroll", "--group", "g", "--speaker", bad, voices["amy"][0], home=home, check=False)
+        assert one_error_line(proc).startswith("error: the person name ")
+    assert "group name" in one_error_line(fewshot("groups", "show", "g\x1b]0;x\x07", home=home, check=False))
+    assert not home.exists()
+    fewshot("enroll", "--group", "g ", "--speaker", " Zoe\u0308", voices["amy"][0], home=home)
+    assert fewshot("groups", home=home).stdout == "g: 1 speakers (Zo\u00eb)\n"
+    assert fewshot("enroll", "--group", "g", "--speaker", "Zo\u00eb", voices["amy"][1], home=home).stdout.startswith(
+        "added ")
+
+
+def test_clipped_audio_is_refused_unless_forced(tmp_path, voices):
+    import numpy as np
+    import soundfile as sf
+
+    y, _ = sf.read(voices["bert"][0], dtype="float32")
+    heavy = write_wav(tmp_path / "heavy.wav", np.clip(y / np.quantile(np.abs(y), 0.58), -1.0, 1.0), sr=SR)
+    home = tmp_path / "h"
+    line = one_error_line(fewshot("enroll", "--group", "g", "--speaker", "bert", heavy, home=home, check=False))
+    assert re.fullmatch(rf"error: {re.escape(str(heavy))}: 4\d% of the samples are clipped .*--force.*", line)
+    assert not home.exists()
+    proc = fewshot("enroll", "--group", "g", "--speaker", "bert", heavy, "--force", home=home)
+    assert re.match(rf"warning: {re.escape(str(heavy))}: 4\d\.\d% of the samples are clipped", proc.stderr)
+    assert proc.stdout.startswith("enrolled 'bert'")

@@ -7,7 +7,7 @@ import pytest
 
 from synth import write_wav
 from fewshot.enrollment import EnrollmentStore, Source
-from fewshot.errors import AudioError, IncompatibleModelError, NotEnrolledError
+from fewshot.errors import AudioError, IncompatibleModelError, NotAStoreError, NotEnrolledError
 from fewshot.extractor import load_extractor
 from fewshot.identifier import SpeakerIdentifier
 
@@ -27,8 +27,41 @@ def snapshot(path):
 
 
 def test_store_file_is_private(tmp_path):
-    EnrollmentStore(tmp_path / "s.sqlite").close()
+    with EnrollmentStore(tmp_path / "s.sqlite") as store:
+        store.enroll("g", "ann", np.ones((3, 4)), extractor_id="x", sources=[])
     assert stat.S_IMODE(os.stat(tmp_path / "s.sqlite").st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["s.sqlite"]  # no temporary file or WAL left behind
+
+
+def test_reading_creates_nothing(tmp_path):
+    path = tmp_path / "home" / "enrollments.sqlite"
+    with EnrollmentStore(path) as store:
+        assert store.groups() == []
+        with pytest.raises(NotEnrolledError, match=r"no group named 'g' \(groups: none yet\)"):
+            store.speakers("g")
+        with pytest.raises(NotEnrolledError):
+            store.remove_speaker("g", "ann")
+        with pytest.raises(NotEnrolledError):
+            store.delete_group("g")
+    assert not (tmp_path / "home").exists()
+
+
+def test_what_is_not_a_store_is_left_alone(tmp_path):
+    folder, text, other = tmp_path / "folder", tmp_path / "notes.txt", tmp_path / "other.db"
+    folder.mkdir(mode=0o755)
+    text.write_text("my notes\n")
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE notes (body TEXT)")
+    db.commit()
+    db.close()
+    for path in (text, other):
+        os.chmod(path, 0o644)
+    before = {p: (stat.S_IMODE(os.stat(p).st_mode), p.is_file() and p.read_bytes()) for p in (folder, text, other)}
+    for path in (folder, text, other):
+        with pytest.raises(NotAStoreError, match=f"^{path}: not a fewshot store$"):
+            EnrollmentStore(path)
+    assert {p: (stat.S_IMODE(os.stat(p).st_mode), p.is_file() and p.read_bytes()) for p in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "notes.txt", "other.db"]
 
 
 def test_failed_enrollment_leaves_store_unchanged(identifier, voice, tmp_path):
@@ -65,15 +98,24 @@ def test_other_extractor_is_refused(tmp_path):
         store.embeddings("g", extractor_id="model-b")
 
 
+def on_disk(path) -> bytes:
+    """The store file and its WAL, as they lie on disk."""
+    wal = path.with_name(path.name + "-wal")
+    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
 def test_deleting_really_removes_voiceprints(tmp_path, rng):
     path = tmp_path / "s.sqlite"
     store = EnrollmentStore(path)
+    reader = EnrollmentStore(path)  # a second user of the store keeps the WAL open
     secret = rng.standard_normal((4, 32)).astype(np.float32)
     store.enroll("g", "ann", secret, extractor_id="x", sources=[Source("a.wav", "f" * 64, 4.0)])
     store.enroll("g", "bob", rng.standard_normal((4, 32)), extractor_id="x", sources=[])
-    assert secret[0].tobytes() in path.read_bytes()
+    assert [g["speakers"] for g in reader.groups()] == [["ann", "bob"]]
+    assert secret[0].tobytes() in on_disk(path)
     store.remove_speaker("g", "ann")
-    assert secret[0].tobytes() not in path.read_bytes()
+    assert secret[0].tobytes() not in on_disk(path)
+    assert [g["speakers"] for g in reader.groups()] == [["bob"]]
     assert [g["speakers"] for g in store.groups()] == [["bob"]]
     store.delete_group("g")
     assert store.groups() == []

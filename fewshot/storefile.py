@@ -1,0 +1,188 @@
+"""The SQLite file under the enrollment store: checked before use, created private, shared safely.
+
+- A path is used only when it is missing (a new store) or a SQLite file;
+  anything else (a folder, a text file) is :class:`~fewshot.errors.NotAStoreError`
+  and is left exactly as it was, mode included.
+- A new store is written in full under a temporary name with mode 0600 and then
+  linked into place, so no process ever sees a half-made store and no file
+  fewshot did not create has its mode changed.
+- The journal is WAL: readers go on while a writer works (an enrollment, the
+  VACUUM after a deletion). A writer waits up to ``timeout_s`` for another,
+  retrying its transaction (never the work that prepared it); past that, the
+  wait ends in :class:`~fewshot.errors.StoreBusyError`.
+- :func:`purge` leaves nothing deleted in the file or its WAL: ``secure_delete``
+  zeroes freed content, VACUUM rewrites the file, and a TRUNCATE checkpoint
+  copies the result into the file and empties the WAL.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import IncompatibleModelError, NotAStoreError, StoreBusyError
+
+#: How long a command waits for another process's write before it gives up (seconds).
+BUSY_TIMEOUT_S = 60.0
+_MAGIC = b"SQLite format 3\x00"
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that reports "database is locked" as :class:`StoreBusyError`."""
+
+    store_path = ""
+    timeout_s = BUSY_TIMEOUT_S
+
+    def execute(self, *args):
+        with _busy_as_error(self):
+            return super().execute(*args)
+
+    def executemany(self, *args):
+        with _busy_as_error(self):
+            return super().executemany(*args)
+
+
+@contextmanager
+def _busy_as_error(db: _Connection):
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if not _is_busy(exc):
+            raise
+        raise StoreBusyError(f"{db.store_path}: busy: another process has been using the store for over "
+                             f"{db.timeout_s:g} s; try again") from exc
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return str(exc).startswith(("database is locked", "database table is locked"))
+
+
+def exists(path: Path) -> bool:
+    """Whether ``path`` holds a SQLite file (``False`` for a missing path).
+
+    Raises
+    ------
+    NotAStoreError
+        When ``path`` exists but is not a SQLite file.
+    """
+    if not os.path.lexists(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(_MAGIC))
+    except IsADirectoryError:
+        raise NotAStoreError(f"{path}: not a fewshot store") from None
+    except OSError as exc:
+        raise NotAStoreError(f"{path}: cannot read the store ({exc.strerror})") from None
+    if header != _MAGIC:
+        raise NotAStoreError(f"{path}: not a fewshot store")
+    return True
+
+
+def connect(path: Path, *, timeout_s: float) -> sqlite3.Connection:
+    """A connection to the existing SQLite file ``path`` that waits up to ``timeout_s`` for locks."""
+    db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None, factory=_Connection)
+    db.store_path, db.timeout_s = str(path), timeout_s
+    return db
+
+
+def open_store(path: Path, *, timeout_s: float, schema_version: int) -> sqlite3.Connection:
+    """A connection to the fewshot store ``path``, with foreign keys and ``secure_delete`` on.
+
+    Raises
+    ------
+    NotAStoreError
+        When the file is a SQLite file without fewshot's ``meta`` table.
+    IncompatibleModelError
+        For a store of another schema version.
+    """
+    db = connect(path, timeout_s=timeout_s)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            raise NotAStoreError(f"{path}: not a fewshot store")
+        if int(row[0]) != schema_version:
+            raise IncompatibleModelError(f"{path}: store schema {row[0]}, this fewshot reads {schema_version}")
+    except sqlite3.DatabaseError:
+        db.close()
+        raise NotAStoreError(f"{path}: not a fewshot store") from None
+    except BaseException:
+        db.close()
+        raise
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA secure_delete = ON")
+    return db
+
+
+def create(path: Path, schema: str) -> None:
+    """Make ``path`` a new SQLite file (mode 0600, WAL) holding ``schema``, unless it already exists."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o600)
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.executescript(schema)
+        finally:
+            db.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made the store first: use theirs
+        except OSError:  # a file system without hard links
+            if not os.path.lexists(path):
+                os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, tmp + "-wal", tmp + "-shm"):
+            if os.path.lexists(leftover):
+                os.unlink(leftover)
+
+
+def write(db: sqlite3.Connection, work, *, timeout_s: float):
+    """Run ``work()`` in one ``BEGIN IMMEDIATE`` transaction and return its result.
+
+    A transaction that meets a lock is rolled back and run again until
+    ``timeout_s`` has passed; any other error rolls it back and is raised.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work()
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return result
+        except StoreBusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
+def purge(db: sqlite3.Connection) -> None:
+    """After a deletion: rewrite the file and empty the WAL, so no deleted byte remains in either.
+
+    Raises
+    ------
+    StoreBusyError
+        When readers kept the WAL in use for longer than the busy timeout.
+    """
+    db.execute("VACUUM")
+    busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    if busy:
+        raise StoreBusyError(f"{db.store_path}: busy: the deletion is done, but other processes kept reading for "
+                             f"over {db.timeout_s:g} s, so {db.store_path}-wal still holds old pages; they are "
+                             "cleared when the last process using the store exits")
