@@ -12,7 +12,6 @@ Every group and person name goes through :func:`fewshot.names.normalize_name`.
 from __future__ import annotations
 
 import io
-import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -21,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from . import storefile
+from .storefile import default_store_path
 from .errors import DuplicateAudioError, IncompatibleModelError, NotEnrolledError
 from .names import normalize_name
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,19 +39,9 @@ CREATE TABLE IF NOT EXISTS sources (
     file_name TEXT NOT NULL, sha256 TEXT NOT NULL, seconds_used REAL NOT NULL, audio BLOB);
 CREATE TABLE IF NOT EXISTS embeddings (
     id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id) ON DELETE CASCADE,
-    vector BLOB NOT NULL);
+    vector BLOB NOT NULL, copy INTEGER NOT NULL DEFAULT 0);
 INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
-
-
-def default_store_path() -> Path:
-    """``$FEWSHOT_HOME/enrollments.sqlite``, or the user's data directory."""
-    home = os.environ.get("FEWSHOT_HOME")
-    if not home:
-        from platformdirs import user_data_dir
-
-        home = user_data_dir("fewshot")
-    return Path(home) / "enrollments.sqlite"
 
 
 @dataclass(frozen=True)
@@ -160,18 +150,21 @@ class EnrollmentStore:
         out = []
         for sid, name, seconds in db.execute(
                 "SELECT id, name, seconds FROM speakers WHERE group_id=? ORDER BY name", (gid,)).fetchall():
-            n = db.execute("SELECT COUNT(*) FROM embeddings WHERE speaker_id=?", (sid,)).fetchone()[0]
+            n = db.execute("SELECT COUNT(*) FROM embeddings WHERE speaker_id=? AND copy=0", (sid,)).fetchone()[0]
             src = db.execute("SELECT file_name, audio IS NOT NULL FROM sources WHERE speaker_id=?", (sid,)).fetchall()
             out.append(SpeakerInfo(name, seconds, n, tuple(s for s, _ in src), bool(src) and all(k for _, k in src)))
         return out
 
-    def embeddings(self, group: str, *, extractor_id: str):
+    def embeddings(self, group: str, *, extractor_id: str, copies: bool = False):
         """Segment embeddings of every speaker of ``group``.
 
         Returns
         -------
         X : np.ndarray [shape=(n_segments, dim)]
         y : np.ndarray of str [shape=(n_segments,)]
+        is_copy : np.ndarray of bool [shape=(n_segments,)]
+            Only with ``copies``: rows from degraded copies of the enrollment
+            speech (multi-condition enrollment), which are otherwise left out.
 
         Raises
         ------
@@ -182,11 +175,12 @@ class EnrollmentStore:
         gid, group_extractor, _ = self._group(group)
         _check_extractor(group, group_extractor, extractor_id)
         rows = self._read().execute(
-            "SELECT s.name, e.vector FROM embeddings e JOIN speakers s ON s.id=e.speaker_id "
-            "WHERE s.group_id=? ORDER BY s.name, e.id", (gid,)).fetchall()
+            "SELECT s.name, e.vector, e.copy FROM embeddings e JOIN speakers s ON s.id=e.speaker_id "
+            "WHERE s.group_id=? AND (? OR e.copy=0) ORDER BY s.name, e.id", (gid, copies)).fetchall()
         if not rows:
             raise NotEnrolledError(f"group {group!r} has no enrolled speakers")
-        return np.stack([np.frombuffer(v, np.float32) for _, v in rows]), np.array([n for n, _ in rows])
+        X, y = np.stack([np.frombuffer(v, np.float32) for _, v, _ in rows]), np.array([n for n, _, _ in rows])
+        return (X, y, np.array([bool(c) for _, _, c in rows])) if copies else (X, y)
 
     def kept_audio(self, group: str, speaker: str) -> list[np.ndarray]:
         """Enrollment audio kept with ``keep_audio`` (16 kHz float32), for re-embedding."""
@@ -199,11 +193,12 @@ class EnrollmentStore:
 
     # ------------------------------------------------------------------ writing
     def enroll(self, group: str, speaker: str, embeddings: np.ndarray, *, extractor_id: str,
-               sources: list[Source], replace: bool = False) -> tuple[bool, float]:
+               sources: list[Source], replace: bool = False, copies: np.ndarray | None = None) -> tuple[bool, float]:
         """Store ``speaker``'s segment embeddings in ``group`` (created if new), in one transaction.
 
         With ``replace``, the speaker's earlier enrollment is dropped; otherwise
-        the new segments are added to it.
+        the new segments are added to it. ``copies`` are the embeddings of
+        degraded copies of the same speech (multi-condition enrollment).
 
         Returns
         -------
@@ -218,12 +213,16 @@ class EnrollmentStore:
             For a source whose SHA-256 is already enrolled for ``speaker`` (or given twice).
         """
         E = np.ascontiguousarray(embeddings, dtype=np.float32)
-        if E.ndim != 2 or len(E) == 0 or not np.all(np.isfinite(E)):
-            raise ValueError(f"embeddings must be a finite (n, dim) array with n > 0, given shape {E.shape}")
+        C = np.zeros((0, E.shape[-1]), np.float32) if copies is None else np.ascontiguousarray(copies, np.float32)
+        for A in (E, C):
+            if A.ndim != 2 or not np.all(np.isfinite(A)) or A.shape[1] != E.shape[1]:
+                raise ValueError(f"embeddings must be finite (n, dim) arrays, given shape {A.shape}")
+        if len(E) == 0:
+            raise ValueError("no embeddings to enroll")
         group, speaker = normalize_name(group, kind="group"), normalize_name(speaker, kind="person")
-        return self._write(lambda: self._enroll(group, speaker, E, extractor_id, sources, replace))
+        return self._write(lambda: self._enroll(group, speaker, E, C, extractor_id, sources, replace))
 
-    def _enroll(self, group, speaker, E, extractor_id, sources, replace) -> tuple[bool, float]:
+    def _enroll(self, group, speaker, E, C, extractor_id, sources, replace) -> tuple[bool, float]:
         db = self._db
         row = db.execute("SELECT id, extractor_id FROM groups WHERE name=?", (group,)).fetchone()
         if row is None:
@@ -252,7 +251,8 @@ class EnrollmentStore:
                 blob = buf.getvalue()
             db.execute("INSERT INTO sources (speaker_id, file_name, sha256, seconds_used, audio) "
                        "VALUES (?,?,?,?,?)", (sid, s.file_name, s.sha256, s.seconds_used, blob))
-        db.executemany("INSERT INTO embeddings (speaker_id, vector) VALUES (?, ?)", [(sid, e.tobytes()) for e in E])
+        db.executemany("INSERT INTO embeddings (speaker_id, vector, copy) VALUES (?, ?, ?)",
+                       [(sid, e.tobytes(), 0) for e in E] + [(sid, c.tobytes(), 1) for c in C])
         db.execute("UPDATE groups SET revision = revision + 1 WHERE id=?", (gid,))
         total = db.execute("SELECT seconds FROM speakers WHERE id=?", (sid,)).fetchone()[0]
         return srow is not None, float(total)

@@ -16,6 +16,7 @@ import numpy as np
 from .audio import load, load_speech
 from .classifier import UNKNOWN, GroupSVC
 from .config import ClassifierConfig
+from .degrade import enrollment_copies
 from .enrollment import EnrollmentStore, Source
 from .errors import AudioError, InvalidNameError
 from .names import normalize_name
@@ -142,8 +143,11 @@ class SpeakerIdentifier:
                 kept.append(Source(name, digest, len(take) / cfg.sr, take if keep_audio else None))
         y_all = np.concatenate(used)
         E = self.extractor.embed([y_all], return_segments=True)[0]
+        copies = None
+        if self.classifier_config.multi_condition:
+            copies = np.concatenate(self.extractor.embed(enrollment_copies(y_all, sr=cfg.sr), return_segments=True))
         added, total = self.store.enroll(group, speaker, E, extractor_id=self.extractor.model_id, sources=kept,
-                                         replace=replace)
+                                         replace=replace, copies=copies)
         if total < MIN_RECOMMENDED_ENROLL_S:
             warnings.append(f"only {total:.1f} s of speech for {speaker!r}; 15-35 s gives reliable results")
         return EnrollResult(speaker, len(y_all) / cfg.sr, available, len(E), warnings, added, total)
@@ -173,9 +177,11 @@ class SpeakerIdentifier:
         key = self.store.group_revision(group)
         cached = self._classifiers.get(group)
         if cached is None or cached[0] != key:
-            X, y = self.store.embeddings(group, extractor_id=self.extractor.model_id)
+            X, y, is_copy = self.store.embeddings(group, extractor_id=self.extractor.model_id, copies=True)
             cc = self.classifier_config
-            clf = GroupSVC(**cc.svc_params()).fit(X, y)
+            if not cc.multi_condition:
+                X, y, is_copy = X[~is_copy], y[~is_copy], is_copy[~is_copy]
+            clf = GroupSVC(**cc.svc_params()).fit(X, y, centroid_mask=~is_copy)
             self._classifiers[group] = (key, clf)
         return self._classifiers[group][1]
 

@@ -93,6 +93,35 @@ def connect(path: Path, *, timeout_s: float) -> sqlite3.Connection:
     return db
 
 
+def default_store_path() -> Path:
+    """``$FEWSHOT_HOME/enrollments.sqlite``, or the user's data directory."""
+    import os
+
+    home = os.environ.get("FEWSHOT_HOME")
+    if not home:
+        from platformdirs import user_data_dir
+
+        home = user_data_dir("fewshot")
+    return Path(home) / "enrollments.sqlite"
+
+
+#: Statements that bring a store of the key's schema version to the next one.
+MIGRATIONS = {1: "ALTER TABLE embeddings ADD COLUMN copy INTEGER NOT NULL DEFAULT 0"}
+
+
+def _migrate(db, path: Path, version: int, schema_version: int) -> None:
+    """Bring an older store up to ``schema_version``, one step at a time, in one transaction."""
+    if version > schema_version or any(v not in MIGRATIONS for v in range(version, schema_version)):
+        raise IncompatibleModelError(f"{path}: store schema {version}, this fewshot reads {schema_version}")
+
+    def work():
+        for v in range(version, schema_version):
+            db.execute(MIGRATIONS[v])
+        db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(schema_version),))
+
+    write(db, work, timeout_s=db.timeout_s)
+
+
 def open_store(path: Path, *, timeout_s: float, schema_version: int) -> sqlite3.Connection:
     """A connection to the fewshot store ``path``, with foreign keys and ``secure_delete`` on.
 
@@ -109,7 +138,7 @@ def open_store(path: Path, *, timeout_s: float, schema_version: int) -> sqlite3.
         if row is None:
             raise NotAStoreError(f"{path}: not a fewshot store")
         if int(row[0]) != schema_version:
-            raise IncompatibleModelError(f"{path}: store schema {row[0]}, this fewshot reads {schema_version}")
+            _migrate(db, path, int(row[0]), schema_version)
     except sqlite3.DatabaseError:
         db.close()
         raise NotAStoreError(f"{path}: not a fewshot store") from None

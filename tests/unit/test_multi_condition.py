@@ -1,0 +1,78 @@
+"""Multi-condition enrollment: degraded copies of the enrollment speech train the SVM, not the centroids."""
+
+import dataclasses
+import sqlite3
+
+import numpy as np
+
+from fewshot.classifier import GroupSVC
+from fewshot.config import ClassifierConfig
+from fewshot.degrade import enrollment_copies
+from fewshot.enrollment import SCHEMA_VERSION, EnrollmentStore
+from fewshot.extractor import load_extractor
+from fewshot.identifier import SpeakerIdentifier
+
+
+def test_copies_are_degraded_reproducible_and_of_equal_length(voice):
+    y = voice("ann", 6.0)
+    a, b = enrollment_copies(y, sr=16000), enrollment_copies(y, sr=16000)
+    assert len(a) == 3 and all(len(c) == len(y) for c in a)
+    for c, d in zip(a, b):
+        np.testing.assert_array_equal(c, d)
+        assert not np.allclose(c, y)
+
+
+def test_centroids_come_from_the_recorded_speech_only(rng):
+    X = np.r_[rng.normal(1, 0.1, (5, 4)), rng.normal(-1, 0.1, (5, 4)), rng.normal(0, 1, (6, 4))]
+    y = np.array(["a"] * 5 + ["b"] * 5 + ["a"] * 3 + ["b"] * 3)
+    mask = np.r_[np.ones(10, bool), np.zeros(6, bool)]
+    with_mask = GroupSVC().fit(X, y, centroid_mask=mask)
+    clean_only = GroupSVC().fit(X[mask], y[mask])
+    np.testing.assert_allclose(with_mask.centroids_, clean_only.centroids_)
+
+
+def test_enrollment_stores_copies_and_identify_uses_them(tiny_model_dir, tmp_path, voice):
+    ex = load_extractor(tiny_model_dir)
+    mc = dataclasses.replace(ClassifierConfig.of_model(ex), multi_condition=True)
+    sid = SpeakerIdentifier(ex, store=tmp_path / "s.sqlite", classifier_config=mc)
+    res = sid.enroll("home", "ann", voice("ann", 16.0, seed=1))
+    sid.enroll("home", "bob", voice("bob", 16.0, seed=1))
+    X, y, is_copy = sid.store.embeddings("home", extractor_id=ex.model_id, copies=True)
+    assert is_copy.sum() == 3 * (~is_copy).sum()  # three copies of every segment
+    assert sid.store.speakers("home")[0].n_segments == res.n_segments  # counted once
+    assert len(sid.store.embeddings("home", extractor_id=ex.model_id)[0]) == (~is_copy).sum()
+    clf = sid.classifier("home")
+    assert sum(clf.svc_.n_support_) > 0 and clf.svc_.shape_fit_[0] == len(X)
+    assert sid.identify("home", voice("ann", 5.0, seed=7)).nearest == "ann"
+    plain = SpeakerIdentifier(ex, store=tmp_path / "s.sqlite")  # the same store without multi-condition
+    assert plain.classifier("home").svc_.shape_fit_[0] == (~is_copy).sum()
+
+
+def test_a_store_of_the_first_schema_is_migrated(tmp_path):
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE groups (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, extractor_id TEXT NOT NULL,
+                             revision INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
+        CREATE TABLE speakers (id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL REFERENCES groups(id)
+                               ON DELETE CASCADE, name TEXT NOT NULL, seconds REAL NOT NULL, created REAL NOT NULL,
+                               UNIQUE (group_id, name));
+        CREATE TABLE sources (id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id)
+                              ON DELETE CASCADE, file_name TEXT NOT NULL, sha256 TEXT NOT NULL,
+                              seconds_used REAL NOT NULL, audio BLOB);
+        CREATE TABLE embeddings (id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id)
+                                 ON DELETE CASCADE, vector BLOB NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        INSERT INTO groups VALUES (1, 'home', 'x', 1, 0);
+        INSERT INTO speakers VALUES (1, 1, 'ann', 15.0, 0);
+    """)
+    db.execute("INSERT INTO embeddings (speaker_id, vector) VALUES (1, ?)", (np.ones(4, np.float32).tobytes(),))
+    db.commit()
+    db.close()
+    with EnrollmentStore(path) as store:
+        X, y = store.embeddings("home", extractor_id="x")
+        assert X.shape == (1, 4) and list(y) == ["ann"]
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
+    db.close()
