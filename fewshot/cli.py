@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 
 def _add_common(p):
@@ -19,6 +20,16 @@ def build_parser() -> argparse.ArgumentParser:
                                      "each person for 15 to 35 seconds.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parser = sub.add_parser
+
+    def with_verbose(*args, **kwargs):  # -v works after the subcommand too
+        p = add_parser(*args, **kwargs)
+        if kwargs.get("add_help", True):
+            p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                           help="log progress to stderr")
+        return p
+
+    sub.add_parser = with_verbose
 
     p = sub.add_parser("enroll", help="enroll a person into a group from recordings of their speech")
     _add_common(p)
@@ -40,14 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("groups", help="list groups; show, delete a group or remove a person")
     _add_common(p)
-    p.add_argument("action", nargs="?", choices=["list", "show", "delete", "remove"], default="list",
-                   help="list (default), show G, delete G, remove G NAME")
+    p.add_argument("action", nargs="?", choices=["list", "show", "delete", "remove", "upgrade"], default="list",
+                   help="list (default), show G, delete G, remove G NAME, upgrade [G] (re-embed kept audio with "
+                        "the extractor in use; every group enrolled with another one when G is not given)")
     p.add_argument("group", nargs="?", help="group name")
     p.add_argument("name", nargs="?", help="person to remove")
 
     p = sub.add_parser("spectrogram", help="draw a file's log-mel spectrogram as a PNG")
     p.add_argument("file", metavar="FILE", help="audio file")
-    p.add_argument("-o", "--output", required=True, help="PNG to write")
+    p.add_argument("-o", "--output", required=True, help="PNG to write (.png is added when missing; in a "
+                   "folder, FILE's name with .png)")
     p.add_argument("--raw", action="store_true", help="keep silences (default: cut as the extractor does)")
 
     from .eval.run import add_evaluate_parser
@@ -128,8 +141,11 @@ def cmd_groups(args) -> int:
         if not groups:
             print("no groups yet; enroll someone with: fewshot enroll --group G --speaker NAME FILE...")
         for g in groups:
-            print(f"{g['name']}: {len(g['speakers'])} speakers ({', '.join(g['speakers'])})")
+            n = len(g["speakers"])
+            print(f"{g['name']}: {n} {'person' if n == 1 else 'people'} ({', '.join(g['speakers'])})")
         return 0
+    if args.action == "upgrade":
+        return _upgrade(args, store)
     if not args.group:
         raise ValueError(f"'fewshot groups {args.action}' needs a group name")
     if args.action == "show":
@@ -148,14 +164,39 @@ def cmd_groups(args) -> int:
     return 0
 
 
+def _upgrade(args, store) -> int:
+    from tqdm import tqdm
+
+    from .identifier import SpeakerIdentifier
+
+    from .extractor import load_extractor
+
+    sid = SpeakerIdentifier(load_extractor(args.model), store=store)
+    todo = [args.group] if args.group else [g["name"] for g in store.groups()
+                                            if g["extractor_id"] != sid.extractor.model_id]
+    if not todo:
+        print(f"every group already uses extractor {sid.extractor.model_id}")
+    for group in todo:
+        bar = lambda it: tqdm(it, desc=f"Re-embedding {group}", unit="people", leave=False, file=sys.stderr)  # noqa: E731
+        r = sid.upgrade(group, progress=bar)
+        print(f"upgraded group {group!r} from extractor {r['from']} to {r['to']}: {len(r['speakers'])} "
+              f"{'person' if len(r['speakers']) == 1 else 'people'}, {r['seconds']:.1f} s of kept speech re-embedded")
+    return 0
+
+
 def cmd_spectrogram(args) -> int:
     from .audio import check_audio, load, load_speech
     from .features import save_spectrogram_png
 
     y = load(args.file) if args.raw else load_speech(args.file)
     check_audio(y, source=args.file)
-    save_spectrogram_png(y, args.output, title=os.path.basename(args.file))
-    print(f"wrote {args.output}")
+    out = Path(args.output)
+    if out.is_dir():
+        out = out / (Path(args.file).stem + ".png")
+    elif out.suffix.lower() != ".png":
+        out = out.with_name(out.name + ".png")
+    save_spectrogram_png(y, out, title=os.path.basename(args.file))
+    print(f"wrote {out}")
     return 0
 
 

@@ -14,15 +14,14 @@ from __future__ import annotations
 import io
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import storefile
-from .storefile import default_store_path
 from .errors import DuplicateAudioError, IncompatibleModelError, NotEnrolledError
 from .names import normalize_name
+from .storefile import Source, SpeakerInfo, default_store_path
 
 SCHEMA_VERSION = 2
 
@@ -42,25 +41,6 @@ CREATE TABLE IF NOT EXISTS embeddings (
     vector BLOB NOT NULL, copy INTEGER NOT NULL DEFAULT 0);
 INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where enrollment speech came from. ``audio`` is kept only on request (16 kHz float32)."""
-
-    file_name: str
-    sha256: str
-    seconds_used: float
-    audio: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class SpeakerInfo:
-    name: str
-    seconds: float
-    n_segments: int
-    sources: tuple[str, ...]
-    audio_kept: bool
 
 
 class EnrollmentStore:
@@ -269,6 +249,31 @@ class EnrollmentStore:
                 raise DuplicateAudioError(s.file_name, "the same audio is given twice")
             given.add(s.sha256)
 
+    def rewrite_group(self, group: str, *, extractor_id: str, embeddings: dict) -> None:
+        """Replace every member's embeddings and the group's extractor, in one transaction.
+
+        ``embeddings`` maps each member's name to ``(E, copies)`` (``copies`` may be ``None``); every
+        member must be there, so a group never mixes two extractors. Kept audio and sources stay.
+        """
+        group = normalize_name(group, kind="group")
+        gid = self._group(group)[0]
+
+        def work():
+            names = {n for (n,) in self._db.execute("SELECT name FROM speakers WHERE group_id=?", (gid,))}
+            if names != set(embeddings):
+                raise ValueError(f"group {group!r}: embeddings for {sorted(embeddings)}, members {sorted(names)}")
+            for name, (E, C) in embeddings.items():
+                sid = self._db.execute("SELECT id FROM speakers WHERE group_id=? AND name=?", (gid, name)).fetchone()[0]
+                self._db.execute("DELETE FROM embeddings WHERE speaker_id=?", (sid,))
+                rows = [(sid, e.tobytes(), 0) for e in np.asarray(E, np.float32)]
+                rows += [(sid, c.tobytes(), 1) for c in np.asarray(C if C is not None else [], np.float32)]
+                self._db.executemany("INSERT INTO embeddings (speaker_id, vector, copy) VALUES (?, ?, ?)", rows)
+            self._db.execute("UPDATE groups SET extractor_id=?, revision = revision + 1 WHERE id=?",
+                             (extractor_id, gid))
+
+        self._write(work)
+        storefile.purge(self._db)
+
     def remove_speaker(self, group: str, speaker: str) -> None:
         """Delete ``speaker`` and every embedding and kept audio of theirs from ``group``."""
         group, speaker = normalize_name(group, kind="group"), normalize_name(speaker, kind="person")
@@ -291,9 +296,5 @@ class EnrollmentStore:
 
 
 def _check_extractor(group: str, stored: str, given: str) -> None:
-    if stored != given:
-        raise IncompatibleModelError(
-            f"group {group!r} was enrolled with extractor {stored}, but the extractor in use is {given}; "
-            f"embeddings of two extractors cannot be mixed. Re-enroll: `fewshot groups delete {group}` "
-            f"then `fewshot enroll --group {group} --speaker NAME FILE...` for each person "
-            "(or use the extractor the group was enrolled with, via --model)")
+    if stored != given:  # SpeakerIdentifier says what to do about it (see fewshot.upgrade)
+        raise IncompatibleModelError(f"group {group!r} was enrolled with extractor {stored}, not {given}")

@@ -18,7 +18,8 @@ from .classifier import UNKNOWN, GroupSVC
 from .config import ClassifierConfig
 from .degrade import enrollment_copies
 from .enrollment import EnrollmentStore, Source
-from .errors import AudioError, InvalidNameError
+from . import upgrade
+from .errors import AudioError, IncompatibleModelError, InvalidNameError
 from .names import normalize_name
 from .persistence import sha256_of
 
@@ -175,6 +176,11 @@ class SpeakerIdentifier:
         """The group's fitted SVM, refitted when the group's revision changed."""
         group = normalize_name(group, kind="group")
         key = self.store.group_revision(group)
+        if key[0] != self.extractor.model_id:
+            if key[0] != upgrade.former_id(self.extractor):
+                raise IncompatibleModelError(upgrade.mismatch_message(self.store, group, key[0], self.extractor))
+            upgrade.move_to_current_id(self.store, group, self.extractor)
+            key = self.store.group_revision(group)
         cached = self._classifiers.get(group)
         if cached is None or cached[0] != key:
             X, y, is_copy = self.store.embeddings(group, extractor_id=self.extractor.model_id, copies=True)
@@ -184,6 +190,12 @@ class SpeakerIdentifier:
             clf = GroupSVC(**cc.svc_params()).fit(X, y, centroid_mask=~is_copy)
             self._classifiers[group] = (key, clf)
         return self._classifiers[group][1]
+
+    def upgrade(self, group: str, *, progress=None) -> dict:
+        """Re-embed ``group``'s kept audio with this extractor (:func:`fewshot.upgrade.upgrade_group`)."""
+        result = upgrade.upgrade_group(self, normalize_name(group, kind="group"), progress=progress)
+        self._classifiers.pop(normalize_name(group, kind="group"), None)
+        return result
 
     def identify(self, group: str, source, *, sr_in: int | None = None, segments: bool = False) -> Prediction:
         """Who speaks in ``source`` (a file or an array), among ``group``'s members, or unknown.

@@ -22,7 +22,10 @@ import sqlite3
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .errors import IncompatibleModelError, NotAStoreError, StoreBusyError
 
@@ -91,6 +94,25 @@ def connect(path: Path, *, timeout_s: float) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None, factory=_Connection)
     db.store_path, db.timeout_s = str(path), timeout_s
     return db
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where enrollment speech came from. ``audio`` is kept only on request (16 kHz float32)."""
+
+    file_name: str
+    sha256: str
+    seconds_used: float
+    audio: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SpeakerInfo:
+    name: str
+    seconds: float
+    n_segments: int
+    sources: tuple[str, ...]
+    audio_kept: bool
 
 
 def default_store_path() -> Path:

@@ -1,0 +1,80 @@
+"""Groups enrolled with another extractor: re-embedded from kept audio, or moved to the new id.
+
+A group remembers the id of the extractor that made its embeddings
+(:func:`fewshot.extractor.model_identity`). When the extractor in use has
+another id:
+
+- a group enrolled under this same model's former id (the checksum of its
+  weights alone, the id before the configuration was part of it) is moved to
+  the current id: its embeddings are those this model makes;
+- a group whose members' speech is kept (``--keep-audio``) is upgraded by
+  :func:`upgrade_group`: every member re-embedded with the current extractor,
+  in one transaction (a failure leaves the group as it was);
+- otherwise the group must be enrolled again, and the message says how.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .degrade import enrollment_copies
+from .errors import IncompatibleModelError
+
+
+def former_id(extractor) -> str:
+    """The id the same weights had before the configuration was part of the id."""
+    return str(extractor.meta.get("sha256", ""))[:16]
+
+
+def upgrade_group(sid, group: str, *, progress=None) -> dict:
+    """Re-embed every member of ``group`` from their kept audio with ``sid``'s extractor.
+
+    Returns
+    -------
+    dict
+        ``from`` and ``to`` (extractor ids), ``speakers`` (names), ``seconds`` (speech re-embedded).
+
+    Raises
+    ------
+    IncompatibleModelError
+        When a member's audio was not kept (nothing is changed then).
+    """
+    store, ex = sid.store, sid.extractor
+    old_id = store.group_revision(group)[0]
+    members = store.speakers(group)
+    missing = [m.name for m in members if not m.audio_kept]
+    if missing:
+        raise IncompatibleModelError(f"group {group!r} cannot be upgraded: the speech of {', '.join(missing)} was not "
+                                     f"kept; {reenroll_hint(group)}")
+    embeddings, seconds = {}, 0.0
+    for m in progress(members) if progress is not None else members:
+        y = np.concatenate(store.kept_audio(group, m.name))
+        E = ex.embed([y], return_segments=True)[0]
+        C = None
+        if sid.classifier_config.multi_condition:
+            C = np.concatenate(ex.embed(enrollment_copies(y, sr=ex.feature_config.sr), return_segments=True))
+        embeddings[m.name] = (E, C)
+        seconds += len(y) / ex.feature_config.sr
+    store.rewrite_group(group, extractor_id=ex.model_id, embeddings=embeddings)
+    return {"from": old_id, "to": ex.model_id, "speakers": sorted(embeddings), "seconds": seconds}
+
+
+def move_to_current_id(store, group: str, extractor) -> None:
+    """Re-key a group enrolled under ``extractor``'s former id; its embeddings stay."""
+    X, y, is_copy = store.embeddings(group, extractor_id=former_id(extractor), copies=True)
+    per = {n: (X[(y == n) & ~is_copy], X[(y == n) & is_copy]) for n in np.unique(y)}
+    store.rewrite_group(group, extractor_id=extractor.model_id, embeddings=per)
+
+
+def reenroll_hint(group: str) -> str:
+    return (f"re-enroll them: `fewshot enroll --group {group} --speaker NAME FILE... --replace --keep-audio` "
+            f"(with --keep-audio, the next model upgrades the group by itself: `fewshot groups upgrade {group}`)")
+
+
+def mismatch_message(store, group: str, stored: str, extractor) -> str:
+    """What to do about a group enrolled with the extractor ``stored``."""
+    head = (f"group {group!r} was enrolled with extractor {stored}, but the extractor in use is "
+            f"{extractor.model_id}; embeddings of two extractors cannot be mixed")
+    if all(m.audio_kept for m in store.speakers(group)):
+        return f"{head}. Its speech is kept: run `fewshot groups upgrade {group}` to re-embed it"
+    return f"{head}; {reenroll_hint(group)}"
