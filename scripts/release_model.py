@@ -23,6 +23,8 @@ def main(argv=None) -> int:
     p.add_argument("--to", help="destination (default: the package's models/default)")
     p.add_argument("--C", type=float, default=ClassifierConfig.C, help="SVM C stored with the model")
     p.add_argument("--gamma", type=float, default=ClassifierConfig.gamma, help="SVM gamma stored with the model")
+    p.add_argument("--multi-condition", action="store_true",
+                   help="enroll with degraded copies of each person's speech as well (fewshot.degrade.enrollment_copies)")
     args = p.parse_args(argv)
     if not Path(args.dev).is_dir():
         print(f"error: --dev {args.dev}: folder not found", file=sys.stderr)
@@ -32,7 +34,8 @@ def main(argv=None) -> int:
     from fewshot.train.release import release
 
     try:
-        r = release(args.model, dev=args.dev, dest=args.to, C=args.C, gamma=args.gamma)
+        r = release(args.model, dev=args.dev, dest=args.to, C=args.C, gamma=args.gamma,
+                    multi_condition=args.multi_condition)
     except FewshotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

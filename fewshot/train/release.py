@@ -13,7 +13,8 @@ from pathlib import Path
 from ..config import ClassifierConfig
 
 
-def release(model_dir, *, dev, dest=None, C: float = ClassifierConfig.C, gamma: float = ClassifierConfig.gamma) -> dict:
+def release(model_dir, *, dev, dest=None, C: float = ClassifierConfig.C, gamma: float = ClassifierConfig.gamma,
+            multi_condition: bool = False) -> dict:
     """Copy ``model_dir`` to ``dest`` (default: the package's ``models/default``) with its threshold.
 
     Returns
@@ -33,7 +34,7 @@ def release(model_dir, *, dev, dest=None, C: float = ClassifierConfig.C, gamma: 
     speakers = prepare_protocol(dev, enroll_seconds=(15,))
     target, nontarget = verification_scores(embed_protocol(ex, speakers), T=15.0)
     eer, threshold = compute_eer(target, nontarget)
-    cc = ClassifierConfig(C=C, gamma=gamma, unknown_threshold=round(threshold, 4),
+    cc = ClassifierConfig(C=C, gamma=gamma, unknown_threshold=round(threshold, 4), multi_condition=multi_condition,
                           threshold_from=f"verification EER {eer:.4f} on {len(speakers)} speakers of "
                                          f"{Path(dev).name} (15 s enrollment, 5 s tests)")
     ex.meta["classifier"] = cc.to_dict()
