@@ -64,8 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true", help="keep silences (default: cut as the extractor does)")
 
     from .eval.run import add_evaluate_parser
+    from .train.export import add_export_parser
 
     add_evaluate_parser(sub)
+    add_export_parser(sub)
     p = sub.add_parser("live", help="the live demo: enroll at the microphone, then name who speaks "
                        "(options: fewshot live --help)", add_help=False)
     p.add_argument("live_args", nargs=argparse.REMAINDER)
@@ -211,22 +213,19 @@ COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "groups": cmd_groups
 
 
 def main(argv=None) -> int:
-    from .errors import FewshotError
+    from .errors import exit_status
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
-    try:
+
+    def run() -> int:
         if args.command in ("enroll", "identify", "groups"):
             _normalize_names(args)
         return handler(args)
-    except (FewshotError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; nothing half-written was kept", file=sys.stderr)
-        return 130
+
+    return exit_status(run)
 
 
 if __name__ == "__main__":

@@ -44,3 +44,18 @@ class NotAStoreError(StoreError):
 
 class StoreBusyError(StoreError):
     """Another process kept the store locked for longer than the busy timeout."""
+
+
+def exit_status(run, *, interrupted: str = "interrupted; nothing half-written was kept") -> int:
+    """``run()``'s exit status for a command line: its own, 2 with one ``error:`` line for an
+    error the user can act on (bad input, a bad model or store), 130 on Ctrl-C."""
+    import sys
+
+    try:
+        return run()
+    except (FewshotError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{interrupted}", file=sys.stderr)
+        return 130

@@ -212,25 +212,22 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.json and not args.input:
         parser.error("--json goes with --input FILE")
-    from ..errors import FewshotError
+    from ..errors import exit_status
 
-    try:
-        if args.list_devices:
-            print(list_devices())
-            return 0
+    def run() -> int:
         if args.enroll or args.input:
             return run_files(args)
-        return run_live(args)
-    except NoMicrophone as exc:
-        print(f"error: no microphone to record from: {exc}. Without one, use file mode: "
-              f"{file_mode_command(args.group)}", file=sys.stderr)
-        return 2
-    except (FewshotError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted; nothing half-done was stored", file=sys.stderr)
-        return 130
+        try:
+            if args.list_devices:
+                print(list_devices())
+                return 0
+            return run_live(args)
+        except NoMicrophone as exc:
+            print(f"error: no microphone to record from: {exc}. Without one, use file mode: "
+                  f"{file_mode_command(args.group)}", file=sys.stderr)
+            return 2
+
+    return exit_status(run, interrupted="interrupted; nothing half-done was stored")
 
 
 if __name__ == "__main__":

@@ -131,11 +131,11 @@ def test_groups_commands(tmp_path, voices):
     home = tmp_path / "h"
     for name in ("amy", "bert"):
         fewshot("enroll", "--group", "g", "--speaker", name, voices[name][0], home=home)
-    assert "g: 2 speakers (amy, bert)" in fewshot("groups", home=home).stdout
+    assert "g: 2 people (amy, bert)" in fewshot("groups", home=home).stdout
     show = fewshot("groups", "show", "g", home=home).stdout
     assert "amy:" in show and "bert.wav" in show
     fewshot("groups", "remove", "g", "amy", home=home)
-    assert "g: 1 speakers (bert)" in fewshot("groups", home=home).stdout
+    assert "g: 1 person (bert)" in fewshot("groups", home=home).stdout
     # a group of one verifies: bert is accepted
     assert json.loads(fewshot("identify", "--group", "g", "--json", voices["bert"][1], home=home).stdout)[
         "speaker"] == "bert"
