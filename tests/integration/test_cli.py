@@ -213,7 +213,7 @@ def test_names_are_normalised_and_checked(tmp_path, voices):
     assert "group name" in one_error_line(fewshot("groups", "show", "g\x1b]0;x\x07", home=home, check=False))
     assert not home.exists()
     fewshot("enroll", "--group", "g ", "--speaker", " Zoe\u0308", voices["amy"][0], home=home)
-    assert fewshot("groups", home=home).stdout == "g: 1 speakers (Zo\u00eb)\n"
+    assert fewshot("groups", home=home).stdout == "g: 1 person (Zo\u00eb)\n"
     assert fewshot("enroll", "--group", "g", "--speaker", "Zo\u00eb", voices["amy"][1], home=home).stdout.startswith(
         "added ")
 
