@@ -34,12 +34,25 @@ def files(tmp_path_factory):
     return {n: write_wav(d / f"{n}.wav", synth_voice(**VOICES[n], seconds=16.0, seed=3)) for n in ("ann", "bob")}
 
 
-def fewshot(*args, store):
-    return subprocess.run([sys.executable, "-m", "fewshot.cli", *map(str, args), "--store", str(store)],
-                          capture_output=True, text=True, timeout=300)
+class Result:
+    def __init__(self, returncode, out):
+        self.returncode, self.stdout, self.stderr = returncode, out.out, out.err
 
 
-def test_upgrade_from_kept_audio_gives_the_new_models_enrollment(two_models, files, tmp_path):
+@pytest.fixture
+def fewshot(capsys):
+    """The ``fewshot`` command, run in this process (the same code path as the installed script)."""
+    from fewshot.cli import main
+
+    def run(*args, store):
+        capsys.readouterr()
+        code = main([*map(str, args), "--store", str(store)])
+        return Result(code, capsys.readouterr())
+
+    return run
+
+
+def test_upgrade_from_kept_audio_gives_the_new_models_enrollment(two_models, files, tmp_path, fewshot):
     old, new = two_models
     store = tmp_path / "s.sqlite"
     for name, f in files.items():
@@ -62,7 +75,7 @@ def test_upgrade_from_kept_audio_gives_the_new_models_enrollment(two_models, fil
     assert list(a[1]) == list(b[1])
 
 
-def test_without_kept_audio_the_message_says_to_re_enroll(two_models, files, tmp_path):
+def test_without_kept_audio_the_message_says_to_re_enroll(two_models, files, tmp_path, fewshot):
     old, new = two_models
     store = tmp_path / "s.sqlite"
     assert fewshot("enroll", "--group", "home", "--speaker", "ann", files["ann"], "--model", old,
@@ -87,13 +100,16 @@ def test_a_group_under_the_models_former_id_moves_to_the_current_one(two_models,
         SpeakerIdentifier(other, store=tmp_path / "s.sqlite").classifier("home")
 
 
-def test_small_command_line_manners(files, tmp_path, two_models):
+def test_small_command_line_manners(files, tmp_path, two_models, fewshot):
     store = tmp_path / "s.sqlite"
     assert fewshot("enroll", "--group", "g", "--speaker", "ann", files["ann"], "-v", "--model", two_models[0],
-                   store=store).returncode == 0  # -v after the subcommand
+                   store=store).returncode == 0
     assert "g: 1 person (ann)" in fewshot("groups", store=store).stdout
     (tmp_path / "pics").mkdir()
     r = subprocess.run([sys.executable, "-m", "fewshot.cli", "spectrogram", str(files["ann"]), "-o",
                         str(tmp_path / "pics")], capture_output=True, text=True)
     assert r.returncode == 0 and (tmp_path / "pics" / "ann.png").is_file()
     assert r.stdout.strip() == f"wrote {tmp_path / 'pics' / 'ann.png'}"
+    r = subprocess.run([sys.executable, "-m", "fewshot.cli", "groups", "-v", "--store", str(store)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "1 person" in r.stdout  # -v after the subcommand, from the real entry point
