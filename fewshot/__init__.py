@@ -23,7 +23,7 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 def __getattr__(name):
-    # TensorFlow takes seconds to import: load submodules only when asked for.
+    # scikit-learn (and TensorFlow, for the Keras backend) take seconds to import: load submodules only when asked for.
     if name in _EXPORTS:
         import importlib
 

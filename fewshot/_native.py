@@ -8,24 +8,38 @@ import sys
 
 
 @contextlib.contextmanager
-def quiet_stderr():
-    """Point file descriptor 2 at ``/dev/null`` for the block.
+def silenced(*fds: int):
+    """Point the file descriptors ``fds`` (1: standard output, 2: standard error) at ``/dev/null`` for the block.
 
-    C libraries (TensorFlow's logging, libsndfile's MP3 decoder) write to the
-    descriptor directly, past any Python setting; fewshot reports their
-    failures itself, in one line.
+    C libraries (TensorFlow's logging and converter, LiteRT, libsndfile's MP3
+    decoder) write to the descriptors directly, past any Python setting;
+    fewshot reports their failures itself, in one line.
     """
     try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no descriptor 2 to silence
+        _flush()
+        saved = [(fd, os.dup(fd)) for fd in fds]
+    except (OSError, ValueError):  # no descriptor to silence
         yield
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 2)
+        for fd, _ in saved:
+            os.dup2(devnull, fd)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        _flush()
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
         os.close(devnull)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+
+
+def quiet_stderr():
+    """:func:`silenced` for standard error alone."""
+    return silenced(2)

@@ -2,6 +2,7 @@
 
 Every function takes the signal first and everything else keyword-only, with
 librosa's names (``y``, ``sr``). Resampling happens once, in :func:`load`.
+Nothing here imports librosa: NumPy and soxr compute what it would.
 """
 
 from __future__ import annotations
@@ -60,10 +61,21 @@ def load(source, *, sr: int = SAMPLE_RATE, sr_in: int | None = None, max_seconds
         y, sr_native = _decode(Path(name), sr=sr, max_seconds=max_seconds)
     _check_samples(y, source=name)
     if sr_native != sr:
-        import librosa
-
-        y = librosa.resample(y, orig_sr=sr_native, target_sr=sr, res_type="soxr_hq")
+        y = resample(y, orig_sr=sr_native, target_sr=sr)
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
+    """soxr's high-quality resampler, fitted to ``ceil(n * target_sr / orig_sr)`` samples.
+
+    The same samples as ``librosa.resample(..., res_type="soxr_hq")``: the tail
+    is cut, or padded with zeros, to that length.
+    """
+    import soxr
+
+    n = int(np.ceil(len(y) * target_sr / orig_sr))
+    y_hat = soxr.resample(np.asarray(y, dtype=np.float32), orig_sr, target_sr, quality="soxr_hq")
+    return np.pad(y_hat[:n], (0, max(0, n - len(y_hat)))).astype(np.float32, copy=False)
 
 
 def _decode(path: Path, *, sr: int, max_seconds: float | None) -> tuple[np.ndarray, int]:
@@ -170,19 +182,34 @@ def speech_intervals(
     intervals : np.ndarray [shape=(m, 2), dtype=int]
         ``[start, end)`` sample indices.
     """
-    import librosa
-
     frame_length = int(sr * frame_ms / 1000)
     hop_length = int(sr * hop_ms / 1000)
     if y.size < frame_length:
         return np.zeros((0, 2), dtype=int)
-    rms = librosa.feature.rms(y=y, frame_length=frame_length, hop_length=hop_length, center=True)[0]
+    rms = frame_rms(y, frame_length=frame_length, hop_length=hop_length)
     db = 20 * np.log10(np.maximum(rms, 1e-10))
     speech = db > speech_threshold_db(db.max(), top_db=top_db, floor_dbfs=floor_dbfs)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], speech.astype(np.int8), [0]])))
-    frames = edges.reshape(-1, 2)
-    intervals = librosa.frames_to_samples(frames, hop_length=hop_length)
+    intervals = edges.reshape(-1, 2) * hop_length
     return np.minimum(intervals, y.size)
+
+
+def frame_rms(y: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
+    """RMS of centred frames (``librosa.feature.rms(y=y, center=True)[0]``, zero padding).
+
+    Sums of squares come from a cumulative sum in float64, so a long file
+    needs no frame-by-sample matrix.
+
+    Returns
+    -------
+    rms : np.ndarray [shape=(1 + n // hop_length,), dtype=float32]
+    """
+    half = frame_length // 2
+    padded = np.pad(np.asarray(y, dtype=np.float64), (half, half))
+    cumulative = np.concatenate([[0.0], np.cumsum(np.square(padded))])
+    starts = np.arange(0, len(padded) - frame_length + 1, hop_length)
+    power = (cumulative[starts + frame_length] - cumulative[starts]) / frame_length
+    return np.sqrt(np.maximum(power, 0.0)).astype(np.float32)
 
 
 def trim_silence(

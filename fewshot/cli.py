@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--group", required=True, help="group to choose among")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
-    p.add_argument("--json", action="store_true", help="one JSON object per file on standard output")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per file on standard output (with the pieces' labels under --segments)")
     p.add_argument("--segments", action="store_true", help="also label each 3 s piece of speech")
 
     p = sub.add_parser("groups", help="list groups; show, delete a group or remove a person")
@@ -113,26 +114,30 @@ def cmd_enroll(args) -> int:
     return 0
 
 
+#: Files decoded and embedded together by one step of ``fewshot identify``.
+IDENTIFY_BATCH = 16
+
+
 def cmd_identify(args) -> int:
     from .errors import AudioError
 
     sid = _identifier(args)
     status = 0
-    for f in args.files:
-        try:
-            p = sid.identify(args.group, f, segments=args.segments or args.json)
-        except AudioError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            status = 2
-            continue
-        if args.json:
-            segs = [{"start": a, "end": b, "speaker": lab, "score": round(sc, 4)} for a, b, lab, sc in p.segments]
-            print(json.dumps({"file": f, "speaker": p.label, "score": round(p.score, 4), "segments": segs}),
-                  flush=True)
-            continue
-        print(f"{f}: {p.label} (score {p.score:.3f}{'' if not p.is_unknown else f', nearest {p.nearest}'})")
-        for a, b, lab, sc in p.segments if args.segments else []:
-            print(f"  {a:6.1f}-{b:6.1f} s  {lab} ({sc:.3f})")
+    for start in range(0, len(args.files), IDENTIFY_BATCH):
+        files = args.files[start:start + IDENTIFY_BATCH]
+        for f, p in zip(files, sid.identify_many(args.group, files, segments=args.segments)):
+            if isinstance(p, AudioError):
+                print(f"error: {p}", file=sys.stderr)
+                status = 2
+                continue
+            if args.json:
+                segs = [{"start": a, "end": b, "speaker": lab, "score": round(sc, 4)} for a, b, lab, sc in p.segments]
+                print(json.dumps({"file": f, "speaker": p.label, "score": round(p.score, 4),
+                                  **({"segments": segs} if args.segments else {})}), flush=True)
+                continue
+            print(f"{f}: {p.label} (score {p.score:.3f}{'' if not p.is_unknown else f', nearest {p.nearest}'})")
+            for a, b, lab, sc in p.segments:
+                print(f"  {a:6.1f}-{b:6.1f} s  {lab} ({sc:.3f})")
     return status
 
 

@@ -2,11 +2,16 @@
 
 It runs the CNN of :mod:`fewshot.nn` over log-mel spectrograms and returns the
 L2-normalised activations of the layer named ``"embedding"``, the features the
-per-group SVMs see. A model directory holds ``extractor.keras`` and ``meta.json``.
+per-group SVMs see. The CNN runs on a backend (:mod:`fewshot.backend`): the
+exported LiteRT model when the model directory has one, with no TensorFlow
+imported, else the Keras model. Both give the same embeddings under the same
+model id, so groups work with either. What a model directory holds is
+described in :mod:`fewshot.modeldir`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from importlib import resources
@@ -14,18 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import Backend, LiteRTBackend
 from .config import ExtractorConfig, FeatureConfig
 from .errors import CorruptModelError, IncompatibleModelError
 from .features import l2_normalize, log_mel, segment
-from .persistence import check_checksum, file_digest, read_meta, write_meta
+from .modeldir import (MODEL_FILE, keras_file, litert_entry, litert_file, model_identity, read_model_meta,
+                       write_model_meta)
 
 logger = logging.getLogger(__name__)
 
-#: The model file of directories whose ``meta.json`` names none (the first shipped models).
-MODEL_FILE = "extractor.keras"
-META_FILE = "meta.json"
+__all__ = ["Extractor", "load_extractor", "default_model_dir", "model_identity", "MODEL_FILE", "BACKENDS"]
 
-from .nn import keras  # noqa: E402  (TensorFlow imported quietly)
+#: ``auto``: the float LiteRT model when the directory has one (and LiteRT is installed), else Keras.
+BACKENDS = ("auto", "keras", "litert", "litert-int8")
+#: The environment variable that sets the backend when none is asked for.
+BACKEND_ENV = "FEWSHOT_BACKEND"
 
 
 class Extractor:
@@ -33,8 +41,9 @@ class Extractor:
 
     Parameters
     ----------
-    model : keras.Model
-        Built by :func:`fewshot.nn.build_cnn` (or a model with a layer named ``"embedding"``).
+    model : keras.Model or Backend
+        A Keras model built by :func:`fewshot.nn.build_cnn` (or any with a layer
+        named ``"embedding"``), or a backend that runs one.
     feature_config : FeatureConfig
     extractor_config : ExtractorConfig
     meta : dict, optional
@@ -45,16 +54,24 @@ class Extractor:
 
     def __init__(self, model, *, feature_config: FeatureConfig, extractor_config: ExtractorConfig,
                  meta: dict | None = None, batch_size: int = 64):
-        self.model = keras.Model(model.inputs[0], model.get_layer("embedding").output)
+        self.backend = model if isinstance(model, Backend) else _keras_backend().KerasBackend(model)
         self.feature_config = feature_config
         self.extractor_config = extractor_config
         self.meta = dict(meta or {})
         self.batch_size = batch_size
-        self._forward = None
+
+    @property
+    def model(self):
+        """The Keras model of the ``"embedding"`` output (Keras backend only)."""
+        try:
+            return self.backend.model
+        except AttributeError:
+            raise AttributeError(f"the {self.backend.name} backend runs no Keras model; load the extractor with "
+                                 "backend='keras'") from None
 
     @property
     def dim(self) -> int:
-        return int(self.model.output.shape[-1])
+        return self.backend.dim
 
     @property
     def model_id(self) -> str:
@@ -98,7 +115,7 @@ class Extractor:
             waveforms = [waveforms]
         waveforms = [np.asarray(y, dtype=np.float32) for y in waveforms]
         cfg = self.feature_config
-        fixed = self.model.inputs[0].shape[1]
+        fixed = self.backend.fixed_frames
         if return_segments or fixed is not None:
             frames = fixed or cfg.segment_frames
             hop = cfg.segment_hop_frames if return_segments else frames
@@ -135,17 +152,11 @@ class Extractor:
 
     def _run(self, X: np.ndarray) -> np.ndarray:
         """Raw ``"embedding"`` activations of log-mel inputs ``X`` (n, frames, n_mels), in batches."""
-        import tensorflow as tf
-
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 3 or X.shape[-1] != self.feature_config.n_mels:
             raise ValueError(f"expected log-mel inputs of shape (n, frames, {self.feature_config.n_mels}), "
                              f"given X.shape={X.shape}")
-        if self._forward is None:
-            self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,
-                                        autograph=False)
-        out = [self._forward(tf.constant(X[i:i + self.batch_size])).numpy()
-               for i in range(0, len(X), self.batch_size)]
+        out = [self.backend.run(X[i:i + self.batch_size]) for i in range(0, len(X), self.batch_size)]
         E = np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
         if not np.all(np.isfinite(E)):
             raise CorruptModelError(f"extractor {self.model_id} produced NaN or infinite embeddings; "
@@ -153,21 +164,26 @@ class Extractor:
         return E
 
     def save(self, path, *, training: dict | None = None) -> Path:
-        """Write the model and ``meta.json`` into the directory ``path``, atomically as a pair.
+        """Write the Keras model and ``meta.json`` into the directory ``path``, atomically as a pair.
 
         The weights go to a new file named by their checksum
         (``extractor-<sha256[:12]>.keras``); replacing ``meta.json``, which names
         it, is the single step that switches to the new model. A kill at any
         moment leaves either the old pair or the new one. Model files no longer
-        named are removed afterwards.
+        named (the old weights, LiteRT models exported from them) are removed
+        afterwards.
+
+        Raises
+        ------
+        IncompatibleModelError
+            On a LiteRT backend, which has no Keras model to write.
         """
+        if not hasattr(self.backend, "write"):
+            raise IncompatibleModelError(f"the {self.backend.name} backend cannot save a model; load the extractor "
+                                         "with backend='keras'")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        tmp = path / f".extractor.{os.getpid()}.tmp.keras"
-        self.model.save(tmp)
-        digest = file_digest(tmp)
-        model_file = f"extractor-{digest[:12]}.keras"
-        tmp.replace(path / model_file)
+        model_file, digest = self.backend.write(path)
         meta = {
             "model_id": model_identity(digest, self.feature_config, self.extractor_config),
             "sha256": digest,
@@ -179,64 +195,74 @@ class Extractor:
         }
         if "classifier" in self.meta:
             meta["classifier"] = self.meta["classifier"]
-        self.meta = write_meta(path / META_FILE, kind="extractor", payload=meta)
-        for old in path.glob("extractor*.keras"):
-            if old.name != model_file:
-                old.unlink(missing_ok=True)
+        self.meta = write_model_meta(path, meta)
         return path
 
     @classmethod
-    def load(cls, path, **kwargs) -> "Extractor":
-        """Load a model directory written by :meth:`save` (or by training).
+    def load(cls, path, *, backend: str | None = None, **kwargs) -> "Extractor":
+        """Load a model directory written by :meth:`save` (or by training), on a backend.
+
+        Parameters
+        ----------
+        path : str or Path
+        backend : str, optional
+            One of :data:`BACKENDS`; default: ``$FEWSHOT_BACKEND``, else ``"auto"``
+            (the float LiteRT model when the directory has one, else Keras).
 
         Raises
         ------
         IncompatibleModelError
-            Missing metadata, another format, or a feature config this version
-            does not know.
+            Missing metadata, another format, a feature config this version
+            does not know, or a backend the directory or the installation lacks.
         CorruptModelError
-            The ``.keras`` file does not match its checksum or cannot be read.
+            A model file does not match its checksum or cannot be read.
         """
         path = Path(path)
-        meta = read_meta(path / META_FILE, kind="extractor", required=("sha256", "feature_config", "extractor_config"))
-        model_file = path / str(meta.get("model_file", MODEL_FILE))
-        if model_file.parent != path or not model_file.is_file():
-            raise IncompatibleModelError(f"{model_file}: model file not found")
-        check_checksum(model_file, meta["sha256"])
-        feature_config = FeatureConfig.from_dict(meta["feature_config"])
-        extractor_config = ExtractorConfig.from_dict(meta["extractor_config"])
-        derived = model_identity(meta["sha256"], feature_config, extractor_config)
-        if "model_file" in meta and meta.get("model_id") != derived:
-            raise CorruptModelError(f"{path / META_FILE}: model_id {meta.get('model_id')!r} does not match the model "
-                                    f"file and configuration ({derived}); the metadata was edited or damaged")
-        meta["model_id"] = derived
-        if "classifier" in meta:
-            from .config import ClassifierConfig
-
-            try:
-                ClassifierConfig.from_dict(meta["classifier"]).validate()
-            except (TypeError, ValueError) as exc:
-                raise CorruptModelError(f"{path / META_FILE}: bad classifier settings ({exc})") from exc
-        try:
-            model = keras.saving.load_model(model_file, compile=False)
-        except Exception as exc:
-            raise CorruptModelError(f"{model_file}: cannot be loaded by Keras ({exc})") from exc
-        if model.inputs[0].shape[-1] != feature_config.n_mels:
-            raise IncompatibleModelError(
-                f"{model_file}: model reads {model.inputs[0].shape[-1]} mel bands but its "
-                f"feature config says n_mels={feature_config.n_mels}"
-            )
-        return cls(model, feature_config=feature_config, extractor_config=extractor_config, meta=meta, **kwargs)
+        meta, feature_config, extractor_config = read_model_meta(path)
+        runner = _open_backend(path, meta, _backend_choice(meta, backend))
+        if runner.n_mels != feature_config.n_mels:
+            raise IncompatibleModelError(f"{path}: the {runner.name} model reads {runner.n_mels} mel bands but its "
+                                         f"feature config says n_mels={feature_config.n_mels}")
+        return cls(runner, feature_config=feature_config, extractor_config=extractor_config, meta=meta, **kwargs)
 
 
-def model_identity(sha256: str, feature_config: FeatureConfig, extractor_config: ExtractorConfig) -> str:
-    """The id of a model: a hash of its weights file's SHA-256 and of every setting that shapes its embeddings."""
-    import hashlib
-    import json
+def _backend_choice(meta: dict, requested: str | None) -> str:
+    """The backend to load: ``requested``, ``$FEWSHOT_BACKEND``, or what ``"auto"`` picks for ``meta``."""
+    choice = requested or os.environ.get(BACKEND_ENV) or "auto"
+    if choice not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; given {choice!r}")
+    if choice != "auto":
+        return choice
+    has_litert = litert_entry(meta, "float") is not None and importlib.util.find_spec("ai_edge_litert") is not None
+    return "litert" if has_litert else "keras"
 
-    blob = json.dumps({"sha256": sha256, "feature_config": feature_config.to_dict(),
-                       "extractor_config": extractor_config.to_dict()}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+def _open_backend(path: Path, meta: dict, choice: str) -> Backend:
+    """The backend ``choice`` on the checked model file of the directory ``path``."""
+    if choice == "keras":
+        file = keras_file(path, meta)
+        return _keras_backend().KerasBackend.read(file)
+    precision = "int8" if choice == "litert-int8" else "float"
+    file = litert_file(path, meta, precision)
+    try:
+        return LiteRTBackend(file, precision=precision)
+    except ImportError as exc:
+        raise IncompatibleModelError(f"the LiteRT backend needs ai-edge-litert ({exc}): pip install ai-edge-litert") \
+            from exc
+    except (ValueError, RuntimeError) as exc:
+        raise CorruptModelError(f"{file}: cannot be loaded by LiteRT ({exc})") from exc
+
+
+def _keras_backend():
+    """:mod:`fewshot.keras_backend` (imports TensorFlow), or an error saying what to install or export."""
+    try:
+        from . import keras_backend
+    except ImportError as exc:
+        raise IncompatibleModelError(f"the Keras backend needs TensorFlow, which cannot be imported ({exc}): "
+                                     "pip install 'fewshot[train]', or export a LiteRT model with "
+                                     "fewshot export MODEL --format tflite (in an environment with TensorFlow)") \
+            from exc
+    return keras_backend
 
 
 def default_model_dir() -> Path:
@@ -245,5 +271,9 @@ def default_model_dir() -> Path:
 
 
 def load_extractor(path=None, **kwargs) -> Extractor:
-    """Load the default extractor shipped with fewshot, or the model directory ``path``."""
+    """Load the default extractor shipped with fewshot, or the model directory ``path``.
+
+    Keyword arguments go to :meth:`Extractor.load` (``backend``) and the
+    constructor (``batch_size``).
+    """
     return Extractor.load(default_model_dir() if path is None else path, **kwargs)

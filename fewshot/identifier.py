@@ -211,15 +211,58 @@ class SpeakerIdentifier:
         y = load_speech(source, config=self.extractor.feature_config, sr_in=sr_in)
         return self._predict(clf, y, segments=segments)
 
-    def _predict(self, clf: GroupSVC, y: np.ndarray, *, segments: bool) -> Prediction:
-        E = self.extractor.embed([y])
+    def identify_many(self, group: str, sources, *, segments: bool = False, workers: int = 4) -> list:
+        """:meth:`identify` for many files: decoded in a thread pool, embedded together.
+
+        Returns
+        -------
+        list
+            Per source, in order: its :class:`Prediction`, or the
+            :class:`AudioError` that makes it unusable.
+
+        Raises
+        ------
+        NotEnrolledError
+            For an unknown or empty group (before any file is read).
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        clf = self.classifier(group)
         cfg = self.extractor.feature_config
-        if segments:
-            pieces = [y[i:i + int(cfg.segment_s * cfg.sr)] for i in range(0, len(y), int(cfg.segment_s * cfg.sr))]
-            E = np.concatenate([E, self.extractor.embed(pieces)])
+
+        def speech(source):
+            try:
+                return load_speech(source, config=cfg)
+            except AudioError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
+            loaded = list(pool.map(speech, sources))
+        predictions = iter(self._predictions(clf, [y for y in loaded if not isinstance(y, AudioError)],
+                                             segments=segments))
+        return [y if isinstance(y, AudioError) else next(predictions) for y in loaded]
+
+    def _predict(self, clf: GroupSVC, y: np.ndarray, *, segments: bool) -> Prediction:
+        return self._predictions(clf, [y], segments=segments)[0]
+
+    def _predictions(self, clf: GroupSVC, speech: list, *, segments: bool) -> list[Prediction]:
+        """Predictions for utterances embedded in one pass (their 3 s pieces in a second one, with ``segments``)."""
+        if not speech:
+            return []
+        cfg = self.extractor.feature_config
+        step = int(cfg.segment_s * cfg.sr)
+        pieces = [[y[i:i + step] for i in range(0, len(y), step)] if segments else [] for y in speech]
+        flat = [p for utterance in pieces for p in utterance]
+        E = self.extractor.embed(speech)
+        if flat:
+            E = np.concatenate([E, self.extractor.embed(flat)])
         labels, scores, nearest = clf.predict_open(E, return_nearest=True)
-        total = len(y) / cfg.sr
-        segs = [(round(i * cfg.segment_s, 2), round(min((i + 1) * cfg.segment_s, total), 2), str(lab), float(sc))
-                for i, (lab, sc) in enumerate(zip(labels[1:], scores[1:]))]
-        label = str(labels[0])
-        return Prediction(label, float(scores[0]), label == UNKNOWN, str(nearest[0]), segs)
+        out, row = [], len(speech)
+        for k, y in enumerate(speech):
+            total = len(y) / cfg.sr
+            segs = [(round(i * cfg.segment_s, 2), round(min((i + 1) * cfg.segment_s, total), 2), str(labels[row + i]),
+                     float(scores[row + i])) for i in range(len(pieces[k]))]
+            row += len(pieces[k])
+            label = str(labels[k])
+            out.append(Prediction(label, float(scores[k]), label == UNKNOWN, str(nearest[k]), segs))
+        return out

@@ -15,19 +15,26 @@ FORMAT_VERSION = 1
 
 
 def versions() -> dict[str, str]:
-    """Versions of fewshot and the libraries whose files it writes."""
+    """Versions of fewshot and the libraries whose files it writes (LiteRT's when installed)."""
+    from importlib import metadata
+
     import keras
     import sklearn
     import tensorflow as tf
 
     from . import __version__
 
-    return {
+    out = {
         "fewshot": __version__,
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
         "sklearn": sklearn.__version__,
     }
+    try:
+        out["ai_edge_litert"] = metadata.version("ai-edge-litert")
+    except metadata.PackageNotFoundError:
+        pass
+    return out
 
 
 def file_digest(path, *, algorithm: str = "sha256", chunk_bytes: int = 1 << 20) -> str:

@@ -42,6 +42,9 @@ def main(argv=None) -> int:
     print(f"released {r['model_id']} to {r['dest']}: unknown threshold {r['threshold']:.4f} "
           f"(EER {100 * r['eer']:.2f}% on {r['speakers']} speakers, {r['n_target']} target and "
           f"{r['n_nontarget']} non-target trials)")
+    lite = r["litert"]
+    print(f"wrote {lite['file']} ({lite['bytes'] / 1e6:.2f} MB): cosine to the Keras embeddings min "
+          f"{lite['parity']['cosine_min']:.6f} over {lite['parity']['embeddings']} dev embeddings")
     return 0
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up fewshot on a fresh Debian/Ubuntu machine: system packages, then a
-# virtual environment in .venv with the package and its test extras.
+# virtual environment in .venv with the package and every extra (train, eval,
+# live, data, test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,5 +27,5 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[train,eval,live,data,test]"
 echo "setup: ready (.venv)"

@@ -44,9 +44,9 @@ def speed_perturb(y: np.ndarray, *, sr: int, factor: float) -> np.ndarray:
     """
     if factor == 1.0:
         return y
-    import librosa
+    from ..audio import resample
 
-    return librosa.resample(y, orig_sr=int(round(sr * factor)), target_sr=sr, res_type="soxr_hq")
+    return resample(y, orig_sr=int(round(sr * factor)), target_sr=sr)
 
 
 def degrade_crop(y: np.ndarray, *, sr: int, rng, others, config: AugmentConfig = AugmentConfig()) -> np.ndarray:

@@ -3,7 +3,8 @@
 The unknown threshold is the equal-error-rate point of verification on held-out
 speakers (each speaker's 15 s enrollment centroid against every 5 s test piece,
 cosine scores); it and the SVM settings are written into the model's
-``meta.json`` as its :class:`~fewshot.config.ClassifierConfig`.
+``meta.json`` as its :class:`~fewshot.config.ClassifierConfig`. The released
+directory also gets the float LiteRT model the runtime runs without TensorFlow.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ def release(model_dir, *, dev, dest=None, C: float = ClassifierConfig.C, gamma: 
     Returns
     -------
     dict
-        ``model_id``, ``dest``, ``threshold``, ``eer``, ``speakers``, ``n_target``, ``n_nontarget``.
+        ``model_id``, ``dest``, ``threshold``, ``eer``, ``speakers``, ``n_target``, ``n_nontarget``,
+        and ``litert``: the float LiteRT model written beside it (:func:`fewshot.train.export.export_tflite`).
     """
     from ..eval.protocol import (
         compute_eer,
@@ -29,8 +31,9 @@ def release(model_dir, *, dev, dest=None, C: float = ClassifierConfig.C, gamma: 
         verification_scores,
     )
     from ..extractor import Extractor, default_model_dir
+    from .export import export_tflite
 
-    ex = Extractor.load(model_dir)
+    ex = Extractor.load(model_dir, backend="keras")
     speakers = prepare_protocol(dev, enroll_seconds=(15,))
     target, nontarget = verification_scores(embed_protocol(ex, speakers), T=15.0)
     eer, threshold = compute_eer(target, nontarget)
@@ -40,6 +43,8 @@ def release(model_dir, *, dev, dest=None, C: float = ClassifierConfig.C, gamma: 
     ex.meta["classifier"] = cc.to_dict()
     dest = Path(dest) if dest else default_model_dir()
     ex.save(dest)
+    exported = export_tflite(dest, dev=dev, speakers=speakers)
     Extractor.load(dest)
     return {"model_id": ex.model_id, "dest": str(dest), "threshold": threshold, "eer": eer,
-            "speakers": len(speakers), "n_target": len(target), "n_nontarget": len(nontarget)}
+            "speakers": len(speakers), "n_target": len(target), "n_nontarget": len(nontarget),
+            "litert": exported["float"]}

@@ -85,11 +85,27 @@ def test_enroll_then_identify(home, voices):
 
 
 def test_identify_json(home, voices):
-    proc = fewshot("identify", "--group", "family", "--json", voices["bert"][1], home=home)
+    proc = fewshot("identify", "--group", "family", "--json", "--segments", voices["bert"][1], home=home)
     obj = json.loads(proc.stdout)
     assert set(obj) == {"file", "speaker", "score", "segments"}
     assert obj["speaker"] == "bert" and -1 <= obj["score"] <= 1
     assert obj["segments"] and set(obj["segments"][0]) == {"start", "end", "speaker", "score"}
+    plain = json.loads(fewshot("identify", "--group", "family", "--json", voices["bert"][1], home=home).stdout)
+    assert set(plain) == {"file", "speaker", "score"}  # no per-segment pass without --segments
+    assert plain["score"] == pytest.approx(obj["score"], abs=2e-4)
+
+
+def test_identify_many_files_in_one_call_keeps_order_and_reports_bad_ones(home, voices, tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    files = [voices["carl"][1], empty, voices["amy"][1], voices["bert"][1], voices["amy"][1]]
+    proc = fewshot("identify", "--group", "family", "--json", *files, home=home, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {empty}: file is empty (0 bytes)"
+    objs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [o["speaker"] for o in objs] == ["carl", "amy", "bert", "amy"]
+    alone = json.loads(fewshot("identify", "--group", "family", "--json", voices["amy"][1], home=home).stdout)
+    assert objs[1]["score"] == pytest.approx(alone["score"], abs=2e-4)  # embedded in a batch: the same answer
+    assert objs[3]["score"] == pytest.approx(alone["score"], abs=2e-4)
 
 
 def test_stranger_is_unknown(home, tmp_path):

@@ -116,3 +116,24 @@ def test_corrupt_mp3_prints_only_the_error_line(tmp_path, voice):
                            str(tmp_path / "x.png")], capture_output=True, text=True)
     noise = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("error: ")]
     assert not noise, proc.stderr
+
+
+def test_vad_frames_are_librosas(voice):
+    import librosa
+    from fewshot.audio import frame_rms, speech_intervals
+
+    y = np.concatenate([voice("ann", 2.0), np.zeros(5000, np.float32), 0.05 * voice("bob", 1.3)])
+    ref = librosa.feature.rms(y=y, frame_length=400, hop_length=160, center=True)[0]
+    np.testing.assert_allclose(frame_rms(y, frame_length=400, hop_length=160), ref, rtol=1e-5, atol=1e-8)
+    np.testing.assert_array_equal(speech_intervals(y, sr=SR, top_db=30, floor_dbfs=None),
+                                  librosa.effects.split(y, top_db=30, frame_length=400, hop_length=160))
+
+
+@pytest.mark.parametrize("sr_in", [8000, 22050, 44100])
+def test_resampling_is_librosas_soxr_hq(voice, sr_in):
+    import librosa
+    from fewshot.audio import resample
+
+    y = librosa.resample(voice("cat", 1.0), orig_sr=SR, target_sr=sr_in)
+    np.testing.assert_array_equal(resample(y, orig_sr=sr_in, target_sr=SR),
+                                  librosa.resample(y, orig_sr=sr_in, target_sr=SR, res_type="soxr_hq"))

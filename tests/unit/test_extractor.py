@@ -39,7 +39,7 @@ def test_corrupt_model_file_is_refused(tiny_model_dir, tmp_path):
 
 
 def test_save_replaces_the_model_and_its_metadata_as_a_pair(tiny_model_dir, tmp_path, monkeypatch):
-    import fewshot.extractor as fx
+    import fewshot.modeldir as md
     from fewshot.config import ExtractorConfig, FeatureConfig
 
     old = load_extractor(tiny_model_dir).save(tmp_path / "m")
@@ -49,7 +49,7 @@ def test_save_replaces_the_model_and_its_metadata_as_a_pair(tiny_model_dir, tmp_
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # killed after the new weights are written, before meta.json is
-    monkeypatch.setattr(fx, "write_meta", killed)
+    monkeypatch.setattr(md, "write_meta", killed)
     with pytest.raises(KeyboardInterrupt):
         new.save(old)
     assert Extractor.load(old).model_id == old_id  # the old pair is intact
@@ -107,3 +107,13 @@ def test_embed_is_one_pass_per_utterance_and_chunks_long_ones(tiny_model_dir, vo
     halves = l2_normalize(np.concatenate([ex.model(S[None, a:b]).numpy(), ex.model(S[None, b:c]).numpy()]))
     np.testing.assert_allclose(ex.embed([long], max_chunk_s=5.0), l2_normalize(halves.mean(0, keepdims=True)),
                                atol=1e-5)
+
+
+def test_runtime_modules_import_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, fewshot.extractor, fewshot.identifier, fewshot.cli, fewshot.live.app; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "[]"), proc.stderr
