@@ -62,12 +62,14 @@ class LiveSession:
             self.log.event("stopped", "", "end of input")
             return 0
         finally:
-            self.ui.say(f"Session log: {self.log.path}")
+            self.ui.say("Session log:")
+            self.ui.say(f"  {self.log.path}")
             self.log.close()
 
     def _run(self) -> int:
         people = self.members()
-        self.ui.say(f"Session log: {self.log.path}")
+        self.ui.say("Session log:")
+        self.ui.say(f"  {self.log.path}")
         if people:
             self.ui.say(f"Enrolled in group {self.group!r}: {', '.join(people)}.")
         else:

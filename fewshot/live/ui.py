@@ -34,13 +34,15 @@ class Terminal:
         self._drawn = 0.0
 
     def say(self, text: str = "") -> None:
-        """Print ``text``; lines wider than the terminal wrap between words, keeping their indent."""
+        """Print ``text``; lines wider than the terminal wrap between words, keeping their indent
+        (a word longer than a line, such as a path, is never cut)."""
         self._clear()
         width = max(40, _columns() - 1)
         lines = []
         for line in text.split("\n"):
             indent = line[: len(line) - len(line.lstrip())]
-            lines.append(textwrap.fill(line, width=width, subsequent_indent=indent) if len(line) > width else line)
+            lines.append(textwrap.fill(line, width=width, subsequent_indent=indent, break_long_words=False,
+                                       break_on_hyphens=False) if len(line) > width else line)
         print("\n".join(lines), file=self.out, flush=True)
 
     def say_wrapped(self, text: str, *, indent: str = "") -> None:

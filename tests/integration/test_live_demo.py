@@ -307,7 +307,7 @@ def test_microphone_enroll_then_identify(mic, voices, model, home, tmp_path):
         child.expect(LABEL, timeout=60)
         child.send("q")
         child.expect("Bye.")
-        child.expect(r"Session log: (\S+\.tsv)")
+        child.expect(r"Session log:\s+(\S+\.tsv)")
         log_path = Path(child.match.group(1).strip())
         child.expect(pexpect.EOF)
     finally:

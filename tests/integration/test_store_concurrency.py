@@ -70,7 +70,7 @@ def test_readers_go_on_and_writers_wait_during_a_long_write(store_path, holder, 
     readers = [fewshot_process("groups", "--store", store_path) for _ in range(3)]
     for proc in readers:
         out, err = proc.communicate(timeout=120)
-        assert (proc.returncode, err) == (0, "") and out == "g: 2 speakers (amy, bert)\n"
+        assert (proc.returncode, err) == (0, "") and out == "g: 2 people (amy, bert)\n"
     assert holder.poll() is None  # every reader finished while the write lock was held
 
     remover = fewshot_process("groups", "remove", "g", "bert", "--store", store_path)

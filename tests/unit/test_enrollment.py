@@ -92,7 +92,7 @@ def test_crash_inside_the_transaction_rolls_back(tmp_path):
 def test_other_extractor_is_refused(tmp_path):
     store = EnrollmentStore(tmp_path / "s.sqlite")
     store.enroll("g", "ann", np.ones((3, 4)), extractor_id="model-a", sources=[])
-    with pytest.raises(IncompatibleModelError, match="Re-enroll"):
+    with pytest.raises(IncompatibleModelError, match="enrolled with extractor model-a, not model-b"):
         store.enroll("g", "bob", np.ones((3, 4)), extractor_id="model-b", sources=[])
     with pytest.raises(IncompatibleModelError, match="model-a"):
         store.embeddings("g", extractor_id="model-b")
