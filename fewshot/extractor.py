@@ -265,15 +265,20 @@ def _keras_backend():
     return keras_backend
 
 
-def default_model_dir() -> Path:
-    """Directory of the default extractor shipped inside the package."""
-    return Path(str(resources.files("fewshot") / "models" / "default"))
+def default_model_dir(name: str = "default") -> Path:
+    """Directory of an extractor shipped inside the package (``default``, ``rooms``)."""
+    return Path(str(resources.files("fewshot") / "models" / name))
 
 
 def load_extractor(path=None, **kwargs) -> Extractor:
-    """Load the default extractor shipped with fewshot, or the model directory ``path``.
+    """Load the default extractor shipped with fewshot, a shipped one by name, or the model directory ``path``.
 
-    Keyword arguments go to :meth:`Extractor.load` (``backend``) and the
-    constructor (``batch_size``).
+    A bare name such as ``"rooms"`` is a model shipped with fewshot unless a
+    folder of that name exists in the working directory. Keyword arguments go
+    to :meth:`Extractor.load` (``backend``) and the constructor (``batch_size``).
     """
-    return Extractor.load(default_model_dir() if path is None else path, **kwargs)
+    if path is None:
+        path = default_model_dir()
+    elif "/" not in str(path) and not Path(path).exists() and default_model_dir(str(path)).is_dir():
+        path = default_model_dir(str(path))
+    return Extractor.load(path, **kwargs)

@@ -93,3 +93,17 @@ def test_cli_answers_one_line(model, tmp_path, voice):
 def test_every_model_error_is_a_fewshot_error():
     assert issubclass(CorruptModelError, FewshotError)
     assert load_extractor().model_id  # the shipped model loads under the derived id
+
+
+def test_shipped_models_load_by_name(tmp_path, monkeypatch):
+    from fewshot.config import ClassifierConfig
+
+    monkeypatch.chdir(tmp_path)  # no folder named "rooms" here
+    rooms, default = load_extractor("rooms"), load_extractor()
+    assert rooms.model_id != default.model_id
+    for ex in (rooms, default):
+        cc = ClassifierConfig.of_model(ex)
+        assert 0 < cc.unknown_threshold < 1 and "EER" in cc.threshold_from
+    (tmp_path / "rooms").mkdir()  # a local folder of that name wins, and is not a model
+    with pytest.raises(FewshotError):
+        load_extractor("rooms")
