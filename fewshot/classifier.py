@@ -1,5 +1,9 @@
 """Where the SVMs live: one RBF SVM per group, on L2-normalised embeddings.
 
+:class:`GroupSVC` fits with scikit-learn; its predictions come from the
+:class:`~fewshot.svm.FittedGroup` it learned (NumPy alone), the same code that
+answers ``fewshot identify`` without importing scikit-learn.
+
 Measured on real embeddings (see README): L2 normalisation followed by an RBF
 SVC with ``gamma=1`` and ``C=10`` and balanced class weights. A per-group
 ``StandardScaler`` fitted on a dozen segments is *not* used: it inflates noise
@@ -19,8 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .config import ClassifierConfig
 from .features import l2_normalize
-
-UNKNOWN = "unknown"
+from .svm import UNKNOWN, FittedGroup
 
 
 def _l2(X):
@@ -51,6 +54,8 @@ class GroupSVC(ClassifierMixin, BaseEstimator):
     svc_ : sklearn.svm.SVC or None
         The fitted SVM; ``None`` for a group of one speaker, which is then a
         verifier: cosine to the centroid, against ``unknown_threshold``.
+    fitted_ : FittedGroup
+        What was learned, as arrays; it makes every prediction.
     n_features_in_ : int
 
     Examples
@@ -98,18 +103,14 @@ class GroupSVC(ClassifierMixin, BaseEstimator):
         else:
             self.svc_ = SVC(kernel="rbf", C=self.C, gamma=self.gamma, class_weight="balanced",
                             decision_function_shape="ovr").fit(Xn, y_idx)
+        self.fitted_ = FittedGroup.from_svc(self.svc_, classes=self.classes_, centroids=self.centroids_,
+                                            unknown_threshold=self.unknown_threshold, unknown_label=self.unknown_label)
         return self
 
     def cosine_scores(self, X):
-        """Cosine similarity of each sample to each speaker's centroid.
-
-        Returns
-        -------
-        S : np.ndarray [shape=(n_samples, n_classes)]
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
-        return _l2(X) @ self.centroids_.T
+        """Cosine similarity of each sample to each speaker's centroid, shape ``(n_samples, n_classes)``."""
+        X = self._checked(X)
+        return self.fitted_.cosine_scores(X)
 
     def decision_function(self, X):
         """SVM margins (one-vs-rest shape), or the cosine score for one speaker.
@@ -119,39 +120,22 @@ class GroupSVC(ClassifierMixin, BaseEstimator):
         scores : np.ndarray [shape=(n_samples,) for 1-2 classes, else (n_samples, n_classes)]
             For two classes, positive favours ``classes_[1]`` (scikit-learn's convention).
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
-        if self.svc_ is None:
-            return (_l2(X) @ self.centroids_.T)[:, 0]
-        return self.svc_.decision_function(_l2(X))
+        X = self._checked(X)
+        return self.fitted_.decision_function(X)
 
     def predict(self, X):
         """The enrolled speaker of each sample (never unknown; see :meth:`predict_open`)."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
-        if self.svc_ is None:
-            return np.repeat(self.classes_, len(X))
-        return self.classes_[self.svc_.predict(_l2(X))]
+        X = self._checked(X)
+        return self.fitted_.predict(X)
 
     def predict_open(self, X, *, return_nearest: bool = False):
-        """Speaker or ``unknown_label`` for each sample, with its cosine score.
+        """Speaker or ``unknown_label`` for each sample, with its cosine score (:meth:`FittedGroup.predict_open`)."""
+        X = self._checked(X)
+        return self.fitted_.predict_open(X, return_nearest=return_nearest)
 
-        Returns
-        -------
-        labels : np.ndarray of object [shape=(n_samples,)]
-        scores : np.ndarray [shape=(n_samples,)]
-            Cosine similarity to the predicted speaker's centroid.
-        nearest : np.ndarray [shape=(n_samples,)]
-            Only with ``return_nearest``: the SVM's speaker, before the threshold.
-        """
-        nearest = self.predict(X)
-        cos = self.cosine_scores(X)
-        idx = np.searchsorted(self.classes_, nearest)
-        scores = cos[np.arange(len(nearest)), idx]
-        labels = nearest.astype(object)
-        if self.unknown_threshold is not None:
-            labels[scores < self.unknown_threshold] = self.unknown_label
-        return (labels, scores, nearest) if return_nearest else (labels, scores)
+    def _checked(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

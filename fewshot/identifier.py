@@ -1,8 +1,9 @@
 """The public workflow: enroll people into a group, then identify who speaks.
 
 :class:`SpeakerIdentifier` joins the frozen extractor, the enrollment store and
-one :class:`~fewshot.classifier.GroupSVC` per group (refitted whenever the
-group's members change).
+one RBF SVM per group (:class:`~fewshot.classifier.GroupSVC`, fitted whenever
+the group's members change; answered from its cached
+:class:`~fewshot.svm.FittedGroup`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .audio import load, load_speech
-from .classifier import UNKNOWN, GroupSVC
 from .config import ClassifierConfig
-from .degrade import enrollment_copies
 from .enrollment import EnrollmentStore, Source
 from . import upgrade
 from .errors import AudioError, IncompatibleModelError, InvalidNameError
 from .names import normalize_name
 from .persistence import sha256_of
+from .svm import UNKNOWN, FittedGroup, cached_fit
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class SpeakerIdentifier:
         self.store = store if isinstance(store, EnrollmentStore) else EnrollmentStore(store)
         self.classifier_config = classifier_config or ClassifierConfig.of_model(extractor)
         self.max_enroll_s = max_enroll_s
-        self._classifiers: dict[str, tuple[tuple, GroupSVC]] = {}
+        self._classifiers: dict[str, tuple[tuple, FittedGroup]] = {}
 
     def enroll(self, group: str, speaker: str, sources, *, keep_audio: bool = False, replace: bool = False,
                force: bool = False, sr_in: int | None = None) -> EnrollResult:
@@ -146,9 +146,12 @@ class SpeakerIdentifier:
         E = self.extractor.embed([y_all], return_segments=True)[0]
         copies = None
         if self.classifier_config.multi_condition:
+            from .degrade import enrollment_copies
+
             copies = np.concatenate(self.extractor.embed(enrollment_copies(y_all, sr=cfg.sr), return_segments=True))
         added, total = self.store.enroll(group, speaker, E, extractor_id=self.extractor.model_id, sources=kept,
                                          replace=replace, copies=copies)
+        self.classifier(group)  # fitted now, so that identify answers from the cache
         if total < MIN_RECOMMENDED_ENROLL_S:
             warnings.append(f"only {total:.1f} s of speech for {speaker!r}; 15-35 s gives reliable results")
         return EnrollResult(speaker, len(y_all) / cfg.sr, available, len(E), warnings, added, total)
@@ -172,8 +175,8 @@ class SpeakerIdentifier:
         return speech, (f"{name}: {clipped:.1%} of the samples are clipped (at full scale); the voiceprint may not "
                         "match this person's clean speech, record at a lower level")
 
-    def classifier(self, group: str) -> GroupSVC:
-        """The group's fitted SVM, refitted when the group's revision changed."""
+    def classifier(self, group: str) -> FittedGroup:
+        """The group's fitted SVM (from the cache of :func:`fewshot.svm.cached_fit`), refitted when its members changed."""
         group = normalize_name(group, kind="group")
         key = self.store.group_revision(group)
         if key[0] != self.extractor.model_id:
@@ -187,7 +190,7 @@ class SpeakerIdentifier:
             cc = self.classifier_config
             if not cc.multi_condition:
                 X, y, is_copy = X[~is_copy], y[~is_copy], is_copy[~is_copy]
-            clf = GroupSVC(**cc.svc_params()).fit(X, y, centroid_mask=~is_copy)
+            clf = cached_fit(X, y, centroid_mask=~is_copy, params=cc.svc_params())
             self._classifiers[group] = (key, clf)
         return self._classifiers[group][1]
 
@@ -242,10 +245,10 @@ class SpeakerIdentifier:
                                              segments=segments))
         return [y if isinstance(y, AudioError) else next(predictions) for y in loaded]
 
-    def _predict(self, clf: GroupSVC, y: np.ndarray, *, segments: bool) -> Prediction:
+    def _predict(self, clf: FittedGroup, y: np.ndarray, *, segments: bool) -> Prediction:
         return self._predictions(clf, [y], segments=segments)[0]
 
-    def _predictions(self, clf: GroupSVC, speech: list, *, segments: bool) -> list[Prediction]:
+    def _predictions(self, clf: FittedGroup, speech: list, *, segments: bool) -> list[Prediction]:
         """Predictions for utterances embedded in one pass (their 3 s pieces in a second one, with ``segments``)."""
         if not speech:
             return []

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .degrade import enrollment_copies
 from .errors import IncompatibleModelError
 
 
@@ -52,6 +51,8 @@ def upgrade_group(sid, group: str, *, progress=None) -> dict:
         E = ex.embed([y], return_segments=True)[0]
         C = None
         if sid.classifier_config.multi_condition:
+            from .degrade import enrollment_copies
+
             C = np.concatenate(ex.embed(enrollment_copies(y, sr=ex.feature_config.sr), return_segments=True))
         embeddings[m.name] = (E, C)
         seconds += len(y) / ex.feature_config.sr

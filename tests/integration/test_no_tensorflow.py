@@ -3,7 +3,9 @@
 Each command runs in a new Python process in which ``tensorflow`` and
 ``keras`` cannot be imported (a meta-path finder refuses them and remembers
 who asked); the process exits with status 3 if anything asked. Its answers
-are compared with the Keras backend's on the same store.
+are compared with the Keras backend's on the same store. ``identify`` and
+``groups`` run without scikit-learn as well: a group's SVM was fitted and
+cached when its members were enrolled.
 """
 
 import json
@@ -17,29 +19,33 @@ from synth import ESPEAK_VOICES, TEXTS, espeak
 from fewshot.extractor import default_model_dir
 from fewshot.modeldir import litert_entry
 
-REFUSE_TENSORFLOW = """
+REFUSE = """
 import sys
 
 
-class RefuseTensorFlow:
+class Refuse:
     asked = []
 
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+        if name.split(".")[0] in REFUSED:
             self.asked.append(name)
             raise ImportError(f"No module named {name!r} (refused by the test)")
         return None
 
 
-finder = RefuseTensorFlow()
+finder = Refuse()
 sys.meta_path.insert(0, finder)
 """
+REFUSE_TENSORFLOW = 'REFUSED = ("tensorflow", "keras", "tf_keras")' + REFUSE
+REFUSE_TENSORFLOW_AND_SKLEARN = 'REFUSED = ("tensorflow", "keras", "tf_keras", "sklearn")' + REFUSE
 CHECK_ASKED = """
 if finder.asked:
     print("imported:", ", ".join(finder.asked), file=sys.stderr)
     sys.exit(3)
 """
-CLI = REFUSE_TENSORFLOW + "from fewshot.cli import main\nrc = main(sys.argv[1:])\n" + CHECK_ASKED + "sys.exit(rc)\n"
+CLI_CODE = "from fewshot.cli import main\nrc = main(sys.argv[1:])\n" + CHECK_ASKED + "sys.exit(rc)\n"
+CLI = REFUSE_TENSORFLOW + CLI_CODE
+LEAN_CLI = REFUSE_TENSORFLOW_AND_SKLEARN + CLI_CODE
 README_EXAMPLE = REFUSE_TENSORFLOW + """
 import numpy as np
 import fewshot
@@ -85,14 +91,14 @@ def test_enroll_identify_and_groups_without_tensorflow_agree_with_keras(voices, 
                backend="keras")
     assert proc.returncode == 0, proc.stderr
     tests = [voices[n][1] for n in names]
-    lite = run(CLI, "identify", "--group", "g", "--json", *tests, home=tmp_path)
+    lite = run(LEAN_CLI, "identify", "--group", "g", "--json", *tests, home=tmp_path)
     assert lite.returncode == 0 and lite.stderr == "", lite.stderr
     keras = run(None, "identify", "--group", "g", "--json", *tests, home=tmp_path, backend="keras")
     assert keras.returncode == 0, keras.stderr
     lite_out, keras_out = ([json.loads(line) for line in p.stdout.splitlines()] for p in (lite, keras))
     assert [o["speaker"] for o in lite_out] == [o["speaker"] for o in keras_out] == names
     assert [o["score"] for o in lite_out] == pytest.approx([o["score"] for o in keras_out], abs=2e-3)
-    groups = run(CLI, "groups", home=tmp_path)
+    groups = run(LEAN_CLI, "groups", home=tmp_path)
     assert groups.returncode == 0 and groups.stdout.startswith("g: 3 "), groups.stdout + groups.stderr
 
 

@@ -1,0 +1,247 @@
+"""A group's fitted SVM as plain arrays: its predictions, in NumPy alone.
+
+:class:`~fewshot.classifier.GroupSVC` fits a group's RBF SVM with
+scikit-learn; what it learned (support vectors, dual coefficients, intercepts,
+the speakers' centroids) becomes a :class:`FittedGroup`, which makes every
+prediction. ``fewshot identify`` loads a group's :class:`FittedGroup` from a
+content-addressed cache file (:func:`cached_fit`), so answering needs neither
+scikit-learn nor a refit: importing scikit-learn alone takes longer than the
+rest of a cold start.
+
+Predictions equal scikit-learn's ``SVC`` (libsvm's one-vs-one votes, ties to
+the first class; the one-vs-rest ``decision_function`` of
+``decision_function_shape="ovr"``), checked in ``tests/unit/test_classifier.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .features import l2_normalize
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN = "unknown"
+
+#: Bumped when the arrays' meaning changes, so older cache files are not read.
+CACHE_FORMAT = 1
+
+
+def _l2(X) -> np.ndarray:
+    return l2_normalize(np.asarray(X, dtype=np.float64))
+
+
+@dataclass(frozen=True, eq=False)
+class FittedGroup:
+    """What a group's SVM learned, and its open-set answer.
+
+    Parameters
+    ----------
+    classes_ : np.ndarray of str [shape=(n_classes,)]
+        Enrolled speakers, sorted.
+    centroids_ : np.ndarray [shape=(n_classes, dim)]
+        Unit-length mean embedding of each speaker.
+    support_vectors : np.ndarray [shape=(n_sv, dim)]
+        Grouped by class, ``n_support[k]`` rows for class ``k`` (empty for one speaker).
+    dual_coef : np.ndarray [shape=(n_classes - 1, n_sv)]
+        libsvm's one-vs-one coefficients (scikit-learn's ``_dual_coef_``).
+    intercept : np.ndarray [shape=(n_classes * (n_classes - 1) / 2,)]
+        libsvm's intercepts (scikit-learn's ``_intercept_``), pairs in ``(0, 1), (0, 2), ..., (1, 2), ...`` order.
+    n_support : np.ndarray of int [shape=(n_classes,)]
+    gamma : float
+        RBF width.
+    unknown_threshold : float or None
+        Cosine to the predicted speaker's centroid below which the answer is ``unknown_label``.
+    unknown_label : str
+    """
+
+    classes_: np.ndarray
+    centroids_: np.ndarray
+    support_vectors: np.ndarray
+    dual_coef: np.ndarray
+    intercept: np.ndarray
+    n_support: np.ndarray
+    gamma: float
+    unknown_threshold: float | None = None
+    unknown_label: str = UNKNOWN
+
+    @classmethod
+    def from_svc(cls, svc, *, classes, centroids, unknown_threshold=None, unknown_label=UNKNOWN) -> "FittedGroup":
+        """The arrays of a fitted ``sklearn.svm.SVC`` (or ``None`` for a group of one speaker)."""
+        dim = np.asarray(centroids).shape[1]
+        if svc is None:
+            sv, dual, icpt, n_sup, gamma = np.zeros((0, dim)), np.zeros((0, 0)), np.zeros(0), np.zeros(1, int), 1.0
+        else:
+            sv, dual, icpt = svc.support_vectors_, svc._dual_coef_, svc._intercept_
+            n_sup, gamma = svc.n_support_, float(svc._gamma)
+        return cls(np.asarray(classes), np.asarray(centroids, np.float64), np.asarray(sv, np.float64),
+                   np.asarray(dual, np.float64), np.asarray(icpt, np.float64), np.asarray(n_sup, np.int64), gamma,
+                   None if unknown_threshold is None else float(unknown_threshold), unknown_label)
+
+    @property
+    def n_features_in_(self) -> int:
+        return int(self.centroids_.shape[1])
+
+    def _check(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has shape {X.shape}; this group's SVM expects (n_samples, {self.n_features_in_})")
+        if not np.all(np.isfinite(X)):
+            raise ValueError("X holds NaN or infinite values")
+        return _l2(X)
+
+    def cosine_scores(self, X) -> np.ndarray:
+        """Cosine similarity of each sample to each speaker's centroid, shape ``(n_samples, n_classes)``."""
+        return self._check(X) @ self.centroids_.T
+
+    def _pairwise(self, Xn: np.ndarray) -> np.ndarray:
+        """libsvm's one-vs-one decision values, shape ``(n_samples, n_pairs)``; positive favours the first class."""
+        sq = np.sum(Xn ** 2, axis=1)[:, None] + np.sum(self.support_vectors ** 2, axis=1)[None, :]
+        K = np.exp(-self.gamma * np.maximum(sq - 2 * Xn @ self.support_vectors.T, 0.0))
+        start = np.concatenate([[0], np.cumsum(self.n_support)])
+        n, out = len(self.classes_), []
+        for i in range(n):
+            for j in range(i + 1, n):
+                si, sj = slice(start[i], start[i + 1]), slice(start[j], start[j + 1])
+                out.append(K[:, si] @ self.dual_coef[j - 1, si] + K[:, sj] @ self.dual_coef[i, sj])
+        return np.stack(out, axis=1) + self.intercept
+
+    def _votes(self, dec: np.ndarray) -> np.ndarray:
+        n = len(self.classes_)
+        votes = np.zeros((len(dec), n))
+        for p, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n)):
+            votes[:, i] += dec[:, p] > 0
+            votes[:, j] += dec[:, p] <= 0
+        return votes
+
+    def decision_function(self, X) -> np.ndarray:
+        """SVM margins as scikit-learn gives them (one-vs-rest shape), or the cosine score for one speaker.
+
+        Returns
+        -------
+        scores : np.ndarray [shape=(n_samples,) for 1-2 classes, else (n_samples, n_classes)]
+            For two classes, positive favours ``classes_[1]``.
+        """
+        Xn = self._check(X)
+        n = len(self.classes_)
+        if n == 1:
+            return (Xn @ self.centroids_.T)[:, 0]
+        dec = self._pairwise(Xn)
+        if n == 2:
+            return -dec[:, 0]
+        # sklearn.utils.multiclass._ovr_decision_function, on libsvm's signs
+        votes, confidences = self._votes(dec), np.zeros((len(dec), n))
+        for p, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n)):
+            confidences[:, i] += dec[:, p]
+            confidences[:, j] -= dec[:, p]
+        return votes + confidences / (3 * (np.abs(confidences) + 1))
+
+    def predict(self, X) -> np.ndarray:
+        """The enrolled speaker of each sample (never unknown; see :meth:`predict_open`)."""
+        Xn = self._check(X)
+        if len(self.classes_) == 1:
+            return np.repeat(self.classes_, len(Xn))
+        return self.classes_[np.argmax(self._votes(self._pairwise(Xn)), axis=1)]
+
+    def predict_open(self, X, *, return_nearest: bool = False):
+        """Speaker or ``unknown_label`` for each sample, with its cosine score.
+
+        Returns
+        -------
+        labels : np.ndarray of object [shape=(n_samples,)]
+        scores : np.ndarray [shape=(n_samples,)]
+            Cosine similarity to the predicted speaker's centroid.
+        nearest : np.ndarray [shape=(n_samples,)]
+            Only with ``return_nearest``: the SVM's speaker, before the threshold.
+        """
+        nearest = self.predict(X)
+        cos = self.cosine_scores(X)
+        scores = cos[np.arange(len(nearest)), np.searchsorted(self.classes_, nearest)]
+        labels = nearest.astype(object)
+        if self.unknown_threshold is not None:
+            labels[scores < self.unknown_threshold] = self.unknown_label
+        return (labels, scores, nearest) if return_nearest else (labels, scores)
+
+    def to_bytes(self) -> bytes:
+        """The arrays as an ``.npz`` (no pickles)."""
+        buf = io.BytesIO()
+        np.savez(buf, format=np.int64(CACHE_FORMAT), classes=self.classes_.astype(str), centroids=self.centroids_,
+                 support_vectors=self.support_vectors, dual_coef=self.dual_coef, intercept=self.intercept,
+                 n_support=self.n_support, gamma=np.float64(self.gamma),
+                 unknown_threshold=np.float64(np.nan if self.unknown_threshold is None else self.unknown_threshold),
+                 unknown_label=np.str_(self.unknown_label))
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "FittedGroup":
+        """Inverse of :meth:`to_bytes`; ``ValueError`` for anything else."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                if int(z["format"]) != CACHE_FORMAT:
+                    raise ValueError("another cache format")
+                threshold = float(z["unknown_threshold"])
+                fitted = cls(z["classes"], z["centroids"], z["support_vectors"], z["dual_coef"], z["intercept"],
+                             z["n_support"].astype(np.int64), float(z["gamma"]),
+                             None if np.isnan(threshold) else threshold, str(z["unknown_label"]))
+        except (OSError, KeyError, EOFError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"not a fitted group: {exc}") from None
+        n, dim = fitted.centroids_.shape
+        n_sv = int(fitted.n_support.sum())
+        if (len(fitted.classes_) != n or fitted.n_support.shape != (n,) or fitted.support_vectors.shape != (n_sv, dim)
+                or (n > 1 and fitted.dual_coef.shape != (n - 1, n_sv)) or fitted.intercept.shape != (n * (n - 1) // 2,)):
+            raise ValueError("not a fitted group: inconsistent array shapes")
+        return fitted
+
+
+def cache_dir() -> Path:
+    """``$FEWSHOT_HOME/cache/svm``, or the user's cache directory."""
+    home = os.environ.get("FEWSHOT_HOME")
+    if home:
+        return Path(home) / "cache" / "svm"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("fewshot")) / "svm"
+
+
+def cache_key(X: np.ndarray, y: np.ndarray, centroid_mask: np.ndarray, params: dict) -> str:
+    """A digest of everything a group's fit depends on: embeddings, names, centroid rows and settings."""
+    h = hashlib.sha256(f"format {CACHE_FORMAT}; {sorted(params.items())!r}".encode())
+    for part in (np.ascontiguousarray(X, np.float32), np.asarray(centroid_mask, bool)):
+        h.update(repr(part.shape).encode())
+        h.update(part.tobytes())
+    h.update("\0".join(map(str, y)).encode())
+    return h.hexdigest()[:32]
+
+
+def cached_fit(X, y, *, centroid_mask, params: dict, directory: Path | None = None) -> FittedGroup:
+    """A group's :class:`FittedGroup`: read from the cache, or fitted (with scikit-learn) and cached.
+
+    The cache file is named by :func:`cache_key`, so it can never be stale; a
+    missing, unreadable or damaged one is refitted, and a cache that cannot be
+    written only costs the next call a refit.
+    """
+    directory = cache_dir() if directory is None else Path(directory)
+    path = directory / f"{cache_key(X, y, centroid_mask, params)}.npz"
+    try:
+        return FittedGroup.from_bytes(path.read_bytes())
+    except (OSError, ValueError):
+        pass
+    from .classifier import GroupSVC
+
+    fitted = GroupSVC(**params).fit(X, y, centroid_mask=centroid_mask).fitted_
+    try:
+        from .persistence import atomic_write_bytes
+
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, fitted.to_bytes())
+    except OSError as exc:
+        logger.debug("could not cache the group's SVM in %s: %s", directory, exc)
+    return fitted
