@@ -16,6 +16,8 @@ def _add_common(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .openset import add_false_accept_arguments
+
     parser = argparse.ArgumentParser(prog="fewshot", description="Tell who is speaking after hearing "
                                      "each person for 15 to 35 seconds.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="one JSON object per file on standard output (with the pieces' labels under --segments)")
     p.add_argument("--segments", action="store_true", help="also label each 3 s piece of speech")
+    add_false_accept_arguments(p)
 
     p = sub.add_parser("groups", help="list groups; show, delete a group or remove a person")
     _add_common(p)
@@ -79,8 +82,10 @@ def _identifier(args):
     from .extractor import load_extractor
     from .identifier import SpeakerIdentifier
 
+    from .openset import chosen_false_accept_rate
+
     store = _store(args)  # a bad --store fails before the extractor loads
-    return SpeakerIdentifier(load_extractor(args.model), store=store)
+    return SpeakerIdentifier(load_extractor(args.model), store=store, false_accept_rate=chosen_false_accept_rate(args))
 
 
 def _store(args):
@@ -157,7 +162,7 @@ def cmd_groups(args) -> int:
         raise ValueError(f"'fewshot groups {args.action}' needs a group name")
     if args.action == "show":
         print(f"group {args.group!r}: extractor {store.group_revision(args.group)[0]}")
-        for s in store.speakers(args.group):
+        for s in members:
             print(f"  {s.name}: {s.seconds:.1f} s, {s.n_segments} segments, from {', '.join(s.sources)}"
                   f"{' (audio kept)' if s.audio_kept else ''}")
     elif args.action == "delete":

@@ -138,6 +138,10 @@ class ClassifierConfig:
     multi_condition : bool
         Multi-condition enrollment: the SVM also learns from degraded copies of
         each person's enrollment speech (:func:`fewshot.degrade.enrollment_copies`).
+    false_accept_rate : float or None
+        For a model calibrated for open-set use (:mod:`fewshot.openset`): the
+        fraction of outsiders' speech accepted as a member, at every group
+        size; it replaces ``unknown_threshold``. ``None``: the cosine threshold.
     """
 
     C: float = 10.0
@@ -145,6 +149,7 @@ class ClassifierConfig:
     unknown_threshold: float = 0.5
     threshold_from: str = ""
     multi_condition: bool = False
+    false_accept_rate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -165,6 +170,9 @@ class ClassifierConfig:
                 raise ValueError(f"{name} must be a number, given {getattr(self, name)!r}")
         if not (self.C > 0 and self.gamma > 0 and -1.0 <= self.unknown_threshold <= 1.0):
             raise ValueError(f"need C > 0, gamma > 0 and -1 <= unknown_threshold <= 1, given {self}")
+        rate = self.false_accept_rate
+        if rate is not None and not (isinstance(rate, (int, float)) and 0 < rate < 1):
+            raise ValueError(f"false_accept_rate must be a fraction between 0 and 1, given {rate!r}")
         return self
 
     def svc_params(self) -> dict[str, float]:

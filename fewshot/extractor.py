@@ -59,6 +59,8 @@ class Extractor:
         self.extractor_config = extractor_config
         self.meta = dict(meta or {})
         self.batch_size = batch_size
+        #: The model directory it was loaded from (``None`` for a model in memory).
+        self.path = None
 
     @property
     def model(self):
@@ -196,6 +198,7 @@ class Extractor:
         if "classifier" in self.meta:
             meta["classifier"] = self.meta["classifier"]
         self.meta = write_model_meta(path, meta)
+        self.path = path
         return path
 
     @classmethod
@@ -223,7 +226,9 @@ class Extractor:
         if runner.n_mels != feature_config.n_mels:
             raise IncompatibleModelError(f"{path}: the {runner.name} model reads {runner.n_mels} mel bands but its "
                                          f"feature config says n_mels={feature_config.n_mels}")
-        return cls(runner, feature_config=feature_config, extractor_config=extractor_config, meta=meta, **kwargs)
+        extractor = cls(runner, feature_config=feature_config, extractor_config=extractor_config, meta=meta, **kwargs)
+        extractor.path = path
+        return extractor
 
 
 def _backend_choice(meta: dict, requested: str | None) -> str:

@@ -8,6 +8,7 @@ the group's members change; answered from its cached
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .enrollment import EnrollmentStore, Source
 from . import upgrade
 from .errors import AudioError, IncompatibleModelError, InvalidNameError
 from .names import normalize_name
+from .openset import load_calibration
 from .persistence import sha256_of
 from .svm import UNKNOWN, FittedGroup, cached_fit
 
@@ -81,7 +83,11 @@ class SpeakerIdentifier:
     store : EnrollmentStore or path, optional
         Default: ``$FEWSHOT_HOME/enrollments.sqlite``.
     classifier_config : ClassifierConfig, optional
-        Default: the SVM settings and unknown threshold saved with the extractor.
+        Default: the SVM settings and unknown decision saved with the extractor.
+    false_accept_rate : float, optional
+        The fraction of outsiders' speech that may be named as a member, at
+        every group size (:mod:`fewshot.openset`; the model must be calibrated
+        for it). Default: the model's (``classifier_config``'s).
 
     Examples
     --------
@@ -92,7 +98,7 @@ class SpeakerIdentifier:
     """
 
     def __init__(self, extractor=None, store=None, classifier_config: ClassifierConfig | None = None,
-                 max_enroll_s: float = 60.0):
+                 max_enroll_s: float = 60.0, *, false_accept_rate: float | None = None):
         if extractor is None:
             from .extractor import load_extractor
 
@@ -100,6 +106,15 @@ class SpeakerIdentifier:
         self.extractor = extractor
         self.store = store if isinstance(store, EnrollmentStore) else EnrollmentStore(store)
         self.classifier_config = classifier_config or ClassifierConfig.of_model(extractor)
+        if false_accept_rate is not None:
+            self.classifier_config = dataclasses.replace(self.classifier_config,
+                                                         false_accept_rate=false_accept_rate).validate()
+        self.calibration = load_calibration(extractor)
+        if self.classifier_config.false_accept_rate is not None:
+            if self.calibration is None:
+                raise IncompatibleModelError(f"extractor {extractor.model_id} has no open-set calibration, so no "
+                                             "false-accept rate can be chosen; its unknown threshold is a cosine")
+            self.calibration.threshold(1, self.classifier_config.false_accept_rate)  # in the calibrated range
         self.max_enroll_s = max_enroll_s
         self._classifiers: dict[str, tuple[tuple, FittedGroup]] = {}
 
@@ -189,6 +204,7 @@ class SpeakerIdentifier:
             X, y, is_copy = self.store.embeddings(group, extractor_id=self.extractor.model_id, copies=True)
             cc = self.classifier_config
             if not cc.multi_condition:
+            clf = clf.with_open_set(self.calibration, cc.false_accept_rate)
                 X, y, is_copy = X[~is_copy], y[~is_copy], is_copy[~is_copy]
             clf = cached_fit(X, y, centroid_mask=~is_copy, params=cc.svc_params())
             self._classifiers[group] = (key, clf)

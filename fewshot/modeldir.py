@@ -109,13 +109,15 @@ def litert_name(sha256: str, precision: str) -> str:
 def write_model_meta(path: Path, meta: dict) -> dict:
     """Replace ``meta.json`` of the directory with ``meta`` (library versions renewed), atomically.
 
-    Model files the new metadata no longer names are removed afterwards.
+    Model files (and cohort files, :mod:`fewshot.openset`) the new metadata no longer names are removed afterwards.
     """
     payload = {k: v for k, v in meta.items() if k not in _ENVELOPE}
     written = write_meta(path / META_FILE, kind="extractor", payload=payload)
     named = {str(written.get("model_file", MODEL_FILE))}
     named |= {str(e["file"]) for p in LITERT_PRECISIONS if (e := litert_entry(written, p))}
-    for pattern in ("extractor*.keras", "extractor*.tflite"):
+    if isinstance(written.get("open_set"), dict):
+        named.add(str(written["open_set"].get("cohort_file")))
+    for pattern in ("extractor*.keras", "extractor*.tflite", "cohort*.npy"):
         for old in path.glob(pattern):
             if old.name not in named:
                 old.unlink(missing_ok=True)

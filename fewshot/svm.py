@@ -15,6 +15,7 @@ the first class; the one-vs-rest ``decision_function`` of
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import logging
@@ -61,6 +62,12 @@ class FittedGroup:
     unknown_threshold : float or None
         Cosine to the predicted speaker's centroid below which the answer is ``unknown_label``.
     unknown_label : str
+    calibration : fewshot.openset.Calibration, optional
+        The model's cohort and threshold table (not part of the cached arrays).
+    false_accept_rate : float, optional
+        With ``calibration``: the unknown decision is the normalised score
+        against the table's threshold for this group's size at this rate,
+        instead of the cosine against ``unknown_threshold``.
     """
 
     classes_: np.ndarray
@@ -72,6 +79,8 @@ class FittedGroup:
     gamma: float
     unknown_threshold: float | None = None
     unknown_label: str = UNKNOWN
+    calibration: object = None
+    false_accept_rate: float | None = None
 
     @classmethod
     def from_svc(cls, svc, *, classes, centroids, unknown_threshold=None, unknown_label=UNKNOWN) -> "FittedGroup":
@@ -151,6 +160,39 @@ class FittedGroup:
             return np.repeat(self.classes_, len(Xn))
         return self.classes_[np.argmax(self._votes(self._pairwise(Xn)), axis=1)]
 
+    def with_open_set(self, calibration, false_accept_rate: float | None) -> "FittedGroup":
+        """This group deciding unknown by ``calibration`` at ``false_accept_rate`` (``None``: by cosine)."""
+        return dataclasses.replace(self, calibration=calibration if false_accept_rate is not None else None,
+                                   false_accept_rate=false_accept_rate if calibration is not None else None)
+
+    @property
+    def decision_threshold(self) -> float | None:
+        """What :meth:`open_scores`' decision scores are compared with (``None``: never unknown)."""
+        if self.calibration is not None:
+            return self.calibration.threshold(len(self.classes_), self.false_accept_rate)
+        return self.unknown_threshold
+
+    def open_scores(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The SVM's speaker of each sample, its cosine to that speaker's centroid, and the score unknown is decided on.
+
+        Returns
+        -------
+        nearest : np.ndarray [shape=(n_samples,)]
+        cosine : np.ndarray [shape=(n_samples,)]
+        decision : np.ndarray [shape=(n_samples,)]
+            The AS-normalised cosine with a calibration, else the cosine.
+        """
+        Xn = self._check(X)
+        nearest = self.predict(Xn)
+        idx = np.searchsorted(self.classes_, nearest)
+        cosine = np.sum(Xn * self.centroids_[idx], axis=1)
+        if self.calibration is None:
+            return nearest, cosine, cosine
+        stats = self.calibration.cohort_stats(self.centroids_)
+        decision = self.calibration.normalize(cosine, Xn, self.centroids_[idx],
+                                              centroid_stats=(stats[0][idx], stats[1][idx]))
+        return nearest, cosine, decision
+
     def predict_open(self, X, *, return_nearest: bool = False):
         """Speaker or ``unknown_label`` for each sample, with its cosine score.
 
@@ -162,12 +204,11 @@ class FittedGroup:
         nearest : np.ndarray [shape=(n_samples,)]
             Only with ``return_nearest``: the SVM's speaker, before the threshold.
         """
-        nearest = self.predict(X)
-        cos = self.cosine_scores(X)
-        scores = cos[np.arange(len(nearest)), np.searchsorted(self.classes_, nearest)]
+        nearest, scores, decision = self.open_scores(X)
         labels = nearest.astype(object)
-        if self.unknown_threshold is not None:
-            labels[scores < self.unknown_threshold] = self.unknown_label
+        threshold = self.decision_threshold
+        if threshold is not None:
+            labels[decision < threshold] = self.unknown_label
         return (labels, scores, nearest) if return_nearest else (labels, scores)
 
     def to_bytes(self) -> bytes:

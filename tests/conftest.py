@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 
 import numpy as np
 import pytest
 
 from synth import VOICES, synth_voice
+
+
+# fewshot's files (store, caches) go to a folder of this run, never the user's, unless a test says otherwise
+os.environ.setdefault("FEWSHOT_HOME", tempfile.mkdtemp(prefix="fewshot-tests-"))
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from .protocol import (EmbeddedSpeakers, ProtocolSpeaker, compact, compute_eer, 
                        group_draws, verification_scores)
 
 SAME_GENDER_K = 5
+#: Group sizes of the open-set table and its DET curves.
+OPEN_SET_SIZES = (1, 3, 5, 10)
 
 
 def merge_embedded(parts: list[EmbeddedSpeakers]) -> EmbeddedSpeakers:
@@ -60,15 +62,26 @@ def draw_groups(n_speakers: int, specs: dict, *, draws: int, seed: int) -> dict[
             for key, (K, g) in specs.items()}
 
 
-def open_rates(results: list[dict], threshold: float) -> dict:
-    """Members rejected, members right and accepted, impostors accepted, at ``threshold``."""
-    member = np.concatenate([r["member_score"] for r in results])
+def open_rates(results: list[dict], threshold: float | None = None) -> dict:
+    """Members rejected, members right and accepted, impostors accepted.
+
+    With ``threshold=None``, at the decision ``fewshot identify`` makes (each
+    episode's ``decision_threshold`` on its decision scores); otherwise at a
+    cosine ``threshold``.
+    """
+    shipped = threshold is None
+    member = np.concatenate([r["member_score" if shipped else "member_cosine"] for r in results])
+    imp = np.concatenate([r["impostor_score" if shipped else "impostor_cosine"] for r in results])
+    thr_m = np.concatenate([np.full(len(r["member_score"]), r["decision_threshold"] if shipped else threshold)
+                            for r in results])
+    thr_i = np.concatenate([np.full(len(r["impostor_score"]), r["decision_threshold"] if shipped else threshold)
+                            for r in results])
     correct = np.concatenate([r["y_true"] == r["y_pred"] for r in results])
-    imp = np.concatenate([r["impostor_score"] for r in results])
-    return {"threshold": float(threshold),
-            "false_reject_rate": float(np.mean(member < threshold)),
-            "open_accuracy": float(np.mean(correct & (member >= threshold))),
-            "false_accept_rate": float(np.mean(imp >= threshold)) if len(imp) else None,
+    thresholds = sorted({float(r["decision_threshold"]) for r in results}) if shipped else [float(threshold)]
+    return {"threshold": thresholds[0] if len(thresholds) == 1 else thresholds,
+            "false_reject_rate": float(np.mean(member < thr_m)),
+            "open_accuracy": float(np.mean(correct & (member >= thr_m))),
+            "false_accept_rate": float(np.mean(imp >= thr_i)) if len(imp) else None,
             "n_impostor_pieces": int(len(imp))}
 
 
@@ -117,19 +130,43 @@ def _summarise(results: list[dict], groups: list[np.ndarray], names: list[str], 
     return out
 
 
+def open_set_by_size(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig, calibration=None,
+                     sizes=OPEN_SET_SIZES, T: float = 15.0, draws: int = 100, seed: int = 0) -> dict:
+    """The unknown decision ``fewshot identify`` makes, per group size: members' pieces
+    rejected, outsiders' pieces accepted, and the DET curve of the decision scores.
+
+    Returns
+    -------
+    dict
+        ``{str(K): {false_reject_rate, false_accept_rate, open_accuracy, threshold, n_groups, det}}``.
+    """
+    specs = {str(K): (K, None) for K in sizes if K < len(emb.names)}
+    groups = draw_groups(len(emb.names), specs, draws=draws, seed=seed)
+    view = compact(emb, T=T)
+    out = {}
+    for key, gs in groups.items():
+        res = [episode(view, g, T=T, classifier=classifier, calibration=calibration) for g in gs]
+        member = np.concatenate([r["member_score"] for r in res])
+        imp = np.concatenate([r["impostor_score"] for r in res])
+        out[key] = {**open_rates(res), "n_groups": len(gs), "det": det_points(member, imp)}
+    return out
+
+
 def evaluate_embeddings(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig | None = None,
                         group_sizes=(3, 5, 10, 20, "all"), enroll_seconds=(15, 35),
                         curve_seconds=(5, 10, 15, 20, 25, 30, 35), draws: int = 100, seed: int = 0,
-                        verification_seconds: float = 15.0, progress=None) -> dict:
+                        verification_seconds: float = 15.0, calibration=None, progress=None) -> dict:
     """Every figure of the standard protocol for one system's embeddings.
 
-    ``classifier`` is the operating point ``fewshot identify`` runs (SVM
-    settings and unknown threshold, from the model's ``meta.json``); open-set
-    rates are measured at its threshold (``open_set``) and, labelled as the best
-    case, at the EER threshold of this data's verification scores
-    (``open_set_at_eer``; ``verification_seconds`` enrollment centroid against
-    5 s test pieces). Impostors are the test pieces of speakers outside the group.
-    Without ``classifier`` (a baseline), only the best case is measured.
+    ``classifier`` (with the model's ``calibration``, when it has one) is the
+    operating point ``fewshot identify`` runs (SVM settings and unknown
+    decision, from the model's ``meta.json``); open-set rates are measured at
+    its decision (``open_set``, and per group size in ``open_set_by_size``)
+    and, labelled as the best case, at the cosine EER threshold of this data's
+    verification scores (``open_set_at_eer``; ``verification_seconds``
+    enrollment centroid against 5 s test pieces). Impostors are the test pieces
+    of speakers outside the group. Without ``classifier`` (a baseline), only
+    the best case is measured.
 
     Returns
     -------
@@ -142,7 +179,7 @@ def evaluate_embeddings(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig |
     ver = verification_summary(emb, T=verification_seconds)
     thresholds = {"open_set_at_eer": ver["eer_threshold"]}
     if classifier is not None:
-        thresholds = {"open_set": classifier.unknown_threshold, **thresholds}
+        thresholds = {"open_set": None, **thresholds}
     specs = group_specs(group_sizes, genders=emb.genders if any(emb.genders) else None)
     groups = draw_groups(len(emb.names), specs, draws=draws, seed=seed)
     Ts = sorted({float(t) for t in enroll_seconds} | {float(t) for t in curve_seconds})
@@ -156,14 +193,24 @@ def evaluate_embeddings(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig |
             continue
         if view is None or T not in view.enroll:
             view = compact(emb, T=T)
-        res = [episode(view, g, T=T, classifier=classifier, open_set=detailed) for g in groups[key]]
+        res = [episode(view, g, T=T, classifier=classifier, open_set=detailed, calibration=calibration)
+               for g in groups[key]]
         if key in curve:
             curve[key][f"{T:g}"] = float(np.mean([np.mean(r["y_true"] == r["y_pred"]) for r in res]))
         if detailed:
             closed.setdefault(f"{T:g}", {})[key] = _summarise(res, groups[key], emb.names, thresholds=thresholds)
-    return {"verification": ver, "thresholds": thresholds,
-            "classifier": (classifier or ClassifierConfig()).to_dict(), "closed_set": closed,
-            "enrollment_curve": curve, "skipped_groups": skipped}
+    out = {"verification": ver, "thresholds": thresholds,
+           "classifier": (classifier or ClassifierConfig()).to_dict(), "closed_set": closed,
+           "enrollment_curve": curve, "skipped_groups": skipped}
+    if classifier is not None:
+        shipped = classifier.false_accept_rate is not None and calibration is not None
+        thresholds["open_set"] = None if shipped else classifier.unknown_threshold
+        out["unknown_rule"] = (f"AS-normalised score against the threshold for the group's size at a target "
+                               f"false-accept rate of {classifier.false_accept_rate:g} ({calibration.source})"
+                               if shipped else f"cosine below {classifier.unknown_threshold:g}")
+        out["open_set_by_size"] = open_set_by_size(emb, classifier=classifier, calibration=calibration,
+                                                   T=verification_seconds, draws=draws, seed=seed)
+    return out
 
 
 def condition_figures(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig | None = None, group_sizes=(3, 10, "all"),

@@ -125,7 +125,7 @@ def plot_score_distributions(metrics, path):
             ax.stairs(dens, edges, fill=True, alpha=0.35, color=color, label=f"{name}s ({int(counts.sum())})")
         ax.axvline(v["eer_threshold"], color="k", ls="--", lw=1,
                    label=f"EER threshold {v['eer_threshold']:.3f} (EER {_pct(v['eer'])} %)")
-        if "open_set" in s.get("thresholds", {}):
+        if s.get("thresholds", {}).get("open_set") is not None:  # a cosine threshold
             thr = s["thresholds"]["open_set"]
             ax.axvline(thr, color="k", lw=1.2, label=f"shipped threshold {thr:.3f}")
         ax.set_title(s["label"], fontsize=10)
@@ -136,21 +136,11 @@ def plot_score_distributions(metrics, path):
     fig.savefig(path)
 
 
-def plot_det(metrics, path):
-    """DET curves (probit axes) of every system, the EER point marked."""
+def _det_axes(ax, title):
+    """Probit axes in percent, with the diagonal."""
     from scipy.stats import norm
 
     ticks = np.array([0.01, 0.1, 0.5, 1, 2, 5, 10, 20, 40, 60, 80])
-    fig = _fig(5.2, 5.0)
-    ax = fig.add_subplot()
-    for key, s in _systems(metrics).items():
-        v = s["verification"]
-        far, frr = np.array(v["det"]["far"]), np.array(v["det"]["frr"])
-        ok = (far > 0) & (far < 1) & (frr > 0) & (frr < 1)
-        ax.plot(norm.ppf(far[ok]), norm.ppf(frr[ok]), color=COLORS.get(key, "k"),
-                label=f"{s['label']} (EER {_pct(v['eer'])} %)")
-        if 0 < v["eer"] < 1:
-            ax.plot(norm.ppf(v["eer"]), norm.ppf(v["eer"]), "o", color=COLORS.get(key, "k"))
     ax.set_xticks(norm.ppf(ticks / 100), [f"{t:g}" for t in ticks])
     ax.set_yticks(norm.ppf(ticks / 100), [f"{t:g}" for t in ticks])
     ax.set_xlim(norm.ppf(0.0001), norm.ppf(0.8))
@@ -158,9 +148,48 @@ def plot_det(metrics, path):
     ax.plot([-5, 5], [-5, 5], color="0.8", lw=0.8)
     ax.set_xlabel("false accept rate (%)")
     ax.set_ylabel("false reject rate (%)")
-    ax.set_title("Verification DET: 15 s enrollment vs 5 s pieces", fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
+
+
+def _det_line(ax, det, **kwargs):
+    from scipy.stats import norm
+
+    far, frr = np.array(det["far"]), np.array(det["frr"])
+    ok = (far > 0) & (far < 1) & (frr > 0) & (frr < 1)
+    ax.plot(norm.ppf(far[ok]), norm.ppf(frr[ok]), **kwargs)
+
+
+def plot_det(metrics, path):
+    """DET curves (probit axes) of every system, the EER point marked."""
+    from scipy.stats import norm
+
+    fig = _fig(5.2, 5.0)
+    ax = fig.add_subplot()
+    for key, s in _systems(metrics).items():
+        v = s["verification"]
+        _det_line(ax, v["det"], color=COLORS.get(key, "k"), label=f"{s['label']} (EER {_pct(v['eer'])} %)")
+        if 0 < v["eer"] < 1:
+            ax.plot(norm.ppf(v["eer"]), norm.ppf(v["eer"]), "o", color=COLORS.get(key, "k"))
+    _det_axes(ax, "Verification DET: 15 s enrollment vs 5 s pieces")
     ax.legend(fontsize=8, loc="lower left")
+    fig.savefig(path)
+
+
+def plot_open_set_det(metrics, path):
+    """DET curves of the unknown decision per group size (the default system), the shipped operating point marked."""
+    from scipy.stats import norm
+
+    fig = _fig(5.2, 5.0)
+    ax = fig.add_subplot()
+    for i, (K, c) in enumerate(metrics["systems"]["default"]["open_set_by_size"].items()):
+        color = f"C{i}"
+        _det_line(ax, c["det"], color=color, label=f"group of {K}: shipped {_pct(c['false_accept_rate'])} % "
+                                                   f"accepted, {_pct(c['false_reject_rate'])} % rejected")
+        if 0 < c["false_accept_rate"] < 1 and 0 < c["false_reject_rate"] < 1:
+            ax.plot(norm.ppf(c["false_accept_rate"]), norm.ppf(c["false_reject_rate"]), "o", color=color)
+    _det_axes(ax, "Unknown decision by group size: outsiders' pieces vs members' pieces")
+    ax.legend(fontsize=7, loc="lower left")
     fig.savefig(path)
 
 
@@ -196,6 +225,10 @@ def draw_figures(metrics, out) -> dict[str, str]:
                                        "this data (best case), solid: the shipped unknown threshold.")
     plot_det(metrics, out / "det_curve.png")
     figs["det_curve.png"] = "Detection error trade-off of speaker verification."
+    if main.get("open_set_by_size"):
+        plot_open_set_det(metrics, out / "det_by_group_size.png")
+        figs["det_by_group_size.png"] = ("Detection error trade-off of the unknown decision per group size, on the "
+                                         "scores it is made from; dots: the shipped operating point.")
     figs.update(plot_conditions(metrics, out))
     return figs
 

@@ -146,22 +146,26 @@ def embed_protocol(extractor, speakers: list[ProtocolSpeaker], *, copies: bool =
 
 
 def episode(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfig | None = None,
-            open_set: bool = True) -> dict:
+            open_set: bool = True, calibration=None) -> dict:
     """One group: the SVM's labels for its members' test pieces and, with ``open_set``,
-    the cosine scores the unknown decision is made from, for members and for
+    the scores the unknown decision is made from, for members and for
     impostors (test pieces of every speaker outside the group).
 
-    The SVM is the one ``fewshot identify`` fits for the group (``classifier``'s
-    settings; with ``multi_condition`` and ``emb.enroll_copies``, the degraded
-    enrollment copies join the SVM's training points but not the centroids).
+    The SVM and the unknown decision are those ``fewshot identify`` makes for
+    the group (``classifier``'s settings; with ``multi_condition`` and
+    ``emb.enroll_copies``, the degraded enrollment copies join the SVM's
+    training points but not the centroids; with ``calibration`` and the
+    classifier's ``false_accept_rate``, AS-normalised scores against the
+    threshold for the group's size, :mod:`fewshot.openset`).
 
     Returns
     -------
     dict
         ``y_true``, ``y_pred`` (indices into ``idx``); with ``open_set`` also
-        ``member_score`` and ``impostor_score`` (cosine to the chosen speaker's
-        centroid), from which :func:`fewshot.eval.benchmark.open_rates` gives
-        rates at any threshold.
+        ``member_cosine`` and ``impostor_cosine`` (cosine to the chosen
+        speaker's centroid), ``member_score`` and ``impostor_score`` (what
+        unknown is decided on) and ``decision_threshold``, from which
+        :func:`fewshot.eval.benchmark.open_rates` gives the rates.
     """
     cc = classifier or ClassifierConfig()
     idx = np.asarray(idx)
@@ -171,15 +175,18 @@ def episode(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfi
     X = np.concatenate([p[0] for p in parts])
     y = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
     mask = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
-    clf = GroupSVC(C=cc.C, gamma=cc.gamma, unknown_threshold=None).fit(X, y, centroid_mask=mask)
+    clf = GroupSVC(C=cc.C, gamma=cc.gamma, unknown_threshold=cc.unknown_threshold).fit(X, y, centroid_mask=mask)
+    fitted = clf.fitted_.with_open_set(calibration, cc.false_accept_rate)
     Xt = np.concatenate([emb.tests[i] for i in idx])
     yt = np.concatenate([np.full(len(emb.tests[i]), k) for k, i in enumerate(idx)])
-    _, scores, pred = clf.predict_open(Xt, return_nearest=True)
-    out = {"y_true": yt, "y_pred": pred}
-    if open_set:
-        out["member_score"] = scores
-        others = [emb.tests[i] for i in np.setdiff1d(np.arange(len(emb.tests)), idx)]
-        out["impostor_score"] = clf.predict_open(np.concatenate(others))[1] if others else np.zeros(0)
+    if not open_set:
+        return {"y_true": yt, "y_pred": fitted.predict(Xt)}
+    pred, cosine, decision = fitted.open_scores(Xt)
+    out = {"y_true": yt, "y_pred": pred, "member_cosine": cosine, "member_score": decision,
+           "decision_threshold": fitted.decision_threshold}
+    others = [emb.tests[i] for i in np.setdiff1d(np.arange(len(emb.tests)), idx)]
+    _, out["impostor_cosine"], out["impostor_score"] = (fitted.open_scores(np.concatenate(others)) if others
+                                                        else (None, np.zeros(0), np.zeros(0)))
     return out
 
 

@@ -6,6 +6,7 @@ the front end; the library functions it calls only log.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 import sys
@@ -35,6 +36,8 @@ def _group_size(text):
 
 def configure_parser(p):
     """Add the ``evaluate`` arguments to the parser ``p``."""
+    from ..openset import add_false_accept_arguments
+
     p.add_argument("dataset", metavar="DATASET", help="speaker-per-folder tree (e.g. ../shared/data/dev)")
     p.add_argument("--out", required=True, help="folder for metrics.json, report.html, report.md and PNGs")
     p.add_argument("--model", help="extractor model directory (default: the model shipped with fewshot)")
@@ -52,6 +55,7 @@ def configure_parser(p):
                    help="also measure the default system with its test pieces degraded: 'default', 'all' or "
                         "names from clean, room0.3, room0.6, ssn20, ssn10, ssn5, babble20, babble10, babble5, "
                         "room0.3+ssn20, room0.6+ssn10, phone, cheapmic (see fewshot.eval.conditions)")
+    add_false_accept_arguments(p)
     p.add_argument("--original-model", help="the original approach's model directory "
                    "(default: models/original if it exists; skipped, and said so, otherwise)")
     return p
@@ -72,13 +76,18 @@ def _bar(desc, unit):
 
 
 def _describe_default(ex, path, cc):
+    if cc.false_accept_rate is not None and "open_set" in ex.meta:
+        rule = (f"unknown when the AS-normalised score is below the threshold for the group's size at a target "
+                f"false-accept rate of {cc.false_accept_rate:g}")
+    else:
+        rule = f"unknown below cosine {cc.unknown_threshold:.4f}"
     tr = ex.meta.get("training", {})
     text = f"the fewshot extractor ({ex.extractor_config.arch}, {ex.dim}-d embeddings) from {path}"
     if tr:
         text += (f", trained on {tr.get('speakers', '?')} speakers ({tr.get('hours_of_speech', '?')} h of "
                  f"speech) for {tr.get('epochs', '?')} epochs")
     return (text + f"; per-group RBF SVM (C={cc.C:g}, gamma={cc.gamma:g}) on L2-normalised segment embeddings, "
-            f"unknown below cosine {cc.unknown_threshold:.4f}: the operating point stored with the model, "
+            f"{rule}: the operating point stored with the model, "
             "which `fewshot identify` runs.")
 
 
@@ -91,10 +100,14 @@ def systems_to_run(args, speakers, enroll_T):
     """
     from ..config import ClassifierConfig
     from ..extractor import default_model_dir, load_extractor
+    from ..openset import chosen_false_accept_rate
     from .baselines import MFCCStats, load_original
 
     main = load_extractor(args.model)
     cc = ClassifierConfig.of_model(main)
+    rate = chosen_false_accept_rate(args)
+    if rate is not None:
+        cc = dataclasses.replace(cc, false_accept_rate=rate)
     out = {"default": ("fewshot CNN", main, cc, _describe_default(main, args.model or default_model_dir(), cc))}
     if not args.baselines:
         return out
@@ -133,6 +146,9 @@ def command_line(args) -> str:
     argv += ["--baselines"] if args.baselines else []
     argv += ["--original-model", str(args.original_model)] if args.original_model else []
     argv += ["--conditions", args.conditions] if args.conditions else []
+    argv += ["--strict"] if getattr(args, "strict", False) else []
+    rate = getattr(args, "false_accept_rate", None)
+    argv += ["--false-accept-rate", f"{rate:g}"] if rate is not None else []
     return "fewshot evaluate " + shlex.join(argv)
 
 
@@ -141,6 +157,7 @@ def run_evaluation(args) -> dict:
     from .. import __version__
     from ..audio import SAMPLE_RATE
     from ..datasets import speaker_folders
+    from ..openset import load_calibration
     from .benchmark import embed_protocol_chunked, evaluate_embeddings
     from .protocol import PROTOCOL_TOP_DB, prepare_protocol
     from .report import write_report
@@ -169,6 +186,7 @@ def run_evaluation(args) -> dict:
         res = evaluate_embeddings(emb, classifier=cc, group_sizes=args.group_sizes, enroll_seconds=args.enroll_seconds,
                                   curve_seconds=args.curve_seconds, draws=args.draws, seed=args.seed,
                                   verification_seconds=VERIFICATION_SECONDS,
+                                  calibration=load_calibration(ex) if key == "default" else None,
                                   progress=_bar(f"Groups ({label})", "sizes"))
         if key == "default":
             main_extractor, main_classifier = ex, cc
@@ -247,7 +265,7 @@ def run_conditions(args, speakers, extractor, classifier) -> dict:
 
 def cmd_evaluate(args) -> int:
     """Run the evaluation and print the headline table."""
-    from .report import condition_lines, headline, open_set_lines
+    from .report import condition_lines, headline, open_set_lines, open_set_size_lines
 
     metrics = run_evaluation(args)
     head, rows = headline(metrics)
@@ -255,9 +273,10 @@ def cmd_evaluate(args) -> int:
     for r in rows:
         print(" | ".join(r))
     op = metrics["operating_point"]
-    print(f"shipped operating point: unknown below {op['unknown_threshold']:.3f} "
-          f"(best case on this data: the EER threshold {op['eer_threshold_here']:.3f}, EER {100 * op['eer_here']:.2f} %)")
-    for line in open_set_lines(metrics) + condition_lines(metrics):
+    print(f"shipped operating point: unknown {metrics['systems']['default']['unknown_rule']} "
+          f"(best case on this data: the cosine EER threshold {op['eer_threshold_here']:.3f}, "
+          f"EER {100 * op['eer_here']:.2f} %)")
+    for line in open_set_size_lines(metrics) + open_set_lines(metrics) + condition_lines(metrics):
         print(line)
     print(f"report: {Path(args.out) / 'report.html'} ({metrics['timing_s']['total']:.0f} s)")
     return 0

@@ -65,7 +65,9 @@ def test_evaluate_writes_report(dataset, models, tmp_path, capsys):
                "--group-sizes", "3", "all", "--enroll-seconds", "15", "35", "--baselines",
                "--original-model", str(models / "original")])
     assert rc == 0
-    assert "shipped operating point: unknown below" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "shipped operating point: unknown cosine below" in printed
+    assert "group | members' pieces rejected (%) | outsiders' pieces accepted (%)" in printed
     for name in ("metrics.json", "report.html", "report.md", "accuracy_vs_group_size.png",
                  "accuracy_vs_enroll_seconds.png", "score_distributions.png", "det_curve.png",
                  "confusion_k3_15s.png", "confusion_all_15s.png", "confusion_all_35s.png",
@@ -99,6 +101,11 @@ def test_evaluate_writes_report(dataset, models, tmp_path, capsys):
     assert op["eer_threshold_here"] == m["systems"]["default"]["verification"]["eer_threshold"]
     cell = m["systems"]["default"]["closed_set"]["15"]["3"]
     assert cell["open_set"]["threshold"] == shipped.unknown_threshold
+    by_size = m["systems"]["default"]["open_set_by_size"]
+    assert set(by_size) == {"1", "3"}  # sizes 5 and 10 need more than the 5 speakers here
+    assert all(c["threshold"] == shipped.unknown_threshold and 0 <= c["false_accept_rate"] <= 1 and c["det"]["far"]
+               for c in by_size.values())
+    assert (out / "det_by_group_size.png").stat().st_size > 0
     assert cell["open_set_at_eer"]["threshold"] == op["eer_threshold_here"]
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "src='accuracy" not in page
@@ -183,3 +190,34 @@ def test_evaluate_with_conditions(dataset, models, tmp_path, capsys):
     assert all(0 <= c["acc_3"] <= 1 and 0 <= c["eer"] <= 1 for c in conds.values())
     assert (out / "accuracy_vs_snr.png").is_file() and (out / "accuracy_vs_rt60.png").is_file()
     assert "room0.3" in (out / "report.md").read_text() and "ssn10" in capsys.readouterr().out
+
+
+def test_evaluate_runs_the_calibrated_decision_identify_runs(dataset, models, tmp_path):
+    """A model calibrated for open-set use is evaluated at the threshold of each group's size and the target rate."""
+    import shutil
+
+    from fewshot.cli import main
+    from fewshot.extractor import load_extractor
+    from fewshot.modeldir import read_model_meta, write_model_meta
+    from fewshot.openset import Calibration, load_calibration
+    from fewshot.persistence import file_digest
+
+    model = tmp_path / "calibrated"
+    shutil.copytree(models / "tiny", model)
+    cohort = np.random.default_rng(0).standard_normal((20, 16)).astype(np.float32)
+    np.save(model / "cohort-t.npy", cohort / np.linalg.norm(cohort, axis=1, keepdims=True))
+    cal = Calibration(cohort=cohort, top_k=5, group_sizes=np.array([1.0, 3.0]), false_accept_rates=np.array([0.01, 0.2]),
+                      thresholds=np.array([[1.5, 0.5], [2.5, 1.0]]))
+    meta = read_model_meta(model)[0]
+    meta["open_set"] = cal.to_meta("cohort-t.npy", file_digest(model / "cohort-t.npy"))
+    meta["classifier"] = {"false_accept_rate": 0.05}
+    write_model_meta(model, meta)
+    out = tmp_path / "report"
+    assert main(["evaluate", str(dataset), "--out", str(out), "--model", str(model), "--draws", "2",
+                 "--group-sizes", "3", "--enroll-seconds", "15", "--curve-seconds", "15", "--strict"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    shipped = load_calibration(load_extractor(model))
+    assert m["systems"]["default"]["unknown_rule"].startswith("AS-normalised score") and "--strict" in m["command"]
+    by_size = m["systems"]["default"]["open_set_by_size"]
+    assert by_size["1"]["threshold"] == pytest.approx(shipped.threshold(1, 0.01)) == pytest.approx(1.5)
+    assert by_size["3"]["threshold"] == pytest.approx(shipped.threshold(3, 0.01)) == pytest.approx(2.5)
