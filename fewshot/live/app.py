@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 
 import numpy as np
@@ -198,6 +199,9 @@ def file_windows(y: np.ndarray, *, window_s: float):
 def run_live(args) -> int:
     if args.log:
         check_log_path(args.log)
+    # Ctrl-C is how a session ends: started from a script's background job, a process inherits SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ui = Terminal()
     with Microphone(args.device) as mic:
         ui.say(f"Microphone: {mic.description}; another one: --list-devices, --device N")
