@@ -40,6 +40,15 @@ def tiny_model_dir(tmp_path_factory):
     return ex.save(tmp_path_factory.mktemp("tiny_model"))
 
 
+@pytest.fixture
+def identifier(tiny_model_dir, tmp_path):
+    """A :class:`SpeakerIdentifier` on the tiny model, with a store of its own."""
+    from fewshot.extractor import load_extractor
+    from fewshot.identifier import SpeakerIdentifier
+
+    return SpeakerIdentifier(load_extractor(tiny_model_dir), store=tmp_path / "store.sqlite")
+
+
 @pytest.fixture(scope="session")
 def default_extractor():
     from fewshot.extractor import default_model_dir, load_extractor

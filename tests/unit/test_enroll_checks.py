@@ -1,31 +1,20 @@
 """What enrollment checks before it stores anything: names, repeated audio, clipping, length."""
 
 import re
-import sqlite3
 import unicodedata
 
 import numpy as np
 import pytest
 
 from synth import write_wav
+from stores import snapshot
 from fewshot.enrollment import EnrollmentStore
 from fewshot.errors import AudioError, DuplicateAudioError, InvalidNameError
-from fewshot.extractor import load_extractor
-from fewshot.identifier import SpeakerIdentifier
 from fewshot.names import normalize_name
 
 
-@pytest.fixture
-def identifier(tiny_model_dir, tmp_path):
-    return SpeakerIdentifier(load_extractor(tiny_model_dir), store=tmp_path / "store.sqlite")
-
-
-def snapshot(path):
-    db = sqlite3.connect(path)
-    try:
-        return {t: db.execute(f"SELECT * FROM {t} ORDER BY id").fetchall() for t in ("speakers", "sources")}
-    finally:
-        db.close()
+def snapshot_of(path):
+    return snapshot(path, ("speakers", "sources"))
 
 
 def clipped(y: np.ndarray, fraction: float) -> np.ndarray:
@@ -84,12 +73,12 @@ def test_the_same_file_is_not_enrolled_twice(identifier, voice, tmp_path):
     a = write_wav(tmp_path / "a.wav", voice("ann", 16.0))
     b = write_wav(tmp_path / "b.wav", voice("ann", 16.0, seed=1))
     first = identifier.enroll("home", "ann", [a])
-    before = snapshot(identifier.store.path)
+    before = snapshot_of(identifier.store.path)
     with pytest.raises(DuplicateAudioError, match=r"^a\.wav: already enrolled for 'ann' in group 'home'; use --replace"):
         identifier.enroll("home", "ann", [b, a])
     with pytest.raises(DuplicateAudioError, match=r"^b\.wav: the same audio is given twice"):
         identifier.enroll("home", "bob", [b, b])
-    assert snapshot(identifier.store.path) == before
+    assert snapshot_of(identifier.store.path) == before
     again = identifier.enroll("home", "ann", [a], replace=True)
     assert not again.added and identifier.store.speakers("home")[0].seconds == pytest.approx(first.seconds_used)
     identifier.enroll("home", "cat", [a])  # the same file for another person is that person's business

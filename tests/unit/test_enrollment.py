@@ -6,24 +6,9 @@ import numpy as np
 import pytest
 
 from synth import write_wav
+from stores import snapshot
 from fewshot.enrollment import EnrollmentStore, Source
 from fewshot.errors import AudioError, IncompatibleModelError, NotAStoreError, NotEnrolledError
-from fewshot.extractor import load_extractor
-from fewshot.identifier import SpeakerIdentifier
-
-
-@pytest.fixture
-def identifier(tiny_model_dir, tmp_path):
-    return SpeakerIdentifier(load_extractor(tiny_model_dir), store=tmp_path / "store.sqlite")
-
-
-def snapshot(path):
-    db = sqlite3.connect(path)
-    try:
-        return {t: db.execute(f"SELECT * FROM {t} ORDER BY id").fetchall()
-                for t in ("groups", "speakers", "sources", "embeddings")}
-    finally:
-        db.close()
 
 
 def test_store_file_is_private(tmp_path):
