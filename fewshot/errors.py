@@ -30,6 +30,14 @@ class DuplicateAudioError(AudioError):
     """Audio already enrolled for that person (the same file, by its SHA-256)."""
 
 
+class IncoherentEnrollmentError(AudioError):
+    """Enrollment speech that does not sound like one person throughout (:mod:`fewshot.selfcheck`)."""
+
+    def __init__(self, source, finding: str):
+        self.finding = finding
+        super().__init__(source, f"{finding} Record the person alone, or enroll it anyway with --force (force=True)")
+
+
 class InvalidNameError(FewshotError, ValueError):
     """A group or person name that is empty or holds control characters."""
 

@@ -25,6 +25,7 @@ from .openset import load_calibration
 from .persistence import sha256_of
 from .svm import UNKNOWN, FittedGroup, cached_fit
 
+from .selfcheck import check_enrollment
 logger = logging.getLogger(__name__)
 
 #: Under this much enrollment speech, a warning is given.
@@ -128,7 +129,9 @@ class SpeakerIdentifier:
         and a file already enrolled for them is refused
         (:class:`~fewshot.errors.DuplicateAudioError`). A file with more than
         :data:`MAX_CLIPPED_FRACTION` of its samples clipped is refused unless
-        ``force``; lesser clipping gives a warning.
+        ``force``; lesser clipping gives a warning. So is speech that does not
+        sound like one person throughout (:mod:`fewshot.selfcheck`, for models
+        calibrated for it: :class:`~fewshot.errors.IncoherentEnrollmentError`).
 
         Raises
         ------
@@ -162,6 +165,9 @@ class SpeakerIdentifier:
         copies = None
         if self.classifier_config.multi_condition:
             from .degrade import enrollment_copies
+        warning = check_enrollment(self.extractor, y_all, self.calibration and self.calibration.enrollment_check,
+                                   name=", ".join(name for name, _, _ in records), force=force)
+        warnings += [warning] if warning else []
 
             copies = np.concatenate(self.extractor.embed(enrollment_copies(y_all, sr=cfg.sr), return_segments=True))
         added, total = self.store.enroll(group, speaker, E, extractor_id=self.extractor.model_id, sources=kept,

@@ -52,6 +52,9 @@ class Calibration:
         Normalised-score thresholds.
     source : str
         Where the table was measured.
+    enrollment_check : np.ndarray [shape=(n, 2)], optional
+        ``(seconds of speech, coherence threshold)`` pairs of the enrollment self-check
+        (:mod:`fewshot.selfcheck`).
     """
 
     cohort: np.ndarray
@@ -60,6 +63,7 @@ class Calibration:
     false_accept_rates: np.ndarray
     thresholds: np.ndarray
     source: str = ""
+    enrollment_check: np.ndarray | None = None
 
     def cohort_stats(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of each unit row's ``top_k`` cosines to the cohort."""
@@ -95,7 +99,9 @@ class Calibration:
         return {"cohort_file": cohort_file, "cohort_sha256": cohort_sha256, "top_k": int(self.top_k),
                 "group_sizes": [int(n) for n in self.group_sizes],
                 "false_accept_rates": [float(r) for r in self.false_accept_rates],
-                "thresholds": np.round(self.thresholds, 4).tolist(), "source": self.source}
+                "thresholds": np.round(self.thresholds, 4).tolist(), "source": self.source,
+                **({} if self.enrollment_check is None else
+                   {"enrollment_check": np.round(self.enrollment_check, 4).tolist()})}
 
     @classmethod
     def from_meta(cls, model_dir, block: dict) -> "Calibration":
@@ -117,13 +123,18 @@ class Calibration:
             rates = np.asarray(block["false_accept_rates"], np.float64)
             table = np.asarray(block["thresholds"], np.float64)
             top_k = int(block["top_k"])
+            check = block.get("enrollment_check")
+            check = None if check is None else np.asarray(check, np.float64)
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise CorruptModelError(f"{model_dir / 'meta.json'}: bad open_set block ({exc})") from None
         if (cohort.ndim != 2 or not np.all(np.isfinite(cohort)) or table.shape != (len(sizes), len(rates))
                 or len(sizes) < 1 or len(rates) < 2 or np.any(np.diff(sizes) <= 0) or np.any(np.diff(rates) <= 0)
                 or sizes[0] < 1 or rates[0] <= 0 or rates[-1] >= 1 or top_k < 1 or not np.all(np.isfinite(table))):
             raise CorruptModelError(f"{model_dir / 'meta.json'}: inconsistent open_set block")
-        return cls(cohort.astype(np.float64), top_k, sizes, rates, table, str(block.get("source", "")))
+        if check is not None and (check.ndim != 2 or check.shape[1] != 2 or len(check) < 1
+                                  or not np.all(np.isfinite(check)) or np.any(np.diff(check[:, 0]) <= 0)):
+            raise CorruptModelError(f"{model_dir / 'meta.json'}: bad enrollment_check table")
+        return cls(cohort.astype(np.float64), top_k, sizes, rates, table, str(block.get("source", "")), check)
 
 
 def load_calibration(extractor) -> Calibration | None:

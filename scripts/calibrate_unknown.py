@@ -1,4 +1,4 @@
-"""Calibrate a model's "unknown": a cohort of training speakers and a threshold table by group size.
+"""Calibrate a model's "unknown" (a cohort and thresholds by group size) and its enrollment self-check.
 
 Example
 -------
@@ -62,6 +62,11 @@ def main(argv=None) -> int:
     for n, v in r["held_out"].items():
         print(f"  groups of {n:2d}: outsiders accepted {100 * v['false_accept_rate']:.1f}%, "
               f"members rejected {100 * v['false_reject_rate']:.1f}%")
+    print("enrollment self-check (thresholds flag 5% of clean dev enrollments):")
+    for T, v in r["enrollment_check"].items():
+        print(f"  {T:g} s: enrollments with 20% of a second voice flagged {100 * v['mixed']:.1f}% "
+              f"(one stretch {100 * v['mixed_one_stretch']:.1f}%, two {100 * v['mixed_two_stretches']:.1f}%); "
+              f"clean flagged {100 * v['clean']:.1f}%")
     return 0
 
 

@@ -142,7 +142,7 @@ class LiveSession:
 
     def record(self, name: str, *, replace: bool) -> bool:
         """Record ``name`` reading aloud, then enroll them; ``False`` when nothing was stored."""
-        from ..errors import AudioError
+        from ..errors import AudioError, IncoherentEnrollmentError
 
         target = self.args.seconds
         source, text = passage(self.n_takes)
@@ -185,6 +185,13 @@ class LiveSession:
         self.ui.say("Enrolling ...")
         try:
             res = self.sid.enroll(self.group, name, take.audio(), replace=replace)
+        except IncoherentEnrollmentError as exc:
+            self.enrolling = None
+            self.ui.say(f"{name!r} is not enrolled: {exc.finding}")
+            self.log.event("dropped", name, "more than one voice heard")
+            if self.ui.ask(f"Record {name} again, alone? [Y/n] ").strip().lower().startswith("n"):
+                return False
+            return self.record(name, replace=replace)
         except AudioError as exc:
             self.ui.say(f"{name!r} is not enrolled: {exc.reason}.")
             self.enrolling = None

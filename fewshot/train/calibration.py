@@ -130,6 +130,55 @@ def held_out_check(emb: EmbeddedSpeakers, cohort: np.ndarray, *, classifier: Cla
                 "false_reject_rate": float(np.mean([b for _, b in v]))} for N, v in rates.items()}
 
 
+#: Seconds of enrollment speech the self-check's thresholds are measured at (interpolated between).
+CHECK_SECONDS = (15.0, 35.0)
+#: Share of clean enrollments the self-check may flag.
+CHECK_CLEAN_FLAGGED = 0.05
+
+
+def mixed(y: np.ndarray, other: np.ndarray, *, share: float, chunks: int, rng) -> np.ndarray:
+    """``y`` with ``share`` of its samples replaced by ``other``'s speech, in ``chunks`` contiguous stretches."""
+    z, n = y.copy(), int(share * len(y)) // chunks
+    for _ in range(chunks):
+        a, b = rng.integers(0, len(y) - n), rng.integers(0, len(other) - n)
+        z[a:a + n] = other[b:b + n]
+    return z
+
+
+def enrollment_check_table(extractor, speakers, *, seconds=CHECK_SECONDS, share: float = 0.2,
+                           seed: int = SEED) -> tuple[np.ndarray, dict]:
+    """Thresholds of the enrollment self-check (:mod:`fewshot.selfcheck`), and how often they flag.
+
+    At each length, the threshold is the coherence below which
+    :data:`CHECK_CLEAN_FLAGGED` of the speakers' clean enrollments fall. Each
+    speaker's enrollment is then mixed with ``share`` of another speaker's
+    speech (test pieces), three times: twice in one stretch, once in two.
+
+    Returns
+    -------
+    table : np.ndarray [shape=(len(seconds), 2)]
+    flagged : dict
+        ``{T: {"clean": rate, "mixed": rate, "mixed_one_stretch": rate, "mixed_two_stretches": rate}}``.
+    """
+    from ..selfcheck import coherence
+
+    rng = np.random.default_rng(seed)
+    table, flagged = [], {}
+    for T in seconds:
+        clean = np.array([coherence(extractor, s.enroll[T]) for s in speakers])
+        threshold = float(np.quantile(clean, CHECK_CLEAN_FLAGGED))
+        one, two = [], []
+        for i, s in enumerate(speakers):
+            for chunks in (1, 1, 2):
+                j = rng.choice([k for k in range(len(speakers)) if k != i])
+                z = mixed(s.enroll[T], np.concatenate(speakers[j].tests), share=share, chunks=chunks, rng=rng)
+                (one if chunks == 1 else two).append(coherence(extractor, z) < threshold)
+        table.append((T, threshold))
+        flagged[T] = {"clean": float(np.mean(clean < threshold)), "mixed": float(np.mean(one + two)),
+                      "mixed_one_stretch": float(np.mean(one)), "mixed_two_stretches": float(np.mean(two))}
+    return np.array(table), flagged
+
+
 def calibrate_model(model_dir, *, train, dev, cache_dir, rate: float = DEFAULT_RATE, draws: int = 60,
                     progress=None) -> dict:
     """Calibrate the model directory ``model_dir`` in place: cohort file, ``open_set`` block and default rate.
@@ -142,7 +191,8 @@ def calibrate_model(model_dir, *, train, dev, cache_dir, rate: float = DEFAULT_R
     -------
     dict
         ``model_id``, ``cohort_speakers``, ``dev_speakers``, ``rate``, ``thresholds`` (per size at ``rate``),
-        ``held_out`` (:func:`held_out_check`) and ``cohort_file``.
+        ``held_out`` (:func:`held_out_check`), ``cohort_file`` and ``enrollment_check``
+        (:func:`enrollment_check_table`'s flag rates).
     """
     import hashlib
     import io
@@ -157,12 +207,14 @@ def calibrate_model(model_dir, *, train, dev, cache_dir, rate: float = DEFAULT_R
     ex = Extractor.load(model_dir)
     cc = dataclasses.replace(ClassifierConfig.of_model(ex), false_accept_rate=rate).validate()
     cohort, names = cohort_embeddings(ex, train, cache_dir=cache_dir, progress=progress)
-    speakers = prepare_protocol(dev, enroll_seconds=(15,), progress=progress)
+    speakers = prepare_protocol(dev, enroll_seconds=sorted({15.0, *CHECK_SECONDS}), progress=progress)
     emb = embed_protocol(ex, speakers, copies=cc.multi_condition)
     source = (f"{len(speakers)} held-out speakers of {Path(dev).name}, 15 s enrollment, 5 s pieces, "
               f"{draws} groups per size; cohort of {len(names)} training speakers")
     cal = calibrate(ex, emb, cohort, classifier=cc, source=source, draws=draws)
-    check = held_out_check(emb, cohort, classifier=cc, rate=rate, draws=draws)
+    check, flagged = enrollment_check_table(ex, speakers)
+    cal = dataclasses.replace(cal, enrollment_check=check)
+    held_out = held_out_check(emb, cohort, classifier=cc, rate=rate, draws=draws)
     buf = io.BytesIO()
     np.save(buf, cohort.astype(np.float32), allow_pickle=False)
     digest = hashlib.sha256(buf.getvalue()).hexdigest()
@@ -174,4 +226,4 @@ def calibrate_model(model_dir, *, train, dev, cache_dir, rate: float = DEFAULT_R
     write_model_meta(model_dir, meta)
     return {"model_id": ex.model_id, "cohort_speakers": len(names), "dev_speakers": len(speakers), "rate": rate,
             "thresholds": {int(N): cal.threshold(int(N), rate) for N in cal.group_sizes},
-            "held_out": check, "cohort_file": cohort_file}
+            "held_out": held_out, "cohort_file": cohort_file, "enrollment_check": flagged}
