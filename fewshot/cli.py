@@ -161,10 +161,16 @@ def cmd_groups(args) -> int:
     if not args.group:
         raise ValueError(f"'fewshot groups {args.action}' needs a group name")
     if args.action == "show":
+        from .upgrade import mapped_note
+
+        members = store.speakers(args.group)
         print(f"group {args.group!r}: extractor {store.group_revision(args.group)[0]}")
         for s in members:
             print(f"  {s.name}: {s.seconds:.1f} s, {s.n_segments} segments, from {', '.join(s.sources)}"
-                  f"{' (audio kept)' if s.audio_kept else ''}")
+                  f"{' (audio kept)' if s.audio_kept else ''}"
+                  f"{f' (voiceprint mapped from extractor {s.mapped_from})' if s.mapped_from else ''}")
+        if note := mapped_note(args.group, members):
+            print(f"note: {note}")
     elif args.action == "delete":
         store.delete_group(args.group)
         print(f"deleted group {args.group!r} and all its voiceprints")
@@ -185,7 +191,8 @@ def _upgrade(args, store) -> int:
 
     sid = SpeakerIdentifier(load_extractor(args.model), store=store)
     todo = [args.group] if args.group else [g["name"] for g in store.groups()
-                                            if g["extractor_id"] != sid.extractor.model_id]
+                                            if g["extractor_id"] != sid.extractor.model_id
+                                            or _mapped_with_audio(store.speakers(g["name"]))]
     if not todo:
         print(f"every group already uses extractor {sid.extractor.model_id}")
     for group in todo:
@@ -194,6 +201,11 @@ def _upgrade(args, store) -> int:
         print(f"upgraded group {group!r} from extractor {r['from']} to {r['to']}: {len(r['speakers'])} "
               f"{'person' if len(r['speakers']) == 1 else 'people'}, {r['seconds']:.1f} s of kept speech re-embedded")
     return 0
+
+
+def _mapped_with_audio(members) -> bool:
+    """Whether a group runs on mapped voiceprints whose speech is kept, so that upgrading it re-embeds them."""
+    return any(m.mapped_from for m in members) and all(m.audio_kept for m in members)
 
 
 def cmd_spectrogram(args) -> int:

@@ -21,26 +21,7 @@ import numpy as np
 from . import storefile
 from .errors import DuplicateAudioError, IncompatibleModelError, NotEnrolledError
 from .names import normalize_name
-from .storefile import Source, SpeakerInfo, default_store_path
-
-SCHEMA_VERSION = 2
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS groups (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, extractor_id TEXT NOT NULL,
-    revision INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS speakers (
-    id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
-    name TEXT NOT NULL, seconds REAL NOT NULL, created REAL NOT NULL, UNIQUE (group_id, name));
-CREATE TABLE IF NOT EXISTS sources (
-    id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id) ON DELETE CASCADE,
-    file_name TEXT NOT NULL, sha256 TEXT NOT NULL, seconds_used REAL NOT NULL, audio BLOB);
-CREATE TABLE IF NOT EXISTS embeddings (
-    id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id) ON DELETE CASCADE,
-    vector BLOB NOT NULL, copy INTEGER NOT NULL DEFAULT 0);
-INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
-"""
+from .storefile import SCHEMA, SCHEMA_VERSION, Source, SpeakerInfo, default_store_path
 
 
 class EnrollmentStore:
@@ -79,13 +60,13 @@ class EnrollmentStore:
             return self._db
         if self._empty is None:
             self._empty = sqlite3.connect(":memory:")
-            self._empty.executescript(_SCHEMA)
+            self._empty.executescript(SCHEMA)
         return self._empty
 
     def _write(self, work):
         """``work()`` in one write transaction, creating the file first when there is none."""
         if self._read() is self._empty:
-            storefile.create(self.path, _SCHEMA)
+            storefile.create(self.path, SCHEMA)
             self._open()
         return storefile.write(self._db, work, timeout_s=self.busy_timeout_s)
 
@@ -128,11 +109,13 @@ class EnrollmentStore:
     def speakers(self, group: str) -> list[SpeakerInfo]:
         db, gid = self._read(), self._group(normalize_name(group, kind="group"))[0]
         out = []
-        for sid, name, seconds in db.execute(
-                "SELECT id, name, seconds FROM speakers WHERE group_id=? ORDER BY name", (gid,)).fetchall():
+        rows = db.execute("SELECT id, name, seconds, mapped_from FROM speakers WHERE group_id=? ORDER BY name",
+                          (gid,)).fetchall()
+        for sid, name, seconds, mapped_from in rows:
             n = db.execute("SELECT COUNT(*) FROM embeddings WHERE speaker_id=? AND copy=0", (sid,)).fetchone()[0]
             src = db.execute("SELECT file_name, audio IS NOT NULL FROM sources WHERE speaker_id=?", (sid,)).fetchall()
-            out.append(SpeakerInfo(name, seconds, n, tuple(s for s, _ in src), bool(src) and all(k for _, k in src)))
+            out.append(SpeakerInfo(name, seconds, n, tuple(s for s, _ in src), bool(src) and all(k for _, k in src),
+                                   mapped_from))
         return out
 
     def embeddings(self, group: str, *, extractor_id: str, copies: bool = False):
@@ -249,16 +232,24 @@ class EnrollmentStore:
                 raise DuplicateAudioError(s.file_name, "the same audio is given twice")
             given.add(s.sha256)
 
-    def rewrite_group(self, group: str, *, extractor_id: str, embeddings: dict) -> None:
+    def rewrite_group(self, group: str, *, extractor_id: str, embeddings: dict, mapped_from: str | None = None,
+                      expect: tuple[str, int] | None = None) -> bool:
         """Replace every member's embeddings and the group's extractor, in one transaction.
 
         ``embeddings`` maps each member's name to ``(E, copies)`` (``copies`` may be ``None``); every
         member must be there, so a group never mixes two extractors. Kept audio and sources stay.
+        ``mapped_from`` is recorded for every member: the extractor whose embeddings were mapped into
+        ``extractor_id``'s space, or ``None`` when ``extractor_id`` made them. With ``expect``, an
+        ``(extractor_id, revision)`` of :meth:`group_revision`, nothing is written (and ``False`` is
+        returned) when another process changed the group since.
         """
         group = normalize_name(group, kind="group")
         gid = self._group(group)[0]
 
         def work():
+            if expect is not None and self._db.execute("SELECT extractor_id, revision FROM groups WHERE id=?",
+                                                       (gid,)).fetchone() != tuple(expect):
+                return False
             names = {n for (n,) in self._db.execute("SELECT name FROM speakers WHERE group_id=?", (gid,))}
             if names != set(embeddings):
                 raise ValueError(f"group {group!r}: embeddings for {sorted(embeddings)}, members {sorted(names)}")
@@ -270,9 +261,13 @@ class EnrollmentStore:
                 self._db.executemany("INSERT INTO embeddings (speaker_id, vector, copy) VALUES (?, ?, ?)", rows)
             self._db.execute("UPDATE groups SET extractor_id=?, revision = revision + 1 WHERE id=?",
                              (extractor_id, gid))
+            self._db.execute("UPDATE speakers SET mapped_from=? WHERE group_id=?", (mapped_from, gid))
+            return True
 
-        self._write(work)
-        storefile.purge(self._db)
+        if self._write(work):
+            storefile.purge(self._db)
+            return True
+        return False
 
     def remove_speaker(self, group: str, speaker: str) -> None:
         """Delete ``speaker`` and every embedding and kept audio of theirs from ``group``."""

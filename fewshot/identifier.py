@@ -23,9 +23,9 @@ from .errors import AudioError, IncompatibleModelError, InvalidNameError
 from .names import normalize_name
 from .openset import load_calibration
 from .persistence import sha256_of
+from .selfcheck import check_enrollment
 from .svm import UNKNOWN, FittedGroup, cached_fit
 
-from .selfcheck import check_enrollment
 logger = logging.getLogger(__name__)
 
 #: Under this much enrollment speech, a warning is given.
@@ -161,13 +161,13 @@ class SpeakerIdentifier:
                 used.append(take)
                 kept.append(Source(name, digest, len(take) / cfg.sr, take if keep_audio else None))
         y_all = np.concatenate(used)
+        warning = check_enrollment(self.extractor, y_all, self.calibration and self.calibration.enrollment_check,
+                                   name=", ".join(name for name, _, _ in records), force=force)
+        warnings += [warning] if warning else []
         E = self.extractor.embed([y_all], return_segments=True)[0]
         copies = None
         if self.classifier_config.multi_condition:
             from .degrade import enrollment_copies
-        warning = check_enrollment(self.extractor, y_all, self.calibration and self.calibration.enrollment_check,
-                                   name=", ".join(name for name, _, _ in records), force=force)
-        warnings += [warning] if warning else []
 
             copies = np.concatenate(self.extractor.embed(enrollment_copies(y_all, sr=cfg.sr), return_segments=True))
         added, total = self.store.enroll(group, speaker, E, extractor_id=self.extractor.model_id, sources=kept,
@@ -201,18 +201,16 @@ class SpeakerIdentifier:
         group = normalize_name(group, kind="group")
         key = self.store.group_revision(group)
         if key[0] != self.extractor.model_id:
-            if key[0] != upgrade.former_id(self.extractor):
-                raise IncompatibleModelError(upgrade.mismatch_message(self.store, group, key[0], self.extractor))
-            upgrade.move_to_current_id(self.store, group, self.extractor)
+            upgrade.adopt_group(self.store, group, key[0], self.extractor)
             key = self.store.group_revision(group)
         cached = self._classifiers.get(group)
         if cached is None or cached[0] != key:
             X, y, is_copy = self.store.embeddings(group, extractor_id=self.extractor.model_id, copies=True)
             cc = self.classifier_config
             if not cc.multi_condition:
-            clf = clf.with_open_set(self.calibration, cc.false_accept_rate)
                 X, y, is_copy = X[~is_copy], y[~is_copy], is_copy[~is_copy]
             clf = cached_fit(X, y, centroid_mask=~is_copy, params=cc.svc_params())
+            clf = clf.with_open_set(self.calibration, cc.false_accept_rate)
             self._classifiers[group] = (key, clf)
         return self._classifiers[group][1]
 

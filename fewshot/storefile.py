@@ -13,6 +13,8 @@
 - :func:`purge` leaves nothing deleted in the file or its WAL: ``secure_delete``
   zeroes freed content, VACUUM rewrites the file, and a TRUNCATE checkpoint
   copies the result into the file and empties the WAL.
+- The tables are :data:`SCHEMA`; a store of an older schema is brought up to
+  date by :data:`MIGRATIONS` when it is opened, in one transaction.
 """
 
 from __future__ import annotations
@@ -108,11 +110,14 @@ class Source:
 
 @dataclass(frozen=True)
 class SpeakerInfo:
+    """A member of a group; ``mapped_from`` is the extractor their voiceprints were mapped from, if any."""
+
     name: str
     seconds: float
     n_segments: int
     sources: tuple[str, ...]
     audio_kept: bool
+    mapped_from: str | None = None
 
 
 def default_store_path() -> Path:
@@ -127,8 +132,34 @@ def default_store_path() -> Path:
     return Path(home) / "enrollments.sqlite"
 
 
+#: The version of :data:`SCHEMA`; older stores are brought to it by :data:`MIGRATIONS` when opened.
+SCHEMA_VERSION = 3
+
+#: The tables of a store. ``speakers.mapped_from`` is the id of the extractor whose
+#: embeddings were mapped into the group's (:mod:`fewshot.align`), or NULL for a
+#: person embedded by the group's extractor itself; ``embeddings.copy`` marks
+#: degraded copies of the enrollment speech (multi-condition enrollment).
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, extractor_id TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS speakers (
+    id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    name TEXT NOT NULL, seconds REAL NOT NULL, created REAL NOT NULL, mapped_from TEXT,
+    UNIQUE (group_id, name));
+CREATE TABLE IF NOT EXISTS sources (
+    id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id) ON DELETE CASCADE,
+    file_name TEXT NOT NULL, sha256 TEXT NOT NULL, seconds_used REAL NOT NULL, audio BLOB);
+CREATE TABLE IF NOT EXISTS embeddings (
+    id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id) ON DELETE CASCADE,
+    vector BLOB NOT NULL, copy INTEGER NOT NULL DEFAULT 0);
+INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
+"""
+
 #: Statements that bring a store of the key's schema version to the next one.
-MIGRATIONS = {1: "ALTER TABLE embeddings ADD COLUMN copy INTEGER NOT NULL DEFAULT 0"}
+MIGRATIONS = {1: "ALTER TABLE embeddings ADD COLUMN copy INTEGER NOT NULL DEFAULT 0",
+              2: "ALTER TABLE speakers ADD COLUMN mapped_from TEXT"}
 
 
 def _migrate(db, path: Path, version: int, schema_version: int) -> None:

@@ -7,9 +7,13 @@ another id:
 - a group enrolled under this same model's former id (the checksum of its
   weights alone, the id before the configuration was part of it) is moved to
   the current id: its embeddings are those this model makes;
+- a group enrolled with an extractor the current model ships an aligner from
+  (:mod:`fewshot.align`) is mapped into the current model's space, once, and
+  its members are marked as running on mapped voiceprints;
 - a group whose members' speech is kept (``--keep-audio``) is upgraded by
   :func:`upgrade_group`: every member re-embedded with the current extractor,
-  in one transaction (a failure leaves the group as it was);
+  in one transaction (a failure leaves the group as it was); this also
+  replaces mapped voiceprints by the current model's own;
 - otherwise the group must be enrolled again, and the message says how.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import align
 from .errors import IncompatibleModelError
 
 
@@ -65,6 +70,37 @@ def move_to_current_id(store, group: str, extractor) -> None:
     X, y, is_copy = store.embeddings(group, extractor_id=former_id(extractor), copies=True)
     per = {n: (X[(y == n) & ~is_copy], X[(y == n) & is_copy]) for n in np.unique(y)}
     store.rewrite_group(group, extractor_id=extractor.model_id, embeddings=per)
+
+
+def adopt_group(store, group: str, stored: str, extractor) -> None:
+    """Make ``group``, enrolled with the extractor ``stored``, usable with ``extractor``, or say what to do.
+
+    Raises
+    ------
+    IncompatibleModelError
+        When the group is neither under ``extractor``'s former id nor mappable by an aligner it ships
+        (the message says how to upgrade or re-enroll).
+    """
+    if stored == former_id(extractor):
+        move_to_current_id(store, group, extractor)
+        return
+    aligner = align.find_aligner(extractor, stored)
+    if aligner is None:
+        raise IncompatibleModelError(mismatch_message(store, group, stored, extractor))
+    align.map_group(store, group, stored, extractor, aligner)
+
+
+def mapped_note(group: str, members) -> str | None:
+    """What ``fewshot groups show`` says about members whose voiceprints were mapped, or ``None``."""
+    mapped = [m for m in members if m.mapped_from]
+    if not mapped:
+        return None
+    sources = ", ".join(sorted({m.mapped_from for m in mapped}))
+    head = (f"{len(mapped)} of {len(members)} {'person' if len(members) == 1 else 'people'} run on voiceprints "
+            f"mapped from extractor {sources}, less accurate than the extractor's own")
+    if all(m.audio_kept for m in mapped):
+        return f"{head}; their speech is kept: run `fewshot groups upgrade {group}` to re-embed it"
+    return f"{head}; {reenroll_hint(group)}"
 
 
 def reenroll_hint(group: str) -> str:
