@@ -5,6 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
+
+
+#: Per silenced descriptor: how many blocks silence it now, and the copy of what it pointed at.
+_silenced: dict[int, list] = {}
+_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -13,25 +19,50 @@ def silenced(*fds: int):
 
     C libraries (TensorFlow's logging and converter, LiteRT, libsndfile's MP3
     decoder) write to the descriptors directly, past any Python setting;
-    fewshot reports their failures itself, in one line.
+    fewshot reports their failures itself, in one line. Blocks may overlap in
+    several threads (files decoded in parallel): a descriptor is silenced by
+    the first of them and given back by the last.
     """
+    done = []
     try:
-        _flush()
-        saved = [(fd, os.dup(fd)) for fd in fds]
+        with _lock:
+            for fd in fds:
+                if fd not in _silenced:
+                    _flush()
+                    copy, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+                    try:
+                        os.dup2(devnull, fd)
+                    except OSError:
+                        os.close(copy)
+                        raise
+                    finally:
+                        os.close(devnull)
+                    _silenced[fd] = [0, copy]
+                _silenced[fd][0] += 1
+                done.append(fd)
     except (OSError, ValueError):  # no descriptor to silence
+        _release(done)
         yield
         return
-    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        for fd, _ in saved:
-            os.dup2(devnull, fd)
         yield
     finally:
-        _flush()
-        for fd, copy in saved:
-            os.dup2(copy, fd)
-            os.close(copy)
-        os.close(devnull)
+        _release(done)
+
+
+def _release(fds) -> None:
+    """End one block's silencing of ``fds``: the last block out points them back."""
+    with _lock:
+        for fd in fds:
+            entry = _silenced.get(fd)
+            if entry is None:
+                continue
+            entry[0] -= 1
+            if entry[0] <= 0:
+                _flush()
+                os.dup2(entry[1], fd)
+                os.close(entry[1])
+                del _silenced[fd]
 
 
 def _flush() -> None:

@@ -1,7 +1,11 @@
-"""Where audio comes in: decode, resample, check, cut silences, normalise.
+"""Where audio comes in: decode, mix to mono, resample, check.
 
 Every function takes the signal first and everything else keyword-only, with
-librosa's names (``y``, ``sr``). Resampling happens once, in :func:`load`.
+librosa's names (``y``, ``sr``). Decoding and resampling happen here alone:
+:func:`stream` reads any input in blocks (libsndfile's blockwise reads, or
+ffmpeg's output read from its pipe as it decodes) through one stateful
+resampler, and :func:`load` is its blocks joined. The VAD, silence cutting and
+loudness live in :mod:`fewshot.vad` and are importable from here as well.
 Nothing here imports librosa: NumPy and soxr compute what it would.
 """
 
@@ -16,29 +20,30 @@ import numpy as np
 from ._native import quiet_stderr
 from .config import FeatureConfig
 from .errors import AudioError
+from .vad import (SILENCE_FLOOR_DBFS, check_audio, frame_rms, load_speech, normalize_loudness, speech,
+                  speech_blocks, speech_intervals, speech_threshold_db, stream_speech, trim_silence)
+
+__all__ = ["BLOCK_S", "SAMPLE_RATE", "SILENCE_FLOOR_DBFS", "check_audio", "downmix", "frame_rms", "load",
+           "load_speech", "normalize_loudness", "resample", "speech", "speech_blocks", "speech_intervals",
+           "speech_threshold_db", "stream", "stream_speech", "trim_silence"]
 
 logger = logging.getLogger(__name__)
 
-#: Below this absolute level (dBFS) a frame is silence, however quiet the file.
-SILENCE_FLOOR_DBFS = -60.0
 #: The rate every input is resampled to (the default :class:`FeatureConfig`'s).
 SAMPLE_RATE = FeatureConfig.sr
+#: Seconds of audio :func:`stream` reads at a time; inputs no longer than this are read in one block.
+BLOCK_S = 60.0
+#: soxr's quality setting (librosa's ``res_type="soxr_hq"``).
+_SOXR_QUALITY = "soxr_hq"
+#: Frames mixed to mono at a time, so that a block's temporaries stay small.
+_MIX_FRAMES = 1 << 16
 
 
 def load(source, *, sr: int = SAMPLE_RATE, sr_in: int | None = None, max_seconds: float | None = None) -> np.ndarray:
-    """Decode a file (or take an array) as mono float32 at ``sr`` Hz.
+    """Decode a file (or take an array) as mono float32 at ``sr`` Hz: the blocks of :func:`stream`, joined.
 
-    Parameters
-    ----------
-    source : str, os.PathLike or np.ndarray
-        A file in any format libsndfile or ffmpeg reads (wav, flac, ogg, mp3,
-        m4a, webm, ...), or samples of shape ``(n,)`` or ``(n, channels)``.
-    sr : int
-        Target sample rate in Hz.
-    sr_in : int, optional
-        Sample rate of ``source`` when it is an array (default: ``sr``).
-    max_seconds : float, optional
-        Decode at most this many seconds from the start.
+    Parameters are those of :func:`stream`; ``max_seconds`` decodes at most
+    that many seconds from the start.
 
     Returns
     -------
@@ -49,20 +54,66 @@ def load(source, *, sr: int = SAMPLE_RATE, sr_in: int | None = None, max_seconds
     AudioError
         When the file is missing, unreadable, empty or holds non-finite samples.
     """
+    blocks = [y for _, y in stream(source, sr=sr, sr_in=sr_in, max_seconds=max_seconds)]
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
+def stream(source, *, sr: int = SAMPLE_RATE, sr_in: int | None = None, block_s: float = BLOCK_S,
+           max_seconds: float | None = None):
+    """Decode a file (or take an array) block by block, as mono float32 at ``sr`` Hz.
+
+    What libsndfile reads (wav, flac, ogg, mp3, ...) is read ``block_s``
+    seconds at a time at the file's rate, mixed to mono (:func:`downmix`'s
+    rule, judged block by block; a channel once chosen stays chosen) and
+    resampled by one stateful soxr resampler, which gives the samples
+    :func:`resample` gives for the whole input. Other formats (m4a, webm, ...)
+    come from ffmpeg, mixed to stereo at ``sr`` by it and then to mono, read
+    from its pipe as it decodes. Input no longer than ``block_s`` comes in one
+    block: the samples :func:`load` always gave.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or np.ndarray
+        A file in any format libsndfile or ffmpeg reads, or samples of shape
+        ``(n,)`` or ``(n, channels)``.
+    sr : int
+        Target sample rate in Hz.
+    sr_in : int, optional
+        Sample rate of ``source`` when it is an array (default: ``sr``).
+    block_s : float
+        Seconds of input per block.
+    max_seconds : float, optional
+        Decode at most this many seconds from the start.
+
+    Yields
+    ------
+    start_s : float
+        Where the block starts, in seconds of the input.
+    y : np.ndarray [shape=(n,), dtype=float32]
+        The block (about ``block_s * sr`` samples; never empty).
+
+    Raises
+    ------
+    AudioError
+        When the file is missing, unreadable, empty or holds non-finite
+        samples; a fault found after some blocks is raised there.
+
+    Examples
+    --------
+    >>> [(t, len(y)) for t, y in stream(np.zeros(150 * 16000, np.float32), sr=16000)]
+    [(0.0, 960000), (60.0, 960000), (120.0, 480000)]
+    """
+    name = "<array>" if isinstance(source, np.ndarray) else os.fspath(source)
     if isinstance(source, np.ndarray):
-        name = "<array>"
-        y, sr_native = np.asarray(source, dtype=np.float32), sr_in or sr
-        if y.ndim == 2:
-            y = downmix(y if y.shape[1] < y.shape[0] else y.T)
-        if max_seconds is not None:
-            y = y[: int(max_seconds * sr_native)]
+        native = _array_blocks(source, sr_in=sr_in or sr, block_s=block_s, max_seconds=max_seconds)
     else:
-        name = os.fspath(source)
-        y, sr_native = _decode(Path(name), sr=sr, max_seconds=max_seconds)
-    _check_samples(y, source=name)
-    if sr_native != sr:
-        y = resample(y, orig_sr=sr_native, target_sr=sr)
-    return np.ascontiguousarray(y, dtype=np.float32)
+        native = _file_blocks(Path(name), sr=sr, block_s=block_s, max_seconds=max_seconds)
+    start = 0
+    for y in _resampled(native, sr=sr, source=name):
+        yield start / sr, y
+        start += len(y)
+    if start == 0:
+        raise AudioError(name, "no audio samples (empty)")
 
 
 def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -74,12 +125,62 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
     import soxr
 
     n = int(np.ceil(len(y) * target_sr / orig_sr))
-    y_hat = soxr.resample(np.asarray(y, dtype=np.float32), orig_sr, target_sr, quality="soxr_hq")
+    y_hat = soxr.resample(np.asarray(y, dtype=np.float32), orig_sr, target_sr, quality=_SOXR_QUALITY)
     return np.pad(y_hat[:n], (0, max(0, n - len(y_hat)))).astype(np.float32, copy=False)
 
 
-def _decode(path: Path, *, sr: int, max_seconds: float | None) -> tuple[np.ndarray, int]:
-    """libsndfile for what it reads (at the file's rate), ffmpeg for the rest (resampled to ``sr``)."""
+def _resampled(blocks, *, sr: int, source):
+    """Blocks ``(mono parts, sr_native)``, checked, joined and resampled to ``sr`` by one soxr stream.
+
+    The output is fitted at the end as :func:`resample` fits it, so one block is held back.
+    """
+    import soxr
+
+    resampler, n_in, n_out, held, sr_native = None, 0, 0, None, sr
+    for parts, sr_native in blocks:
+        out = []
+        for y in parts:
+            y = np.ascontiguousarray(_check_samples(y, source=source), dtype=np.float32)
+            if sr_native != sr:
+                resampler = resampler or soxr.ResampleStream(sr_native, sr, 1, dtype="float32",
+                                                             quality=_SOXR_QUALITY)
+                n_in += len(y)
+                y = resampler.resample_chunk(y, last=False)
+            out.append(y)
+        out = out[0] if len(out) == 1 else np.concatenate(out) if out else np.zeros(0, np.float32)
+        if resampler is None:
+            yield from [out] if len(out) else []
+            continue
+        if held is not None and len(held):
+            n_out += len(held)
+            yield held
+        held = out
+    if resampler is not None:
+        tail = np.concatenate([held, resampler.resample_chunk(np.zeros(0, np.float32), last=True)])
+        n = int(np.ceil(n_in * sr / sr_native)) - n_out
+        tail = np.pad(tail[:max(n, 0)], (0, max(0, n - len(tail)))).astype(np.float32, copy=False)
+        yield from [tail] if len(tail) else []
+
+
+def _array_blocks(y, *, sr_in: int, block_s: float, max_seconds: float | None):
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim == 2:
+        y = downmix(y if y.shape[1] < y.shape[0] else y.T)
+    y = y if max_seconds is None else y[: int(max_seconds * sr_in)]
+    step = max(1, int(block_s * sr_in))
+    for i in range(0, len(y) if y.ndim == 1 else 0, step):
+        yield [y[i:i + step]], sr_in
+    if y.ndim != 1 or y.size == 0:
+        yield [y], sr_in  # for the checks to refuse
+
+
+def _parts(y: np.ndarray) -> list:
+    """A block of ``(n, channels)`` samples as views of ``_MIX_FRAMES`` rows, the pieces it is mixed in."""
+    return [y[i:i + _MIX_FRAMES] for i in range(0, max(len(y), 1), _MIX_FRAMES)]
+
+
+def _file_blocks(path: Path, *, sr: int, block_s: float, max_seconds: float | None):
+    """libsndfile's blocks of what it reads (at the file's rate), else ffmpeg's (at ``sr``)."""
     if not path.exists():
         raise AudioError(path, "file not found")
     if path.is_dir():
@@ -89,13 +190,69 @@ def _decode(path: Path, *, sr: int, max_seconds: float | None) -> tuple[np.ndarr
     import soundfile as sf
 
     try:
-        with quiet_stderr(), sf.SoundFile(str(path)) as f:
-            frames = -1 if max_seconds is None else int(max_seconds * f.samplerate)
-            y = f.read(frames, dtype="float32", always_2d=True)
-            return downmix(y), int(f.samplerate)
+        with quiet_stderr():
+            f = sf.SoundFile(str(path))
     except Exception as exc:  # libsndfile does not know the format: try ffmpeg
-        sf_error = exc
-    return _ffmpeg_decode(path, sr=sr, max_seconds=max_seconds, first_error=sf_error), sr
+        yield from _ffmpeg_blocks(path, sr=sr, block_s=block_s, max_seconds=max_seconds, first_error=exc)
+        return
+    with f:
+        left = None if max_seconds is None else int(max_seconds * f.samplerate)
+        size, first, mixer = max(1, int(block_s * f.samplerate)), True, _Downmixer()
+        while left is None or left > 0:
+            want = size if left is None else min(size, left)
+            try:
+                with quiet_stderr():
+                    y = f.read(want, dtype="float32", always_2d=True)
+            except Exception as exc:
+                if not first:
+                    raise AudioError(path, f"unreadable or corrupt audio ({type(exc).__name__}: {exc})") from None
+                yield from _ffmpeg_blocks(path, sr=sr, block_s=block_s, max_seconds=max_seconds, first_error=exc)
+                return
+            got = len(y)
+            if got == 0 and not first:
+                break
+            first = False
+            yield mixer(_parts(y), channels=f.channels), int(f.samplerate)
+            del y  # before the next block is read
+            left = None if left is None else left - got
+            if got < want:
+                break
+
+
+def _ffmpeg_blocks(path: Path, *, sr: int, block_s: float, max_seconds: float | None, first_error):
+    """ffmpeg's decoding of ``path`` (stereo at ``sr``, then mono), read from its pipe block by block."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioError(path, "cannot decode: ffmpeg is not installed")
+    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path)]
+    if max_seconds is not None:
+        cmd += ["-t", f"{max(0.0, float(max_seconds)):.6f}"]
+    cmd += ["-vn", "-ac", "2", "-ar", str(int(sr)), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    size, got, mixer = max(1, int(block_s * sr)) * 8, 0, _Downmixer()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        try:
+            while raw := proc.stdout.read(size):
+                raw = raw[: len(raw) - len(raw) % 8]
+                got += len(raw)
+                if raw:
+                    yield mixer(_parts(np.frombuffer(raw, dtype="<f4").reshape(-1, 2)), channels=2), sr
+                del raw  # before the next block is read
+            returncode = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        if returncode != 0 or not got:
+            err.seek(0)
+            reason = err.read().decode(errors="replace").strip().splitlines()
+            detail = reason[-1] if reason else f"{type(first_error).__name__}: {first_error}"
+            raise AudioError(path, f"unreadable or corrupt audio ({detail})")
 
 
 def downmix(y: np.ndarray) -> np.ndarray:
@@ -105,33 +262,32 @@ def downmix(y: np.ndarray) -> np.ndarray:
     near silence; when the mean is over 20 dB quieter than the loudest channel,
     that channel alone is used.
     """
-    if y.shape[1] == 1:
-        return y[:, 0]
-    mono = y.mean(axis=1)
-    rms = np.sqrt(np.mean(np.square(y, dtype=np.float64), axis=0))
-    if rms.max() > 0 and np.sqrt(np.mean(np.square(mono, dtype=np.float64))) < 0.1 * rms.max():
-        logger.warning("channels cancel when mixed (one is phase-inverted?); using channel %d", int(rms.argmax()))
-        return np.ascontiguousarray(y[:, int(rms.argmax())])
-    return mono
+    return np.concatenate(list(_Downmixer()(_parts(y), channels=y.shape[1])))
 
 
-def _ffmpeg_decode(path: Path, *, sr: int, max_seconds: float | None, first_error) -> np.ndarray:
-    import shutil
-    import subprocess
+class _Downmixer:
+    """:func:`downmix` of a stream: each block (given in ``parts``) is judged whole, and mixed part by part.
 
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise AudioError(path, "cannot decode: ffmpeg is not installed")
-    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path)]
-    if max_seconds is not None:
-        cmd += ["-t", f"{max(0.0, float(max_seconds)):.6f}"]
-    cmd += ["-vn", "-ac", "2", "-ar", str(int(sr)), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
-    if proc.returncode != 0 or not proc.stdout:
-        reason = proc.stderr.decode(errors="replace").strip().splitlines()
-        detail = reason[-1] if reason else f"{type(first_error).__name__}: {first_error}"
-        raise AudioError(path, f"unreadable or corrupt audio ({detail})")
-    return downmix(np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32).reshape(-1, 2))
+    Once one channel is chosen it stays chosen, so that the sign of the signal
+    never flips between blocks.
+    """
+
+    def __init__(self):
+        self.channel = None
+
+    def __call__(self, parts, *, channels: int):
+        if channels == 1:
+            return [p[:, 0] for p in parts]
+        if self.channel is None:
+            n = max(1, sum(len(p) for p in parts))
+            rms = np.sqrt(sum(np.sum(np.square(p, dtype=np.float64), axis=0) for p in parts) / n)
+            mean_rms = np.sqrt(sum(np.sum(np.square(p.mean(axis=1), dtype=np.float64)) for p in parts) / n)
+            if rms.max() > 0 and mean_rms < 0.1 * rms.max():
+                self.channel = int(rms.argmax())
+                logger.warning("channels cancel when mixed (one is phase-inverted?); using channel %d", self.channel)
+        if self.channel is None:
+            return (p.mean(axis=1) for p in parts)
+        return (np.ascontiguousarray(p[:, self.channel]) for p in parts)
 
 
 def _check_samples(y: np.ndarray, *, source) -> np.ndarray:
@@ -142,130 +298,3 @@ def _check_samples(y: np.ndarray, *, source) -> np.ndarray:
     if not np.all(np.isfinite(y)):
         raise AudioError(source, "audio contains NaN or infinite samples")
     return y
-
-
-def check_audio(y: np.ndarray, *, source="<array>") -> np.ndarray:
-    """Reject audio that no model can use: empty, non-finite or all silence.
-
-    Raises
-    ------
-    AudioError
-    """
-    y = _check_samples(np.asarray(y), source=source)
-    peak = float(np.max(np.abs(y)))
-    if peak == 0.0 or 20 * np.log10(peak) < SILENCE_FLOOR_DBFS:
-        raise AudioError(source, "audio is all silence")
-    return y
-
-
-def speech_threshold_db(ref_db: float, *, top_db: float, floor_dbfs: float | None = SILENCE_FLOOR_DBFS) -> float:
-    """The VAD's rule: frames louder than this (dBFS) are speech.
-
-    ``ref_db`` is the loudest frame (of the file, or of the last seconds of a
-    stream); speech is within ``top_db`` of it and never below ``floor_dbfs``.
-    """
-    return ref_db - top_db if floor_dbfs is None else max(ref_db - top_db, floor_dbfs)
-
-
-def speech_intervals(
-    y: np.ndarray, *, sr: int, top_db: float = FeatureConfig.top_db, frame_ms: float = 25.0, hop_ms: float = 10.0,
-    floor_dbfs: float | None = SILENCE_FLOOR_DBFS,
-) -> np.ndarray:
-    """Sample intervals of speech found by an energy VAD.
-
-    A frame is speech when its RMS is within ``top_db`` of the loudest frame and
-    above ``floor_dbfs`` (:func:`speech_threshold_db`). With ``floor_dbfs=None``
-    this is ``librosa.effects.split`` with the same frames.
-
-    Returns
-    -------
-    intervals : np.ndarray [shape=(m, 2), dtype=int]
-        ``[start, end)`` sample indices.
-    """
-    frame_length = int(sr * frame_ms / 1000)
-    hop_length = int(sr * hop_ms / 1000)
-    if y.size < frame_length:
-        return np.zeros((0, 2), dtype=int)
-    rms = frame_rms(y, frame_length=frame_length, hop_length=hop_length)
-    db = 20 * np.log10(np.maximum(rms, 1e-10))
-    speech = db > speech_threshold_db(db.max(), top_db=top_db, floor_dbfs=floor_dbfs)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], speech.astype(np.int8), [0]])))
-    intervals = edges.reshape(-1, 2) * hop_length
-    return np.minimum(intervals, y.size)
-
-
-def frame_rms(y: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
-    """RMS of centred frames (``librosa.feature.rms(y=y, center=True)[0]``, zero padding).
-
-    Sums of squares come from a cumulative sum in float64, so a long file
-    needs no frame-by-sample matrix.
-
-    Returns
-    -------
-    rms : np.ndarray [shape=(1 + n // hop_length,), dtype=float32]
-    """
-    half = frame_length // 2
-    padded = np.pad(np.asarray(y, dtype=np.float64), (half, half))
-    cumulative = np.concatenate([[0.0], np.cumsum(np.square(padded))])
-    starts = np.arange(0, len(padded) - frame_length + 1, hop_length)
-    power = (cumulative[starts + frame_length] - cumulative[starts]) / frame_length
-    return np.sqrt(np.maximum(power, 0.0)).astype(np.float32)
-
-
-def trim_silence(
-    y: np.ndarray, *, sr: int, top_db: float = FeatureConfig.top_db,
-    max_silence_s: float | None = FeatureConfig.max_silence_s,
-) -> np.ndarray:
-    """Cut out every pause longer than ``max_silence_s``, and leading/trailing silence.
-
-    With ``max_silence_s=None`` every non-speech frame is removed and the speech
-    is concatenated (the evaluation protocol's VAD).
-    """
-    intervals = speech_intervals(y, sr=sr, top_db=top_db)
-    if len(intervals) == 0:
-        return y[:0]
-    if max_silence_s is not None:
-        max_gap = int(max_silence_s * sr)
-        merged = [list(intervals[0])]
-        for start, end in intervals[1:]:
-            if start - merged[-1][1] <= max_gap:
-                merged[-1][1] = end
-            else:
-                merged.append([start, end])
-        intervals = np.asarray(merged)
-    return np.concatenate([y[s:e] for s, e in intervals]).astype(np.float32)
-
-
-def normalize_loudness(y: np.ndarray, *, target_dbfs: float = FeatureConfig.target_dbfs) -> np.ndarray:
-    """Scale ``y`` to an RMS of ``target_dbfs``, then limit peaks to 0.99."""
-    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
-    if rms <= 0:
-        return y
-    y = y * (10 ** (target_dbfs / 20) / rms)
-    peak = float(np.max(np.abs(y)))
-    if peak > 0.99:
-        y = y * (0.99 / peak)
-    return y.astype(np.float32)
-
-
-def load_speech(source, *, config: FeatureConfig | None = None, sr_in: int | None = None) -> np.ndarray:
-    """Load, check, cut silences and normalise: the speech the extractor embeds.
-
-    Raises
-    ------
-    AudioError
-        Missing, unreadable, empty, non-finite, silent, or less than
-        ``config.min_speech_s`` seconds of speech.
-    """
-    cfg = config or FeatureConfig()
-    name = "<array>" if isinstance(source, np.ndarray) else os.fspath(source)
-    y = load(source, sr=cfg.sr, sr_in=sr_in)
-    check_audio(y, source=name)
-    speech = trim_silence(y, sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s)
-    seconds = speech.size / cfg.sr
-    if seconds < cfg.min_speech_s:
-        raise AudioError(
-            name,
-            f"too little speech to use: {seconds:.2f} s found, need at least {cfg.min_speech_s:g} s",
-        )
-    return normalize_loudness(speech, target_dbfs=cfg.target_dbfs)

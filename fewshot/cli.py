@@ -43,14 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true",
                    help="replace the person's earlier enrollment (without it, the speech is added to it)")
     p.add_argument("--force", action="store_true", help="enroll even a file with over 10%% of its samples clipped")
+    p.add_argument("--progress", action="store_true", help="show progress on standard error even when it is not "
+                   "a terminal")
 
     p = sub.add_parser("identify", help="say who speaks in each file (or 'unknown')")
     _add_common(p)
     p.add_argument("--group", required=True, help="group to choose among")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     p.add_argument("--json", action="store_true",
-                   help="one JSON object per file on standard output (with the pieces' labels under --segments)")
-    p.add_argument("--segments", action="store_true", help="also label each 3 s piece of speech")
+                   help="one JSON object per file on standard output (with its turns under --segments)")
+    p.add_argument("--segments", action="store_true",
+                   help="also say who speaks when: turns (start and end in seconds of the file, speaker, score)")
+    p.add_argument("--rttm", metavar="FILE", help="write the turns of every file to FILE in NIST RTTM format "
+                   "(file id: the file's name without its extension)")
+    p.add_argument("--progress", action="store_true", help="show the progress through files over a minute long on "
+                   "standard error even when it is not a terminal")
     add_false_accept_arguments(p)
 
     p = sub.add_parser("groups", help="list groups; show, delete a group or remove a person")
@@ -103,10 +110,34 @@ def _normalize_names(args) -> None:
             setattr(args, attr, normalize_name(getattr(args, attr), kind=kind))
 
 
+def _bars(args):
+    """tqdm's bar on standard error when progress is shown (on a terminal, or with ``--progress``), else ``None``."""
+    import functools
+    import importlib.util
+
+    if not (getattr(args, "progress", False) or sys.stderr.isatty()) or importlib.util.find_spec("tqdm") is None:
+        return None
+    from tqdm import tqdm
+
+    return functools.partial(tqdm, leave=False, file=sys.stderr)
+
+
+def _reading(args):
+    """``progress`` for files over a minute (:func:`fewshot.streaming.embed_stream`): a bar of the seconds read."""
+    bars, fmt = _bars(args), "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"
+    return bars and (lambda name, total_s: bars(total=total_s, desc=name, unit="s",
+                                                bar_format=fmt if total_s else None))
+
+
 def cmd_enroll(args) -> int:
-    sid = _identifier(args)
-    res = sid.enroll(args.group, args.speaker, args.files, keep_audio=args.keep_audio, replace=args.replace,
-                     force=args.force)
+    import contextlib
+
+    sid, bars = _identifier(args), _bars(args)
+    files = contextlib.nullcontext(args.files) if bars is None else bars(args.files, desc=f"Enrolling {args.speaker}",
+                                                                         unit="file")
+    with files as files:
+        res = sid.enroll(args.group, args.speaker, files, keep_audio=args.keep_audio, replace=args.replace,
+                         force=args.force)
     for w in res.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if res.added:
@@ -125,24 +156,30 @@ IDENTIFY_BATCH = 16
 
 def cmd_identify(args) -> int:
     from .errors import AudioError
+    from .turns import rttm_lines, write_rttm
 
     sid = _identifier(args)
-    status = 0
+    status, rttm = 0, []
     for start in range(0, len(args.files), IDENTIFY_BATCH):
         files = args.files[start:start + IDENTIFY_BATCH]
-        for f, p in zip(files, sid.identify_many(args.group, files, segments=args.segments)):
+        for f, p in zip(files, sid.identify_many(args.group, files, segments=args.segments or bool(args.rttm),
+                                                    progress=_reading(args))):
             if isinstance(p, AudioError):
                 print(f"error: {p}", file=sys.stderr)
                 status = 2
                 continue
+            if args.rttm:
+                rttm += rttm_lines(p.segments, file_id=Path(f).stem)
             if args.json:
                 segs = [{"start": a, "end": b, "speaker": lab, "score": round(sc, 4)} for a, b, lab, sc in p.segments]
                 print(json.dumps({"file": f, "speaker": p.label, "score": round(p.score, 4),
                                   **({"segments": segs} if args.segments else {})}), flush=True)
                 continue
             print(f"{f}: {p.label} (score {p.score:.3f}{'' if not p.is_unknown else f', nearest {p.nearest}'})")
-            for a, b, lab, sc in p.segments:
-                print(f"  {a:6.1f}-{b:6.1f} s  {lab} ({sc:.3f})")
+            for a, b, lab, sc in p.segments if args.segments else []:
+                print(f"  {a:7.2f} - {b:7.2f} s  {lab} ({sc:.3f})")
+    if args.rttm:
+        write_rttm(args.rttm, rttm)
     return status
 
 

@@ -24,6 +24,7 @@ from .names import normalize_name
 from .openset import load_calibration
 from .persistence import sha256_of
 from .selfcheck import check_enrollment
+from .streaming import identify_stream, short_speech, short_speeches
 from .svm import UNKNOWN, FittedGroup, cached_fit
 
 logger = logging.getLogger(__name__)
@@ -44,9 +45,9 @@ class Prediction:
     """Who spoke: a group member's name or ``"unknown"``.
 
     ``score`` is the cosine similarity to the named speaker's enrollment
-    centroid (for unknown: to the closest one); ``segments`` holds
-    ``(start_s, end_s, label, score)`` per 3 s piece of the speech (times in
-    seconds of speech, after long pauses are cut).
+    centroid (for unknown: to the closest one); ``segments`` holds who speaks
+    when, as :class:`~fewshot.turns.Turn` ``(start_s, end_s, speaker, score)``
+    in seconds of the source (only when asked for).
     """
 
     label: str
@@ -220,8 +221,12 @@ class SpeakerIdentifier:
         self._classifiers.pop(normalize_name(group, kind="group"), None)
         return result
 
-    def identify(self, group: str, source, *, sr_in: int | None = None, segments: bool = False) -> Prediction:
+    def identify(self, group: str, source, *, sr_in: int | None = None, segments: bool = False,
+                 progress=None) -> Prediction:
         """Who speaks in ``source`` (a file or an array), among ``group``'s members, or unknown.
+
+        Input over a minute is embedded block by block (:mod:`fewshot.streaming`, which ``progress`` follows).
+        ``segments``: also who speaks when, the source's turns (:meth:`turns`).
 
         Raises
         ------
@@ -231,11 +236,15 @@ class SpeakerIdentifier:
             For an unknown or empty group.
         """
         clf = self.classifier(group)
-        y = load_speech(source, config=self.extractor.feature_config, sr_in=sr_in)
-        return self._predict(clf, y, segments=segments)
+        y = short_speech(source, config=self.extractor.feature_config, sr_in=sr_in)
+        prediction = self._predictions(clf, [y])[0] if y is not None else \
+            Prediction(*identify_stream(self.extractor, clf, source, sr_in=sr_in, progress=progress))
+        if segments:
+            prediction = dataclasses.replace(prediction, segments=self.turns(group, source, sr_in=sr_in))
+        return prediction
 
-    def identify_many(self, group: str, sources, *, segments: bool = False, workers: int = 4) -> list:
-        """:meth:`identify` for many files: decoded in a thread pool, embedded together.
+    def identify_many(self, group: str, sources, *, segments: bool = False, workers: int = 4, progress=None) -> list:
+        """:meth:`identify` for many files: decoded in a thread pool, embedded together (those over a minute after).
 
         Returns
         -------
@@ -248,44 +257,43 @@ class SpeakerIdentifier:
         NotEnrolledError
             For an unknown or empty group (before any file is read).
         """
-        from concurrent.futures import ThreadPoolExecutor
-
         clf = self.classifier(group)
-        cfg = self.extractor.feature_config
-
-        def speech(source):
+        loaded = short_speeches(sources, config=self.extractor.feature_config, workers=workers)
+        predictions = iter(self._predictions(clf, [y for y in loaded if isinstance(y, np.ndarray)]))
+        out = []
+        for source, y in zip(sources, loaded):
             try:
-                return load_speech(source, config=cfg)
+                y = Prediction(*identify_stream(self.extractor, clf, source, progress=progress)) if y is None else y
+                y = y if isinstance(y, (AudioError, Prediction)) else next(predictions)
+                if segments and isinstance(y, Prediction):
+                    y = dataclasses.replace(y, segments=self.turns(group, source))
             except AudioError as exc:
-                return exc
+                y = exc
+            out.append(y)
+        return out
 
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
-            loaded = list(pool.map(speech, sources))
-        predictions = iter(self._predictions(clf, [y for y in loaded if not isinstance(y, AudioError)],
-                                             segments=segments))
-        return [y if isinstance(y, AudioError) else next(predictions) for y in loaded]
-
-    def _predict(self, clf: FittedGroup, y: np.ndarray, *, segments: bool) -> Prediction:
-        return self._predictions(clf, [y], segments=segments)[0]
-
-    def _predictions(self, clf: FittedGroup, speech: list, *, segments: bool) -> list[Prediction]:
-        """Predictions for utterances embedded in one pass (their 3 s pieces in a second one, with ``segments``)."""
+    def _predictions(self, clf: FittedGroup, speech: list) -> list[Prediction]:
+        """Predictions for utterances embedded in one pass."""
         if not speech:
             return []
-        cfg = self.extractor.feature_config
-        step = int(cfg.segment_s * cfg.sr)
-        pieces = [[y[i:i + step] for i in range(0, len(y), step)] if segments else [] for y in speech]
-        flat = [p for utterance in pieces for p in utterance]
-        E = self.extractor.embed(speech)
-        if flat:
-            E = np.concatenate([E, self.extractor.embed(flat)])
-        labels, scores, nearest = clf.predict_open(E, return_nearest=True)
-        out, row = [], len(speech)
-        for k, y in enumerate(speech):
-            total = len(y) / cfg.sr
-            segs = [(round(i * cfg.segment_s, 2), round(min((i + 1) * cfg.segment_s, total), 2), str(labels[row + i]),
-                     float(scores[row + i])) for i in range(len(pieces[k]))]
-            row += len(pieces[k])
-            label = str(labels[k])
-            out.append(Prediction(label, float(scores[k]), label == UNKNOWN, str(nearest[k]), segs))
-        return out
+        labels, scores, nearest = clf.predict_open(self.extractor.embed(speech), return_nearest=True)
+        return [Prediction(str(label), float(score), label == UNKNOWN, str(near))
+                for label, score, near in zip(labels, scores, nearest)]
+
+    def turns(self, group: str, source, *, sr_in: int | None = None) -> list:
+        """Who speaks when in ``source`` (a file or an array, read whole): :class:`~fewshot.turns.Turn`
+        ``(start_s, end_s, speaker, score)`` in seconds of the source, a member of ``group`` or unknown.
+
+        Raises
+        ------
+        AudioError
+            For unusable audio, or less than ``min_speech_s`` of speech.
+        NotEnrolledError
+            For an unknown or empty group.
+        """
+        from .audio import check_audio
+        from .turns import find_turns
+
+        cfg, name = self.extractor.feature_config, "<array>" if isinstance(source, np.ndarray) else os.fspath(source)
+        y = check_audio(load(source, sr=cfg.sr, sr_in=sr_in), source=name)
+        return find_turns(y, self.classifier(group), self.extractor, source=name)

@@ -1,17 +1,26 @@
-"""Time the extractor and the ``fewshot identify`` command on this machine, backend by backend.
+"""Time the extractor and the ``fewshot identify`` command on this machine, and its peak memory on long files.
 
-Prints, side by side for the Keras model and the LiteRT float and int8 models
-(a backend the model directory lacks is shown as ``-``), as medians of
-repeated runs:
+``speed`` prints, side by side for the Keras model and the LiteRT float and
+int8 models (a backend the model directory lacks is shown as ``-``), as
+medians of repeated runs:
 - seconds for ``fewshot identify`` of one 5 s file from a cold start (a new
   process) and within one process (extractor and group already loaded);
 - seconds to embed one 60 s utterance, and a batch of twelve 5 s pieces of it,
   with the real-time factor;
 - the log-mel front end alone on 60 s (the same for every backend).
 
+``memory`` writes a long file (``--hours``, 2 by default: the speech looped)
+in each of several formats into a temporary folder, one at a time, and
+prints the peak resident memory of ``fewshot identify`` of it (of the largest
+process of its tree, ffmpeg included), its time and its answer, beside a 5 s
+file's. The peak is read by a small launcher process
+(``resource.getrusage(RUSAGE_CHILDREN)``): a process started from this large
+one would count the memory it had before its ``exec``, a copy of this one's.
+
 Example
 -------
     python scripts/benchmark_speed.py --data ../shared/data/dev --repeats 5
+    python scripts/benchmark_speed.py --parts memory --hours 2
 """
 
 from __future__ import annotations
@@ -26,6 +35,14 @@ import time
 from pathlib import Path
 
 BACKENDS = ("keras", "litert", "litert-int8")
+#: Long files of the memory benchmark: sample rate, channels, ffmpeg's encoder options, and whether the
+#: encoded loop is repeated (slow encoders) rather than the whole file encoded (FLAC's header holds its length).
+FORMATS = {
+    "wav": (16000, 1, ["-c:a", "pcm_s16le"], False),
+    "mp3": (16000, 1, ["-c:a", "libmp3lame", "-b:a", "64k"], True),
+    "flac": (48000, 2, ["-c:a", "flac"], False),
+    "m4a": (44100, 2, ["-c:a", "aac", "-b:a", "128k"], True),
+}
 
 
 def median_time(fn, repeats):
@@ -50,9 +67,10 @@ def speech_for_benchmark(data, sr):
             if sum(map(len, parts)) >= 110 * sr:
                 break
         return np.concatenate(parts)[: 110 * sr], f"real speech from {data} (first speakers in name order)"
+    print(f"note: {data} is missing: the benchmark runs on a synthetic voice instead of real speech", file=sys.stderr)
     t = np.arange(110 * sr) / sr
     y = np.sign(np.sin(2 * np.pi * 140 * t)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))
-    return (0.1 * y).astype(np.float32), "a synthetic voice (no --data folder found)"
+    return (0.1 * y).astype(np.float32), f"a synthetic voice ({data} not found)"
 
 
 def enrolled_store(home: Path, model, y, sr) -> Path:
@@ -64,7 +82,8 @@ def enrolled_store(home: Path, model, y, sr) -> Path:
 
     sid = SpeakerIdentifier(load_extractor(model), store=home / "s.sqlite")
     for i in range(3):
-        sid.enroll("bench", f"speaker{i}", [y[i * 15 * sr:(i + 1) * 15 * sr]], sr_in=sr)
+        # a 15 s slice of the joined speech may hold two voices, which enrollment refuses unless forced
+        sid.enroll("bench", f"speaker{i}", [y[i * 15 * sr:(i + 1) * 15 * sr]], sr_in=sr, force=True)
     sf.write(home / "five.wav", y[105 * sr:110 * sr], sr)
     return home / "five.wav"
 
@@ -118,11 +137,89 @@ def table(results: dict) -> list[str]:
     return lines
 
 
+def long_file(y, sr, fmt, folder: Path, hours: float) -> Path:
+    """``y`` looped for ``hours`` as a ``fmt`` file of :data:`FORMATS` (by ffmpeg, in flat memory)."""
+    import numpy as np
+    import soundfile as sf
+
+    from fewshot.audio import resample
+
+    rate, channels, codec, repeat = FORMATS[fmt]
+    x = resample(y, orig_sr=sr, target_sr=rate) if rate != sr else y
+    if channels == 2:  # the second channel quieter, so that the mix is the same speech
+        x = np.stack([x, 0.7 * x], axis=1)
+    raw, loop, out = folder / "raw.wav", folder / f"loop.{fmt}", folder / f"long.{fmt}"
+    sf.write(raw, x, rate, subtype="PCM_16")
+    ffmpeg = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
+    if repeat:
+        subprocess.run(ffmpeg + ["-i", str(raw), *codec, str(loop)], check=True)
+        codec = ["-c", "copy"]
+    subprocess.run(ffmpeg + ["-stream_loop", "-1", "-i", str(loop if repeat else raw), "-t", str(hours * 3600),
+                             *codec, str(out)], check=True)
+    raw.unlink()
+    loop.unlink(missing_ok=True)
+    return out
+
+
+#: The small launcher: runs a command, then prints the peak resident memory (KB) of the largest process it ran.
+PEAK_RSS = ("import resource, subprocess, sys\n"
+            "rc = subprocess.run(sys.argv[1:]).returncode\n"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+            "sys.exit(rc)\n")
+
+
+def peak_memory(cmd, env) -> tuple[float, float, str]:
+    """Peak resident memory (MB) of the largest process of ``cmd``'s tree, its seconds, and its last line."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", PEAK_RSS, *cmd], env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit status {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return int(proc.stderr.split()[-1]) / 1024, seconds, proc.stdout.strip().splitlines()[-1]
+
+
+def memory(args, y, sr, home, clip) -> list[str]:
+    """The memory table: ``fewshot identify`` of the 5 s file, then of a long file in each format."""
+    import soundfile as sf
+
+    env = {**os.environ, "FEWSHOT_HOME": str(home)}
+    cmd = [sys.executable, "-m", "fewshot.cli", "identify", "--group", "bench", "--store", str(home / "s.sqlite")] \
+        + (["--model", str(args.model)] if args.model else [])
+    mb, seconds, said = peak_memory(cmd + [str(clip)], env)
+    lines = ["| file | size | decoded by | peak memory | time | answer |", "|---|---|---|---|---|---|",
+             (f"| 5 s, 16 kHz mono wav | {clip.stat().st_size / 1e6:.1f} MB | libsndfile | {mb:.0f} MB | "
+              f"{seconds:.1f} s | {said.split(': ', 1)[-1]} |")]
+    print(lines[-1], flush=True)
+    for fmt in args.formats:
+        rate, channels = FORMATS[fmt][:2]
+        with tempfile.TemporaryDirectory(dir=args.tmp) as folder:
+            t0 = time.perf_counter()
+            path = long_file(y, sr, fmt, Path(folder), args.hours)
+            made, size = time.perf_counter() - t0, path.stat().st_size
+            try:
+                sf.info(str(path))
+                decoder = "libsndfile"
+            except Exception:
+                decoder = "ffmpeg"
+            mb, seconds, said = peak_memory(cmd + [str(path)], env)
+        lines.append(f"| {args.hours:g} h, {rate / 1000:g} kHz {'mono' if channels == 1 else 'stereo'} {fmt} | "
+                     f"{size / 1e6:.0f} MB | {decoder} | {mb:.0f} MB | {seconds:.0f} s | {said.split(': ', 1)[-1]} |")
+        print(lines[-1] + f"  (file written in {made:.0f} s)", flush=True)
+    return lines
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="../shared/data/dev", help="speaker-per-folder tree to take speech from")
     p.add_argument("--model", help="extractor model directory (default: the shipped model)")
     p.add_argument("--repeats", type=int, default=5, help="runs per measurement (median reported)")
+    p.add_argument("--parts", nargs="+", choices=["speed", "memory"], default=["speed", "memory"],
+                   help="what to measure (default: both)")
+    p.add_argument("--hours", type=float, default=2.0, help="length of the long files of the memory part")
+    kinds = ", ".join(f"{f} ({r / 1000:g} kHz, {'mono' if c == 1 else 'stereo'})" for f, (r, c, *_) in FORMATS.items())
+    p.add_argument("--formats", nargs="+", choices=list(FORMATS), default=list(FORMATS),
+                   help=f"long files of the memory part: {kinds}")
+    p.add_argument("--tmp", help="folder for the long files (default: the system's temporary folder)")
     args = p.parse_args(argv)
 
     from fewshot.config import FeatureConfig
@@ -132,16 +229,23 @@ def main(argv=None) -> int:
     cfg = FeatureConfig()
     y, origin = speech_for_benchmark(args.data, cfg.sr)
     print(f"audio: {origin}: 3 people enrolled from 0-45 s (15 s each), 45-105 s embedded as one 60 s utterance "
-          f"and as 12 pieces of 5 s, 105-110 s the file identified")
+          f"and as 12 pieces of 5 s, 105-110 s the file identified; the long files loop all 110 s")
     print(f"model: {load_extractor(args.model).model_id}, CPU threads: {os.cpu_count()}, medians of {args.repeats} "
           f"runs (cold start: {args.repeats} new processes)")
-    t_feat = median_time(lambda: log_mel(y[: 60 * cfg.sr], config=cfg), args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
+        os.environ["FEWSHOT_HOME"] = tmp  # the group's fitted SVM is cached there, for the new processes to find
         clip = enrolled_store(home, args.model, y, cfg.sr)
-        results = {b: measure(b, args.model, y, home, clip, args.repeats, args.repeats) for b in available(args.model)}
-    print("\n".join(table(results)))
-    print(f"log-mel front end alone, 60 s: {t_feat:.3f} s ({60 / t_feat:.0f}x real time), every backend")
+        if "speed" in args.parts:
+            t_feat = median_time(lambda: log_mel(y[: 60 * cfg.sr], config=cfg), args.repeats)
+            results = {b: measure(b, args.model, y, home, clip, args.repeats, args.repeats)
+                       for b in available(args.model)}
+            print("\n".join(table(results)))
+            print(f"log-mel front end alone, 60 s: {t_feat:.3f} s ({60 / t_feat:.0f}x real time), every backend")
+        if "memory" in args.parts:
+            print("\npeak memory of `fewshot identify` (one run each, the default backend):")
+            lines = memory(args, y, cfg.sr, home, clip)
+            print("\n".join(lines))
     return 0
 
 

@@ -247,3 +247,41 @@ def test_clipped_audio_is_refused_unless_forced(tmp_path, voices):
     proc = fewshot("enroll", "--group", "g", "--speaker", "bert", heavy, "--force", home=home)
     assert re.match(rf"warning: {re.escape(str(heavy))}: 4\d\.\d% of the samples are clipped", proc.stderr)
     assert proc.stdout.startswith("enrolled 'bert'")
+
+
+def test_identify_segments_are_turns_in_file_time_and_rttm(home, tmp_path):
+    """A conversation of the three enrolled voices: turns within 0.5 s of where each person speaks in the file."""
+    import numpy as np
+
+    from synth import speak
+
+    from fewshot.audio import speech_intervals
+
+    lines = ["Yesterday I walked to the market to buy apples and bread.", "The weather was cold but bright.",
+             "Then we went home and made a pot of tea for everyone."]
+    plan = [("amy", lines[0], 0.7), ("bert", lines[1], 0.4), ("carl", lines[2], 1.5), ("amy", lines[1], 0.0)]
+    parts, reference, n = [np.zeros(SR // 2, np.float32)], [], SR // 2
+    for who, text, pause in plan:
+        voice, pitch = PEOPLE[who]
+        y = speak(text, voice=voice, pitch=pitch, speed=165)
+        edges = speech_intervals(y, sr=SR)
+        y = y[edges[0, 0]:edges[-1, 1]]
+        parts += [y, np.zeros(int(pause * SR), np.float32)]
+        reference.append((n / SR, (n + len(y)) / SR, who))
+        n += len(y) + int(pause * SR)
+    path = write_wav(tmp_path / "talk.wav", np.concatenate(parts))
+    rttm = tmp_path / "out" / "talk.rttm"
+    rttm.parent.mkdir()
+    obj = json.loads(fewshot("identify", "--group", "family", "--json", "--segments", "--rttm", rttm, path,
+                             home=home).stdout)
+    turns = obj["segments"]
+    assert [t["speaker"] for t in turns] == [who for _, _, who in reference]
+    for t, (start, end, _) in zip(turns, reference):
+        assert abs(t["start"] - start) <= 0.5 and abs(t["end"] - end) <= 0.5, (t, start, end)
+    records = [line.split() for line in rttm.read_text().splitlines()]
+    assert [r[:3] + r[5:7] + r[8:] for r in records] == [["SPEAKER", "talk", "1", "<NA>", "<NA>", "<NA>", "<NA>"]] * 4
+    assert [(float(r[3]), float(r[4]), r[7]) for r in records] == [
+        pytest.approx((t["start"], t["end"] - t["start"], t["speaker"]), abs=1e-3) for t in turns]
+    text = fewshot("identify", "--group", "family", "--segments", path, home=home).stdout.splitlines()
+    assert re.fullmatch(r"\s+0\.\d\d - +\d+\.\d\d s  amy \(0\.\d{3}\)", text[1])
+    assert len(text) == 1 + len(turns)

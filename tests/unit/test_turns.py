@@ -1,0 +1,138 @@
+"""Turns: who speaks when, in seconds of the file, on conversations of synthetic voices."""
+
+from itertools import pairwise
+
+import numpy as np
+import pytest
+
+from synth import SR, VOICES, synth_voice
+
+from fewshot.config import FeatureConfig
+from fewshot.decoders import change_points, viterbi
+from fewshot.errors import AudioError
+from fewshot.features import log_mel
+from fewshot.timeline import SpeechTimeline, log_mel_blocks, window_starts
+from fewshot.turns import Turn, TurnConfig, find_turns, rttm_lines
+
+#: (speaker, seconds of speech, pause after it): changes after pauses of 0.6, 0.3, 1.2 and 0 s, and one
+#: person twice either side of a 1.2 s pause (two turns, the pause in neither).
+PLAN = [("ann", 4.0, 0.6), ("bob", 3.0, 0.3), ("cat", 5.0, 1.2), ("cat", 2.0, 0.4), ("ann", 2.5, 0.0),
+        ("bob", 4.0, 0.5)]
+
+
+def conversation(plan=PLAN, *, seed: int = 10):
+    """Audio of ``plan`` after 0.5 s of silence, and its reference turns ``(start_s, end_s, speaker)``."""
+    parts, reference, t = [np.zeros(SR // 2, np.float32)], [], 0.5
+    for k, (who, seconds, pause) in enumerate(plan):
+        parts += [synth_voice(**VOICES[who], seconds=seconds, seed=seed + k, pause_every_s=10.0),
+                  np.zeros(int(pause * SR), np.float32)]
+        reference.append((t, t + seconds, who))
+        t += seconds + pause
+    return np.concatenate(parts), reference
+
+
+@pytest.fixture(scope="module")
+def group(default_extractor):
+    """The SVM of a group of the three synthetic voices, 15 s of speech each."""
+    from fewshot.classifier import GroupSVC
+
+    names = sorted(VOICES)
+    E = default_extractor.embed([synth_voice(**VOICES[n], seconds=15.0, seed=0) for n in names],
+                                return_segments=True)
+    return GroupSVC(unknown_threshold=0.39).fit(np.concatenate(E), np.repeat(names, [len(e) for e in E])).fitted_
+
+
+def test_viterbi_changes_state_only_for_enough_evidence():
+    scores = np.array([[1, 0], [1, 0], [0.4, 0.6], [1, 0], [0, 1], [0, 1], [0, 1]])
+    assert viterbi(scores, switch_penalty=0.5).tolist() == [0, 0, 0, 0, 1, 1, 1]
+    assert viterbi(scores, switch_penalty=0.0).tolist() == [0, 0, 1, 0, 1, 1, 1]
+    assert viterbi(scores[:1], switch_penalty=0.5).tolist() == [0]
+
+
+def test_change_points_find_where_two_voices_meet(rng):
+    a, b = rng.normal(size=(2, 16))
+    E = np.r_[a + 0.1 * rng.normal(size=(8, 16)), b + 0.1 * rng.normal(size=(6, 16))]
+    assert change_points(E / np.linalg.norm(E, axis=1, keepdims=True), context=2, gap=1,
+                         threshold=0.5).tolist() == [8]
+
+
+def test_windows_cover_the_end_and_input_shorter_than_one():
+    assert window_starts(330, window=100, hop=50).tolist() == [0, 50, 100, 150, 200, 230]
+    assert window_starts(40, window=100, hop=50).tolist() == [0]
+
+
+@pytest.mark.parametrize("n", [100, 7 * SR + 37, 160 * 50])
+def test_log_mel_in_blocks_is_the_log_mel(rng, n):
+    y = rng.standard_normal(n).astype(np.float32)
+    S = log_mel(y, config=FeatureConfig())
+    assert np.allclose(log_mel_blocks(y, config=FeatureConfig(), block_frames=7), S, atol=1e-4)
+
+
+def test_speech_timeline_maps_speech_back_to_the_file():
+    y = np.zeros(3 * SR, np.float32)
+    y[SR // 2:SR] = 0.1 * np.sin(np.arange(SR // 2) * 0.3)
+    y[2 * SR:2 * SR + SR // 4] = 0.1 * np.sin(np.arange(SR // 4) * 0.3)
+    tl = SpeechTimeline(y, config=FeatureConfig())
+    assert len(tl.intervals) == 2 and tl.joins[-1] == len(tl.speech)
+    (s0, e0), (s1, e1) = tl.intervals
+    assert abs(s0 - SR // 2) < 0.03 * SR and abs(s1 - 2 * SR) < 0.03 * SR
+    assert tl.to_file(0, len(tl.speech)) == [(s0, e0), (s1, e1)]
+    assert tl.to_file(10, tl.joins[1] + 5) == [(s0 + 10, e0), (s1, s1 + 5)]
+    assert tl.pauses_s == pytest.approx([(s1 - e0) / SR])
+
+
+@pytest.mark.parametrize("decoder, within_s", [("viterbi", 0.5), ("changepoint", 1.0)])
+def test_turns_of_a_conversation_are_in_file_time(group, default_extractor, decoder, within_s):
+    y, reference = conversation()
+    turns = find_turns(y, group, default_extractor, config=TurnConfig(decoder=decoder))
+    assert [t.speaker for t in turns] == [who for _, _, who in reference]
+    for turn, (start, end, _) in zip(turns, reference):
+        assert abs(turn.start_s - start) <= within_s and abs(turn.end_s - end) <= within_s, (turn, start, end)
+        assert 0.5 < turn.score <= 1.0
+    assert all(a.end_s <= b.start_s for a, b in pairwise(turns))
+    assert turns[3].start_s - turns[2].end_s > 1.0  # the long pause belongs to nobody
+
+
+def test_a_voice_outside_the_group_is_unknown(default_extractor):
+    from fewshot.classifier import GroupSVC
+
+    E = default_extractor.embed([synth_voice(**VOICES[n], seconds=15.0, seed=0) for n in ("ann", "cat")],
+                                return_segments=True)
+    clf = GroupSVC().fit(np.concatenate(E), np.repeat(["ann", "cat"], [len(e) for e in E])).fitted_
+    noise = np.random.default_rng(1).standard_normal(4 * SR).astype(np.float32) * 0.1
+    y, _ = conversation([("ann", 4.0, 0.6)])
+    turns = find_turns(np.r_[y, noise], clf, default_extractor, config=TurnConfig(unknown_cosine=0.3))
+    assert [t.speaker for t in turns] == ["ann", "unknown"]
+
+
+def test_too_little_speech_is_an_audio_error(group, default_extractor):
+    y = np.zeros(2 * SR, np.float32)
+    y[SR:SR + SR // 2] = synth_voice(**VOICES["ann"], seconds=0.5)
+    with pytest.raises(AudioError, match="too little speech"):
+        find_turns(y, group, default_extractor, source="short.wav")
+
+
+def test_turn_config_is_checked():
+    with pytest.raises(ValueError, match="decoder"):
+        TurnConfig(decoder="hmm")
+    with pytest.raises(ValueError, match="hop_s"):
+        TurnConfig(window_s=1.0, hop_s=2.0)
+
+
+def test_rttm_lines_are_one_speaker_record_per_turn():
+    lines = rttm_lines([Turn(0.5, 2.25, "ann", 0.9), Turn(3.0, 4.5, "mary jo", 0.7)], file_id="my talk")
+    assert lines == ["SPEAKER my_talk 1 0.500 1.750 <NA> <NA> ann <NA> <NA>",
+                     "SPEAKER my_talk 1 3.000 1.500 <NA> <NA> mary_jo <NA> <NA>"]
+
+
+def test_identify_segments_are_the_turns(default_extractor, tmp_path):
+    from fewshot.identifier import SpeakerIdentifier
+
+    sid = SpeakerIdentifier(default_extractor, store=tmp_path / "s.sqlite")
+    for name in VOICES:
+        sid.enroll("g", name, synth_voice(**VOICES[name], seconds=15.0, seed=0))
+    y, reference = conversation()
+    turns = sid.turns("g", y)
+    assert [t.speaker for t in turns] == [who for _, _, who in reference]
+    assert sid.identify("g", y, segments=True).segments == turns
+    assert sid.identify("g", y).segments == []
