@@ -19,11 +19,9 @@ import shlex
 import signal
 import sys
 
-import numpy as np
-
 from .mic import SR, Microphone, NoMicrophone, list_devices
 from .session import LiveSession, members
-from .speech import Windower
+from .turns import stream_turns, warm_up
 from .ui import SessionLog, Terminal
 
 DEFAULT_GROUP = "live"
@@ -33,13 +31,6 @@ def _seconds(text: str) -> float:
     value = float(text)
     if not 15 <= value <= 35:
         raise argparse.ArgumentTypeError(f"must be between 15 and 35 seconds, given {text}")
-    return value
-
-
-def _window(text: str) -> float:
-    value = float(text)
-    if not 3 <= value <= 5:
-        raise argparse.ArgumentTypeError(f"must be between 3 and 5 seconds, given {text}")
     return value
 
 
@@ -61,8 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
     p.add_argument("--seconds", type=_seconds, default=20.0, metavar="S",
                    help="seconds of speech to record per person, 15 to 35 (default: 20)")
-    p.add_argument("--window", type=_window, default=4.0, metavar="S",
-                   help="seconds of speech per identification, 3 to 5 (default: 4; a label every S/2 s)")
     p.add_argument("--model", help="extractor model directory (default: the model shipped with fewshot)")
     p.add_argument("--store", help="enrollment database (default: $FEWSHOT_HOME/enrollments.sqlite)")
     p.add_argument("--log", metavar="FILE", help="session log to write (default: a new file under "
@@ -73,9 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--enroll", action="append", type=_name_file, metavar="NAME=FILE",
                        help="enroll NAME from FILE, replacing an earlier enrollment (repeatable; "
                             "repeat a NAME to use several files)")
-    files.add_argument("--input", metavar="FILE", help="say who speaks in FILE, window by window")
+    files.add_argument("--input", metavar="FILE", help="say who speaks when in FILE, turn by turn, as the "
+                       "microphone would hear it")
     files.add_argument("--json", action="store_true",
-                       help="with --input: one JSON object per window on standard output")
+                       help="with --input: one JSON object per turn on standard output (start, end, speaker, score)")
     return p
 
 
@@ -107,9 +97,7 @@ def load_identifier(args):
                                      "meta.json); pass --model DIR, a trained model directory")
     extractor = load_extractor(args.model)
     sid = SpeakerIdentifier(extractor, store=args.store)
-    noise = np.random.default_rng(0).normal(0, 0.05, int(6.5 * SR)).astype(np.float32)
-    extractor.embed([noise[: int(3.5 * SR)]])
-    extractor.embed([noise])
+    warm_up(extractor)
     return sid
 
 
@@ -154,25 +142,21 @@ def run_files(args) -> int:
         return 0
     if not args.json:
         print(f"who speaks in {args.input} (group {args.group!r}: {', '.join(members(sid, args.group))}):")
-    n = 0
-    for w in file_windows(y, window_s=args.window):
-        try:
-            p = sid.identify(args.group, w.y)
-        except AudioError:
-            continue
-        n += 1
+
+    def show(t) -> None:
         if args.json:
-            print(json.dumps({"start": w.start_s, "end": w.end_s, "speaker": p.label,
-                              "score": round(p.score, 4)}), flush=True)
+            print(json.dumps({"start": t.start_s, "end": t.end_s, "speaker": t.speaker, "score": t.score}),
+                  flush=True)
         else:
-            print(f"  {w.start_s:7.2f} - {w.end_s:7.2f} s  {p.label:<16} score {p.score:.3f}"
-                  + (f"  (closest: {p.nearest})" if p.is_unknown else ""), flush=True)
+            print(f"  {t.start_s:7.2f} - {t.end_s:7.2f} s  {t.speaker:<16} score {t.score:.3f}", flush=True)
         if log:
-            log.window(w, p)
+            log.turn(t)
+
+    turns, _ = stream_turns(y, sid.classifier(args.group), sid.extractor, on_turn=show)
     if log:
         log.close()
-    if n == 0:
-        raise AudioError(args.input, "no window of speech long enough to identify")
+    if not turns:
+        raise AudioError(args.input, "no speech long enough to identify")
     return 0
 
 
@@ -184,15 +168,6 @@ def check_log_path(path) -> str:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: folder not found (for --log {path})")
     return str(path)
-
-
-def file_windows(y: np.ndarray, *, window_s: float):
-    """The windows a microphone would have produced from ``y``, fed in 0.1 s blocks."""
-    windower = Windower(window_s=window_s, hop_s=window_s / 2)
-    step = SR // 10
-    for i in range(0, len(y), step):
-        yield from windower.add(y[i:i + step])
-    yield from windower.flush()
 
 
 # ---------------------------------------------------------------------------- live mode

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 from ..errors import InvalidNameError
 from ..names import normalize_name
 from .mic import Microphone, NoMicrophone
-from .speech import EnrollmentTake, Windower
+from .speech import EnrollmentTake
 from .texts import passage
+from .turns import TurnStream
 from .ui import SessionLog, Terminal, clock
 
 
@@ -207,37 +207,40 @@ class LiveSession:
 
     # ------------------------------------------------------------ identifying
     def listen(self) -> str:
-        """Name who speaks until a key is pressed; returns that key."""
-        from ..errors import AudioError
+        """Name who speaks until a key is pressed; returns that key.
 
+        The current turn's provisional speaker is on the status line (revised as speech comes in); a line is
+        printed for each turn once it is final (the next speaker confirmed, a pause, or the key).
+        """
         people = self.members()
         self.ui.say(f"\nListening for {', '.join(people)} (group {self.group!r}); {self.KEYS}.")
         self.log.event("listening", "", ", ".join(people))
-        windower = Windower(window_s=self.args.window, hop_s=self.args.window / 2)
+        stream = TurnStream(self.sid.classifier(self.group), self.sid.extractor)
         self.mic.capture(True)
         offset = time.monotonic() - self.t0
+
+        def show(turns) -> None:
+            for t in turns:
+                t = t._replace(start_s=round(t.start_s + offset, 2), end_s=round(t.end_s + offset, 2))
+                self.ui.say(f"  [{clock(t.start_s)} - {clock(t.end_s)}]  {t.speaker:<16} score {t.score:.3f}")
+                self.log.turn(t)
+
         try:
             with self.ui.keys() as keys:
                 while True:
                     key = keys.poll()
                     if key in ("a", "r", "x", "q"):
+                        show(stream.flush())
                         return key
                     if key:
                         self.ui.say(self.KEYS)
                     block = self.mic.read(0.1)
                     if block is None:
                         continue
-                    for w in windower.add(block):
-                        w = dataclasses.replace(w, start_s=w.start_s + offset, end_s=w.end_s + offset)
-                        try:
-                            p = self.sid.identify(self.group, w.y)
-                        except AudioError:
-                            continue
-                        extra = f"  (closest: {p.nearest})" if p.is_unknown else ""
-                        self.ui.say(f"  [{clock(w.start_s)} - {clock(w.end_s)}]  {p.label:<16} "
-                                    f"score {p.score:.3f}{extra}")
-                        self.log.window(w, p)
-                    self.ui.meter(windower.level_dbfs, "listening")
+                    show(stream.add(block))
+                    cur = stream.current
+                    now = f"   now: {cur.speaker} ({cur.score:.2f}) since {clock(cur.start_s + offset)}" if cur else ""
+                    self.ui.meter(stream.level_dbfs, "listening" + now)
         finally:
             self.mic.capture(False)
             self.ui.end_status()

@@ -1,4 +1,4 @@
-"""Speech in a stream: a causal energy VAD, an enrollment take, rolling windows.
+"""Speech in a stream: a causal energy VAD and an enrollment take (turns: :mod:`fewshot.live.turns`).
 
 The rule is the VAD's, :func:`fewshot.audio.speech_threshold_db` (a frame is
 speech within ``top_db`` of the loudest frame, never below an absolute floor),
@@ -9,7 +9,6 @@ identified still goes through the pipeline's own ``load_speech``.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -122,88 +121,3 @@ class EnrollmentTake:
             out.append(f"the signal is quiet (speech at {level:.0f} dBFS): move closer to the microphone or "
                        "raise its input gain, then re-enroll (key r)")
         return out
-
-
-@dataclass(frozen=True)
-class Window:
-    """A stretch of speech to identify; times in seconds since the stream began."""
-
-    start_s: float
-    end_s: float
-    speech_s: float
-    y: np.ndarray
-
-
-class Windower:
-    """Rolling windows of speech from a stream.
-
-    Inside an utterance, a window of the last ``window_s`` seconds is emitted
-    each time ``hop_s`` more seconds of speech came in; when the speaker stops
-    (``end_pause_s`` of silence) the rest is emitted at once if it holds at
-    least ``min_speech_s`` of new speech. Windows never span two utterances.
-    """
-
-    def __init__(self, *, sr: int = SR, window_s: float = 4.0, hop_s: float = 2.0, end_pause_s: float = 0.6,
-                 min_speech_s: float = 1.0):
-        self.sr = sr
-        self.gate = SpeechGate(sr=sr)
-        self.window_frames = int(round(window_s / FRAME_S))
-        self.hop_s = hop_s
-        self.end_pause_s = end_pause_s
-        self.min_speech_s = min_speech_s
-        self.frames_seen = 0
-        self._buf: deque = deque(maxlen=self.window_frames + int(end_pause_s / FRAME_S) + 2)
-        self._in_utterance = False
-        self._silence_s = 0.0
-        self._new_speech_s = 0.0
-        self.level_dbfs = -100.0
-
-    def add(self, y: np.ndarray) -> list[Window]:
-        out, levels = [], []
-        for frame, level, speech in self.gate.frames(y):
-            self.frames_seen += 1
-            levels.append(level)
-            if speech:
-                if not self._in_utterance:
-                    self._in_utterance, self._new_speech_s = True, 0.0
-                    self._buf.clear()
-                self._buf.append((frame, True, self.frames_seen))
-                self._silence_s = 0.0
-                self._new_speech_s += FRAME_S
-                if self._new_speech_s >= self.hop_s - 1e-9 and self._voiced_frames() >= self.window_frames:
-                    out.append(self._emit())
-            elif self._in_utterance:
-                self._buf.append((frame, False, self.frames_seen))
-                self._silence_s += FRAME_S
-                if self._silence_s >= self.end_pause_s - 1e-9:
-                    out.extend(self.flush())
-        if levels:
-            self.level_dbfs = max(levels)
-        return out
-
-    def flush(self) -> list[Window]:
-        """End the current utterance, emitting its unlabelled speech if there is enough."""
-        out = []
-        if self._in_utterance and self._new_speech_s >= self.min_speech_s - 1e-9:
-            out.append(self._emit())
-        self._in_utterance = False
-        self._buf.clear()
-        return out
-
-    def _voiced_frames(self) -> int:
-        """Frames from the buffer's start to its last speech frame."""
-        items = list(self._buf)
-        while items and not items[-1][1]:
-            items.pop()
-        return len(items)
-
-    def _emit(self) -> Window:
-        items = list(self._buf)
-        while items and not items[-1][1]:
-            items.pop()
-        items = items[-self.window_frames:]
-        end = items[-1][2] * FRAME_S
-        speech_s = sum(FRAME_S for _, s, _ in items if s)
-        self._new_speech_s = 0.0
-        return Window(round(end - len(items) * FRAME_S, 2), round(end, 2), round(speech_s, 2),
-                      np.concatenate([f for f, _, _ in items]))

@@ -131,13 +131,13 @@ def _columns() -> int:
 class SessionLog:
     """What was heard, when, and who it was: a tab-separated file, written line by line.
 
-    Columns: ``time`` (local, ISO 8601), ``event`` (``window``, ``enrolled``,
-    ``re-enrolled``, ``removed``, ``dropped``, ``listening``), ``start_s`` and
-    ``end_s`` (seconds since the session began, one clock for the whole session;
-    in file mode, seconds of the input), ``speech_s``, ``speaker``, ``score``, ``note``.
+    Columns: ``time`` (local, ISO 8601), ``event`` (``turn``, ``enrolled``,
+    ``re-enrolled``, ``removed``, ``dropped``, ``listening``, ``stopped``), ``start_s`` and
+    ``end_s`` (of a final turn: seconds since the session began, one clock for the whole session;
+    in file mode, seconds of the input), ``speaker``, ``score``, ``note``.
     """
 
-    COLUMNS = ("time", "event", "start_s", "end_s", "speech_s", "speaker", "score", "note")
+    COLUMNS = ("time", "event", "start_s", "end_s", "speaker", "score", "note")
 
     def __init__(self, path, *, group: str, model: str, make_folder: bool = False):
         self.path = Path(path)
@@ -166,12 +166,11 @@ class SessionLog:
         self._f.flush()
 
     def event(self, kind: str, speaker: str, note: str = "") -> None:
-        self._row(kind, "", "", "", speaker, "", note)
+        self._row(kind, "", "", speaker, "", note)
 
-    def window(self, w, p) -> None:
-        note = f"closest: {p.nearest}" if p.is_unknown else ""
-        self._row("window", f"{w.start_s:.2f}", f"{w.end_s:.2f}", f"{w.speech_s:.2f}", p.label,
-                  f"{p.score:.4f}", note)
+    def turn(self, t) -> None:
+        """A final :class:`~fewshot.turns.Turn`."""
+        self._row("turn", f"{t.start_s:.2f}", f"{t.end_s:.2f}", t.speaker, f"{t.score:.4f}", "")
 
     def close(self) -> None:
         self._f.close()
