@@ -7,7 +7,9 @@ medians of repeated runs:
   process) and within one process (extractor and group already loaded);
 - seconds to embed one 60 s utterance, and a batch of twelve 5 s pieces of it,
   with the real-time factor;
-- the log-mel front end alone on 60 s (the same for every backend).
+- the log-mel front end alone on 60 s (the same for every backend);
+- seconds for one ``fewshot identify`` call on 500 files of 5 s (a new
+  process), and for ``fewshot groups`` from a cold start.
 
 ``memory`` writes a long file (``--hours``, 2 by default: the speech looped)
 in each of several formats into a temporary folder, one at a time, and
@@ -35,6 +37,8 @@ import time
 from pathlib import Path
 
 BACKENDS = ("keras", "litert", "litert-int8")
+#: Files of 5 s in the one-call batch measurement.
+MANY_FILES = 500
 #: Long files of the memory benchmark: sample rate, channels, ffmpeg's encoder options, and whether the
 #: encoded loop is repeated (slow encoders) rather than the whole file encoded (FLAC's header holds its length).
 FORMATS = {
@@ -85,6 +89,11 @@ def enrolled_store(home: Path, model, y, sr) -> Path:
         # a 15 s slice of the joined speech may hold two voices, which enrollment refuses unless forced
         sid.enroll("bench", f"speaker{i}", [y[i * 15 * sr:(i + 1) * 15 * sr]], sr_in=sr, force=True)
     sf.write(home / "five.wav", y[105 * sr:110 * sr], sr)
+    many = home / "many"
+    many.mkdir()
+    for k in range(MANY_FILES):  # 5 s pieces of the 60 s not enrolled, each starting 0.1 s later than the last
+        a = 45 * sr + (k % 11) * 5 * sr + (k // 11) * sr // 10
+        sf.write(many / f"{k:03d}.wav", y[a:a + 5 * sr], sr)
     return home / "five.wav"
 
 
@@ -104,9 +113,15 @@ def measure(backend, model, y, home, clip, repeats, cold_repeats) -> dict:
            "long": median_time(lambda: ex.embed([sixty]), repeats),
            "batch": median_time(lambda: ex.embed(pieces), repeats)}
     env = {**os.environ, "FEWSHOT_HOME": str(home), "FEWSHOT_BACKEND": backend}
-    cmd = [sys.executable, "-m", "fewshot.cli", "identify", "--group", "bench", "--store", str(home / "s.sqlite"),
-           str(clip)] + (["--model", str(model)] if model else [])
-    out["cold"] = median_time(lambda: subprocess.run(cmd, env=env, check=True, capture_output=True), cold_repeats)
+    base = [sys.executable, "-m", "fewshot.cli", "identify", "--group", "bench", "--store", str(home / "s.sqlite")] \
+        + (["--model", str(model)] if model else [])
+    out["cold"] = median_time(lambda: subprocess.run(base + [str(clip)], env=env, check=True, capture_output=True),
+                              cold_repeats)
+    files = sorted(str(f) for f in (home / "many").glob("*.wav"))
+    out["many"] = median_time(lambda: subprocess.run(base + files, env=env, check=True, capture_output=True),
+                              max(1, cold_repeats // 2))
+    groups = [sys.executable, "-m", "fewshot.cli", "groups", "--store", str(home / "s.sqlite")]
+    out["groups"] = median_time(lambda: subprocess.run(groups, env=env, check=True, capture_output=True), cold_repeats)
     return out
 
 
@@ -126,7 +141,9 @@ def table(results: dict) -> list[str]:
     rows = [("`fewshot identify` 5 s file, cold start", "cold", None),
             ("identify 5 s file, within one process", "warm", None),
             ("embed one 60 s utterance", "long", 60.0),
-            ("embed 12 pieces of 5 s, one call", "batch", 60.0)]
+            ("embed 12 pieces of 5 s, one call", "batch", 60.0),
+            (f"`fewshot identify` of {MANY_FILES} files of 5 s, cold", "many", None),
+            ("`fewshot groups`, cold start", "groups", None)]
     lines = [f"{'':42s}" + "".join(f"{b:>20s}" for b in BACKENDS)]
     for label, key, seconds in rows:
         cells = []
