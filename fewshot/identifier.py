@@ -142,6 +142,8 @@ class SpeakerIdentifier:
         group, speaker = normalize_name(group, kind="group"), normalize_name(speaker, kind="person")
         if speaker.casefold() == UNKNOWN:
             raise InvalidNameError(f"{speaker!r} is reserved for speech that matches nobody; choose another name")
+        if any(g["name"] == group and g["extractor_id"] != self.extractor.model_id for g in self.store.groups()):
+            self.classifier(group)  # an earlier model's group is mapped first, or refused with what to do
         if isinstance(sources, (str, os.PathLike, np.ndarray)):
             sources = [sources]
         if not len(sources):
@@ -211,8 +213,7 @@ class SpeakerIdentifier:
             if not cc.multi_condition:
                 X, y, is_copy = X[~is_copy], y[~is_copy], is_copy[~is_copy]
             clf = cached_fit(X, y, centroid_mask=~is_copy, params=cc.svc_params())
-            clf = clf.with_open_set(self.calibration, cc.false_accept_rate)
-            self._classifiers[group] = (key, clf)
+            self._classifiers[group] = (key, clf.with_open_set(self.calibration, cc.false_accept_rate))
         return self._classifiers[group][1]
 
     def upgrade(self, group: str, *, progress=None) -> dict:

@@ -104,6 +104,16 @@ def test_a_group_enrolled_with_the_old_model_is_identified_through_the_aligner(r
     assert code == 2 and "re-enroll" in err  # the old model cannot read mapped voiceprints
 
 
+def test_enrolling_into_a_group_of_the_old_model_maps_it_first(released, files, tmp_path, fewshot):
+    old, new, _ = released
+    store = tmp_path / "s.sqlite"
+    assert fewshot("enroll", "--group", "home", "--speaker", "ann", files["ann"], "--model", old, store=store)[0] == 0
+    code, out, err = fewshot("enroll", "--group", "home", "--speaker", "bob", files["bob"], "--model", new, store=store)
+    assert code == 0, err
+    code, out, _ = fewshot("groups", "show", "home", store=store)
+    assert f"extractor {load_extractor(new).model_id}" in out and "1 of 2 people" in out  # ann mapped, bob enrolled
+
+
 def test_kept_speech_of_a_mapped_group_is_re_embedded_by_upgrade(released, files, tmp_path, fewshot):
     old, new, _ = released
     store = tmp_path / "s.sqlite"
