@@ -113,4 +113,13 @@ def voice_audio(name: str, texts) -> np.ndarray:
     return np.concatenate(parts)
 
 
-
+def conversation(plan, *, seed: int = 10):
+    """Voices of ``plan`` ``[(voice, seconds, pause after)]`` taking turns after 0.5 s of silence,
+    and the reference turns ``(start_s, end_s, voice)``."""
+    parts, reference, t = [np.zeros(SR // 2, np.float32)], [], 0.5
+    for k, (who, seconds, pause) in enumerate(plan):
+        parts += [synth_voice(**VOICES[who], seconds=seconds, seed=seed + k, pause_every_s=10.0),
+                  np.zeros(int(pause * SR), np.float32)]
+        reference.append((t, t + seconds, who))
+        t += seconds + pause
+    return np.concatenate(parts), reference

@@ -4,6 +4,7 @@ import sqlite3
 
 import numpy as np
 import pytest
+from stores import old_store
 
 from fewshot.align import Aligner, aligner_entry, map_group, read_aligner, write_aligner
 from fewshot.enrollment import SCHEMA_VERSION, EnrollmentStore
@@ -118,26 +119,7 @@ def test_re_enrolling_a_mapped_person_clears_the_mark(rng, tmp_path):
 
 def test_a_schema_2_store_is_migrated(tmp_path):
     path = tmp_path / "old.sqlite"
-    db = sqlite3.connect(path)
-    db.executescript("""
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE groups (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, extractor_id TEXT NOT NULL,
-                             revision INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
-        CREATE TABLE speakers (id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL REFERENCES groups(id)
-                               ON DELETE CASCADE, name TEXT NOT NULL, seconds REAL NOT NULL, created REAL NOT NULL,
-                               UNIQUE (group_id, name));
-        CREATE TABLE sources (id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id)
-                              ON DELETE CASCADE, file_name TEXT NOT NULL, sha256 TEXT NOT NULL,
-                              seconds_used REAL NOT NULL, audio BLOB);
-        CREATE TABLE embeddings (id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id)
-                                 ON DELETE CASCADE, vector BLOB NOT NULL, copy INTEGER NOT NULL DEFAULT 0);
-        INSERT INTO meta VALUES ('schema_version', '2');
-        INSERT INTO groups VALUES (1, 'home', 'x', 1, 0);
-        INSERT INTO speakers VALUES (1, 1, 'ann', 15.0, 0);
-    """)
-    db.execute("INSERT INTO embeddings (speaker_id, vector) VALUES (1, ?)", (np.ones(4, np.float32).tobytes(),))
-    db.commit()
-    db.close()
+    old_store(path, 2)
     with EnrollmentStore(path) as store:
         assert store.speakers("home")[0].mapped_from is None
     db = sqlite3.connect(path)

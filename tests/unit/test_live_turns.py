@@ -4,23 +4,12 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from synth import SR, VOICES, synth_voice
+from synth import SR, VOICES, conversation, synth_voice
 
 from fewshot.live.turns import TurnStream, stream_turns
 
 #: Two voices taking turns: changes with no pause, short pauses, and one long pause (1.0 s) that ends a turn.
 PLAN = [("ann", 4.0, 0.0), ("bob", 3.0, 0.3), ("ann", 3.5, 0.0), ("bob", 4.0, 1.0), ("ann", 3.0, 0.0)]
-
-
-def conversation(plan):
-    """Audio of ``plan`` after 0.5 s of silence, and its reference turns ``(start_s, end_s, speaker)``."""
-    parts, reference, t = [np.zeros(SR // 2, np.float32)], [], 0.5
-    for k, (who, seconds, pause) in enumerate(plan):
-        parts += [synth_voice(**VOICES[who], seconds=seconds, seed=10 + k, pause_every_s=10.0),
-                  np.zeros(int(pause * SR), np.float32)]
-        reference.append((t, t + seconds, who))
-        t += seconds + pause
-    return np.concatenate(parts), reference
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import dataclasses
 import sqlite3
 
 import numpy as np
+from stores import old_store
 
 from fewshot.classifier import GroupSVC
 from fewshot.config import ClassifierConfig
@@ -54,26 +55,7 @@ def test_enrollment_stores_copies_and_identify_uses_them(tiny_model_dir, tmp_pat
 
 def test_a_store_of_the_first_schema_is_migrated(tmp_path):
     path = tmp_path / "old.sqlite"
-    db = sqlite3.connect(path)
-    db.executescript("""
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE groups (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, extractor_id TEXT NOT NULL,
-                             revision INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
-        CREATE TABLE speakers (id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL REFERENCES groups(id)
-                               ON DELETE CASCADE, name TEXT NOT NULL, seconds REAL NOT NULL, created REAL NOT NULL,
-                               UNIQUE (group_id, name));
-        CREATE TABLE sources (id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id)
-                              ON DELETE CASCADE, file_name TEXT NOT NULL, sha256 TEXT NOT NULL,
-                              seconds_used REAL NOT NULL, audio BLOB);
-        CREATE TABLE embeddings (id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id)
-                                 ON DELETE CASCADE, vector BLOB NOT NULL);
-        INSERT INTO meta VALUES ('schema_version', '1');
-        INSERT INTO groups VALUES (1, 'home', 'x', 1, 0);
-        INSERT INTO speakers VALUES (1, 1, 'ann', 15.0, 0);
-    """)
-    db.execute("INSERT INTO embeddings (speaker_id, vector) VALUES (1, ?)", (np.ones(4, np.float32).tobytes(),))
-    db.commit()
-    db.close()
+    old_store(path, 1)
     with EnrollmentStore(path) as store:
         X, y = store.embeddings("home", extractor_id="x")
         assert X.shape == (1, 4) and list(y) == ["ann"]

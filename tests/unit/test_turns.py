@@ -5,6 +5,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
+import synth
 from synth import SR, VOICES, synth_voice
 
 from fewshot.config import FeatureConfig
@@ -21,14 +22,7 @@ PLAN = [("ann", 4.0, 0.6), ("bob", 3.0, 0.3), ("cat", 5.0, 1.2), ("cat", 2.0, 0.
 
 
 def conversation(plan=PLAN, *, seed: int = 10):
-    """Audio of ``plan`` after 0.5 s of silence, and its reference turns ``(start_s, end_s, speaker)``."""
-    parts, reference, t = [np.zeros(SR // 2, np.float32)], [], 0.5
-    for k, (who, seconds, pause) in enumerate(plan):
-        parts += [synth_voice(**VOICES[who], seconds=seconds, seed=seed + k, pause_every_s=10.0),
-                  np.zeros(int(pause * SR), np.float32)]
-        reference.append((t, t + seconds, who))
-        t += seconds + pause
-    return np.concatenate(parts), reference
+    return synth.conversation(plan, seed=seed)
 
 
 @pytest.fixture(scope="module")
