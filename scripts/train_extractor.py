@@ -5,6 +5,13 @@ Example
     python scripts/train_extractor.py ../shared/data/train --dev ../shared/data/dev --out models/run1
 
 Run it again with the same arguments to resume after an interruption.
+
+Distillation from the CAM++ teacher (the ``teacher`` extra; embed the
+training speech once with ``scripts/teacher_targets.py`` first), here as a
+fine-tuning run that starts from the last checkpoint of ``models/run1``:
+
+    python scripts/train_extractor.py ../shared/data/train --dev ../shared/data/dev --out models/run2 \
+        --init models/run1 --distill 1.0 --epochs 4 --lr 1e-3
 """
 
 from __future__ import annotations
@@ -41,6 +48,12 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=2, help="processes for feature extraction")
     p.add_argument("--cache", help="feature cache folder (default: OUT/feature_cache)")
     p.add_argument("--val-draws", type=int, default=20, help="groups drawn per size in validation")
+    p.add_argument("--distill", type=float, default=0.0, metavar="WEIGHT",
+                   help="weight of the loss pulling the embedding of each degraded crop toward the CAM++ "
+                        "teacher's embedding of the clean crop (0: no teacher)")
+    p.add_argument("--init", metavar="RUN",
+                   help="start from the last checkpoint of this earlier run (same data and network); "
+                        "the margin then needs no warm-up")
     p.add_argument("--stop-after", type=int, metavar="N",
                    help="train at most N epochs in this run, then stop (run the same command again to go on)")
     p.add_argument("--no-whiten", action="store_true",
@@ -72,7 +85,8 @@ def main(argv=None) -> int:
     tc = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
                      learning_rate=args.lr, margin=args.margin, speeds=tuple(args.speeds),
                      augment=None if args.no_augment else AugmentConfig(), seed=args.seed, patience=args.patience,
-                     val_draws=args.val_draws, strategy=args.strategy)
+                     val_draws=args.val_draws, strategy=args.strategy, distill_weight=args.distill,
+                     init=args.init, **({"margin_warmup_epochs": 0.0} if args.init else {}))
     t0 = time.time()
     try:
         state = train(args.train, args.out, feature_config=fc, extractor_config=ec, train_config=tc,

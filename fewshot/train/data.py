@@ -113,8 +113,12 @@ class CropSampler:
     PRE_ROLL_S = 0.5
 
     def __init__(self, waves, *, feature_config: FeatureConfig, crop_frames: int, batch_size: int,
-                 seed: int = 0, augment: AugmentConfig | None = AugmentConfig()):
+                 seed: int = 0, augment: AugmentConfig | None = AugmentConfig(), targets=None,
+                 target_hop: int | None = None):
         self.waves = waves
+        #: Per class, the teacher's embeddings of its grid windows (``None``: no target for that class).
+        self.targets = targets
+        self.target_hop = target_hop
         self.cfg = feature_config
         self.crop_frames = crop_frames
         self.crop_samples = (crop_frames - 1) * feature_config.hop_length
@@ -129,11 +133,37 @@ class CropSampler:
         t0 = int(rng.integers(0, len(y) - n + 1))
         return y[t0:t0 + n].astype(np.float32) / 32767.0
 
+    def _grid_crop(self, rng, c: int, pre: int) -> tuple[np.ndarray, int]:
+        """A crop starting on the teacher's grid (zero pre-roll before the first window), and its window."""
+        y = self.waves[c]
+        if len(y) < self.crop_samples:
+            y = np.tile(y, -(-self.crop_samples // len(y)))
+        k = int(rng.integers(0, len(self.targets[c])))
+        t0 = k * self.target_hop
+        seg = y[max(0, t0 - pre):t0 + self.crop_samples].astype(np.float32) / 32767.0
+        return np.pad(seg, (pre + self.crop_samples - len(seg), 0)), k
+
     def batch(self, n: int):
+        """Batch ``n``: log-mel crops and labels; with teacher targets, labels are
+        ``(labels, targets)`` where ``targets`` is ``(batch, dim + 1)``: the
+        teacher's embedding of the clean crop and a last column of 1 (0 where
+        the class has no target)."""
         rng = np.random.default_rng([self.seed, n])
         labels = rng.integers(0, len(self.waves), self.batch_size)
         pre = int(self.PRE_ROLL_S * self.cfg.sr) if self.augment else 0
-        crops = [self._crop(rng, int(c), self.crop_samples + pre) for c in labels]
+        if self.targets is None:
+            crops = [self._crop(rng, int(c), self.crop_samples + pre) for c in labels]
+        else:
+            dim = next(t.shape[1] for t in self.targets if t is not None)
+            T = np.zeros((self.batch_size, dim + 1), np.float32)
+            crops = []
+            for i, c in enumerate(labels):
+                if self.targets[c] is None:
+                    crops.append(self._crop(rng, int(c), self.crop_samples + pre))
+                    continue
+                crop, k = self._grid_crop(rng, int(c), pre)
+                crops.append(crop)
+                T[i, :dim], T[i, dim] = self.targets[c][k], 1.0
         Y = np.empty((self.batch_size, self.crop_samples), np.float32)
         for i, y in enumerate(crops):
             if self.augment:
@@ -145,6 +175,8 @@ class CropSampler:
             for i in range(len(X)):
                 if rng.random() < self.augment.p_mask:
                     X[i] = spec_augment(X[i], rng=rng)
+        if self.targets is not None:
+            return X, (labels.astype(np.int32), T)
         return X, labels.astype(np.int32)
 
     def dataset(self, *, start_batch: int = 0):
@@ -159,6 +191,9 @@ class CropSampler:
 
         spec = (tf.TensorSpec((self.batch_size, self.crop_frames, self.cfg.n_mels), tf.float32),
                 tf.TensorSpec((self.batch_size,), tf.int32))
+        if self.targets is not None:
+            dim = next(t.shape[1] for t in self.targets if t is not None)
+            spec = (spec[0], (spec[1], tf.TensorSpec((self.batch_size, dim + 1), tf.float32)))
         ds = tf.data.Dataset.from_generator(gen, output_signature=spec).prefetch(4)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF

@@ -26,6 +26,9 @@ from .augment import AugmentConfig
 
 logger = logging.getLogger(__name__)
 
+#: Grid (seconds) of the windows the teacher embeds; distilled crops start on it.
+DISTILL_HOP_S = 0.5
+
 
 @dataclass
 class TrainConfig:
@@ -45,20 +48,45 @@ class TrainConfig:
     patience: int = 8
     val_draws: int = 20
     strategy: str = "default"
+    #: Weight of the distillation loss toward the teacher's embeddings (0: no teacher).
+    distill_weight: float = 0.0
+    #: A run directory whose last checkpoint the weights start from (a fine-tuning run).
+    init: str | None = None
+
+    def run_dict(self) -> dict:
+        """The arguments that identify the run (the two above only where they are set)."""
+        d = asdict(self)
+        for key, unset in (("distill_weight", 0.0), ("init", None)):
+            if d[key] == unset:
+                del d[key]
+        return d
 
 
 def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: TrainConfig, total_steps: int,
-                         sync_batchnorm: bool = False):
-    """The extractor CNN with a cosine head, compiled with the angular-margin loss."""
+                         sync_batchnorm: bool = False, teacher_dim: int | None = None, init_checkpoint=None):
+    """The extractor CNN with a cosine head, compiled with the angular-margin loss.
+
+    With ``teacher_dim``, a second output projects the embedding to the
+    teacher's width (a linear map used only in training) for the distillation
+    loss. ``init_checkpoint``: weights of an earlier run's CNN and head to start from.
+    """
     import keras
 
     from ..nn import build_cnn
-    from .losses import AdditiveAngularMarginLoss, CosineClassifier
+    from .losses import AdditiveAngularMarginLoss, CosineClassifier, DistillationLoss
 
     frames = extractor_config.crop_frames if extractor_config.arch == "original" else None
     cnn = build_cnn(extractor_config, n_mels=n_mels, n_frames=frames, sync_batchnorm=sync_batchnorm)
     head = CosineClassifier(n_classes, name="class_cosines", dtype="float32")(cnn.output)
     model = keras.Model(cnn.inputs, head, name="train_model")
+    if init_checkpoint is not None:
+        import tensorflow as tf
+
+        tf.train.Checkpoint(model=model).restore(str(init_checkpoint)).expect_partial()
+    if teacher_dim:
+        projection = keras.layers.Dense(teacher_dim, use_bias=False, name="teacher_projection",
+                                        dtype="float32")(cnn.output)
+        model = keras.Model(cnn.inputs, [head, projection], name="train_model")
     warmup = max(1, min(tc.steps_per_epoch, total_steps // 10))
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, total_steps - warmup), warmup_target=tc.learning_rate,
@@ -66,8 +94,21 @@ def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: T
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=tc.weight_decay)
     loss = AdditiveAngularMarginLoss(tc.margin, tc.scale, step_counter=optimizer.iterations,
                                      warmup_steps=int(tc.margin_warmup_epochs * tc.steps_per_epoch))
-    model.compile(optimizer=optimizer, loss=loss)
+    if teacher_dim:
+        model.compile(optimizer=optimizer, loss=[loss, DistillationLoss()], loss_weights=[1.0, tc.distill_weight])
+    else:
+        model.compile(optimizer=optimizer, loss=loss)
     return model
+
+
+def _init_checkpoint(run) -> str:
+    """The last checkpoint of the run directory ``run`` (for :attr:`TrainConfig.init`)."""
+    import tensorflow as tf
+
+    path = tf.train.latest_checkpoint(str(Path(run) / "checkpoint"))
+    if path is None:
+        raise FileNotFoundError(f"{run}: no training checkpoint to start from (checkpoint/ is missing or empty)")
+    return path
 
 
 def _checkpoint_manager(model, out: Path):
@@ -160,7 +201,7 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
     hours = sum(len(w) for w, c in zip(waves, classes) if "@" not in c) / feature_config.sr / 3600
     # the whitening layer is added after training; it is not part of what is trained
     trained_config = {k: v for k, v in extractor_config.to_dict().items() if k != "whitened"}
-    run_args = {"train_config": asdict(tc), "feature_config": feature_config.to_dict(),
+    run_args = {"train_config": tc.run_dict(), "feature_config": feature_config.to_dict(),
                 "extractor_config": trained_config, "n_classes": len(classes)}
     state = {"epoch": 0, "best": None, "best_epoch": None, "wait": 0, "seconds": 0.0, **run_args}
     if (out / "state.json").is_file():
@@ -169,10 +210,19 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
             raise RuntimeError(f"{out} holds a run with other arguments; choose another --out")
         state = saved
     total_steps = tc.epochs * tc.steps_per_epoch
+    targets, teacher_info = None, None
+    if tc.distill_weight:
+        if task_id or strategy.num_replicas_in_sync > 1:
+            raise RuntimeError("distillation runs on one device (strategy default)")
+        targets, teacher_info = _teacher_targets(waves, classes, feature_config, extractor_config,
+                                                 cache_dir or out / "speech_cache", progress)
+    init = _init_checkpoint(tc.init) if tc.init and state["epoch"] == 0 else None
     with strategy.scope():
         model = build_training_model(extractor_config, n_mels=feature_config.n_mels,
                                      n_classes=len(classes), tc=tc, total_steps=total_steps,
-                                     sync_batchnorm=strategy.num_replicas_in_sync > 1)
+                                     sync_batchnorm=strategy.num_replicas_in_sync > 1,
+                                     teacher_dim=teacher_info["dim"] if teacher_info else None,
+                                     init_checkpoint=init)
     ckpt, manager = _checkpoint_manager(model, out)
     if state["epoch"] > 0:
         _restore_checkpoint(model, ckpt, manager, out, state["epoch"])
@@ -187,10 +237,13 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
     first_epoch = state["epoch"]
     stop_after = stop_after_epochs or tc.epochs
     sampler = CropSampler(waves, feature_config=feature_config, crop_frames=extractor_config.crop_frames,
-                          batch_size=tc.batch_size, seed=tc.seed + 7919 * task_id, augment=tc.augment)
+                          batch_size=tc.batch_size, seed=tc.seed + 7919 * task_id, augment=tc.augment,
+                          targets=targets, target_hop=int(DISTILL_HOP_S * feature_config.sr))
     dataset = sampler.dataset(start_batch=state["epoch"] * tc.steps_per_epoch)
     summary = {"source": str(train_source), "speakers": len(speakers), "classes": len(classes),
                "hours_of_speech": round(hours, 2), "recipe": run_args["train_config"]}
+    if teacher_info:
+        summary["teacher"] = teacher_info
 
     class Validation(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -231,6 +284,23 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         _whiten_kept_model(out, real_waves, dev=dev_set, draws=tc.val_draws)
     state["wall_seconds_this_run"] = round(time.time() - t_start, 1)
     return state
+
+
+def _teacher_targets(waves, classes, feature_config, extractor_config, cache_dir, progress):
+    """Teacher embeddings per class (``None`` for speed-perturbed classes), and what the teacher is."""
+    from . import teacher
+
+    real = [i for i, c in enumerate(classes) if "@" not in c]
+    window = (extractor_config.crop_frames - 1) * feature_config.hop_length
+    found = teacher.teacher_targets([waves[i] for i in real], [classes[i] for i in real], window=window,
+                                    hop=int(DISTILL_HOP_S * feature_config.sr), cache_dir=cache_dir,
+                                    progress=progress)
+    targets = [None] * len(classes)
+    for i, t in zip(real, found):
+        targets[i] = t
+    info = {"name": teacher.NAME, "origin": teacher.ORIGIN, "dim": int(found[0].shape[1]),
+            "windows": int(sum(len(t) for t in found)), "hop_s": DISTILL_HOP_S}
+    return targets, info
 
 
 def _whiten_kept_model(out: Path, waves, *, dev=None, draws: int = 20, reg: float = 0.3) -> None:

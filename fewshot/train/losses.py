@@ -1,4 +1,4 @@
-"""Additive angular margin softmax (ArcFace) head and loss, used only in training."""
+"""Training losses: the additive angular margin softmax (ArcFace) head, and distillation toward a teacher."""
 
 from __future__ import annotations
 
@@ -64,3 +64,23 @@ class AdditiveAngularMarginLoss(keras.losses.Loss):
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "scale": self.scale,
                 "warmup_steps": self.warmup_steps}
+
+
+@keras.saving.register_keras_serializable(package="fewshot")
+class DistillationLoss(keras.losses.Loss):
+    """``1 - cos(student, teacher)`` per crop, zero where the crop has no teacher target.
+
+    ``y_true`` is ``(batch, dim + 1)``: the teacher's embedding of the clean
+    crop, then a weight column (1 or 0); ``y_pred`` is the student's embedding
+    of the degraded crop, projected to the teacher's width.
+    """
+
+    def __init__(self, name="distillation", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        t, w = y_true[:, :-1], y_true[:, -1]
+        s = ops.cast(y_pred, "float32")
+        cos = ops.sum(s * t, axis=-1) / ops.sqrt(ops.sum(s * s, axis=-1) * ops.sum(t * t, axis=-1) + 1e-12)
+        return w * (1.0 - cos)

