@@ -28,8 +28,7 @@ def main(argv=None) -> int:
 
     from fewshot.config import ExtractorConfig, FeatureConfig
     from fewshot.train.data import corpus_speech, list_training_speakers
-    from fewshot.train.teacher import Teacher, teacher_targets
-    from fewshot.train.loop import DISTILL_HOP_S
+    from fewshot.train.teacher import HOP_S, Teacher, teacher_targets
 
     try:
         speakers = list_training_speakers(args.train)
@@ -42,7 +41,7 @@ def main(argv=None) -> int:
     waves, classes = corpus_speech(speakers, config=fc, cache_dir=Path(args.cache), workers=args.workers,
                                    progress=lambda it, total: tqdm(it, total=total, desc="Speech", unit="files"))
     window = (ec.crop_frames - 1) * fc.hop_length
-    targets = teacher_targets(waves, classes, window=window, hop=int(DISTILL_HOP_S * fc.sr), cache_dir=args.cache,
+    targets = teacher_targets(waves, classes, window=window, hop=int(HOP_S * fc.sr), cache_dir=args.cache,
                               teacher=teacher,
                               progress=lambda it, total: tqdm(it, total=total, desc="Teacher", unit="speakers"))
     n = sum(len(t) for t in targets)

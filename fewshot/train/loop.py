@@ -26,9 +26,6 @@ from .augment import AugmentConfig
 
 logger = logging.getLogger(__name__)
 
-#: Grid (seconds) of the windows the teacher embeds; distilled crops start on it.
-DISTILL_HOP_S = 0.5
-
 
 @dataclass
 class TrainConfig:
@@ -214,8 +211,11 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
     if tc.distill_weight:
         if task_id or strategy.num_replicas_in_sync > 1:
             raise RuntimeError("distillation runs on one device (strategy default)")
-        targets, teacher_info = _teacher_targets(waves, classes, feature_config, extractor_config,
-                                                 cache_dir or out / "speech_cache", progress)
+        from .teacher import class_targets
+
+        targets, teacher_info = class_targets(waves, classes, feature_config=feature_config,
+                                              extractor_config=extractor_config,
+                                              cache_dir=cache_dir or out / "speech_cache", progress=progress)
     init = _init_checkpoint(tc.init) if tc.init and state["epoch"] == 0 else None
     with strategy.scope():
         model = build_training_model(extractor_config, n_mels=feature_config.n_mels,
@@ -229,16 +229,18 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         logger.info("resuming after epoch %d", state["epoch"])
     real_waves = [w for w, c in zip(waves, classes) if "@" not in c]
     dev_set = DevSet.load(dev, feature_config=feature_config, seed=tc.seed) if dev else None
+    from .whitening import whiten_kept_model
+
     if state["epoch"] >= tc.epochs or state["wait"] >= tc.patience:
         if whiten and task_id == 0:
-            _whiten_kept_model(out, real_waves, dev=dev_set, draws=tc.val_draws)
+            whiten_kept_model(out, real_waves, dev=dev_set, draws=tc.val_draws)
         return state
 
     first_epoch = state["epoch"]
     stop_after = stop_after_epochs or tc.epochs
     sampler = CropSampler(waves, feature_config=feature_config, crop_frames=extractor_config.crop_frames,
                           batch_size=tc.batch_size, seed=tc.seed + 7919 * task_id, augment=tc.augment,
-                          targets=targets, target_hop=int(DISTILL_HOP_S * feature_config.sr))
+                          targets=targets, target_hop=teacher_info and teacher_info["hop"])
     dataset = sampler.dataset(start_batch=state["epoch"] * tc.steps_per_epoch)
     summary = {"source": str(train_source), "speakers": len(speakers), "classes": len(classes),
                "hours_of_speech": round(hours, 2), "recipe": run_args["train_config"]}
@@ -281,54 +283,9 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         steps_per_epoch=tc.steps_per_epoch, callbacks=callbacks, verbose=verbose)
     finished = state["epoch"] >= tc.epochs or state["wait"] >= tc.patience
     if whiten and task_id == 0 and finished:
-        _whiten_kept_model(out, real_waves, dev=dev_set, draws=tc.val_draws)
+        whiten_kept_model(out, real_waves, dev=dev_set, draws=tc.val_draws)
     state["wall_seconds_this_run"] = round(time.time() - t_start, 1)
     return state
-
-
-def _teacher_targets(waves, classes, feature_config, extractor_config, cache_dir, progress):
-    """Teacher embeddings per class (``None`` for speed-perturbed classes), and what the teacher is."""
-    from . import teacher
-
-    real = [i for i, c in enumerate(classes) if "@" not in c]
-    window = (extractor_config.crop_frames - 1) * feature_config.hop_length
-    found = teacher.teacher_targets([waves[i] for i in real], [classes[i] for i in real], window=window,
-                                    hop=int(DISTILL_HOP_S * feature_config.sr), cache_dir=cache_dir,
-                                    progress=progress)
-    targets = [None] * len(classes)
-    for i, t in zip(real, found):
-        targets[i] = t
-    info = {"name": teacher.NAME, "origin": teacher.ORIGIN, "dim": int(found[0].shape[1]),
-            "windows": int(sum(len(t) for t in found)), "hop_s": DISTILL_HOP_S}
-    return targets, info
-
-
-def _whiten_kept_model(out: Path, waves, *, dev=None, draws: int = 20, reg: float = 0.3) -> None:
-    """Replace the kept model in ``out`` by its whitened version (once).
-
-    ``waves`` are the real training speakers only: speed-perturbed copies vary
-    in other directions than a voice does and made the map worse on dev.
-    ``dev`` is the run's :class:`~fewshot.train.validation.DevSet`.
-    """
-    from ..extractor import Extractor
-    from .whitening import embed_classes, whiten_extractor, within_class_whitening
-
-    ex = Extractor.load(out)
-    if ex.extractor_config.whitened or ex.extractor_config.arch != "resnet":
-        return
-    t0 = time.time()
-    E, labels = embed_classes(ex, waves)
-    mu, W = within_class_whitening(E, labels, reg=reg)
-    wex = whiten_extractor(ex, mu, W)
-    training = dict(ex.meta.get("training", {}))
-    training["whitening"] = {"segments": int(len(E)), "classes": int(len(np.unique(labels))), "reg": reg}
-    if dev:
-        scores = dev.scores(wex, draws=draws)
-        training["dev_before_whitening"] = training.get("dev", {})
-        training["dev"] = {k: round(float(v), 4) for k, v in scores.items()}
-        print(f"whitened: {dev.describe(scores)}", flush=True)
-    training["whitening"]["seconds"] = round(time.time() - t0, 1)
-    wex.save(out, training=training)
 
 
 def logs_to_dev(logs: dict) -> dict:

