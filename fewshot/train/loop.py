@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,13 +100,15 @@ def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: T
 
 
 def _init_checkpoint(run) -> str:
-    """The last checkpoint of the run directory ``run`` (for :attr:`TrainConfig.init`)."""
-    import tensorflow as tf
-
-    path = tf.train.latest_checkpoint(str(Path(run) / "checkpoint"))
-    if path is None:
+    """The last checkpoint of run directory ``run``, read without TensorFlow from the state file
+    that ``tf.train.CheckpointManager`` keeps: a wrong ``--init`` is refused before any slow step."""
+    folder = Path(run) / "checkpoint"
+    state = folder / "checkpoint"
+    text = state.read_text(encoding="utf-8", errors="replace")[:4096] if state.is_file() else ""
+    match = re.search(r'^model_checkpoint_path:\s*"([A-Za-z0-9_.-]+)"\s*$', text, re.MULTILINE)
+    if match is None or match.group(1).startswith(".") or not (folder / f"{match.group(1)}.index").is_file():
         raise FileNotFoundError(f"{run}: no training checkpoint to start from (checkpoint/ is missing or empty)")
-    return path
+    return str(folder / match.group(1))
 
 
 def _checkpoint_manager(model, out: Path):
@@ -170,14 +173,19 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         Train at most this many epochs in this call, then return (a time-boxed
         run; the same call resumes). Not part of the run's arguments.
     """
+    from .data import CropSampler, corpus_speech, list_training_speakers
+
+    tc, out = train_config, Path(out)
+    # what can be checked without TensorFlow is checked first
+    speakers = list_training_speakers(train_source)
+    init = _init_checkpoint(tc.init) if tc.init and not (out / "state.json").is_file() else None
+
     import keras
     import tensorflow as tf
 
     from ..extractor import Extractor
-    from .data import CropSampler, corpus_speech, list_training_speakers
     from .validation import DevSet
 
-    tc, out = train_config, Path(out)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(tc.seed)
     tf.config.experimental.enable_op_determinism()
@@ -191,7 +199,6 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
 
-    speakers = list_training_speakers(train_source)
     waves, classes = corpus_speech(speakers, config=feature_config, speeds=tc.speeds,
                                    cache_dir=cache_dir or out / "speech_cache", workers=workers,
                                    progress=progress)
@@ -216,7 +223,7 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         targets, teacher_info = class_targets(waves, classes, feature_config=feature_config,
                                               extractor_config=extractor_config,
                                               cache_dir=cache_dir or out / "speech_cache", progress=progress)
-    init = _init_checkpoint(tc.init) if tc.init and state["epoch"] == 0 else None
+    init = init if state["epoch"] == 0 else None
     with strategy.scope():
         model = build_training_model(extractor_config, n_mels=feature_config.n_mels,
                                      n_classes=len(classes), tc=tc, total_steps=total_steps,

@@ -79,3 +79,4 @@ def test_distilled_fine_tuning_run(corpus, tmp_path):  # noqa: F811
     proc = subprocess.run(train_cmd(corpus, tmp_path / "x", "--init", str(tmp_path / "nothing"), "--distill", "1.0"),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "nothing" in proc.stderr and "checkpoint" in proc.stderr
+    assert not (tmp_path / "x").exists()  # refused before anything is written

@@ -311,8 +311,9 @@ def test_microphone_enroll_then_identify(mic, voices, model, home, tmp_path):
     last = turns.pop()  # the one heard after the removal, on the session's single clock
     assert last[0] > turns[-1][1], (last, turns[-1])
     assert [t[2] for t in turns] == [m.group(5) for _, m in seen]
-    # long prompts wrap between words at the terminal's width (120 columns here)
-    assert max(len(line) for line in transcript.splitlines()) <= 120
+    # long prompts wrap between words at the terminal's width (120 columns here); only a single
+    # unbreakable word, such as the session log's path under a deep temporary folder, may run past it
+    assert all(len(line) <= 120 or " " not in line.strip() for line in transcript.splitlines()), transcript
 
     # Who was heard: turns never overlap, and the 2 s pauses between utterances end them, so they fall into
     # one group per utterance (a turn starting over 1 s after the previous one ended opens the next).
