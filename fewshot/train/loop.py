@@ -240,7 +240,7 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
 
     if state["epoch"] >= tc.epochs or state["wait"] >= tc.patience:
         if whiten and task_id == 0:
-            whiten_kept_model(out, real_waves, dev=dev_set, draws=tc.val_draws)
+            whiten_kept_model(out, real_waves, dev=dev_set, draws=tc.val_draws, augment=tc.augment)
         return state
 
     first_epoch = state["epoch"]
@@ -290,7 +290,7 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         steps_per_epoch=tc.steps_per_epoch, callbacks=callbacks, verbose=verbose)
     finished = state["epoch"] >= tc.epochs or state["wait"] >= tc.patience
     if whiten and task_id == 0 and finished:
-        whiten_kept_model(out, real_waves, dev=dev_set, draws=tc.val_draws)
+        whiten_kept_model(out, real_waves, dev=dev_set, draws=tc.val_draws, augment=tc.augment)
     state["wall_seconds_this_run"] = round(time.time() - t_start, 1)
     return state
 
