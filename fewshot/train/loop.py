@@ -167,7 +167,7 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         Without it the checkpoint of the last epoch is kept as the model.
     whiten : bool
         When training ends, fold within-class covariance normalisation on the
-        training speakers into the kept model (:mod:`fewshot.whitening`).
+        training speakers into the kept model (:mod:`fewshot.train.whitening`).
         Running again on a finished run only adds this step if it is missing.
     stop_after_epochs : int, optional
         Train at most this many epochs in this call, then return (a time-boxed
