@@ -82,8 +82,8 @@ def embed_classes(extractor, waves, *, max_segments: int = 40, seed: int = 0, au
     labels : np.ndarray [shape=(n,)]
     """
     rng = np.random.default_rng(seed)
-    waves = [np.asarray(y).astype(np.float32) / 32767.0 if np.asarray(y).dtype == np.int16
-             else np.asarray(y, np.float32) for y in waves]
+    waves = [np.asarray(y) for y in waves]
+    waves = [y.astype(np.float32) / 32767.0 if y.dtype == np.int16 else y.astype(np.float32) for y in waves]
     E, labels = [], []
     for k, y in enumerate(waves):
         e = extractor.embed([y], return_segments=True)[0]
