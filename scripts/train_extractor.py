@@ -52,8 +52,10 @@ def parse_args(argv=None):
                    help="weight of the loss pulling the embedding of each degraded crop toward the CAM++ "
                         "teacher's embedding of the clean crop (0: no teacher)")
     p.add_argument("--init", metavar="RUN",
-                   help="start from the last checkpoint of this earlier run (same data and network); "
-                        "the margin then needs no warm-up")
+                   help="start from the last checkpoint of this earlier run (same data and network), or from "
+                        "the network of a model directory such as fewshot/models/default (its whitening layer "
+                        "dropped, each class centre at the class's mean embedding); the margin then needs no "
+                        "warm-up")
     p.add_argument("--stop-after", type=int, metavar="N",
                    help="train at most N epochs in this run, then stop (run the same command again to go on)")
     p.add_argument("--no-whiten", action="store_true",

@@ -45,7 +45,7 @@ def cohort_embeddings(extractor, train, *, cache_dir, piece_s: float = 5.0, piec
     cohort : np.ndarray [shape=(n_speakers, dim)]
     speakers : list of str
     """
-    from .data import corpus_speech, list_training_speakers
+    from .data import corpus_speech, int16_to_float, list_training_speakers
 
     cfg = extractor.feature_config
     waves, classes = corpus_speech(list_training_speakers(train), config=cfg, cache_dir=cache_dir,
@@ -55,7 +55,7 @@ def cohort_embeddings(extractor, train, *, cache_dir, piece_s: float = 5.0, piec
     for wave, name in zip(waves, classes):
         starts = rng.permutation(len(wave) // n)[:pieces] * n
         if len(starts):
-            y = [wave[s:s + n].astype(np.float32) / 32767 for s in starts]
+            y = [int16_to_float(wave[s:s + n]) for s in starts]
             cohort.append(l2_normalize(extractor.embed(y).mean(axis=0, keepdims=True))[0])
             names.append(name)
     return np.stack(cohort), names

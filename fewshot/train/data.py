@@ -65,6 +65,12 @@ def _file_speech(args):
     return out
 
 
+def int16_to_float(y) -> np.ndarray:
+    """Cached int16 speech (as :func:`corpus_speech` keeps it) as float32 in [-1, 1]; float input is passed as float32."""
+    y = np.asarray(y)
+    return y.astype(np.float32) / 32767.0 if y.dtype == np.int16 else y.astype(np.float32)
+
+
 def corpus_speech(speakers: dict[str, list[Path]], *, config: FeatureConfig, speeds=(1.0,),
                   cache_dir, workers: int = 1, progress=None):
     """Every speaker's speech (pauses cut, loudness normalised), one class per (speaker, speed).
@@ -131,7 +137,7 @@ class CropSampler:
         if len(y) < n:
             y = np.tile(y, -(-n // len(y)))
         t0 = int(rng.integers(0, len(y) - n + 1))
-        return y[t0:t0 + n].astype(np.float32) / 32767.0
+        return int16_to_float(y[t0:t0 + n])
 
     def _grid_crop(self, rng, c: int, pre: int) -> tuple[np.ndarray, int]:
         """A crop starting on the teacher's grid (zero pre-roll before the first window), and its window."""
@@ -140,7 +146,7 @@ class CropSampler:
             y = np.tile(y, -(-self.crop_samples // len(y)))
         k = int(rng.integers(0, len(self.targets[c])))
         t0 = k * self.target_hop
-        seg = y[max(0, t0 - pre):t0 + self.crop_samples].astype(np.float32) / 32767.0
+        seg = int16_to_float(y[max(0, t0 - pre):t0 + self.crop_samples])
         return np.pad(seg, (pre + self.crop_samples - len(seg), 0)), k
 
     def batch(self, n: int):

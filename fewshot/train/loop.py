@@ -11,6 +11,7 @@ An output directory holds, when training ends (or at any moment during it):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -48,7 +49,8 @@ class TrainConfig:
     strategy: str = "default"
     #: Weight of the distillation loss toward the teacher's embeddings (0: no teacher).
     distill_weight: float = 0.0
-    #: A run directory whose last checkpoint the weights start from (a fine-tuning run).
+    #: Where the weights start from (a fine-tuning run): a run directory's last checkpoint, or a
+    #: model directory (a released extractor; the class centres then start at each class's mean embedding).
     init: str | None = None
 
     def run_dict(self) -> dict:
@@ -61,12 +63,15 @@ class TrainConfig:
 
 
 def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: TrainConfig, total_steps: int,
-                         sync_batchnorm: bool = False, teacher_dim: int | None = None, init_checkpoint=None):
+                         sync_batchnorm: bool = False, teacher_dim: int | None = None, init_checkpoint=None,
+                         init_weights=None):
     """The extractor CNN with a cosine head, compiled with the angular-margin loss.
 
     With ``teacher_dim``, a second output projects the embedding to the
     teacher's width (a linear map used only in training) for the distillation
-    loss. ``init_checkpoint``: weights of an earlier run's CNN and head to start from.
+    loss. ``init_checkpoint``: weights of an earlier run's CNN and head to start from;
+    ``init_weights``: ``(cnn_weights, class_centres)`` to start from instead
+    (from :func:`_extractor_start`).
     """
     import keras
 
@@ -77,6 +82,9 @@ def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: T
     cnn = build_cnn(extractor_config, n_mels=n_mels, n_frames=frames, sync_batchnorm=sync_batchnorm)
     head = CosineClassifier(n_classes, name="class_cosines", dtype="float32")(cnn.output)
     model = keras.Model(cnn.inputs, head, name="train_model")
+    if init_weights is not None:
+        cnn.set_weights(init_weights[0])
+        model.get_layer("class_cosines").w.assign(np.asarray(init_weights[1], np.float32).T)
     if init_checkpoint is not None:
         import tensorflow as tf
 
@@ -99,16 +107,56 @@ def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: T
     return model
 
 
-def _init_checkpoint(run) -> str:
-    """The last checkpoint of run directory ``run``, read without TensorFlow from the state file
-    that ``tf.train.CheckpointManager`` keeps: a wrong ``--init`` is refused before any slow step."""
+def _init_checkpoint(run, *, feature_config: FeatureConfig, extractor_config: ExtractorConfig) -> tuple[str, str]:
+    """Where ``--init run`` starts, checked without TensorFlow: a wrong ``--init`` is refused before any slow step.
+
+    Returns ``("checkpoint", path)`` for a run directory's last checkpoint (read
+    from the state file that ``tf.train.CheckpointManager`` keeps), or
+    ``("extractor", run)`` for a model directory without checkpoints (a
+    released extractor) of the same features and network.
+    """
     folder = Path(run) / "checkpoint"
     state = folder / "checkpoint"
+    if not folder.exists() and (Path(run) / "meta.json").is_file():
+        from ..modeldir import read_model_meta
+
+        _, fc, ec = read_model_meta(Path(run))
+        if fc != feature_config or dataclasses.replace(ec, whitened=False) != extractor_config:
+            raise FileNotFoundError(f"{run}: the model's features or network differ from this run's "
+                                    f"({fc}, {ec}); it cannot be a starting point")
+        return "extractor", str(run)
     text = state.read_text(encoding="utf-8", errors="replace")[:4096] if state.is_file() else ""
     match = re.search(r'^model_checkpoint_path:\s*"([A-Za-z0-9_.-]+)"\s*$', text, re.MULTILINE)
     if match is None or match.group(1).startswith(".") or not (folder / f"{match.group(1)}.index").is_file():
-        raise FileNotFoundError(f"{run}: no training checkpoint to start from (checkpoint/ is missing or empty)")
-    return str(folder / match.group(1))
+        raise FileNotFoundError(f"{run}: no training checkpoint to start from (checkpoint/ is missing or empty, "
+                                "and it is not a model directory)")
+    return "checkpoint", str(folder / match.group(1))
+
+
+#: seconds of each class's speech whose mean embedding starts its class centre (``--init`` from a model)
+CENTRE_SECONDS = 12.0
+
+
+def _extractor_start(path, waves, *, feature_config: FeatureConfig, extractor_config: ExtractorConfig):
+    """The CNN weights of the extractor in model directory ``path`` (its whitening layer dropped)
+    and a starting centre for each class: the mean unit embedding of its first 3 s segments
+    (up to :data:`CENTRE_SECONDS`), so the head agrees with the network from the first step."""
+    from ..extractor import Extractor
+    from ..nn import build_cnn
+    from .data import int16_to_float
+
+    ex = Extractor.load(path, backend="keras")
+    weights = ex.model.get_weights()
+    if ex.extractor_config.whitened:
+        weights = weights[:-2]
+    cnn = build_cnn(extractor_config, n_mels=feature_config.n_mels)
+    cnn.set_weights(weights)
+    bare = Extractor(cnn, feature_config=feature_config, extractor_config=extractor_config)
+    n = int(CENTRE_SECONDS * feature_config.sr)
+    centres = np.stack([bare.embed([int16_to_float(y[:n])], return_segments=True)[0].mean(axis=0)
+                        for y in waves])
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True) + 1e-12
+    return weights, centres
 
 
 def _checkpoint_manager(model, out: Path):
@@ -178,7 +226,8 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
     tc, out = train_config, Path(out)
     # what can be checked without TensorFlow is checked first
     speakers = list_training_speakers(train_source)
-    init = _init_checkpoint(tc.init) if tc.init and not (out / "state.json").is_file() else None
+    init = (_init_checkpoint(tc.init, feature_config=feature_config, extractor_config=extractor_config)
+            if tc.init and not (out / "state.json").is_file() else None)
 
     import keras
     import tensorflow as tf
@@ -224,12 +273,17 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
                                               extractor_config=extractor_config,
                                               cache_dir=cache_dir or out / "speech_cache", progress=progress)
     init = init if state["epoch"] == 0 else None
+    init_weights = None
+    if init and init[0] == "extractor":
+        init_weights = _extractor_start(init[1], waves, feature_config=feature_config,
+                                        extractor_config=extractor_config)
     with strategy.scope():
         model = build_training_model(extractor_config, n_mels=feature_config.n_mels,
                                      n_classes=len(classes), tc=tc, total_steps=total_steps,
                                      sync_batchnorm=strategy.num_replicas_in_sync > 1,
                                      teacher_dim=teacher_info["dim"] if teacher_info else None,
-                                     init_checkpoint=init)
+                                     init_checkpoint=init[1] if init and init[0] == "checkpoint" else None,
+                                     init_weights=init_weights)
     ckpt, manager = _checkpoint_manager(model, out)
     if state["epoch"] > 0:
         _restore_checkpoint(model, ckpt, manager, out, state["epoch"])

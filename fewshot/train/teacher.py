@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..persistence import atomic_save_npz
+from .data import int16_to_float
 
 NAME = "campplus_cn_en_common"
 WEIGHTS = "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
@@ -134,7 +135,7 @@ def teacher_targets(waves, classes, *, window: int, hop: int, cache_dir, teacher
     out = []
     it = progress(range(len(waves)), total=len(waves)) if progress else range(len(waves))
     for c in it:
-        y = waves[c].astype(np.float32) / 32767.0
+        y = int16_to_float(waves[c])
         if len(y) < window:
             y = np.tile(y, -(-window // len(y)))
         n = window_starts(len(y), window, hop)

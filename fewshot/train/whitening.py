@@ -74,7 +74,7 @@ def embed_classes(extractor, waves, *, max_segments: int = 40, seed: int = 0, au
     :class:`~fewshot.train.augment.AugmentConfig` ``augment``, ``degraded``
     more 3 s crops of each class at random places are embedded after one
     random draw of its room, noise and microphone each (babble and shaped
-    noise from the first 3 s of the classes).
+    noise from the first 3 s of the other classes).
 
     Returns
     -------
@@ -82,8 +82,9 @@ def embed_classes(extractor, waves, *, max_segments: int = 40, seed: int = 0, au
     labels : np.ndarray [shape=(n,)]
     """
     rng = np.random.default_rng(seed)
-    waves = [np.asarray(y) for y in waves]
-    waves = [y.astype(np.float32) / 32767.0 if y.dtype == np.int16 else y.astype(np.float32) for y in waves]
+    from .data import int16_to_float
+
+    waves = [int16_to_float(y) for y in waves]
     E, labels = [], []
     for k, y in enumerate(waves):
         e = extractor.embed([y], return_segments=True)[0]
@@ -96,10 +97,11 @@ def embed_classes(extractor, waves, *, max_segments: int = 40, seed: int = 0, au
 
         sr = extractor.feature_config.sr
         n = int(extractor.feature_config.segment_s * sr)
-        others = [y[:n] for y in waves if len(y) >= n]
+        firsts = [(k, y[:n]) for k, y in enumerate(waves) if len(y) >= n]
         for k, y in enumerate(waves):
             if len(y) < n:
                 continue
+            others = [o for j, o in firsts if j != k]  # babble and shaped noise from other voices only
             crops = [degrade_crop(y[s:s + n], sr=sr, rng=rng, others=others, config=augment)
                      for s in rng.integers(0, len(y) - n + 1, degraded)]
             E.append(extractor.embed(crops))
