@@ -7,8 +7,17 @@ import pytest
 
 from fewshot.config import FeatureConfig
 from fewshot.extractor import load_extractor
-from fewshot.train.loop import TrainConfig, _extractor_start, _init_checkpoint, build_training_model
-from fewshot.train.whitening import embed_classes, whiten_extractor, within_class_whitening
+from fewshot.train.loop import (
+    TrainConfig,
+    _extractor_start,
+    _init_checkpoint,
+    build_training_model,
+)
+from fewshot.train.whitening import (
+    embed_classes,
+    whiten_extractor,
+    within_class_whitening,
+)
 
 NAMES = ("ann", "bob", "cat")
 
@@ -42,13 +51,13 @@ def test_training_starts_from_the_network_without_its_whitening_and_with_agreein
 
     model = build_training_model(ec, n_mels=fc.n_mels, n_classes=len(NAMES), tc=TrainConfig(epochs=1),
                                  total_steps=10, init_weights=(weights, centres))
+    import keras
+
     from fewshot.features import log_mel
 
     tests = [voice(name, 3.0, seed=9) for name in NAMES]
     X = np.stack([log_mel(y, config=fc)[:300] for y in tests])
     cnn_out = model.get_layer("embedding").output
-    import keras
-
     raw = keras.Model(model.inputs, cnn_out).predict(X, verbose=0)
     # the network is the released one before its whitening layer: the unwhitened extractor's output
     np.testing.assert_allclose(raw, ex.model.predict(X, verbose=0), atol=1e-4)
