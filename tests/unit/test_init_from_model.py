@@ -7,12 +7,8 @@ import pytest
 
 from fewshot.config import FeatureConfig
 from fewshot.extractor import load_extractor
-from fewshot.train.loop import (
-    TrainConfig,
-    _extractor_start,
-    _init_checkpoint,
-    build_training_model,
-)
+from fewshot.train.checkpoints import extractor_start, start_point
+from fewshot.train.loop import TrainConfig, build_training_model
 from fewshot.train.whitening import (
     embed_classes,
     whiten_extractor,
@@ -35,17 +31,17 @@ def released(tiny_model_dir, voice, tmp_path_factory):
 def test_a_model_directory_is_a_starting_point_for_the_same_network_only(released, tmp_path):
     ex, folder, _ = released
     fc, ec = FeatureConfig(), ex.extractor_config
-    assert _init_checkpoint(folder, feature_config=fc, extractor_config=ec) == ("extractor", str(folder))
+    assert start_point(folder, feature_config=fc, extractor_config=ec) == ("extractor", str(folder))
     with pytest.raises(FileNotFoundError, match="differ"):
-        _init_checkpoint(folder, feature_config=fc, extractor_config=dataclasses.replace(ec, embedding_dim=32))
+        start_point(folder, feature_config=fc, extractor_config=dataclasses.replace(ec, embedding_dim=32))
     with pytest.raises(FileNotFoundError, match="no training checkpoint"):
-        _init_checkpoint(tmp_path, feature_config=fc, extractor_config=ec)
+        start_point(tmp_path, feature_config=fc, extractor_config=ec)
 
 
 def test_training_starts_from_the_network_without_its_whitening_and_with_agreeing_centres(released, voice):
     ex, folder, waves = released
     fc, ec = FeatureConfig(), ex.extractor_config
-    weights, centres = _extractor_start(folder, waves, feature_config=fc, extractor_config=ec)
+    weights, centres = extractor_start(folder, waves, feature_config=fc, extractor_config=ec)
     assert centres.shape == (len(NAMES), ec.embedding_dim)
     np.testing.assert_allclose(np.linalg.norm(centres, axis=1), 1.0, atol=1e-5)
 
