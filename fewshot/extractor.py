@@ -270,16 +270,21 @@ def _keras_backend():
     return keras_backend
 
 
+#: Names that shipped models had before, and the model each now is: the robust model shipped as
+#: ``rooms`` became the default (the same file, so the same id), and ``--model rooms`` still works.
+FORMER_NAMES = {"rooms": "default"}
+
+
 def default_model_dir(name: str = "default") -> Path:
-    """Directory of an extractor shipped inside the package (``default``, ``rooms``)."""
-    return Path(str(resources.files("fewshot") / "models" / name))
+    """Directory of an extractor shipped inside the package (``default``, or a name in :data:`FORMER_NAMES`)."""
+    return Path(str(resources.files("fewshot") / "models" / FORMER_NAMES.get(name, name)))
 
 
 def load_extractor(path=None, **kwargs) -> Extractor:
     """Load the default extractor shipped with fewshot, a shipped one by name, or the model directory ``path``.
 
-    A bare name such as ``"rooms"`` is a model shipped with fewshot unless a
-    folder of that name exists in the working directory. Keyword arguments go
+    A bare name such as ``"default"`` (or ``"rooms"``, its former name) is a model
+    shipped with fewshot unless a folder of that name exists in the working directory. Keyword arguments go
     to :meth:`Extractor.load` (``backend``) and the constructor (``batch_size``).
     """
     if path is None:

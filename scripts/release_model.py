@@ -26,15 +26,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def previous_extractors(args, dest: Path, sha256: str) -> list:
-    """The earlier extractors to build aligners from: ``--previous`` folders, else the git history."""
-    from fewshot.extractor import default_model_dir
+    """The earlier extractors to build aligners from: ``--previous`` folders, else the git history
+    of the destination's folder and of the folders its model shipped in under a former name."""
+    from fewshot.extractor import FORMER_NAMES, default_model_dir
     from fewshot.train.previous import SHIPPED_PATH, from_folder, previous_models
 
     if args.previous:
         return [p for p in map(from_folder, args.previous) if p.sha256 != sha256]
     in_package = dest.resolve().parent == default_model_dir().parent.resolve()
-    shipped = f"fewshot/models/{dest.name}" if in_package else SHIPPED_PATH
-    return previous_models(args.history, args.previous_dir, shipped=shipped, exclude_sha256={sha256})
+    name = dest.name if in_package else "default"
+    folders = [f"fewshot/models/{name}" if in_package else SHIPPED_PATH,
+               *(f"fewshot/models/{old}" for old, new in FORMER_NAMES.items() if new == name)]
+    found, seen = [], {sha256}
+    for shipped in folders:
+        found += previous_models(args.history, args.previous_dir, shipped=shipped, exclude_sha256=seen)
+        seen |= {p.sha256 for p in found}
+    return found
 
 
 def print_aligners(results: list) -> None:

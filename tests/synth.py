@@ -3,11 +3,19 @@
 - :func:`synth_voice`: a glottal pulse train through formant resonators (no
   external program), :data:`VOICES` three of them;
 - :func:`speak` / :func:`espeak`: espeak-ng speech as an array / a WAV file,
-  :data:`ESPEAK_VOICES` three voices no extractor confuses, :data:`TEXTS` to read.
+  :data:`ESPEAK_VOICES` three voices no extractor confuses, :data:`TEXTS` to read;
+  :func:`spoken`: continuous espeak-ng speech of one voice, its pauses cut out;
+- :func:`conversation`: voices taking turns, with the reference turns.
+
+The formant voices differ in pitch and in a fixed spectral envelope, much as one
+voice through three microphones would: an extractor trained to ignore the
+microphone tells them apart less well than the espeak-ng voices, which differ
+in how they speak. Tests of who speaks when use the espeak-ng voices.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -113,13 +121,44 @@ def voice_audio(name: str, texts) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def conversation(plan, *, seed: int = 10):
+@functools.lru_cache(maxsize=8)
+def _spoken_stream(name: str) -> np.ndarray:
+    """Every passage of :data:`TEXTS` read by the espeak-ng voice ``name``, pauses cut out (about a minute)."""
+    from fewshot.vad import speech_intervals
+
+    y = voice_audio(name, TEXTS)
+    return np.concatenate([y[a:b] for a, b in speech_intervals(y, sr=SR)])
+
+
+def spoken(name: str, seconds: float, *, offset_s: float = 0.0) -> np.ndarray:
+    """``seconds`` of continuous speech by the espeak-ng voice ``name``, from ``offset_s`` into its reading."""
+    y = _spoken_stream(name)
+    a, n = int(offset_s * SR), int(seconds * SR)
+    if a + n > len(y):
+        raise ValueError(f"{name} reads {len(y) / SR:.1f} s in all; {offset_s} + {seconds} s asked")
+    return y[a:a + n].copy()
+
+
+#: Where conversations start in each espeak-ng voice's reading: the first 20 s are for enrollment.
+CONVERSATION_OFFSET_S = 20.0
+
+
+def conversation(plan, *, seed: int = 10, voices: str = "formant"):
     """Voices of ``plan`` ``[(voice, seconds, pause after)]`` taking turns after 0.5 s of silence,
-    and the reference turns ``(start_s, end_s, voice)``."""
+    and the reference turns ``(start_s, end_s, voice)``.
+
+    ``voices="espeak"`` takes each turn from the next part of the espeak-ng voice's reading
+    (after :data:`CONVERSATION_OFFSET_S`); ``"formant"``, from :func:`synth_voice`.
+    """
     parts, reference, t = [np.zeros(SR // 2, np.float32)], [], 0.5
+    read = dict.fromkeys(ESPEAK_VOICES, CONVERSATION_OFFSET_S)
     for k, (who, seconds, pause) in enumerate(plan):
-        parts += [synth_voice(**VOICES[who], seconds=seconds, seed=seed + k, pause_every_s=10.0),
-                  np.zeros(int(pause * SR), np.float32)]
+        if voices == "espeak":
+            speech = spoken(who, seconds, offset_s=read[who])
+            read[who] += seconds
+        else:
+            speech = synth_voice(**VOICES[who], seconds=seconds, seed=seed + k, pause_every_s=10.0)
+        parts += [speech, np.zeros(int(pause * SR), np.float32)]
         reference.append((t, t + seconds, who))
         t += seconds + pause
     return np.concatenate(parts), reference

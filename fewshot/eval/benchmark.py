@@ -230,3 +230,18 @@ def condition_figures(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig | N
     tgt, non = verification_scores(emb, T=T)
     out["eer"] = compute_eer(tgt, non)[0]
     return out
+
+
+def paired_comparison(right_a: np.ndarray, right_b: np.ndarray) -> dict:
+    """Two systems on the same test pieces: how often each is right where the other is wrong,
+    and the exact McNemar test of that split (two-sided binomial on the discordant pieces).
+
+    ``right_a``, ``right_b``: booleans, one per test piece, in the same order.
+    """
+    from scipy.stats import binomtest
+
+    right_a, right_b = np.asarray(right_a, bool), np.asarray(right_b, bool)
+    only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
+    p = binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
+    return {"pieces": len(right_a), "accuracy_a": float(right_a.mean()), "accuracy_b": float(right_b.mean()),
+            "only_a_right": only_a, "only_b_right": only_b, "mcnemar_p": float(p)}

@@ -151,7 +151,7 @@ def fit_aligner(X: np.ndarray, Y: np.ndarray, *, shape: str = "linear", epochs: 
         For the MLPs: Adam on the cosine loss ``1 - cos(f(x), y)``. A speaker
         term added to it (a softmax over the training speakers' new-model
         centroids, weight 0.5) did worse on dev, for the first shipped model
-        and for ``rooms``.
+        and for the epoch-8 robust model.
 
     Returns
     -------

@@ -11,7 +11,7 @@ cosine scores, the enrollment store) sees the whitened embedding.
 A run trained with degraded crops fits it on degraded crops too (drawn as
 training draws them, :func:`fewshot.train.augment.degrade_crop`), so that the
 directions a room, noise or another microphone move a voice in are shrunk as
-well: on the ``rooms`` model this lowered the dev EER in every condition
+well: on the shipped model this lowered the dev EER in all but one condition
 measured (README, the levers table).
 """
 

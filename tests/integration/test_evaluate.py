@@ -221,3 +221,30 @@ def test_evaluate_runs_the_calibrated_decision_identify_runs(dataset, models, tm
     by_size = m["systems"]["default"]["open_set_by_size"]
     assert by_size["1"]["threshold"] == pytest.approx(shipped.threshold(1, 0.01)) == pytest.approx(1.5)
     assert by_size["3"]["threshold"] == pytest.approx(shipped.threshold(3, 0.01)) == pytest.approx(2.5)
+
+
+def test_paired_comparison_counts_the_pieces_only_one_system_gets_right():
+    from fewshot.eval.benchmark import paired_comparison
+
+    a = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0, 1], bool)
+    b = np.array([1, 1, 1, 0, 0, 0, 0, 1, 1, 1], bool)
+    c = paired_comparison(a, b)
+    assert (c["only_a_right"], c["only_b_right"], c["pieces"]) == (4, 2, 10)
+    assert c["mcnemar_p"] == pytest.approx(22 / 32)  # two-sided exact binomial: P(X <= 2 or X >= 4), X ~ B(6, 1/2)
+    assert paired_comparison(a, a)["mcnemar_p"] == 1.0
+
+
+def test_compare_models_script(dataset, models, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "compare_models.py"
+    tiny = str(models / "tiny")
+    r = subprocess.run([sys.executable, str(script), tiny, tiny, "--dev", str(dataset)],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "right with" in r.stdout and "only: 0; with" in r.stdout and "p = 1.00" in r.stdout
+    r = subprocess.run([sys.executable, str(script), tiny, tiny, "--dev", str(tmp_path / "missing")],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "missing" in r.stderr

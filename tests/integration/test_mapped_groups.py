@@ -195,3 +195,6 @@ def test_the_shipped_extractors_come_back_from_the_git_history(tmp_path):
     assert read_model_meta(first.path)[0]["model_id"] == first.model_id == first.path.name
     assert current not in {p.sha256 for p in found}
     assert [p.path for p in previous_models(REPO, tmp_path, exclude_sha256={current})] == [p.path for p in found]
+    # the default's former name: its folder's versions come back, and its removal is none of them
+    former = previous_models(REPO, tmp_path, shipped="fewshot/models/rooms", exclude_sha256={current})
+    assert former and not {p.sha256 for p in former} & ({current} | {p.sha256 for p in found})

@@ -95,15 +95,16 @@ def test_every_model_error_is_a_fewshot_error():
     assert load_extractor().model_id  # the shipped model loads under the derived id
 
 
-def test_shipped_models_load_by_name(tmp_path, monkeypatch):
+def test_shipped_models_load_by_name_and_former_name(tmp_path, monkeypatch):
     from fewshot.config import ClassifierConfig
 
-    monkeypatch.chdir(tmp_path)  # no folder named "rooms" here
-    rooms, default = load_extractor("rooms"), load_extractor()
-    assert rooms.model_id != default.model_id
-    for ex in (rooms, default):
-        cc = ClassifierConfig.of_model(ex)
-        assert 0 < cc.unknown_threshold < 1 and "EER" in cc.threshold_from
+    monkeypatch.chdir(tmp_path)  # no folder named "rooms" or "default" here
+    rooms, default, named = load_extractor("rooms"), load_extractor(), load_extractor("default")
+    assert rooms.model_id == default.model_id == named.model_id  # "rooms" is the default's former name
+    cc = ClassifierConfig.of_model(default)
+    assert 0 < cc.unknown_threshold < 1 and "EER" in cc.threshold_from and cc.multi_condition
+    with pytest.raises(FewshotError):
+        load_extractor("no-such-model")
     (tmp_path / "rooms").mkdir()  # a local folder of that name wins, and is not a model
     with pytest.raises(FewshotError):
         load_extractor("rooms")
