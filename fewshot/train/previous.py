@@ -61,7 +61,7 @@ def _git(repo: Path, *args: str) -> bytes:
 
 def shipped_commits(repo, *, shipped: str = SHIPPED_PATH) -> list[str]:
     """Commits that wrote the shipped model's ``meta.json`` (not those that removed it), oldest first."""
-    out = _git(Path(repo), "log", "--format=%H", "--diff-filter=d", "--", f"{shipped}/{META_FILE}").decode().split()
+    out = _git(Path(repo), "log", "--format=%H", "--diff-filter=ACMRT", "--", f"{shipped}/{META_FILE}").decode().split()
     return out[::-1]
 
 
