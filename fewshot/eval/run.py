@@ -181,7 +181,9 @@ def run_evaluation(args) -> dict:
             systems[key]["skipped"] = desc
             continue
         t1 = time.time()
-        emb = embed_protocol_chunked(ex, speakers, progress=_bar(f"Embedding ({label})", "chunks"))
+        # a model that enrolls with degraded copies (multi-condition) is evaluated with them, as identify runs it
+        emb = embed_protocol_chunked(ex, speakers, copies=bool(cc is not None and cc.multi_condition),
+                                     progress=_bar(f"Embedding ({label})", "chunks"))
         t2 = time.time()
         res = evaluate_embeddings(emb, classifier=cc, group_sizes=args.group_sizes, enroll_seconds=args.enroll_seconds,
                                   curve_seconds=args.curve_seconds, draws=args.draws, seed=args.seed,
