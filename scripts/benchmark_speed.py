@@ -11,6 +11,10 @@ medians of repeated runs:
 - seconds for one ``fewshot identify`` call on 500 files of 5 s (a new
   process), and for ``fewshot groups`` from a cold start.
 
+``enroll`` prints what multi-condition enrollment costs: seconds to embed 15
+and 35 s of speech, and to embed its three degraded copies as well
+(:func:`fewshot.degrade.enrollment_copies`), with the default backend.
+
 ``memory`` writes a long file (``--hours``, 2 by default: the speech looped)
 in each of several formats into a temporary folder, one at a time, and
 prints the peak resident memory of ``fewshot identify`` of it (of the largest
@@ -23,6 +27,7 @@ Example
 -------
     python scripts/benchmark_speed.py --data ../shared/data/dev --repeats 5
     python scripts/benchmark_speed.py --parts memory --hours 2
+    python scripts/benchmark_speed.py --parts enroll --repeats 7
 """
 
 from __future__ import annotations
@@ -123,6 +128,23 @@ def measure(backend, model, y, home, clip, repeats, cold_repeats) -> dict:
     groups = [sys.executable, "-m", "fewshot.cli", "groups", "--store", str(home / "s.sqlite")]
     out["groups"] = median_time(lambda: subprocess.run(groups, env=env, check=True, capture_output=True), cold_repeats)
     return out
+
+
+def enroll_cost(model, y, sr, repeats) -> list[str]:
+    """Seconds to embed 15 and 35 s of enrollment speech, and what its degraded copies add."""
+    from fewshot.degrade import enrollment_copies
+    from fewshot.extractor import load_extractor
+
+    ex = load_extractor(model)
+    lines = []
+    for seconds in (15, 35):
+        speech = y[: seconds * sr]
+        ex.embed([speech], return_segments=True)  # warm-up
+        plain = median_time(lambda s=speech: ex.embed([s], return_segments=True), repeats)
+        copies = median_time(lambda s=speech: ex.embed(enrollment_copies(s, sr=sr), return_segments=True), repeats)
+        lines.append(f"enrollment of {seconds} s of speech: embedding {plain:.3f} s; its three degraded copies "
+                     f"(multi-condition enrollment) {copies:.3f} s more")
+    return lines
 
 
 def available(model) -> list[str]:
@@ -230,8 +252,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", default="../shared/data/dev", help="speaker-per-folder tree to take speech from")
     p.add_argument("--model", help="extractor model directory (default: the shipped model)")
     p.add_argument("--repeats", type=int, default=5, help="runs per measurement (median reported)")
-    p.add_argument("--parts", nargs="+", choices=["speed", "memory"], default=["speed", "memory"],
-                   help="what to measure (default: both)")
+    p.add_argument("--parts", nargs="+", choices=["speed", "enroll", "memory"], default=["speed", "enroll", "memory"],
+                   help="what to measure (default: all)")
     p.add_argument("--hours", type=float, default=2.0, help="length of the long files of the memory part")
     kinds = ", ".join(f"{f} ({r / 1000:g} kHz, {'mono' if c == 1 else 'stereo'})" for f, (r, c, *_) in FORMATS.items())
     p.add_argument("--formats", nargs="+", choices=list(FORMATS), default=list(FORMATS),
@@ -259,6 +281,8 @@ def main(argv=None) -> int:
                        for b in available(args.model)}
             print("\n".join(table(results)))
             print(f"log-mel front end alone, 60 s: {t_feat:.3f} s ({60 / t_feat:.0f}x real time), every backend")
+        if "enroll" in args.parts:
+            print("\n".join(enroll_cost(args.model, y, cfg.sr, args.repeats)))
         if "memory" in args.parts:
             print("\npeak memory of `fewshot identify` (one run each, the default backend):")
             lines = memory(args, y, cfg.sr, home, clip)
