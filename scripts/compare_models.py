@@ -34,7 +34,7 @@ def main(argv=None) -> int:
 
     from fewshot.config import ClassifierConfig
     from fewshot.errors import FewshotError
-    from fewshot.eval.benchmark import embed_protocol_chunked, paired_comparison
+    from fewshot.eval.benchmark import embed_as_enrolled, paired_comparison
     from fewshot.eval.protocol import episode, prepare_protocol
     from fewshot.extractor import load_extractor
 
@@ -51,8 +51,7 @@ def main(argv=None) -> int:
     right = []
     for ex in extractors:
         cc = ClassifierConfig.of_model(ex)
-        emb = embed_protocol_chunked(ex, speakers, copies=cc.multi_condition)
-        r = episode(emb, np.arange(len(speakers)), T=T, classifier=cc, open_set=False)
+        r = episode(embed_as_enrolled(ex, speakers, cc), np.arange(len(speakers)), T=T, classifier=cc, open_set=False)
         right.append(r["y_true"] == r["y_pred"])
     c = paired_comparison(*right)
     print(f"{len(speakers)} speakers of {args.dev}, {c['pieces']} test pieces of 5 s, {T:g} s enrollment, all speakers")

@@ -40,6 +40,14 @@ def embed_protocol_chunked(extractor, speakers: list[ProtocolSpeaker], *, chunk:
     return merge_embedded([embed_protocol(extractor, c, copies=copies) for c in it])
 
 
+def embed_as_enrolled(extractor, speakers: list[ProtocolSpeaker], classifier: ClassifierConfig | None, *,
+                      progress=None) -> EmbeddedSpeakers:
+    """:func:`embed_protocol_chunked` as ``fewshot identify`` enrolls with ``classifier``: with the
+    degraded copies of the enrollment speech when it uses multi-condition enrollment."""
+    copies = bool(classifier is not None and classifier.multi_condition)
+    return embed_protocol_chunked(extractor, speakers, copies=copies, progress=progress)
+
+
 def group_specs(group_sizes, *, genders=None) -> dict[str, tuple]:
     """``{key: (K, genders or None)}`` for the protocol's group sizes.
 

@@ -158,7 +158,7 @@ def run_evaluation(args) -> dict:
     from ..audio import SAMPLE_RATE
     from ..datasets import speaker_folders
     from ..openset import load_calibration
-    from .benchmark import embed_protocol_chunked, evaluate_embeddings
+    from .benchmark import embed_as_enrolled, evaluate_embeddings
     from .protocol import PROTOCOL_TOP_DB, prepare_protocol
     from .report import write_report
 
@@ -181,9 +181,7 @@ def run_evaluation(args) -> dict:
             systems[key]["skipped"] = desc
             continue
         t1 = time.time()
-        # a model that enrolls with degraded copies (multi-condition) is evaluated with them, as identify runs it
-        emb = embed_protocol_chunked(ex, speakers, copies=bool(cc is not None and cc.multi_condition),
-                                     progress=_bar(f"Embedding ({label})", "chunks"))
+        emb = embed_as_enrolled(ex, speakers, cc, progress=_bar(f"Embedding ({label})", "chunks"))
         t2 = time.time()
         res = evaluate_embeddings(emb, classifier=cc, group_sizes=args.group_sizes, enroll_seconds=args.enroll_seconds,
                                   curve_seconds=args.curve_seconds, draws=args.draws, seed=args.seed,
