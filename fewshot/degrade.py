@@ -81,6 +81,28 @@ def babble(others, n: int, *, rng) -> np.ndarray:
     return out
 
 
+#: Share of each recorded background noise that training draws from (its start); the evaluation's
+#: recorded-noise conditions use the rest, so a model is not measured on noise it was trained on.
+RECORDED_TRAIN_SHARE = 2 / 3
+
+
+def recorded_noise_part(y: np.ndarray, part: str) -> np.ndarray:
+    """The ``"train"`` (first two thirds) or ``"test"`` (last third) part of a noise recording."""
+    cut = int(len(y) * RECORDED_TRAIN_SHARE)
+    if part not in ("train", "test"):
+        raise ValueError(f"part must be 'train' or 'test', not {part!r}")
+    return np.asarray(y[:cut] if part == "train" else y[cut:], np.float32)
+
+
+def recorded_noise(recording: np.ndarray, n: int, *, rng) -> np.ndarray:
+    """``n`` samples of a recorded noise from a random place (looped when shorter)."""
+    rec = np.asarray(recording, np.float32)
+    if len(rec) < n:
+        rec = np.tile(rec, -(-n // len(rec)) + 1)
+    t0 = int(rng.integers(0, len(rec) - n + 1))
+    return rec[t0:t0 + n]
+
+
 def add_noise(y: np.ndarray, noise: np.ndarray, *, snr_db: float) -> np.ndarray:
     """``y`` plus ``noise`` scaled to ``snr_db`` below the speech's power."""
     noise = np.asarray(noise, np.float32)[: len(y)]

@@ -36,6 +36,9 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     p.add_argument("--margin", type=float, default=0.2, help="additive angular margin (radians)")
     p.add_argument("--no-augment", action="store_true", help="train without noise/reverb/masks")
+    p.add_argument("--noise", metavar="DIR",
+                   help="folder of recorded background noises (e.g. ../shared/data/noise) mixed into noisy crops "
+                        "beside the synthetic noise; training draws from the first two thirds of each recording")
     p.add_argument("--speeds", type=float, nargs="+", default=[0.9, 1.0, 1.1],
                    help="speed perturbation factors; each non-1 factor makes new speakers")
     p.add_argument("--channels", type=int, nargs="+", help="filters per residual stage")
@@ -75,6 +78,12 @@ def main(argv=None) -> int:
     if args.dev and not Path(args.dev).is_dir():
         print(f"error: --dev {args.dev}: folder not found", file=sys.stderr)
         return 2
+    if args.noise and not Path(args.noise).is_dir():
+        print(f"error: --noise {args.noise}: folder not found", file=sys.stderr)
+        return 2
+    if args.stop_after is not None and args.stop_after < 1:
+        print(f"error: --stop-after {args.stop_after}: must be at least 1 epoch", file=sys.stderr)
+        return 2
     defaults = ExtractorConfig()
     fc = FeatureConfig()
     ec = ExtractorConfig(
@@ -86,7 +95,7 @@ def main(argv=None) -> int:
     )
     tc = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
                      learning_rate=args.lr, margin=args.margin, speeds=tuple(args.speeds),
-                     augment=None if args.no_augment else AugmentConfig(), seed=args.seed, patience=args.patience,
+                     augment=None if args.no_augment else AugmentConfig(noise_dir=args.noise or ""), seed=args.seed, patience=args.patience,
                      val_draws=args.val_draws, strategy=args.strategy, distill_weight=args.distill,
                      init=args.init, **({"margin_warmup_epochs": 0.0} if args.init else {}))
     t0 = time.time()

@@ -204,7 +204,7 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         return state
 
     first_epoch = state["epoch"]
-    stop_after = stop_after_epochs or tc.epochs
+    stop_after = tc.epochs if stop_after_epochs is None else stop_after_epochs
     sampler = CropSampler(waves, feature_config=feature_config, crop_frames=extractor_config.crop_frames,
                           batch_size=tc.batch_size, seed=tc.seed + 7919 * task_id, augment=tc.augment,
                           targets=targets, target_hop=teacher_info and teacher_info["hop"])

@@ -86,3 +86,11 @@ def test_missing_training_data(tmp_path):
     proc = subprocess.run(train_cmd(tmp_path / "nothing", tmp_path / "m"), capture_output=True, text=True)
     assert proc.returncode == 2 and "nothing" in proc.stderr
     assert not (tmp_path / "m").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("extra, reason", [(["--stop-after", "0"], "at least 1 epoch"),
+                                           (["--noise", "no-such-folder"], "no-such-folder")])
+def test_bad_options_refused_before_any_work(corpus, tmp_path, extra, reason):
+    proc = subprocess.run(train_cmd(corpus, tmp_path / "m", *extra), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and reason in proc.stderr
+    assert not (tmp_path / "m").exists()
