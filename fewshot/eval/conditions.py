@@ -17,7 +17,12 @@ Conditions (``fewshot evaluate --conditions``):
   dev speakers' enrollment speech at once;
 - ``room0.3+ssn20``, ``room0.6+ssn10``: both;
 - ``phone``: the telephone band through 8 kHz and 8-bit mu-law; ``cheapmic``: a
-  small microphone's band-pass and uneven response.
+  small microphone's band-pass and uneven response;
+- ``rec20``, ``rec10``, ``rec5``, ``room0.3+rec20``, ``room0.6+rec10``: recorded
+  background noise (a folder of FLAC/WAV recordings, ``fewshot evaluate --noise``;
+  by default the ``noise`` folder beside the dataset), from the last third of each
+  recording, the part training never draws from
+  (:data:`fewshot.degrade.RECORDED_TRAIN_SHARE`). Not used to choose a model.
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ CONDITIONS = {c.name: c for c in [
     Condition("room0.3+ssn20", rt60_s=0.3, noise="ssn", snr_db=20),
     Condition("room0.6+ssn10", rt60_s=0.6, noise="ssn", snr_db=10),
     Condition("phone", channel="phone"), Condition("cheapmic", channel="cheapmic"),
+    Condition("rec20", noise="recorded", snr_db=20), Condition("rec10", noise="recorded", snr_db=10),
+    Condition("rec5", noise="recorded", snr_db=5),
+    Condition("room0.3+rec20", rt60_s=0.3, noise="recorded", snr_db=20),
+    Condition("room0.6+rec10", rt60_s=0.6, noise="recorded", snr_db=10),
 ]}
 #: What ``--conditions default`` runs: clean and the issue-level headline conditions.
 DEFAULT = ("clean", "room0.3+ssn20", "room0.6+ssn10", "ssn10", "room0.6", "phone")
@@ -66,6 +75,24 @@ def parse_conditions(text: str) -> list[str]:
     if unknown:
         raise ValueError(f"unknown condition(s) {', '.join(unknown)}; known: {', '.join(CONDITIONS)}")
     return ["clean"] + [n for n in dict.fromkeys(names) if n != "clean"]
+
+
+def needs_recordings(names) -> bool:
+    """Whether any of the conditions ``names`` mixes in recorded noise."""
+    return any(CONDITIONS[n].noise == "recorded" for n in names)
+
+
+def load_recordings(folder, *, sr: int = SAMPLE_RATE) -> list[np.ndarray]:
+    """The held-out (last) third of every noise recording in ``folder``, sorted by file name."""
+    from pathlib import Path
+
+    from ..audio import load
+
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".flac", ".wav")) if folder.is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"{folder}: no .flac or .wav noise recordings (the rec* conditions need --noise DIR)")
+    return [degrade.recorded_noise_part(load(p, sr=sr), "test") for p in files]
 
 
 def room_rirs(rt60_s: float, *, n: int = RIRS_PER_ROOM, sr: int = SAMPLE_RATE, seed: int = 0) -> list[np.ndarray]:
@@ -103,7 +130,9 @@ class Degrader:
         speaker's own voice is never in the babble over them).
     """
 
-    def __init__(self, babble_pool, pool_owner, *, sr: int = SAMPLE_RATE, seed: int = 0):
+    def __init__(self, babble_pool, pool_owner, *, sr: int = SAMPLE_RATE, seed: int = 0, recordings=()):
+        #: Recorded noises for the ``rec*`` conditions (:func:`load_recordings`); piece ``i`` takes one in turn.
+        self.recordings = list(recordings)
         self.pool = babble_pool
         self.owner = list(pool_owner)
         self.sr = sr
@@ -129,6 +158,11 @@ class Degrader:
             others = [i for i, o in enumerate(self.owner) if o != speaker]
             pick = [self.pool[i] for i in rng.choice(others, size=min(4, len(others)), replace=False)]
             y = degrade.add_noise(y, degrade.babble(pick, len(y), rng=rng), snr_db=c.snr_db)
+        elif c.noise == "recorded":
+            if not self.recordings:
+                raise ValueError(f"condition {name} needs recorded noise (Degrader(recordings=...))")
+            rec = self.recordings[index % len(self.recordings)]
+            y = degrade.add_noise(y, degrade.recorded_noise(rec, len(y), rng=rng), snr_db=c.snr_db)
         if c.channel == "phone":
             y = degrade.telephone(y, sr=self.sr)
         elif c.channel == "cheapmic":

@@ -54,7 +54,11 @@ def configure_parser(p):
     p.add_argument("--conditions", metavar="LIST",
                    help="also measure the default system with its test pieces degraded: 'default', 'all' or "
                         "names from clean, room0.3, room0.6, ssn20, ssn10, ssn5, babble20, babble10, babble5, "
-                        "room0.3+ssn20, room0.6+ssn10, phone, cheapmic (see fewshot.eval.conditions)")
+                        "room0.3+ssn20, room0.6+ssn10, phone, cheapmic, and with recorded noise rec20, rec10, "
+                        "rec5, room0.3+rec20, room0.6+rec10 (see fewshot.eval.conditions)")
+    p.add_argument("--noise", metavar="DIR",
+                   help="recorded background noises for the rec* conditions (default: the 'noise' folder beside "
+                        "DATASET, e.g. ../shared/data/noise)")
     add_false_accept_arguments(p)
     p.add_argument("--original-model", help="the original approach's model directory "
                    "(default: models/original if it exists; skipped, and said so, otherwise)")
@@ -146,6 +150,7 @@ def command_line(args) -> str:
     argv += ["--baselines"] if args.baselines else []
     argv += ["--original-model", str(args.original_model)] if args.original_model else []
     argv += ["--conditions", args.conditions] if args.conditions else []
+    argv += ["--noise", str(args.noise)] if getattr(args, "noise", None) else []
     argv += ["--strict"] if getattr(args, "strict", False) else []
     rate = getattr(args, "false_accept_rate", None)
     argv += ["--false-accept-rate", f"{rate:g}"] if rate is not None else []
@@ -162,10 +167,13 @@ def run_evaluation(args) -> dict:
     from .protocol import PROTOCOL_TOP_DB, prepare_protocol
     from .report import write_report
 
+    recordings = []
     if args.conditions:
-        from .conditions import parse_conditions
+        from .conditions import load_recordings, needs_recordings, parse_conditions
 
-        parse_conditions(args.conditions)  # an unknown name fails before any work
+        names = parse_conditions(args.conditions)  # an unknown name fails before any work
+        if needs_recordings(names):
+            recordings = load_recordings(noise_folder(args))
     t0 = time.time()
     folders = speaker_folders(args.dataset)
     Ts = sorted({float(t) for t in [*args.enroll_seconds, *args.curve_seconds, VERIFICATION_SECONDS]})
@@ -195,7 +203,8 @@ def run_evaluation(args) -> dict:
     main = systems["default"]
     if args.conditions:
         t1 = time.time()
-        main["conditions"] = run_conditions(args, speakers, main_extractor, main_classifier)
+        main["conditions"] = run_conditions(args, speakers, main_extractor, main_classifier,
+                                            recordings=recordings)
         main["timing_s"]["conditions"] = round(time.time() - t1, 1)
     genders = {}
     for s in speakers:
@@ -227,7 +236,12 @@ def run_evaluation(args) -> dict:
     return metrics
 
 
-def run_conditions(args, speakers, extractor, classifier) -> dict:
+def noise_folder(args) -> Path:
+    """``--noise``, or the ``noise`` folder beside the dataset."""
+    return Path(args.noise) if getattr(args, "noise", None) else Path(args.dataset).resolve().parent / "noise"
+
+
+def run_conditions(args, speakers, extractor, classifier, *, recordings=()) -> dict:
     """Figures of the default system per test condition (enrollment stays clean).
 
     Each condition is measured with the shipped classifier settings and, under
@@ -241,7 +255,8 @@ def run_conditions(args, speakers, extractor, classifier) -> dict:
 
     names = parse_conditions(args.conditions)
     T = VERIFICATION_SECONDS
-    degrader = Degrader([s.enroll[T] for s in speakers], [s.name for s in speakers], seed=args.seed)
+    degrader = Degrader([s.enroll[T] for s in speakers], [s.name for s in speakers], seed=args.seed,
+                        recordings=recordings)
     sizes = [K for K in args.group_sizes if K in (3, 10, "all")] or args.group_sizes
     other = dataclasses.replace(classifier, multi_condition=not classifier.multi_condition)
     out = {}

@@ -163,7 +163,8 @@ def test_conditions_degrade_test_pieces_deterministically(rng):
     y = synth_voice(f0=120.0, formants=[(600, 80), (1400, 110), (2600, 170)], seconds=5.0, seed=3)
     pool = [synth_voice(f0=f, formants=[(500, 70), (1500, 100), (2500, 150)], seconds=6.0, seed=k)
             for k, f in enumerate((180.0, 210.0, 95.0, 150.0, 240.0))]
-    d = Degrader(pool, ["a", "b", "c", "d", "me"], seed=0)
+    hum = np.sin(2 * np.pi * 300 * np.arange(48000) / 16000).astype(np.float32)
+    d = Degrader(pool, ["a", "b", "c", "d", "me"], seed=0, recordings=[hum])
     for name in CONDITIONS:
         out = d.apply(name, y, speaker="me", index=1)
         assert out.shape == y.shape and np.all(np.isfinite(out)), name
@@ -172,6 +173,11 @@ def test_conditions_degrade_test_pieces_deterministically(rng):
     noise = d.apply("ssn10", y, speaker="me", index=0) - y
     snr = 10 * np.log10(np.mean(y.astype(np.float64) ** 2) / np.mean(noise.astype(np.float64) ** 2))
     assert abs(snr - 10.0) < 0.1
+    noise = d.apply("rec5", y, speaker="me", index=0) - y
+    spec = np.abs(np.fft.rfft(noise)) ** 2
+    assert spec[np.abs(np.fft.rfftfreq(len(noise), 1 / 16000) - 300) < 5].sum() > 0.9 * spec.sum()  # the recording
+    with pytest.raises(ValueError, match="recorded noise"):
+        Degrader(pool, ["a", "b", "c", "d", "me"]).apply("rec10", y, speaker="me", index=0)
     assert parse_conditions("room0.6,phone") == ["clean", "room0.6", "phone"]
     with pytest.raises(ValueError, match="unknown condition"):
         parse_conditions("clean,underwater")
@@ -190,6 +196,24 @@ def test_evaluate_with_conditions(dataset, models, tmp_path, capsys):
     assert all(0 <= c["acc_3"] <= 1 and 0 <= c["eer"] <= 1 for c in conds.values())
     assert (out / "accuracy_vs_snr.png").is_file() and (out / "accuracy_vs_rt60.png").is_file()
     assert "room0.3" in (out / "report.md").read_text() and "ssn10" in capsys.readouterr().out
+
+
+def test_recorded_noise_conditions_take_the_held_out_part_of_each_recording(dataset, tmp_path, capsys):
+    import soundfile as sf
+
+    from fewshot.cli import main
+    from fewshot.eval.conditions import load_recordings
+
+    t = np.arange(9 * 16000) / 16000
+    sf.write(tmp_path / "tap.flac", np.where(t < 6, np.sin(2 * np.pi * 200 * t), np.sin(2 * np.pi * 900 * t)), 16000)
+    (held_out,) = load_recordings(tmp_path)
+    assert len(held_out) == 3 * 16000
+    spec, f = np.abs(np.fft.rfft(held_out)) ** 2, np.fft.rfftfreq(len(held_out), 1 / 16000)
+    assert spec[np.abs(f - 900) < 5].sum() > 0.9 * spec.sum()
+    # without recordings, the rec* conditions are refused before any work, naming the folder
+    rc = main(["evaluate", str(dataset), "--out", str(tmp_path / "r"), "--conditions", "rec10",
+               "--noise", str(tmp_path / "none")])
+    assert rc == 2 and "none" in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
 def test_evaluate_runs_the_calibrated_decision_identify_runs(dataset, models, tmp_path):
