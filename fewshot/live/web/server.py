@@ -123,7 +123,8 @@ def serve(args) -> int:
     if token:
         print("Anyone with that address (its token) can use this server: share it only with people you trust.",
               flush=True)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws_max_size=1 << 20, server_header=False)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws_max_size=1 << 20, server_header=False,
+                            timeout_graceful_shutdown=2)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
