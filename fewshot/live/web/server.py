@@ -119,10 +119,9 @@ def serve(args) -> int:
     app = create_app(service, token=token, hosts=hosts)
     shown = host if loopback or args.host not in ("0.0.0.0", "::") else socket.gethostname()
     print(f"Model {service.sid.extractor.model_id}; enrollments in {service.sid.store.path}")
-    print(f"fewshot is at http://{shown}:{port}/{f'?token={token}' if token else ''} (Ctrl-C stops it)", flush=True)
     if token:
-        print("Anyone with that address (its token) can use this server: share it only with people you trust.",
-              flush=True)
+        print("Anyone with the address below (its token) can use this server: share it only with people you trust.")
+    print(f"fewshot is at http://{shown}:{port}/{f'?token={token}' if token else ''} (Ctrl-C stops it)", flush=True)
     config = uvicorn.Config(app, log_level="warning", lifespan="off", ws_max_size=1 << 20, server_header=False,
                             timeout_graceful_shutdown=2)
     try:
