@@ -7,8 +7,10 @@ CLI's other commands never import the web stack.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -23,6 +25,7 @@ def voices(tmp_path_factory):
     d = tmp_path_factory.mktemp("web-voices")
     talk, reference = conversation([("ann", 4, 0.8), ("bob", 4, 0.8)], voices="espeak")
     return {"ann": write_wav(d / "ann.wav", spoken("ann", 12)), "bob": write_wav(d / "bob.wav", spoken("bob", 12)),
+            "cyd": write_wav(d / "cyd.wav", spoken("cyd", 12)),
             "talk": write_wav(d / "talk.wav", talk), "reference": reference,
             "long": write_wav(d / "long.wav", np.zeros(int(70 * SR), np.float32)),
             "not-audio": d / "notes.txt"}
@@ -41,9 +44,15 @@ def post(url, files, **data):
 
 def test_enroll_identify_and_groups_through_the_api(server, voices):
     api = f"{server.base}/api/groups/home"
-    r = post(f"{api}/members/ann", [("files", voices["ann"])])
-    assert r.status_code == 201 and r.json()["name"] == "ann" and r.json()["seconds_used"] > 11, r.text
-    assert post(f"{api}/members/bob", [("files", voices["bob"])]).status_code == 201
+    # two enrollments through the API and one by the fewshot command, all at once, into the same store
+    cli = subprocess.Popen([sys.executable, "-m", "fewshot.cli", "enroll", "--group", "home", "--speaker", "cyd",
+                            str(voices["cyd"])], env={**os.environ, "FEWSHOT_HOME": str(server.home)},
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda who: post(f"{api}/members/{who}", [("files", voices[who])]), ["ann", "bob"]))
+    assert cli.wait(120) == 0, cli.stdout.read()
+    for who, r in zip(["ann", "bob"], answers):
+        assert r.status_code == 201 and r.json()["name"] == who and r.json()["seconds_used"] > 11, r.text
     again = post(f"{api}/members/bob", [("files", voices["bob"])])
     assert again.status_code == 409 and again.json() == {
         "error": "bob.wav: already enrolled for 'bob' in group 'home'; use --replace to start over"}
@@ -53,14 +62,68 @@ def test_enroll_identify_and_groups_through_the_api(server, voices):
     assert [t["speaker"] for t in turns] == ["ann", "bob"]
     assert np.allclose([[t["start"], t["end"]] for t in turns], [t[:2] for t in voices["reference"]], atol=0.3)
     assert r.json()["rttm"].splitlines()[1].startswith("SPEAKER talk 1 ")
-    assert httpx.get(f"{server.base}/api/groups").json() == [
-        {"name": "home", "members": ["ann", "bob"], "extractor": r.json().get("extractor", httpx.get(api).json()[
-            "extractor"])}]
+    groups = httpx.get(f"{server.base}/api/groups").json()
+    assert [(g["name"], g["members"]) for g in groups] == [("home", ["ann", "bob", "cyd"])]
+    assert [m["name"] for m in httpx.get(api).json()["members"]] == ["ann", "bob", "cyd"]
+    assert httpx.delete(f"{api}/members/cyd").json() == {"removed": "cyd", "group": "home"}
     assert [m["name"] for m in httpx.get(api).json()["members"]] == ["ann", "bob"]
-    assert httpx.delete(f"{api}/members/bob").json() == {"removed": "bob", "group": "home"}
-    assert [m["name"] for m in httpx.get(api).json()["members"]] == ["ann"]
     spec = httpx.get(f"{server.base}/openapi.json").json()
     assert "/api/groups/{group}/identify" in spec["paths"] and spec["openapi"].startswith("3.")
+
+
+def pcm_messages(y, block_s=0.1):
+    step = int(block_s * SR)
+    return [(np.clip(y[i:i + step], -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+            for i in range(0, len(y), step)]
+
+
+def test_listen_socket_names_who_speaks(server, voices):
+    from websockets.sync.client import connect
+
+    import soundfile as sf
+
+    y, _ = sf.read(voices["talk"], dtype="float32")
+    with connect(f"{server.base.replace('http', 'ws')}/api/groups/home/listen", open_timeout=10) as ws:
+        assert json.loads(ws.recv(10)) == {"group": "home", "members": ["ann", "bob"], "sr": SR}
+        shown, final = [], []
+        for block in pcm_messages(y):
+            ws.send(block)
+            m = json.loads(ws.recv(10))
+            final += m["final"]
+            if m["current"] and (not shown or shown[-1] != m["current"]["speaker"]):
+                shown.append(m["current"]["speaker"])
+        ws.send("stop")
+        last = json.loads(ws.recv(10))
+    assert last["done"] and shown == ["ann", "bob"]
+    turns = final + last["final"]
+    assert [t["speaker"] for t in turns] == ["ann", "bob"]
+    assert np.allclose([[t["start"], t["end"]] for t in turns], [t[:2] for t in voices["reference"]], atol=0.3)
+
+
+def test_record_socket_warns_of_clipping_and_keeps_too_little_speech_out(server, voices):
+    from websockets.sync.client import connect
+
+    import soundfile as sf
+
+    y, _ = sf.read(voices["ann"], dtype="float32")
+    loud = np.clip(y[: 3 * SR] * 30, -1, 1)
+    with connect(f"{server.base.replace('http', 'ws')}/api/groups/home/members/dan/record?seconds=15",
+                 open_timeout=10) as ws:
+        assert json.loads(ws.recv(10)) == {"target_s": 15.0}
+        alerts = set()
+        for block in pcm_messages(loud):
+            ws.send(block)
+            m = json.loads(ws.recv(10))
+            alerts.add(m["alert"])
+        ws.send("stop")
+        last = json.loads(ws.recv(10))
+    assert "CLIPPING: move back" in alerts and 2 < m["speech_s"] <= 3.0 and m["seconds"] == 3.0
+    assert last == {"error": f"only {m['speech_s']:.1f} s of speech heard: 'dan' is not enrolled; record again",
+                    "again": False}
+    assert [m["name"] for m in httpx.get(f"{server.base}/api/groups/home").json()["members"]] == ["ann", "bob"]
+    with connect(f"{server.base.replace('http', 'ws')}/api/groups/home/members/dan/record?seconds=5",
+                 open_timeout=10) as ws:
+        assert json.loads(ws.recv(10)) == {"error": "seconds must be between 15 and 35, given '5'"}
 
 
 @pytest.mark.parametrize("case", ["unknown group", "not audio", "too long", "too large", "no file", "bad name"])
@@ -87,7 +150,7 @@ def test_errors_are_the_clis_one_line_reasons_with_a_4xx(server, voices, tmp_pat
         status, error = 400, r"the person name '\u202eeve' holds the control character U+202E"
     assert r.status_code == status and r.json()["error"].startswith(error), r.text
     assert "\n" not in r.json()["error"] and "Traceback" not in r.text
-    assert "other" not in [g["name"] for g in httpx.get(f"{api}").json()]  # nothing was stored
+    assert [g["name"] for g in httpx.get(api).json()] == ["home"]  # nothing was stored
 
 
 def test_other_hosts_and_origins_are_refused(server):
@@ -123,5 +186,5 @@ def test_other_commands_never_import_the_web_stack(tmp_path):
             "web = sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'multipart', "
             "'websockets', 'httpx', 'selenium'))\nprint(web)\nsys.exit(rc)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          env={**__import__("os").environ, "FEWSHOT_HOME": str(tmp_path)})
+                          env={**os.environ, "FEWSHOT_HOME": str(tmp_path)})
     assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == "[]", proc.stdout + proc.stderr

@@ -55,6 +55,9 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help=f"largest request body (default: {Limits.max_upload_mb:g})")
     p.add_argument("--max-minutes", type=_positive, default=Limits.max_minutes, metavar="MIN",
                    help=f"longest uploaded file (default: {Limits.max_minutes:g})")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate (with --tls-key): browsers "
+                   "give the microphone only to pages on https or on this machine's own address")
+    p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     p.add_argument("--token-file", help="read the token from this file (made, readable by you only, with a new "
                    "token when missing) instead of printing a new one each run")
     return p
@@ -99,6 +102,11 @@ def serve(args) -> int:
     from .app import create_app
     from .service import Limits, Service
 
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    for pem in filter(None, (args.tls_cert, args.tls_key)):
+        if not Path(pem).is_file():
+            raise FileNotFoundError(f"{pem}: file not found")
     loopback = is_loopback(args.host)
     token = None if loopback else token_of(args.token_file)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
@@ -106,6 +114,7 @@ def serve(args) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((args.host.strip("[]"), args.port))
+        sock.listen(2048)  # connections wait from now on, so the address printed below answers at once
     except OSError as exc:
         sock.close()
         raise OSError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
@@ -121,9 +130,10 @@ def serve(args) -> int:
     print(f"Model {service.sid.extractor.model_id}; enrollments in {service.sid.store.path}")
     if token:
         print("Anyone with the address below (its token) can use this server: share it only with people you trust.")
-    print(f"fewshot is at http://{shown}:{port}/{f'?token={token}' if token else ''} (Ctrl-C stops it)", flush=True)
+    scheme = "https" if args.tls_cert else "http"
+    print(f"fewshot is at {scheme}://{shown}:{port}/{f'?token={token}' if token else ''} (Ctrl-C stops it)", flush=True)
     config = uvicorn.Config(app, log_level="warning", lifespan="off", ws_max_size=1 << 20, server_header=False,
-                            timeout_graceful_shutdown=2)
+                            timeout_graceful_shutdown=2, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -4,6 +4,10 @@
 const Mic = {
   // Open the microphone and the socket; onMessage(json) for each server message, onClose(reason) once.
   async start(path, { onMessage, onClose }) {
+    if (!navigator.mediaDevices || !window.AudioWorkletNode) {
+      throw new Error("this browser gives the microphone only to pages on https or on the machine's own address " +
+        "(http://127.0.0.1): start fewshot serve with --tls-cert and --tls-key, or use files");
+    }
     const media = await navigator.mediaDevices.getUserMedia({
       audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
     });
