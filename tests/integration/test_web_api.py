@@ -34,7 +34,9 @@ def voices(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, voices):
     voices["not-audio"].write_text("not a recording\n")
-    with Server("--max-upload-mb", "3", "--max-minutes", "1", home=tmp_path_factory.mktemp("web-home")) as s:
+    home = tmp_path_factory.mktemp("web-home")
+    (home / "report.html").write_text("<h1>Accuracy</h1><script>alert(1)</script>")
+    with Server("--max-upload-mb", "3", "--max-minutes", "1", "--report", home / "report.html", home=home) as s:
         yield s
 
 
@@ -126,7 +128,8 @@ def test_record_socket_warns_of_clipping_and_keeps_too_little_speech_out(server,
         assert json.loads(ws.recv(10)) == {"error": "seconds must be between 15 and 35, given '5'"}
 
 
-@pytest.mark.parametrize("case", ["unknown group", "not audio", "too long", "too large", "no file", "bad name"])
+@pytest.mark.parametrize("case", ["unknown group", "not audio", "too long", "too large", "no file", "bad name",
+                                  "wrong method"])
 def test_errors_are_the_clis_one_line_reasons_with_a_4xx(server, voices, tmp_path, case):
     api = f"{server.base}/api/groups"
     if case == "unknown group":
@@ -145,12 +148,22 @@ def test_errors_are_the_clis_one_line_reasons_with_a_4xx(server, voices, tmp_pat
     elif case == "no file":
         r = httpx.post(f"{api}/other/members/cyd", data={"replace": "1"})
         status, error = 400, "no file given"
+    elif case == "wrong method":
+        r = httpx.put(f"{api}/other")
+        status, error = 405, "Method Not Allowed"
     else:
         r = post(f"{api}/other/members/%E2%80%AEeve", [("files", voices["ann"])])  # U+202E, a bidi override
         status, error = 400, r"the person name '\u202eeve' holds the control character U+202E"
     assert r.status_code == status and r.json()["error"].startswith(error), r.text
     assert "\n" not in r.json()["error"] and "Traceback" not in r.text
     assert [g["name"] for g in httpx.get(api).json()] == ["home"]  # nothing was stored
+
+
+def test_the_report_is_served_without_running_its_scripts(server):
+    r = httpx.get(f"{server.base}/report")
+    assert r.status_code == 200 and r.text.startswith("<h1>Accuracy</h1>")
+    assert r.headers["content-security-policy"].startswith("default-src 'none'")  # its <script> does not run
+    assert httpx.get(f"{server.base}/api/info").json()["report"] is True
 
 
 def test_other_hosts_and_origins_are_refused(server):

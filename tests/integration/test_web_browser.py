@@ -110,6 +110,9 @@ def test_enroll_listen_and_a_recording_in_chromium(server, tmp_path):
         firsts = [e["ms"] for i, e in enumerate(latency) if i == 0 or latency[i - 1]["speaker"] != e["speaker"]]
         print(f"\nlive: names shown {[e['speaker'] for e in latency]}; ms from the start of each turn's speech to "
               f"its first name on the page: {firsts} (median {statistics.median(firsts):.0f} ms)")
+        lag = driver.execute_script("return window.fewshotLag")
+        print(f"live: ms from a block's capture to the server's answer on the page: median "
+              f"{statistics.median(lag):.0f}, 95th percentile {np.percentile(lag, 95):.0f} ({len(lag)} blocks)")
         assert 0 < statistics.median(firsts) < 4000, latency
 
         t2 = time.monotonic()

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -44,6 +45,11 @@ def status_of(exc: Exception) -> int:
     if isinstance(exc, (DuplicateAudioError, StoreBusyError)):
         return 409
     return 400
+
+
+async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's own refusals (no such route or method, a malformed or too many-part form), as JSON."""
+    return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
 
 async def error(request: Request, exc: Exception) -> JSONResponse:
@@ -197,7 +203,7 @@ def create_app(service: Service, *, token: str | None, hosts: set[str]) -> Starl
         WebSocketRoute(api + "/listen", listen_socket), WebSocketRoute(api + "/members/{name}/record", record_socket),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    handlers = {Exception: error, FewshotError: error, ValueError: error, OSError: error, TooLarge: error}
+    handlers = {HTTPException: http_error, Exception: error, FewshotError: error, ValueError: error, OSError: error, TooLarge: error}
     app = Starlette(routes=routes, exception_handlers=handlers, middleware=[
         Middleware(Guard, token=token, hosts=hosts, max_body=service.limits.max_upload_bytes)])
     app.state.service = service

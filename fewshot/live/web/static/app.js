@@ -112,6 +112,10 @@ async function groupView(g) {
 }
 
 // ---------------------------------------------------------------- enroll
+const enrolled = (r) => (r.added
+  ? `Added ${r.seconds_used.toFixed(1)} s to ${r.name} in group ${r.group} (now ${r.total_seconds.toFixed(1)} s); tick "Replace" to start over.`
+  : `Enrolled ${r.name} in group ${r.group}: ${r.seconds_used.toFixed(1)} s of speech, ${r.segments} segments.`);
+
 async function enrollView(g) {
   const params = new URLSearchParams(location.search);
   const [passages, info] = await Promise.all([api("/api/passages"), api("/api/info")]);
@@ -155,7 +159,7 @@ async function enrollView(g) {
           if (m.enrolling) { Mic.stop(session); status(msg, `Enrolling ${who} ...`); }
           if (m.enrolled) {
             const r = m.enrolled;
-            status(msg, `Enrolled ${r.name} in group ${r.group}: ${r.seconds_used.toFixed(1)} s of speech, ${r.segments} segments.`);
+            status(msg, enrolled(r));
             if (r.warnings.length) status(alert, r.warnings.map((w) => `warning: ${w}`).join(" "), "warning");
             replace.checked = true;
             finish();
@@ -191,7 +195,7 @@ async function enrollView(g) {
     status(msg, `Enrolling ${who} ...`);
     try {
       const r = await api(`${apiGroup(g)}/members/${enc(who)}`, { method: "POST", body });
-      status(msg, `Enrolled ${r.name} in group ${r.group}: ${r.seconds_used.toFixed(1)} s of speech, ${r.segments} segments.`);
+      status(msg, enrolled(r));
       status(alert, r.warnings.map((w) => `warning: ${w}`).join(" "), "warning");
     } catch (e) { status(msg, e.message, "error"); }
   } });
@@ -229,13 +233,15 @@ function timeline(scale = 24) {
 // ---------------------------------------------------------------- listen
 async function listenView(g) {
   const info = await api(apiGroup(g));
-  const now = el("div", { class: "now", "data-testid": "now-speaking", "aria-live": "polite", text: "-" });
+  const now = el("span", { "data-testid": "now-speaking", "aria-live": "polite", text: "-" });
+  const score = el("span", { class: "score" });
   const meter = el("meter", { id: "level", min: -60, max: 0, low: -40, high: -6, optimum: -20, value: -60 });
   const msg = el("p", { role: "status", "aria-live": "polite" });
   const list = el("ol", { class: "turns", "data-testid": "turns" });
   const line = timeline();
   const button = el("button", { "data-testid": "listen", text: "Listen" });
   const latency = (window.fewshotLatency = []); // ms from the start of each turn's speech to its name on the page
+  const lag = (window.fewshotLag = []); // ms from the capture of a block's last sample to the server's answer
   let session = null, shown = null, offset = 0;
   const opened = performance.now();
   const addTurn = (t) => {
@@ -256,6 +262,7 @@ async function listenView(g) {
         onMessage: (m, s) => {
           if (m.error) { status(msg, m.error, "error"); return; }
           if (m.level_dbfs !== undefined) meter.value = Math.max(-60, m.level_dbfs);
+          if (m.heard_s !== undefined && lag.length < 10000) lag.push(Math.round(performance.now() - (s.t0 + m.heard_s * 1000)));
           (m.final || []).forEach(addTurn);
           const cur = m.current;
           if (cur && `${cur.speaker}@${cur.start}` !== shown) { // a new turn, or its name revised
@@ -264,13 +271,17 @@ async function listenView(g) {
               ms: Math.round(performance.now() - (s.t0 + cur.start * 1000)) });
             now.dataset.latencyMs = latency[latency.length - 1].ms;
           }
-          if (cur) {
-            now.replaceChildren(el("span", { class: "swatch", style: { background: colour(cur.speaker) } }),
-              cur.speaker, el("span", { class: "score", text: `score ${cur.score.toFixed(2)}` }));
-            now.dataset.speaker = cur.speaker;
+          if (cur) { // the name is announced when it changes, not at each new score
+            if (now.dataset.speaker !== cur.speaker) {
+              now.replaceChildren(el("span", { class: "swatch", style: { background: colour(cur.speaker) } }),
+                cur.speaker);
+              now.dataset.speaker = cur.speaker;
+            }
+            score.textContent = `score ${cur.score.toFixed(2)}`;
           } else if (m.done) {
             now.textContent = "-";
             now.dataset.speaker = "";
+            score.textContent = "";
           }
         },
         onClose: (reason) => {
@@ -290,7 +301,7 @@ async function listenView(g) {
   button.onclick = () => (session ? Mic.stop(session) : start());
   show(`Listening: ${g}`,
     el("div", { class: "row" }, button, el("label", { for: "level", text: "Level" }), meter),
-    el("p", { class: "muted", text: "Now speaking" }), now, msg,
+    el("p", { class: "muted", text: "Now speaking" }), el("div", { class: "now" }, now, score), msg,
     el("h2", { text: "Turns" }), line.box, list,
     el("p", {}, el("a", { href: groupPath(g), text: `Back to group ${g}` })));
 }
