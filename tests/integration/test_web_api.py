@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -201,3 +202,21 @@ def test_other_commands_never_import_the_web_stack(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "FEWSHOT_HOME": str(tmp_path)})
     assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == "[]", proc.stdout + proc.stderr
+
+
+def test_serve_without_the_web_extra_says_what_to_install(tmp_path):
+    code = ("import sys\nclass Refuse:\n    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('starlette', 'uvicorn'):\n"
+            "            raise ImportError(name)\n"
+            "sys.meta_path.insert(0, Refuse())\nfrom fewshot.cli import main\nsys.exit(main(['serve']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "FEWSHOT_HOME": str(tmp_path)})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == ("error: fewshot serve needs the extra 'web': pip install 'fewshot[web]' (in a clone: "
+                           ".venv/bin/pip install -e '.[web]')\n")
+
+
+def test_demo_web_is_fewshot_serve():
+    proc = subprocess.run([sys.executable, "demo/web.py", "--help"], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: python demo/web.py ") and "--token-file" in proc.stdout

@@ -91,7 +91,13 @@ def token_of(path: str | None) -> str:
 
 def missing_extra() -> str | None:
     """The install command when the extra ``web`` is missing."""
-    if all(importlib.util.find_spec(m) for m in ("starlette", "uvicorn", "multipart", "websockets")):
+    def found(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ImportError:
+            return False
+
+    if all(found(m) for m in ("starlette", "uvicorn", "multipart", "websockets")):
         return None
     return "fewshot serve needs the extra 'web': pip install 'fewshot[web]' (in a clone: .venv/bin/pip install -e '.[web]')"
 
