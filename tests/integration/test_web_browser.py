@@ -41,6 +41,12 @@ def element(driver, element_id: str):
     return wait_for(lambda: driver.find_elements(By.ID, element_id), timeout_s=10, what=f"#{element_id}")[0]
 
 
+def members(driver) -> list[str]:
+    """The names in the group page's table (read at once: the page redraws it)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('tbody tr')].map((r) => r.cells[0].textContent.trim())")
+
+
 def text_of(driver, testid: str) -> str:
     found = by_testid(driver, testid)
     return found[0].text if found else ""
@@ -81,8 +87,7 @@ def test_enroll_listen_and_a_recording_in_chromium(server, tmp_path):
         done = wait_for(lambda: (t := text_of(driver, "enroll-status")).startswith("Enrolled bob") and t,
                         timeout_s=30, what="bob's enrollment")
         driver.get(f"{server.base}/groups/family")
-        rows = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "tbody tr"), timeout_s=10, what="the members")
-        assert [r.text.split()[0] for r in rows] == ["ann", "bob"]
+        assert wait_for(lambda: members(driver), timeout_s=10, what="the members") == ["ann", "bob"]
     finally:
         close(driver)
 
@@ -125,6 +130,12 @@ def test_enroll_listen_and_a_recording_in_chromium(server, tmp_path):
         assert [who for *_, who in turns] == [who for *_, who in reference]
         assert np.allclose([t[:2] for t in turns], [r[:2] for r in reference], atol=0.3), turns
         assert "3 turns" in text_of(driver, "recording-status")
+        # remove bob from the group's page (after a confirmation)
+        driver.get(f"{server.base}/groups/family")
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, '[aria-label="Remove bob"]'), timeout_s=10,
+                 what="bob's remove button")[0].click()
+        driver.switch_to.alert.accept()
+        wait_for(lambda: members(driver) == ["ann"], timeout_s=10, what="bob to be removed")
         print(f"wall time: enrolling {t1 - t0:.1f} s, listening {t2 - t1:.1f} s, a recording "
               f"{time.monotonic() - t2:.1f} s")
     finally:

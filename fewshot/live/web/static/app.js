@@ -43,7 +43,7 @@ function status(node, text, kind = "") {
 
 function show(title, ...children) {
   document.title = `${title} - fewshot`;
-  view.replaceChildren(el("h1", { text: title }), ...children);
+  view.replaceChildren(el("h1", { text: title }), ...children.filter((c) => c !== null && c !== undefined));
 }
 
 function download(name, text, type) {
@@ -202,8 +202,8 @@ async function enrollView(g) {
   show(`Enroll into ${g}`,
     el("div", { class: "row" }, el("label", { for: "person", text: "Name" }), name,
       el("label", { for: "seconds", text: "Seconds of speech" }), seconds),
-    el("div", { class: "row" }, replace, el("label", { for: "replace", text: "Replace an earlier enrollment" }),
-      force, el("label", { for: "force", text: "Enroll even if clipped or more than one voice" })),
+    el("div", { class: "row" }, el("label", {}, replace, " Replace an earlier enrollment")),
+    el("div", { class: "row" }, el("label", {}, force, " Enroll even if clipped or more than one voice")),
     el("h2", { text: "From the microphone" }),
     el("p", { text: "Read this aloud in your normal voice until the counter is full (silence does not count):" }),
     text, el("div", { class: "row" }, record, again, el("label", { for: "level", text: "Level" }), meter, counter),
@@ -320,12 +320,13 @@ async function recordingView(g) {
     try {
       const r = await api(`${apiGroup(g)}/identify`, { method: "POST", body });
       status(msg, `${r.file}: mostly ${r.speaker} (score ${r.score.toFixed(3)}); ${r.turns.length} turns.`);
-      const line = timeline(12);
+      const line = timeline(Math.max(4, Math.min(60, 840 / Math.max(1, ...r.turns.map((t) => t.end)))));
       r.turns.forEach(line.add);
       const stem = r.file.replace(/\.[^.]*$/, "");
       out.replaceChildren(line.box,
         el("table", { "data-testid": "recording-turns" },
-          el("thead", {}, el("tr", {}, ["Start", "End", "Speaker", "Score"].map((h) => el("th", { text: h })))),
+          el("thead", {}, el("tr", {}, el("th", { class: "num", text: "Start (s)" }), el("th", { class: "num", text: "End (s)" }),
+            el("th", { text: "Speaker" }), el("th", { class: "num", text: "Score" }))),
           el("tbody", {}, r.turns.map((t) => el("tr", { "data-testid": "recording-turn", "data-speaker": t.speaker },
             el("td", { class: "num", text: t.start.toFixed(2) }), el("td", { class: "num", text: t.end.toFixed(2) }),
             el("td", {}, el("span", { class: "swatch", style: { background: colour(t.speaker) } }), t.speaker),
