@@ -11,14 +11,16 @@ const Mic = {
     const media = await navigator.mediaDevices.getUserMedia({
       audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
     });
-    let ctx;
-    try {
+    let ctx, source;
+    try { // at 16 kHz the browser resamples; some browsers only take the microphone at its own rate ...
       ctx = new AudioContext({ sampleRate: 16000 });
-    } catch (e) {
-      ctx = new AudioContext(); // the worklet resamples
+      source = ctx.createMediaStreamSource(media);
+    } catch (e) { // ... and then the worklet resamples
+      if (ctx) ctx.close();
+      ctx = new AudioContext();
+      source = ctx.createMediaStreamSource(media);
     }
     await ctx.audioWorklet.addModule("/static/worklet.js");
-    const source = ctx.createMediaStreamSource(media);
     const node = new AudioWorkletNode(ctx, "pcm-sender");
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${scheme}//${location.host}${path}`);
