@@ -139,7 +139,7 @@ class Service:
         """Enroll from uploaded files (``names``: their temporary paths' upload names) or a recording (an array)."""
         names = names or {}
         try:
-            for path in [] if not names else sources:
+            for path in sources if names else []:  # uploads; a recording is as long as its socket allowed
                 check_length(Path(path), names[str(path)], self.limits)
             res = self.sid.enroll(group, name, sources, replace=replace, force=force, keep_audio=keep_audio,
                                   sr_in=None if names else self.sid.extractor.feature_config.sr)
@@ -147,7 +147,7 @@ class Service:
             raise renamed(exc, names) from None
         return {"group": group, "name": res.speaker, "seconds_used": round(res.seconds_used, 1),
                 "seconds_available": round(res.seconds_available, 1), "segments": res.n_segments,
-                "added": res.added, "total_seconds": round(res.total_seconds or res.seconds_used, 1),
+                "added": res.added, "total_seconds": round(res.total_seconds, 1),
                 "warnings": [renamed(ValueError(w), names).args[0] for w in [*warnings, *res.warnings]]}
 
     def identify(self, group: str, path: Path, name: str) -> dict:
