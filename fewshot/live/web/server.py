@@ -10,10 +10,6 @@ request must carry the token printed at start (a new one each run, unless
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import ipaddress
-import secrets
-import socket
 import sys
 from pathlib import Path
 
@@ -64,6 +60,8 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def is_loopback(host: str) -> bool:
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
@@ -75,6 +73,7 @@ def is_loopback(host: str) -> bool:
 def token_of(path: str | None) -> str:
     """A new token, or the one kept in ``path`` (written there first when the file is missing)."""
     import os
+    import secrets
 
     if path is None:
         return secrets.token_urlsafe(24)
@@ -91,6 +90,8 @@ def token_of(path: str | None) -> str:
 
 def missing_extra() -> str | None:
     """The install command when the extra ``web`` is missing."""
+    import importlib.util
+
     def found(module: str) -> bool:
         try:
             return importlib.util.find_spec(module) is not None
@@ -103,6 +104,8 @@ def missing_extra() -> str | None:
 
 
 def serve(args) -> int:
+    import socket
+
     import uvicorn
 
     from .app import create_app

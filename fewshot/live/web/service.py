@@ -11,11 +11,9 @@ same code as the CLI's files; errors name the file as it was uploaded.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
 import unicodedata
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -80,6 +78,8 @@ class Service:
     """The CLI's operations, run one at a time on the identifier's own thread (``await service.call(...)``)."""
 
     def __init__(self, *, model=None, store=None, limits: Limits = Limits(), report=None):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.limits, self.report = limits, report
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="fewshot-store")
         self.sid = self._pool.submit(self._load, model, store).result()
@@ -92,6 +92,8 @@ class Service:
 
     async def call(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` on the identifier's thread."""
+        import asyncio  # here: the fewshot command builds its parser from this module's Limits
+
         return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     def close(self) -> None:
