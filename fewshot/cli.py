@@ -1,4 +1,4 @@
-"""The ``fewshot`` command: enroll, identify, groups, spectrogram, evaluate."""
+"""The ``fewshot`` command: enroll, identify, groups, spectrogram, evaluate, live, serve."""
 
 from __future__ import annotations
 
@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("live", help="the live demo: enroll at the microphone, then name who speaks "
                        "(options: fewshot live --help)", add_help=False)
     p.add_argument("live_args", nargs=argparse.REMAINDER)
+    from .live.web.server import add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 

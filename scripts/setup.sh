@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Set up fewshot on a fresh Debian/Ubuntu machine: system packages, then a
 # virtual environment in .venv with the package and every extra (train, eval,
-# live, data, test).
+# live, web, data, test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg libportaudio2 espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins)
+# chromium and chromium-driver: the web page's browser tests
+APT_PACKAGES=(ffmpeg libportaudio2 espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins chromium chromium-driver)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -27,5 +28,5 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[train,eval,live,data,test]"
+.venv/bin/python -m pip install -q -e ".[train,eval,live,web,data,test]"
 echo "setup: ready (.venv)"

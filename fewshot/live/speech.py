@@ -110,14 +110,15 @@ class EnrollmentTake:
     def audio(self) -> np.ndarray:
         return np.concatenate(self.blocks) if self.blocks else np.zeros(0, np.float32)
 
-    def warnings(self) -> list[str]:
+    def warnings(self, *, again: str = "re-enroll (key r)") -> list[str]:
+        """What to fix before enrolling again (``again``: how to enroll again)."""
         out = []
         n = max(1, int(self.seconds * self.sr))
         if self.clipped_samples and self.clipped_samples / n > 1e-4:
             out.append(f"the signal clipped ({self.clipped_samples} samples at full scale): move back from the "
-                       "microphone or lower its input gain, then re-enroll (key r)")
+                       f"microphone or lower its input gain, then {again}")
         level = self.speech_level_dbfs
         if level is not None and level < QUIET_DBFS:
             out.append(f"the signal is quiet (speech at {level:.0f} dBFS): move closer to the microphone or "
-                       "raise its input gain, then re-enroll (key r)")
+                       f"raise its input gain, then {again}")
         return out
