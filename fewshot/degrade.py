@@ -7,13 +7,14 @@ enrollment (:meth:`fewshot.identifier.SpeakerIdentifier.enroll`, which adds
 degraded copies of a person's enrollment speech to the group's SVM).
 
 Everything takes and returns mono float32 at ``sr`` Hz and uses NumPy and SciPy
-only, so the runtime can use it without TensorFlow.
+only, so the runtime can use it without TensorFlow. The room and the noise
+(all that enrollment uses) need NumPy alone: importing ``scipy.signal`` takes
+longer than a whole enrollment, so the microphone effects import it when called.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, fftconvolve, lfilter, sosfilt
 
 
 def synthetic_rir(*, sr: int, rt60_s: float, drr_db: float, rng) -> np.ndarray:
@@ -34,7 +35,7 @@ def synthetic_rir(*, sr: int, rt60_s: float, drr_db: float, rng) -> np.ndarray:
     tail = rng.standard_normal(n) * 10.0 ** (-3.0 * t / rt60_s)
     tail[: int(0.002 * sr) + 1] = 0.0
     a = float(np.clip(rng.uniform(0.2, 0.7), 0.0, 0.95))
-    late = lfilter([1.0 - a], [1.0, -a], tail)
+    late = one_pole(tail, a)
     w = np.clip(t / max(rt60_s, 1e-3), 0.0, 1.0)
     tail = (1.0 - w) * tail + w * late
     energy = float(np.sum(tail ** 2))
@@ -46,8 +47,32 @@ def synthetic_rir(*, sr: int, rt60_s: float, drr_db: float, rng) -> np.ndarray:
 
 def reverberate(y: np.ndarray, h: np.ndarray) -> np.ndarray:
     """``y`` convolved with the impulse response ``h``, same length and RMS as ``y``."""
-    out = fftconvolve(y, h, mode="full")[: len(y)]
+    n = len(y) + len(h) - 1
+    size = 1 << max(n - 1, 1).bit_length()
+    out = np.fft.irfft(np.fft.rfft(y, size) * np.fft.rfft(h, size), size)[: len(y)]
     return _match_rms(out, y)
+
+
+def one_pole(x: np.ndarray, a: float, *, block: int = 64) -> np.ndarray:
+    """``y[n] = (1 - a) x[n] + a y[n - 1]`` from ``y[-1] = 0`` (``lfilter([1 - a], [1, -a], x)``), in float64.
+
+    Blocks of ``block`` samples go through one lower-triangular matrix product,
+    and only the last output of each block is carried to the next in Python.
+    """
+    x = np.asarray(x, np.float64)
+    n = len(x)
+    k = -(-n // block)
+    xb = np.pad(x, (0, k * block - n)).reshape(k, block)
+    i = np.arange(block)
+    lag = i[:, None] - i[None, :]
+    T = np.where(lag >= 0, (1.0 - a) * a ** np.maximum(lag, 0), 0.0)  # response within a block
+    yb = xb @ T.T
+    carry = a ** (i + 1)  # how the previous block's last output decays through this one
+    prev = 0.0
+    for j in range(k):
+        yb[j] += prev * carry
+        prev = yb[j, -1]
+    return yb.reshape(-1)[:n]
 
 
 def coloured_noise(n: int, *, sr: int, tilt_db_per_octave: float, rng) -> np.ndarray:
@@ -112,6 +137,8 @@ def add_noise(y: np.ndarray, noise: np.ndarray, *, snr_db: float) -> np.ndarray:
 
 def band_limit(y: np.ndarray, *, sr: int, low_hz: float, high_hz: float) -> np.ndarray:
     """A fourth-order Butterworth band-pass (a small loudspeaker or microphone)."""
+    from scipy.signal import butter, sosfilt
+
     high_hz = min(high_hz, 0.45 * sr)
     sos = butter(4, [low_hz, high_hz], btype="bandpass", fs=sr, output="sos")
     return _match_rms(sosfilt(sos, y).astype(np.float32), y)
@@ -143,6 +170,8 @@ def mu_law(y: np.ndarray, *, bits: int = 8) -> np.ndarray:
 
 def equalise(y: np.ndarray, *, sr: int, gains_db, centres_hz) -> np.ndarray:
     """Peaking filters (Q about 1) at ``centres_hz`` with ``gains_db``: a cheap microphone's colour."""
+    from scipy.signal import lfilter
+
     out = np.asarray(y, np.float64)
     for g, f0 in zip(gains_db, centres_hz):
         A = 10.0 ** (g / 40.0)
