@@ -111,10 +111,11 @@ def _normalize_names(args) -> None:
 
 
 def _bars(args):
-    """tqdm on standard error (on a terminal, or with ``--progress``), else ``None`` (:mod:`fewshot.progress`)."""
+    """tqdm on standard error (on a terminal, or with ``--progress``), else ``None``, tqdm not imported then."""
     from .progress import progress_bar
 
-    return progress_bar(always=getattr(args, "progress", False))
+    always = getattr(args, "progress", False)
+    return progress_bar(always=always) if always or sys.stderr.isatty() else None
 
 
 def _reading(args):
@@ -235,8 +236,7 @@ def _upgrade(args, store) -> int:
               f"extractor {current}: nothing to upgrade")
     bars = _bars(args)
     for group in todo:
-        bar = bars and (lambda it: bars(it, desc=f"Re-embedding {group}", unit="people"))  # noqa: B023
-        r = sid.upgrade(group, progress=bar)
+        r = sid.upgrade(group, progress=bars and (lambda it: bars(it, desc=f"Re-embedding {group}", unit="people")))
         print(f"upgraded group {group!r} from extractor {r['from']} to {r['to']}: {len(r['speakers'])} "
               f"{'person' if len(r['speakers']) == 1 else 'people'}, {r['seconds']:.1f} s of kept speech re-embedded")
     return 0
