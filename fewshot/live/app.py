@@ -92,12 +92,15 @@ def _path_as_typed(path: str) -> str:
 EXAMPLES_FOLDER = "voices"
 
 
-def file_mode_advice(group: str) -> list[str]:
-    """Commands that run as printed, without a microphone: make example recordings, then file mode on them."""
-    g = "" if group == DEFAULT_GROUP else f" --group {shlex.quote(group)}"
+def file_mode_advice(args) -> list[str]:
+    """Commands that run as printed, without a microphone: make example recordings, then file mode on them
+    (with the group, model and store the demo was given)."""
+    given = [("--group", args.group if args.group != DEFAULT_GROUP else None), ("--model", args.model),
+             ("--store", args.store)]
+    options = "".join(f" {flag} {shlex.quote(value)}" for flag, value in given if value is not None)
     d = EXAMPLES_FOLDER
     return [f"{shlex.quote(_path_as_typed(sys.executable))} -m fewshot.live.examples --out {d}",
-            f"{this_command()}{g} --enroll ann={d}/ann1.wav --enroll bob={d}/bob.mp3 --input {d}/meeting.flac"]
+            f"{this_command()}{options} --enroll ann={d}/ann1.wav --enroll bob={d}/bob.mp3 --input {d}/meeting.flac"]
 
 
 def load_identifier(args):
@@ -216,7 +219,7 @@ def main(argv=None, prog: str = "python demo/live.py") -> int:
                 return 0
             return run_live(args)
         except NoMicrophone as exc:
-            advice = "\n".join(f"  {c}" for c in file_mode_advice(args.group))
+            advice = "\n".join(f"  {c}" for c in file_mode_advice(args))
             print(f"error: no microphone to record from: {exc}\nWithout one, the demo runs on recordings "
                   f"(--enroll NAME=FILE ... --input FILE); with example recordings of two people:\n{advice}",
                   file=sys.stderr)
