@@ -61,6 +61,25 @@ EXTRA_OF = {"tensorflow": "train", "keras": "train", "tensorboard": "train", "tq
             "silero_vad": "teacher"}
 
 
+def require(*modules: str) -> None:
+    """Fail before any work when an optional package a command needs is missing (:func:`missing_extra` names it).
+
+    Raises
+    ------
+    ModuleNotFoundError
+        For the first of ``modules`` that cannot be imported.
+    """
+    import importlib.util
+
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ValueError:  # in sys.modules without a spec: blocked
+            found = False
+        if not found:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
 def missing_extra(exc: ImportError, *, command: str = "this command") -> str | None:
     """One line naming the extra to install when ``exc`` is an optional package's absence, else ``None``."""
     name = (getattr(exc, "name", None) or "").split(".")[0]

@@ -269,6 +269,9 @@ def cmd_evaluate(args) -> int:
     """Run the evaluation and print the headline table."""
     from .report import condition_lines, headline, open_set_lines, open_set_size_lines
 
+    from ..errors import require
+
+    require("matplotlib", *(["librosa"] if args.baselines else []), *(["pyroomacoustics"] if args.conditions else []))
     metrics = run_evaluation(args)
     head, rows = headline(metrics)
     print(" | ".join(head))

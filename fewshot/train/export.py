@@ -235,8 +235,10 @@ def export_target(model_dir, *, out=None, replace: bool = False) -> Path:
 
 def run_export(args) -> int:
     """``fewshot export``: export, then print :func:`describe`'s lines."""
+    from ..errors import require
     from ..extractor import default_model_dir
 
+    require("tensorflow")
     target = export_target(args.model or default_model_dir(), out=args.out, replace=args.replace)
     report = export_tflite(target, int8=args.int8, dev=args.dev, train=args.train)
     print("\n".join(describe(report)))
