@@ -131,7 +131,8 @@ def test_bad_input_exit_status(home, tmp_path):
     text = tmp_path / "notes.mp3"  # not audio, whatever its name says
     text.write_text("my notes, not a recording\n")
     line = one_error_line(fewshot("identify", "--group", "family", text, home=home, check=False))
-    assert line.startswith(f"error: {text}: unreadable or corrupt audio: neither libsndfile nor ffmpeg decodes it ("), line
+    assert line.startswith(f"error: {text}: unreadable or corrupt audio: neither libsndfile nor ffmpeg "
+                           "decodes it ("), line
     # an RTTM file is written only when some file was identified, never an empty one
     rttm = tmp_path / "out.rttm"
     assert fewshot("identify", "--group", "family", "--rttm", rttm, text, empty, home=home, check=False).returncode == 2
@@ -139,7 +140,7 @@ def test_bad_input_exit_status(home, tmp_path):
 
 
 def test_upgrading_a_group_already_on_the_model_says_so(home):
-    """`groups upgrade G` of a current group: nothing to do, as plain `groups upgrade` says (its speech was not kept)."""
+    """`groups upgrade G` of a current group has nothing to do, as plain `groups upgrade` says (speech not kept)."""
     from fewshot.extractor import load_extractor
 
     model_id = load_extractor().model_id
@@ -164,8 +165,8 @@ def test_a_missing_extra_is_one_line(tmp_path, voice):
     code = ("import sys\n"
             "for name in ('librosa', 'matplotlib', 'tensorflow'): sys.modules[name] = None  # as if not installed\n"
             "from fewshot.cli import main\n"
-            "for args in (['spectrogram', sys.argv[1], '-o', sys.argv[2]], ['evaluate', sys.argv[3], '--out', sys.argv[2]],"
-            " ['export', '--out', sys.argv[2]]):\n"
+            "for args in (['spectrogram', sys.argv[1], '-o', sys.argv[2]],\n"
+            "             ['evaluate', sys.argv[3], '--out', sys.argv[2]], ['export', '--out', sys.argv[2]]):\n"
             "    print(main(args))")
     proc = subprocess.run([sys.executable, "-c", code, str(wav), str(tmp_path / "out"), str(tmp_path)],
                           capture_output=True, text=True, timeout=120)

@@ -251,7 +251,8 @@ def test_device_that_does_not_exist(mic, tmp_path):
         r = run_demo("--device", device, env=env, timeout=60)
         assert r.returncode == 2 and "Traceback" not in r.stderr
         assert r.stderr.startswith("error: no microphone") and "'pulse'" in r.stderr, r.stderr
-        assert advice(r.stderr)[1].startswith(f"{os.path.relpath(sys.executable)} {os.path.relpath(DEMO)} --enroll ann=")
+        typed = f"{os.path.relpath(sys.executable)} {os.path.relpath(DEMO)}"
+        assert advice(r.stderr)[1].startswith(f"{typed} --enroll ann="), r.stderr
 
 
 # ---------------------------------------------------------------------------- virtual microphone

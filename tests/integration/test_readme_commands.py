@@ -89,7 +89,8 @@ EXPECTED = {
     ".venv/bin/fewshot spectrogram ann1.wav -o ann1.png": (0, "wrote ann1.png"),
 }
 #: Run after the Python block, to check what it did.
-PYTHON_CHECK = "\nassert p.label == 'ann' and not p.is_unknown and E.shape == (2, 192), (p, E.shape)\nprint('checked')\n"
+PYTHON_CHECK = ("\nassert p.label == 'ann' and not p.is_unknown and E.shape == (2, 192), (p, E.shape)"
+                "\nprint('checked')\n")
 TOLERANCE = 0.05
 TIMEOUT_S = 300
 
