@@ -47,32 +47,48 @@ def synthetic_rir(*, sr: int, rt60_s: float, drr_db: float, rng) -> np.ndarray:
 
 def reverberate(y: np.ndarray, h: np.ndarray) -> np.ndarray:
     """``y`` convolved with the impulse response ``h``, same length and RMS as ``y``."""
-    n = len(y) + len(h) - 1
-    size = 1 << max(n - 1, 1).bit_length()
-    out = np.fft.irfft(np.fft.rfft(y, size) * np.fft.rfft(h, size), size)[: len(y)]
+    size = _fft_size(len(y) + len(h) - 1)  # NumPy's FFT is faster in float64 than in float32
+    out = np.fft.irfft(np.fft.rfft(np.asarray(y, np.float64), size) * np.fft.rfft(np.asarray(h, np.float64), size),
+                       size)[: len(y)]
     return _match_rms(out, y)
 
 
-def one_pole(x: np.ndarray, a: float, *, block: int = 64) -> np.ndarray:
-    """``y[n] = (1 - a) x[n] + a y[n - 1]`` from ``y[-1] = 0`` (``lfilter([1 - a], [1, -a], x)``), in float64.
+def _fft_size(n: int) -> int:
+    """The smallest ``2**a * 3**b * 5**c`` at least ``n``: a length the FFT is fast at."""
+    best, p5 = 1 << max(n - 1, 0).bit_length(), 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35 * (1 << max(0, (-(-n // p35) - 1).bit_length()))  # times the power of two reaching n
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
 
-    Blocks of ``block`` samples go through one lower-triangular matrix product,
-    and only the last output of each block is carried to the next in Python.
+
+def one_pole(x: np.ndarray, a: float) -> np.ndarray:
+    """``y[n] = (1 - a) x[n] + a y[n - 1]`` from ``y[-1] = 0`` (``lfilter([1 - a], [1, -a], x)``), in float64."""
+    return _recurrence((1.0 - a) * np.asarray(x, np.float64), a)
+
+
+def _recurrence(u: np.ndarray, a: float, block: int = 64) -> np.ndarray:
+    """``y[n] = u[n] + a y[n - 1]`` from ``y[-1] = 0``, without a Python loop over samples.
+
+    Each block of ``block`` samples is one matrix product from a zero start; the
+    blocks' last values then follow the same recurrence (with ``a ** block``),
+    solved the same way, and carry into the next block.
     """
-    x = np.asarray(x, np.float64)
-    n = len(x)
-    k = -(-n // block)
-    xb = np.pad(x, (0, k * block - n)).reshape(k, block)
-    i = np.arange(block)
+    n = len(u)
+    i = np.arange(min(n, block))
     lag = i[:, None] - i[None, :]
-    T = np.where(lag >= 0, (1.0 - a) * a ** np.maximum(lag, 0), 0.0)  # response within a block
-    yb = xb @ T.T
-    carry = a ** (i + 1)  # how the previous block's last output decays through this one
-    prev = 0.0
-    for j in range(k):
-        yb[j] += prev * carry
-        prev = yb[j, -1]
-    return yb.reshape(-1)[:n]
+    T = np.where(lag >= 0, float(a) ** np.maximum(lag, 0), 0.0)  # response within a block
+    if n <= block:
+        return T @ u
+    k = -(-n // block)
+    y = np.pad(u, (0, k * block - n)).reshape(k, block) @ T.T
+    carry = _recurrence(y[:, -1], float(a) ** block, block)  # each block's true last value
+    y[1:] += carry[:-1, None] * float(a) ** (i + 1)
+    return y.reshape(-1)[:n]
 
 
 def coloured_noise(n: int, *, sr: int, tilt_db_per_octave: float, rng) -> np.ndarray:
