@@ -177,3 +177,160 @@ def test_a_missing_extra_is_one_line(tmp_path, voice):
         for command, name, extra in (("spectrogram", "librosa", "eval"), ("evaluate", "matplotlib", "eval"),
                                      ("export", "tensorflow", "train"))]
     assert not (tmp_path / "out").exists()
+
+
+def test_short_enrollment_warns(tmp_path, voices):
+    home = tmp_path / "h"
+    short = tmp_path / "short.wav"
+    import soundfile as sf
+
+    y, sr = sf.read(voices["amy"][0])
+    sf.write(short, y[: 14 * sr], sr)
+    proc = fewshot("enroll", "--group", "g", "--speaker", "amy", short, home=home)
+    seconds = float(re.search(r": ([\d.]+) s of speech used", proc.stdout).group(1))
+    assert 10.0 < seconds < 15.0
+    assert proc.stderr == f"warning: only {seconds:.1f} s of speech for 'amy'; 15-35 s gives reliable results\n"
+
+
+def test_groups_commands(tmp_path, voices):
+    home = tmp_path / "h"
+    for name in ("amy", "bert"):
+        fewshot("enroll", "--group", "g", "--speaker", name, voices[name][0], home=home)
+    assert "g: 2 people (amy, bert)" in fewshot("groups", home=home).stdout
+    show = fewshot("groups", "show", "g", home=home).stdout
+    assert "amy:" in show and "bert.wav" in show
+    fewshot("groups", "remove", "g", "amy", home=home)
+    assert "g: 1 person (bert)" in fewshot("groups", home=home).stdout
+    # a group of one verifies: bert is accepted
+    assert json.loads(fewshot("identify", "--group", "g", "--json", voices["bert"][1], home=home).stdout)[
+        "speaker"] == "bert"
+    fewshot("groups", "delete", "g", home=home)
+    assert "no groups yet" in fewshot("groups", home=home).stdout
+
+
+def test_spectrogram_command(tmp_path, voice):
+    wav = write_wav(tmp_path / "v.wav", voice("ann", 3.0))
+    out = tmp_path / "v.png"
+    proc = fewshot("spectrogram", wav, "-o", out, home=tmp_path)
+    assert out.read_bytes()[:4] == b"\x89PNG" and "wrote" in proc.stdout
+
+
+def test_help_for_every_subcommand(tmp_path):
+    for cmd in ("enroll", "identify", "groups", "spectrogram"):
+        assert "usage: fewshot " + cmd in fewshot(cmd, "--help", home=tmp_path).stdout
+
+
+def one_error_line(proc) -> str:
+    """The single ``error: ...`` line of a refused command (exit status 2)."""
+    assert proc.returncode == 2 and proc.stdout == "", (proc.stdout, proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and lines[0].isprintable(), proc.stderr
+    return lines[0]
+
+
+def test_store_option_checks_before_it_changes_anything(tmp_path, voices):
+    folder, text = tmp_path / "folder", tmp_path / "notes.txt"
+    folder.mkdir()
+    text.write_text("my notes\n")
+    os.chmod(folder, 0o755)
+    os.chmod(text, 0o644)
+    for path in (folder, text):
+        for args in (["groups"], ["groups", "show", "g"], ["enroll", "--group", "g", "--speaker", "amy", voices["amy"][0]]):
+            proc = fewshot(*args, "--store", path, home=tmp_path / "h", check=False)
+            assert one_error_line(proc) == f"error: {path}: not a fewshot store"
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o755 and list(folder.iterdir()) == []
+    assert stat.S_IMODE(os.stat(text).st_mode) == 0o644 and text.read_text() == "my notes\n"
+
+
+def test_read_only_commands_create_nothing(tmp_path, voices):
+    home = tmp_path / "h"
+    assert fewshot("groups", home=home).stdout.startswith("no groups yet")
+    for args in (["groups", "show", "family"], ["groups", "remove", "family", "amy"],
+                 ["identify", "--group", "family", voices["amy"][1]]):
+        assert "no group named 'family' (groups: none yet)" in one_error_line(fewshot(*args, home=home, check=False))
+    assert not home.exists()
+
+
+def test_enrolling_again_adds_and_says_so(tmp_path, voices):
+    home = tmp_path / "h"
+    enroll, more = voices["amy"]
+    first = fewshot("enroll", "--group", "g", "--speaker", "amy", enroll, home=home).stdout
+    s1 = float(re.search(r": ([\d.]+) s of speech used", first).group(1))
+    proc = fewshot("enroll", "--group", "g", "--speaker", "amy ", more, home=home)
+    s2 = float(re.search(r"^added ([\d.]+) s", proc.stdout).group(1))
+    assert proc.stdout == (f"added {s2:.1f} s to 'amy' in group 'g' (now {s1 + s2:.1f} s); "
+                           "use --replace to start over\n")
+    assert f"amy: {s1 + s2:.1f} s" in fewshot("groups", "show", "g", home=home).stdout
+    again = fewshot("enroll", "--group", "g", "--speaker", "amy", enroll, home=home, check=False)
+    assert one_error_line(again) == ("error: amy.wav: already enrolled for 'amy' in group 'g'; "
+                                     "use --replace to start over")
+    assert f"amy: {s1 + s2:.1f} s" in fewshot("groups", "show", "g", home=home).stdout
+    replaced = fewshot("enroll", "--group", "g", "--speaker", "amy", enroll, "--replace", home=home).stdout
+    assert replaced.startswith("enrolled 'amy'") and f"amy: {s1:.1f} s" in fewshot("groups", "show", "g",
+                                                                                     home=home).stdout
+
+
+def test_names_are_normalised_and_checked(tmp_path, voices):
+    home = tmp_path / "h"
+    for bad in ("amy\x1b[2J", "amy\nbert", " "):
+        proc = fewshot("enroll", "--group", "g", "--speaker", bad, voices["amy"][0], home=home, check=False)
+        assert one_error_line(proc).startswith("error: the person name ")
+    assert "group name" in one_error_line(fewshot("groups", "show", "g\x1b]0;x\x07", home=home, check=False))
+    assert not home.exists()
+    fewshot("enroll", "--group", "g ", "--speaker", " Zoe\u0308", voices["amy"][0], home=home)
+    assert fewshot("groups", home=home).stdout == "g: 1 person (Zo\u00eb)\n"
+    assert fewshot("enroll", "--group", "g", "--speaker", "Zo\u00eb", voices["amy"][1], home=home).stdout.startswith(
+        "added ")
+
+
+def test_clipped_audio_is_refused_unless_forced(tmp_path, voices):
+    import numpy as np
+    import soundfile as sf
+
+    y, _ = sf.read(voices["bert"][0], dtype="float32")
+    heavy = write_wav(tmp_path / "heavy.wav", np.clip(y / np.quantile(np.abs(y), 0.58), -1.0, 1.0), sr=SR)
+    home = tmp_path / "h"
+    line = one_error_line(fewshot("enroll", "--group", "g", "--speaker", "bert", heavy, home=home, check=False))
+    assert re.fullmatch(rf"error: {re.escape(str(heavy))}: 4\d% of the samples are clipped .*--force.*", line)
+    assert not home.exists()
+    proc = fewshot("enroll", "--group", "g", "--speaker", "bert", heavy, "--force", home=home)
+    assert re.match(rf"warning: {re.escape(str(heavy))}: 4\d\.\d% of the samples are clipped", proc.stderr)
+    assert proc.stdout.startswith("enrolled 'bert'")
+
+
+def test_identify_segments_are_turns_in_file_time_and_rttm(home, tmp_path):
+    """A conversation of the three enrolled voices: turns within 0.5 s of where each person speaks in the file."""
+    import numpy as np
+
+    from synth import speak
+
+    from fewshot.audio import speech_intervals
+
+    lines = ["Yesterday I walked to the market to buy apples and bread.", "The weather was cold but bright.",
+             "Then we went home and made a pot of tea for everyone."]
+    plan = [("amy", lines[0], 0.7), ("bert", lines[1], 0.4), ("carl", lines[2], 1.5), ("amy", lines[1], 0.0)]
+    parts, reference, n = [np.zeros(SR // 2, np.float32)], [], SR // 2
+    for who, text, pause in plan:
+        voice, pitch = PEOPLE[who]
+        y = speak(text, voice=voice, pitch=pitch, speed=165)
+        edges = speech_intervals(y, sr=SR)
+        y = y[edges[0, 0]:edges[-1, 1]]
+        parts += [y, np.zeros(int(pause * SR), np.float32)]
+        reference.append((n / SR, (n + len(y)) / SR, who))
+        n += len(y) + int(pause * SR)
+    path = write_wav(tmp_path / "talk.wav", np.concatenate(parts))
+    rttm = tmp_path / "out" / "talk.rttm"
+    rttm.parent.mkdir()
+    obj = json.loads(fewshot("identify", "--group", "family", "--json", "--segments", "--rttm", rttm, path,
+                             home=home).stdout)
+    turns = obj["segments"]
+    assert [t["speaker"] for t in turns] == [who for _, _, who in reference]
+    for t, (start, end, _) in zip(turns, reference):
+        assert abs(t["start"] - start) <= 0.5 and abs(t["end"] - end) <= 0.5, (t, start, end)
+    records = [line.split() for line in rttm.read_text().splitlines()]
+    assert [r[:3] + r[5:7] + r[8:] for r in records] == [["SPEAKER", "talk", "1", "<NA>", "<NA>", "<NA>", "<NA>"]] * 4
+    assert [(float(r[3]), float(r[4]), r[7]) for r in records] == [
+        pytest.approx((t["start"], t["end"] - t["start"], t["speaker"]), abs=1e-3) for t in turns]
+    text = fewshot("identify", "--group", "family", "--segments", path, home=home).stdout.splitlines()
+    assert re.fullmatch(r"\s+0\.\d\d - +\d+\.\d\d s  amy \(0\.\d{3}\)", text[1])
+    assert len(text) == 1 + len(turns)
