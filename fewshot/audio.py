@@ -250,9 +250,9 @@ def _ffmpeg_blocks(path: Path, *, sr: int, block_s: float, max_seconds: float | 
             proc.stdout.close()
         if returncode != 0 or not got:
             err.seek(0)
-            reason = err.read().decode(errors="replace").strip().splitlines()
-            detail = reason[-1] if reason else f"{type(first_error).__name__}: {first_error}"
-            raise AudioError(path, f"unreadable or corrupt audio ({detail})")
+            said = err.read().decode(errors="replace").strip().splitlines()  # ffmpeg's last line names the file
+            why = said[-1].removeprefix(f"{path}:").strip() if said else f"{type(first_error).__name__}: {first_error}"
+            raise AudioError(path, f"unreadable or corrupt audio: neither libsndfile nor ffmpeg decodes it ({why})")
 
 
 def downmix(y: np.ndarray) -> np.ndarray:

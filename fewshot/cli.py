@@ -79,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evaluate_parser(sub)
     add_export_parser(sub)
-    p = sub.add_parser("live", help="the live demo: enroll at the microphone, then name who speaks "
-                       "(options: fewshot live --help)", add_help=False)
-    p.add_argument("live_args", nargs=argparse.REMAINDER)
+    # listed for `fewshot --help` only: main() hands `fewshot live ...` to the demo's own parser
+    sub.add_parser("live", help="the live demo: enroll at the microphone, then name who speaks "
+                   "(options: fewshot live --help)", add_help=False)
     from .live.web.server import add_serve_parser
 
     add_serve_parser(sub)
@@ -114,15 +114,11 @@ def _normalize_names(args) -> None:
 
 
 def _bars(args):
-    """tqdm's bar on standard error when progress is shown (on a terminal, or with ``--progress``), else ``None``."""
-    import functools
-    import importlib.util
+    """tqdm on standard error (on a terminal, or with ``--progress``), else ``None``, tqdm not imported then."""
+    from .progress import progress_bar
 
-    if not (getattr(args, "progress", False) or sys.stderr.isatty()) or importlib.util.find_spec("tqdm") is None:
-        return None
-    from tqdm import tqdm
-
-    return functools.partial(tqdm, leave=False, file=sys.stderr)
+    always = getattr(args, "progress", False)
+    return progress_bar(always=always) if always or sys.stderr.isatty() else None
 
 
 def _reading(args):
@@ -162,7 +158,7 @@ def cmd_identify(args) -> int:
     from .turns import rttm_lines, write_rttm
 
     sid = _identifier(args)
-    status, rttm = 0, []
+    status, rttm, named = 0, [], 0
     for start in range(0, len(args.files), IDENTIFY_BATCH):
         files = args.files[start:start + IDENTIFY_BATCH]
         for f, p in zip(files, sid.identify_many(args.group, files, segments=args.segments or bool(args.rttm),
@@ -171,17 +167,19 @@ def cmd_identify(args) -> int:
                 print(f"error: {p}", file=sys.stderr)
                 status = 2
                 continue
+            named += 1
             if args.rttm:
                 rttm += rttm_lines(p.segments, file_id=Path(f).stem)
             if args.json:
                 segs = [{"start": a, "end": b, "speaker": lab, "score": round(sc, 4)} for a, b, lab, sc in p.segments]
                 print(json.dumps({"file": f, "speaker": p.label, "score": round(p.score, 4),
+                                  **({"nearest": p.nearest} if p.is_unknown else {}),
                                   **({"segments": segs} if args.segments else {})}), flush=True)
                 continue
             print(f"{f}: {p.label} (score {p.score:.3f}{'' if not p.is_unknown else f', nearest {p.nearest}'})")
             for a, b, lab, sc in p.segments if args.segments else []:
                 print(f"  {a:7.2f} - {b:7.2f} s  {lab} ({sc:.3f})")
-    if args.rttm:
+    if args.rttm and named:  # no file identified: no RTTM file, rather than an empty one
         write_rttm(args.rttm, rttm)
     return status
 
@@ -223,21 +221,25 @@ def cmd_groups(args) -> int:
 
 
 def _upgrade(args, store) -> int:
-    from tqdm import tqdm
-
+    from .extractor import load_extractor
     from .identifier import SpeakerIdentifier
 
-    from .extractor import load_extractor
-
     sid = SpeakerIdentifier(load_extractor(args.model), store=store)
-    todo = [args.group] if args.group else [g["name"] for g in store.groups()
-                                            if g["extractor_id"] != sid.extractor.model_id
-                                            or _mapped_with_audio(store.speakers(g["name"]))]
+    current = sid.extractor.model_id
+
+    def stale(group: str) -> bool:
+        """On another extractor, or on mapped voiceprints (without G: only those whose speech was kept)."""
+        members = store.speakers(group)
+        mapped = _mapped_with_audio(members) if not args.group else any(m.mapped_from for m in members)
+        return store.group_revision(group)[0] != current or mapped
+
+    todo = [g for g in ([args.group] if args.group else [g["name"] for g in store.groups()]) if stale(g)]
     if not todo:
-        print(f"every group already uses extractor {sid.extractor.model_id}")
+        print(f"{f'group {args.group!r} already uses' if args.group else 'every group already uses'} "
+              f"extractor {current}: nothing to upgrade")
+    bars = _bars(args)
     for group in todo:
-        bar = lambda it: tqdm(it, desc=f"Re-embedding {group}", unit="people", leave=False, file=sys.stderr)  # noqa: E731
-        r = sid.upgrade(group, progress=bar)
+        r = sid.upgrade(group, progress=bars and (lambda it: bars(it, desc=f"Re-embedding {group}", unit="people")))
         print(f"upgraded group {group!r} from extractor {r['from']} to {r['to']}: {len(r['speakers'])} "
               f"{'person' if len(r['speakers']) == 1 else 'people'}, {r['seconds']:.1f} s of kept speech re-embedded")
     return 0
@@ -264,19 +266,26 @@ def cmd_spectrogram(args) -> int:
     return 0
 
 
-def cmd_live(args) -> int:
-    from .live.app import main as live_main
-
-    return live_main(args.live_args)
+COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "groups": cmd_groups, "spectrogram": cmd_spectrogram}
 
 
-COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "groups": cmd_groups, "spectrogram": cmd_spectrogram,
-            "live": cmd_live}
+def _live_argv(argv: list[str]) -> list[str] | None:
+    """The demo's own options when ``argv`` runs ``fewshot live`` (``-v`` may come before it), else ``None``."""
+    k = 1 if argv[:1] in (["-v"], ["--verbose"]) else 0
+    if argv[k:k + 1] != ["live"]:
+        return None
+    rest = argv[k + 1:]
+    return rest[1:] if rest[:1] == ["--"] else rest
 
 
 def main(argv=None) -> int:
     from .errors import exit_status
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if (live_argv := _live_argv(argv)) is not None:  # the demo parses its options itself, --help included
+        from .live.app import main as live_main
+
+        return live_main(live_argv, prog="fewshot live")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -287,7 +296,7 @@ def main(argv=None) -> int:
             _normalize_names(args)
         return handler(args)
 
-    return exit_status(run)
+    return exit_status(run, command=f"fewshot {args.command}")
 
 
 if __name__ == "__main__":

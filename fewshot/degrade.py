@@ -7,13 +7,14 @@ enrollment (:meth:`fewshot.identifier.SpeakerIdentifier.enroll`, which adds
 degraded copies of a person's enrollment speech to the group's SVM).
 
 Everything takes and returns mono float32 at ``sr`` Hz and uses NumPy and SciPy
-only, so the runtime can use it without TensorFlow.
+only, so the runtime can use it without TensorFlow. The room and the noise
+(all that enrollment uses) need NumPy alone: importing ``scipy.signal`` takes
+longer than a whole enrollment, so the microphone effects import it when called.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, fftconvolve, lfilter, sosfilt
 
 
 def synthetic_rir(*, sr: int, rt60_s: float, drr_db: float, rng) -> np.ndarray:
@@ -34,7 +35,7 @@ def synthetic_rir(*, sr: int, rt60_s: float, drr_db: float, rng) -> np.ndarray:
     tail = rng.standard_normal(n) * 10.0 ** (-3.0 * t / rt60_s)
     tail[: int(0.002 * sr) + 1] = 0.0
     a = float(np.clip(rng.uniform(0.2, 0.7), 0.0, 0.95))
-    late = lfilter([1.0 - a], [1.0, -a], tail)
+    late = one_pole(tail, a)
     w = np.clip(t / max(rt60_s, 1e-3), 0.0, 1.0)
     tail = (1.0 - w) * tail + w * late
     energy = float(np.sum(tail ** 2))
@@ -46,8 +47,48 @@ def synthetic_rir(*, sr: int, rt60_s: float, drr_db: float, rng) -> np.ndarray:
 
 def reverberate(y: np.ndarray, h: np.ndarray) -> np.ndarray:
     """``y`` convolved with the impulse response ``h``, same length and RMS as ``y``."""
-    out = fftconvolve(y, h, mode="full")[: len(y)]
+    size = _fft_size(len(y) + len(h) - 1)  # NumPy's FFT is faster in float64 than in float32
+    out = np.fft.irfft(np.fft.rfft(np.asarray(y, np.float64), size) * np.fft.rfft(np.asarray(h, np.float64), size),
+                       size)[: len(y)]
     return _match_rms(out, y)
+
+
+def _fft_size(n: int) -> int:
+    """The smallest ``2**a * 3**b * 5**c`` at least ``n``: a length the FFT is fast at."""
+    best, p5 = 1 << max(n - 1, 0).bit_length(), 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35 * (1 << max(0, (-(-n // p35) - 1).bit_length()))  # times the power of two reaching n
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def one_pole(x: np.ndarray, a: float) -> np.ndarray:
+    """``y[n] = (1 - a) x[n] + a y[n - 1]`` from ``y[-1] = 0`` (``lfilter([1 - a], [1, -a], x)``), in float64."""
+    return _recurrence((1.0 - a) * np.asarray(x, np.float64), a)
+
+
+def _recurrence(u: np.ndarray, a: float, block: int = 64) -> np.ndarray:
+    """``y[n] = u[n] + a y[n - 1]`` from ``y[-1] = 0``, without a Python loop over samples.
+
+    Each block of ``block`` samples is one matrix product from a zero start; the
+    blocks' last values then follow the same recurrence (with ``a ** block``),
+    solved the same way, and carry into the next block.
+    """
+    n = len(u)
+    i = np.arange(min(n, block))
+    lag = i[:, None] - i[None, :]
+    T = np.where(lag >= 0, float(a) ** np.maximum(lag, 0), 0.0)  # response within a block
+    if n <= block:
+        return T @ u
+    k = -(-n // block)
+    y = np.pad(u, (0, k * block - n)).reshape(k, block) @ T.T
+    carry = _recurrence(y[:, -1], float(a) ** block, block)  # each block's true last value
+    y[1:] += carry[:-1, None] * float(a) ** (i + 1)
+    return y.reshape(-1)[:n]
 
 
 def coloured_noise(n: int, *, sr: int, tilt_db_per_octave: float, rng) -> np.ndarray:
@@ -112,6 +153,8 @@ def add_noise(y: np.ndarray, noise: np.ndarray, *, snr_db: float) -> np.ndarray:
 
 def band_limit(y: np.ndarray, *, sr: int, low_hz: float, high_hz: float) -> np.ndarray:
     """A fourth-order Butterworth band-pass (a small loudspeaker or microphone)."""
+    from scipy.signal import butter, sosfilt
+
     high_hz = min(high_hz, 0.45 * sr)
     sos = butter(4, [low_hz, high_hz], btype="bandpass", fs=sr, output="sos")
     return _match_rms(sosfilt(sos, y).astype(np.float32), y)
@@ -143,6 +186,8 @@ def mu_law(y: np.ndarray, *, bits: int = 8) -> np.ndarray:
 
 def equalise(y: np.ndarray, *, sr: int, gains_db, centres_hz) -> np.ndarray:
     """Peaking filters (Q about 1) at ``centres_hz`` with ``gains_db``: a cheap microphone's colour."""
+    from scipy.signal import lfilter
+
     out = np.asarray(y, np.float64)
     for g, f0 in zip(gains_db, centres_hz):
         A = 10.0 ** (g / 40.0)

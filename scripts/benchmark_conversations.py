@@ -27,7 +27,8 @@ Example
 from __future__ import annotations
 
 import argparse
-import sys
+
+from fewshot.progress import add_progress_argument, loader_progress, progress_bar
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,19 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave each conversation's first speaker out of the group: their turns should be unknown")
     p.add_argument("--model", help="extractor model directory (default: the model shipped with fewshot)")
     p.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
+    add_progress_argument(p)
     return p
 
 
 def main(argv=None) -> int:
-    from tqdm import tqdm
-
     from fewshot.eval.conversations import conversation_speakers, evaluate_conversations, make_conversations
     from fewshot.extractor import load_extractor
 
     args = build_parser().parse_args(argv)
     extractor = load_extractor(args.model)
-    speakers = conversation_speakers(args.data, progress=lambda it, total: tqdm(
-        it, total=total, desc="Loading speakers", unit="speakers", leave=False, file=sys.stderr))
+    speakers = conversation_speakers(args.data, progress=loader_progress("Loading speakers", "speakers",
+                                                                         always=args.progress))
     conversations = make_conversations(speakers, n=args.conversations, seed=args.seed)
     minutes = sum(len(c.y) for c in conversations) / 16000 / 60
     print(f"{len(conversations)} conversations ({minutes:.1f} min) of {len(speakers)} speakers from {args.data}, "
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
           f"extractor {extractor.model_id} ({extractor.backend.name})")
 
     def bar(items, total, desc):
-        return tqdm(items, total=total, desc=desc, unit="conversations", leave=False, file=sys.stderr)
+        return progress_bar(always=args.progress)(items, total=total, desc=desc, unit="conversations")
 
     figures = evaluate_conversations(extractor, speakers, conversations, systems=args.systems, outsider=args.outsider,
                                      progress=bar)

@@ -18,6 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from fewshot.progress import add_progress_argument, progress_bar
+
 
 def main(argv=None) -> int:
     from fewshot.train.calibration import DEFAULT_RATE, RATES
@@ -31,6 +33,7 @@ def main(argv=None) -> int:
                    help=f"false-accept rate the model ships with (default: {DEFAULT_RATE:g}; "
                         f"{RATES[0]:g}-{RATES[-1]:g})")
     p.add_argument("--draws", type=int, default=60, help="random groups per size (default: 60)")
+    add_progress_argument(p)
     args = p.parse_args(argv)
     for flag, folder in (("--train", args.train), ("--dev", args.dev), ("model", args.model)):
         if not Path(folder).is_dir():
@@ -40,13 +43,11 @@ def main(argv=None) -> int:
         print(f"error: --rate {args.rate:g}: must be within {RATES[0]:g}-{RATES[-1]:g}", file=sys.stderr)
         return 2
 
-    from tqdm import tqdm
-
     from fewshot.errors import FewshotError
     from fewshot.train.calibration import calibrate_model
 
     def progress(it, total=None):
-        return tqdm(it, total=total, leave=False, file=sys.stderr)
+        return progress_bar(always=args.progress)(it, total=total)
 
     try:
         r = calibrate_model(args.model, train=args.train, dev=args.dev, cache_dir=args.cache, rate=args.rate,

@@ -10,6 +10,10 @@ Example
 -------
     python scripts/compare_models.py fewshot/models/default models/previous/f0a595192efd06d4 \
         --dev ../shared/data/dev
+
+A model of ``models/previous/`` that is not there yet (an extractor shipped
+before, by its id) is first written there from the git history
+(:func:`fewshot.train.previous.previous_models`, about a second).
 """
 
 from __future__ import annotations
@@ -17,6 +21,37 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PREVIOUS = Path("models/previous")
+
+
+def from_history(model: str) -> None:
+    """Write the extractors shipped before into ``models/previous/`` when ``model`` is one of them and missing.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``model`` is not among them, or the git history cannot be read.
+    """
+    from fewshot.extractor import FORMER_NAMES
+    from fewshot.train.previous import SHIPPED_PATH, previous_models
+
+    path = Path(model)
+    if path.exists() or path.parent != PREVIOUS:
+        return
+    seen, ids = set(), []
+    try:
+        for shipped in (SHIPPED_PATH, *(f"fewshot/models/{old}" for old in FORMER_NAMES)):
+            found = previous_models(REPO, PREVIOUS, shipped=shipped, exclude_sha256=seen)
+            seen |= {m.sha256 for m in found}
+            ids += [m.model_id for m in found]
+    except ValueError as exc:
+        raise FileNotFoundError(f"{model}: not found, and the extractors shipped before could not be taken from "
+                                f"the git history of {REPO} ({exc})") from None
+    if not path.exists():
+        raise FileNotFoundError(f"{model}: no extractor of that id was shipped before (shipped: {', '.join(ids)})")
+    print(f"wrote the extractors shipped before into {PREVIOUS}/ from the git history: {', '.join(ids)}")
 
 
 def main(argv=None) -> int:
@@ -40,8 +75,10 @@ def main(argv=None) -> int:
 
     T = args.enroll_seconds
     try:
+        for m in (args.model_a, args.model_b):
+            from_history(m)
         extractors = [load_extractor(m) for m in (args.model_a, args.model_b)]
-    except FewshotError as exc:
+    except (FewshotError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     speakers = prepare_protocol(args.dev, enroll_seconds=[T])

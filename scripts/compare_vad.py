@@ -39,10 +39,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from fewshot.audio import load
 from fewshot.eval import vad_compare as vc
+from fewshot.progress import add_progress_argument, progress_bar
 
 AUDIO_EXT = {".mp3", ".wav", ".flac", ".ogg", ".m4a"}
 METRICS = ("false_alarm", "miss", "noise_share_of_kept")
@@ -117,6 +117,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("report-vad"), help="folder for vad_comparison.json")
+    add_progress_argument(ap)
     args = ap.parse_args(argv)
     if not args.dataset.is_dir():
         print(f"error: dataset folder {args.dataset} does not exist (expected one folder of audio per speaker)",
@@ -135,7 +136,8 @@ def main(argv=None) -> int:
 
     counts = {c.name: {d: {r: vc.Counts() for r in refs} for d in dets} for c in vc.CONDITIONS}
     noisy_for_speed = []
-    with tqdm(total=len(vc.CONDITIONS) * len(utts), desc="VAD x condition", unit="utt") as bar:
+    with progress_bar(always=args.progress)(total=len(vc.CONDITIONS) * len(utts), desc="VAD x condition",
+                                            unit="utt") as bar:
         for cond in vc.CONDITIONS:
             for i, (_, _, y) in enumerate(utts):
                 x = vc.degraded(y, cond, index=i, seed=args.seed, others=others)

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from fewshot.progress import add_progress_argument, loader_progress
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -63,14 +65,13 @@ def parse_args(argv=None):
                    help="train at most N epochs in this run, then stop (run the same command again to go on)")
     p.add_argument("--no-whiten", action="store_true",
                    help="keep the trained embedding layer as it is (no within-class whitening at the end)")
+    add_progress_argument(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from tqdm import tqdm
-
     from fewshot.config import ExtractorConfig, FeatureConfig
     from fewshot.train.augment import AugmentConfig
     from fewshot.train.loop import TrainConfig, train
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
         state = train(args.train, args.out, feature_config=fc, extractor_config=ec, train_config=tc,
                       dev=args.dev, cache_dir=args.cache, workers=args.workers, whiten=not args.no_whiten,
                       stop_after_epochs=args.stop_after,
-                      progress=lambda it, total: tqdm(it, total=total, desc="Features", unit="files"))
+                      progress=loader_progress("Features", "files", always=args.progress))
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

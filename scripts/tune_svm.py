@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from fewshot.progress import add_progress_argument, loader_progress
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -22,6 +24,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", help="extractor model directory (default: the shipped model)")
     p.add_argument("--draws", type=int, default=50, help="groups drawn per size")
     p.add_argument("--seed", type=int, default=0)
+    add_progress_argument(p)
     args = p.parse_args(argv)
     if not Path(args.dataset).is_dir():
         print(f"error: {args.dataset}: folder not found", file=sys.stderr)
@@ -31,7 +34,6 @@ def main(argv=None) -> int:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
-    from tqdm import tqdm
 
     from fewshot.classifier import GroupSVC
     from fewshot.config import ClassifierConfig
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
 
     ex = load_extractor(args.model)
     speakers = prepare_protocol(args.dataset, enroll_seconds=(15,),
-                                progress=lambda it, total: tqdm(it, total=total, desc="Loading", unit="speakers"))
+                                progress=loader_progress("Loading", "speakers", always=args.progress))
     emb = embed_protocol(ex, speakers)
     print(f"{len(speakers)} speakers of {args.dataset}, model {ex.model_id}, {args.draws} draws per size")
 

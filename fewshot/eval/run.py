@@ -37,6 +37,7 @@ def _group_size(text):
 def configure_parser(p):
     """Add the ``evaluate`` arguments to the parser ``p``."""
     from ..openset import add_false_accept_arguments
+    from ..progress import add_progress_argument
 
     p.add_argument("dataset", metavar="DATASET", help="speaker-per-folder tree (e.g. ../shared/data/dev)")
     p.add_argument("--out", required=True, help="folder for metrics.json, report.html, report.md and PNGs")
@@ -60,6 +61,7 @@ def configure_parser(p):
                    help="recorded background noises for the rec* conditions (default: the 'noise' folder beside "
                         "DATASET, e.g. ../shared/data/noise)")
     add_false_accept_arguments(p)
+    add_progress_argument(p)
     p.add_argument("--original-model", help="the original approach's model directory "
                    "(default: models/original if it exists; skipped, and said so, otherwise)")
     return p
@@ -73,10 +75,10 @@ def add_evaluate_parser(sub):
     return p
 
 
-def _bar(desc, unit):
-    from tqdm import tqdm
+def _bar(args, desc, unit):
+    from ..progress import loader_progress
 
-    return lambda it, total: tqdm(it, total=total, desc=desc, unit=unit, leave=False, file=sys.stderr)
+    return loader_progress(desc, unit, always=getattr(args, "progress", False)) or (lambda it, total: it)
 
 
 def _describe_default(ex, path, cc):
@@ -177,7 +179,7 @@ def run_evaluation(args) -> dict:
     t0 = time.time()
     folders = speaker_folders(args.dataset)
     Ts = sorted({float(t) for t in [*args.enroll_seconds, *args.curve_seconds, VERIFICATION_SECONDS]})
-    speakers = prepare_protocol(args.dataset, enroll_seconds=Ts, progress=_bar("Loading speech", "speakers"))
+    speakers = prepare_protocol(args.dataset, enroll_seconds=Ts, progress=_bar(args, "Loading speech", "speakers"))
     if len(speakers) < 2:
         raise ValueError(f"{args.dataset}: {len(speakers)} speakers have enough speech for the protocol "
                          f"(35 s of enrollment plus 2 test pieces of 5 s); at least 2 are needed")
@@ -189,13 +191,13 @@ def run_evaluation(args) -> dict:
             systems[key]["skipped"] = desc
             continue
         t1 = time.time()
-        emb = embed_as_enrolled(ex, speakers, cc, progress=_bar(f"Embedding ({label})", "chunks"))
+        emb = embed_as_enrolled(ex, speakers, cc, progress=_bar(args, f"Embedding ({label})", "chunks"))
         t2 = time.time()
         res = evaluate_embeddings(emb, classifier=cc, group_sizes=args.group_sizes, enroll_seconds=args.enroll_seconds,
                                   curve_seconds=args.curve_seconds, draws=args.draws, seed=args.seed,
                                   verification_seconds=VERIFICATION_SECONDS,
                                   calibration=load_calibration(ex) if key == "default" else None,
-                                  progress=_bar(f"Groups ({label})", "sizes"))
+                                  progress=_bar(args, f"Groups ({label})", "sizes"))
         if key == "default":
             main_extractor, main_classifier = ex, cc
         systems[key].update(model_id=ex.model_id, embedding_dim=int(getattr(ex, "dim", 0)), **res,
@@ -261,7 +263,7 @@ def run_conditions(args, speakers, extractor, classifier, *, recordings=()) -> d
     other = dataclasses.replace(classifier, multi_condition=not classifier.multi_condition)
     out = {}
     copies = None
-    bar = _bar("Conditions", "conditions")
+    bar = _bar(args, "Conditions", "conditions")
     for name in bar(names, len(names)):
         view = [dataclasses.replace(s, enroll={T: s.enroll[T]},
                                     tests=[degrader.apply(name, t, speaker=s.name, index=i) if name != "clean" else t
@@ -282,11 +284,17 @@ def cmd_evaluate(args) -> int:
     """Run the evaluation and print the headline table."""
     from .report import condition_lines, headline, open_set_lines, open_set_size_lines
 
+    from ..errors import require
+
+    require("matplotlib", *(["librosa"] if args.baselines else []), *(["pyroomacoustics"] if args.conditions else []))
     metrics = run_evaluation(args)
     head, rows = headline(metrics)
     print(" | ".join(head))
     for r in rows:
         print(" | ".join(r))
+    for s in metrics["systems"].values():
+        if "skipped" in s:
+            print(f"{s['label']}: {s['skipped']}")
     op = metrics["operating_point"]
     print(f"shipped operating point: unknown {metrics['systems']['default']['unknown_rule']} "
           f"(best case on this data: the cosine EER threshold {op['eer_threshold_here']:.3f}, "

@@ -41,9 +41,9 @@ def _name_file(text: str) -> tuple[str, str]:
     return name.strip(), path
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python demo/live.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python demo/live.py",
+        prog=prog,
         description="Enroll people from the microphone (15-35 s of speech each), then name who is speaking. "
                     "Without a microphone, --enroll and --input do the same from files.")
     p.add_argument("--group", default=DEFAULT_GROUP, help=f"group of people to enroll and recognise "
@@ -70,20 +70,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def this_command() -> str:
-    """How the user started the demo, as a command that works when typed again."""
-    import os
+    """How the user started the demo, as a command that works when typed again from the same folder."""
+    import shutil
 
-    if os.path.basename(sys.argv[0]) == "fewshot":
-        return "fewshot live"
-    python = os.path.relpath(sys.executable)
-    python = sys.executable if python.startswith("..") else python
-    script = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0].endswith(".py") else "demo/live.py"
+    python = _path_as_typed(sys.executable)
+    if os.path.basename(sys.argv[0]) == "fewshot":  # the console script: `fewshot live`
+        on_path = shutil.which("fewshot")
+        same = on_path is not None and os.path.realpath(on_path) == os.path.realpath(sys.argv[0])
+        return f"{'fewshot' if same else shlex.quote(_path_as_typed(sys.argv[0]))} live"
+    script = _path_as_typed(sys.argv[0]) if sys.argv and sys.argv[0].endswith(".py") else "demo/live.py"
     return f"{shlex.quote(python)} {shlex.quote(script)}"
 
 
-def file_mode_command(group: str) -> str:
-    g = "" if group == DEFAULT_GROUP else f" --group {shlex.quote(group)}"
-    return f"{this_command()}{g} --enroll NAME=FILE [--enroll NAME=FILE ...] --input FILE [--json]"
+def _path_as_typed(path: str) -> str:
+    """``path`` relative to the current folder when it lies below it, else absolute."""
+    rel = os.path.relpath(path)
+    return os.path.abspath(path) if rel.startswith("..") else rel
+
+
+#: Where the no-microphone advice writes the example recordings (relative to the current folder).
+EXAMPLES_FOLDER = "voices"
+
+
+def file_mode_advice(args) -> list[str]:
+    """Commands that run as printed, without a microphone: make example recordings, then file mode on them
+    (with the group, model and store the demo was given)."""
+    given = [("--group", args.group if args.group != DEFAULT_GROUP else None), ("--model", args.model),
+             ("--store", args.store)]
+    options = "".join(f" {flag} {shlex.quote(value)}" for flag, value in given if value is not None)
+    d = EXAMPLES_FOLDER
+    return [f"{shlex.quote(_path_as_typed(sys.executable))} -m fewshot.live.examples --out {d}",
+            f"{this_command()}{options} --enroll ann={d}/ann1.wav --enroll bob={d}/bob.mp3 --input {d}/meeting.flac"]
 
 
 def load_identifier(args):
@@ -186,8 +203,8 @@ def run_live(args) -> int:
         return LiveSession(args, sid, mic, ui).run()
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
+def main(argv=None, prog: str = "python demo/live.py") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.json and not args.input:
         parser.error("--json goes with --input FILE")
@@ -202,8 +219,10 @@ def main(argv=None) -> int:
                 return 0
             return run_live(args)
         except NoMicrophone as exc:
-            print(f"error: no microphone to record from: {exc}. Without one, use file mode: "
-                  f"{file_mode_command(args.group)}", file=sys.stderr)
+            advice = "\n".join(f"  {c}" for c in file_mode_advice(args))
+            print(f"error: no microphone to record from: {exc}\nWithout one, the demo runs on recordings "
+                  f"(--enroll NAME=FILE ... --input FILE); with example recordings of two people:\n{advice}",
+                  file=sys.stderr)
             return 2
 
     return exit_status(run, interrupted="interrupted; nothing half-done was stored")

@@ -185,20 +185,61 @@ def _yes(ok: bool) -> str:
 
 def add_export_parser(sub) -> None:
     """The ``fewshot export`` subcommand."""
-    p = sub.add_parser("export", help="write the LiteRT model(s) beside a Keras extractor, with a parity check")
+    p = sub.add_parser("export", help="write the LiteRT model(s) of a Keras extractor, with a parity check")
     p.add_argument("model", nargs="?", help="model directory (default: the model shipped with fewshot)")
     p.add_argument("--format", choices=["tflite"], default="tflite", help="tflite (LiteRT), the only format")
     p.add_argument("--int8", action="store_true",
                    help="also the int8 model, quantised after training and calibrated on --train speech")
     p.add_argument("--dev", default="../shared/data/dev", help="held-out speakers for the parity check")
     p.add_argument("--train", default="../shared/data/train", help="training speech for the int8 calibration")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out", metavar="DIR", help="export into DIR, a new copy of the model directory (the model "
+                       "itself is left as it is)")
+    where.add_argument("--replace", action="store_true", help="write over the LiteRT models the model directory "
+                       "already has (without --out or --replace, a model that has them is refused)")
     p.set_defaults(handler=run_export)
+
+
+def export_target(model_dir, *, out=None, replace: bool = False) -> Path:
+    """Where ``fewshot export`` writes: ``model_dir`` itself, or its copy ``out``.
+
+    A model directory that already records LiteRT models of its Keras model
+    (a shipped one) is refused unless ``replace``: an export is not
+    byte-for-byte reproducible, so it would change files a release recorded.
+
+    Raises
+    ------
+    FileExistsError
+        For ``out`` that exists, or LiteRT models that are there and not to be replaced.
+    """
+    import shutil
+
+    from ..persistence import read_json
+
+    source = Path(model_dir)
+    if out is not None:
+        if Path(out).exists():
+            raise FileExistsError(f"{out}: already exists (--out takes a new folder)")
+        shutil.copytree(source, out)
+        return Path(out)
+    meta = read_json(source / "meta.json")  # checked in full when the model loads; here only what is exported
+    litert = meta.get("litert") if isinstance(meta, dict) else None
+    done = [e.get("file") for e in (litert.values() if isinstance(litert, dict) else [])
+            if isinstance(e, dict) and e.get("source_sha256") == meta.get("sha256")]
+    if done and not replace:
+        raise FileExistsError(f"{source}: already has LiteRT models exported from its Keras model "
+                              f"({', '.join(map(str, done))}); --out DIR exports into a copy of the model, "
+                              "--replace writes over them")
+    return source
 
 
 def run_export(args) -> int:
     """``fewshot export``: export, then print :func:`describe`'s lines."""
+    from ..errors import require
     from ..extractor import default_model_dir
 
-    report = export_tflite(args.model or default_model_dir(), int8=args.int8, dev=args.dev, train=args.train)
+    require("tensorflow")
+    target = export_target(args.model or default_model_dir(), out=args.out, replace=args.replace)
+    report = export_tflite(target, int8=args.int8, dev=args.dev, train=args.train)
     print("\n".join(describe(report)))
     return 0

@@ -117,7 +117,7 @@ def test_stranger_is_unknown(home, tmp_path):
                  write_wav(tmp_path / "pulse.wav", synth_voice(**VOICES["ann"], seconds=8.0, seed=3))]
     for stranger in strangers:
         obj = json.loads(fewshot("identify", "--group", "family", "--json", stranger, home=home).stdout)
-        assert obj["speaker"] == "unknown", obj
+        assert obj["speaker"] == "unknown" and obj["nearest"] in PEOPLE, obj  # the member it was nearest, as text says
 
 
 def test_bad_input_exit_status(home, tmp_path):
@@ -128,6 +128,55 @@ def test_bad_input_exit_status(home, tmp_path):
     assert proc.stderr.strip() == f"error: {empty}: file is empty (0 bytes)"
     proc = fewshot("identify", "--group", "nobody", empty, home=home, check=False)
     assert proc.returncode == 2 and "no group named 'nobody'" in proc.stderr
+    text = tmp_path / "notes.mp3"  # not audio, whatever its name says
+    text.write_text("my notes, not a recording\n")
+    line = one_error_line(fewshot("identify", "--group", "family", text, home=home, check=False))
+    assert line.startswith(f"error: {text}: unreadable or corrupt audio: neither libsndfile nor ffmpeg "
+                           "decodes it ("), line
+    # an RTTM file is written only when some file was identified, never an empty one
+    rttm = tmp_path / "out.rttm"
+    assert fewshot("identify", "--group", "family", "--rttm", rttm, text, empty, home=home, check=False).returncode == 2
+    assert not rttm.exists()
+
+
+def test_upgrading_a_group_already_on_the_model_says_so(home):
+    """`groups upgrade G` of a current group has nothing to do, as plain `groups upgrade` says (speech not kept)."""
+    from fewshot.extractor import load_extractor
+
+    model_id = load_extractor().model_id
+    assert fewshot("groups", "upgrade", "family", home=home).stdout == \
+        f"group 'family' already uses extractor {model_id}: nothing to upgrade\n"
+    assert fewshot("groups", "upgrade", home=home).stdout == \
+        f"every group already uses extractor {model_id}: nothing to upgrade\n"
+
+
+def test_live_takes_the_demos_options(tmp_path):
+    """`fewshot live` hands every option to the demo, --help included."""
+    assert "usage: fewshot live" in fewshot("live", "--help", home=tmp_path).stdout
+    for args in (["live", "--group", "home", "--json"], ["-v", "live", "--", "--group", "home", "--json"]):
+        proc = fewshot(*args, home=tmp_path, check=False)
+        assert proc.returncode == 2 and "--json goes with --input FILE" in proc.stderr, proc.stderr
+
+
+def test_a_missing_extra_is_one_line(tmp_path, voice):
+    """After `pip install .` (the runtime alone), a command that needs an extra names it, without a traceback,
+    before any work (evaluate and export check first)."""
+    wav = write_wav(tmp_path / "v.wav", voice("ann", 3.0))
+    code = ("import sys\n"
+            "for name in ('librosa', 'matplotlib', 'tensorflow'): sys.modules[name] = None  # as if not installed\n"
+            "from fewshot.cli import main\n"
+            "for args in (['spectrogram', sys.argv[1], '-o', sys.argv[2]],\n"
+            "             ['evaluate', sys.argv[3], '--out', sys.argv[2]], ['export', '--out', sys.argv[2]]):\n"
+            "    print(main(args))")
+    proc = subprocess.run([sys.executable, "-c", code, str(wav), str(tmp_path / "out"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["2", "2", "2"], proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"error: fewshot {command} needs {name}, which the '{extra}' extra installs: pip install 'fewshot[{extra}]' "
+        "(in a clone: bash scripts/setup.sh installs every extra)"
+        for command, name, extra in (("spectrogram", "librosa", "eval"), ("evaluate", "matplotlib", "eval"),
+                                     ("export", "tensorflow", "train"))]
+    assert not (tmp_path / "out").exists()
 
 
 def test_short_enrollment_warns(tmp_path, voices):

@@ -128,7 +128,11 @@ def test_missing_original_model_is_said(dataset, models, tmp_path, capsys):
     # the skipped system's headline row has as many cells as the header
     rows = [ln for ln in md.splitlines() if ln.startswith("| ")]
     assert len({ln.count("|") for ln in rows[:4]}) == 1, rows[:4]
-    assert "shipped operating point" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "shipped operating point" in printed
+    # the terminal says how to get the original CNN too, not only "skipped"
+    assert f"no original-approach model at {tmp_path / 'nowhere'}. Train one with `python scripts/train_extractor.py" \
+        in printed
 
 
 def test_bad_group_size_is_refused(dataset, tmp_path, capsys):

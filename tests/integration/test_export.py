@@ -140,3 +140,24 @@ def test_release_writes_the_float_litert_model(tiny_model_dir, tmp_path, dev):
     released = Extractor.load(tmp_path / "released")
     assert released.backend.name == "litert" and released.model_id == r["model_id"]
     assert released.meta["classifier"]["unknown_threshold"] == round(r["threshold"], 4)
+
+
+def test_export_leaves_a_model_with_litert_files_alone(copy, tmp_path, capsys):
+    """A model that has LiteRT files of its Keras model (a shipped one) is refused; --out exports into a copy."""
+    from fewshot.cli import main
+
+    def files(d):
+        return {p.name: p.read_bytes() for p in d.iterdir()}
+
+    before, nodev = files(copy), str(tmp_path / "no-dev")
+    assert main(["export", str(copy), "--int8", "--dev", nodev]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {copy}: already has LiteRT models exported from its Keras model (") and \
+        "--out DIR exports into a copy of the model, --replace writes over them" in err, err
+    out = tmp_path / "elsewhere"
+    assert main(["export", str(copy), "--out", str(out), "--dev", nodev]) == 0
+    assert files(copy) == before  # the model itself is as it was
+    entry = meta_of(out)["litert"]["float"]
+    assert (out / entry["file"]).is_file() and Extractor.load(out).backend.name == "litert"
+    assert main(["export", str(copy), "--out", str(out), "--dev", nodev]) == 2  # not into a folder that exists
+    assert "elsewhere: already exists" in capsys.readouterr().err

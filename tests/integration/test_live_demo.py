@@ -207,30 +207,40 @@ def test_file_mode_checks_everything_before_storing(tmp_path):
 
 
 # ---------------------------------------------------------------------------- no microphone
+def no_microphone_env(tmp_path) -> dict:
+    """An environment in which PortAudio finds no input: no sound server to reach, none to start."""
+    (tmp_path / "client.conf").write_text("autospawn = no\n")
+    return dict(os.environ, HOME=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path),
+                PULSE_SERVER=f"unix:{tmp_path}/no-such-socket", PULSE_CLIENTCONFIG=str(tmp_path / "client.conf"),
+                FEWSHOT_HOME=str(tmp_path / "home"))
+
+
+def advice(stderr: str) -> list[str]:
+    """The commands the no-microphone error prints (its lines indented by two spaces)."""
+    return [ln.strip() for ln in stderr.splitlines() if ln.startswith("  ")]
+
+
 def test_no_input_device_explains_and_exits_2(tmp_path):
-    """Where PortAudio finds no input (no sound card, no sound server): one line and the file-mode command."""
+    """Where PortAudio finds no input (no sound card, no sound server): the reason and commands that run as printed."""
     if list(Path("/dev/snd").glob("pcmC*c")):
         pytest.skip("this machine has a capture sound card, which PortAudio always lists")
-    (tmp_path / "client.conf").write_text("autospawn = no\n")
-    env = dict(os.environ, HOME=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path),
-               PULSE_SERVER=f"unix:{tmp_path}/no-such-socket", PULSE_CLIENTCONFIG=str(tmp_path / "client.conf"),
-               FEWSHOT_HOME=str(tmp_path / "home"))
-    r = run_demo("--group", "family", env=env, timeout=60)
+    env = no_microphone_env(tmp_path)
+    r = subprocess.run([sys.executable, str(DEMO), "--group", "family"], env=env, capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and r.stdout == ""
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: no microphone"), r.stderr
+    assert r.stderr.startswith("error: no microphone to record from: "), r.stderr
     assert not (tmp_path / "home").exists()  # nothing was created
-    # the file-mode command it prints works as printed, from the same folder, with this interpreter
-    command = lines[0].split("use file mode: ", 1)[1]
-    assert command.startswith(f"{os.path.relpath(sys.executable)} {os.path.relpath(DEMO)} --group family")
-    y = synth.synth_voice(**synth.VOICES["ann"], seconds=20.0, seed=1)
-    ann = synth.write_wav(tmp_path / "ann.wav", y[: 16 * H.SR])
-    talk = synth.write_wav(tmp_path / "talk.wav", y[16 * H.SR:])
-    command = command.replace(" [--enroll NAME=FILE ...]", "").replace(" [--json]", "")
-    command = command.replace("NAME=FILE", f"ann={ann}").replace("--input FILE", f"--input {talk}")
-    r = subprocess.run(shlex.split(command), env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0 and "ann" in r.stdout, r.stderr
+    # the commands it prints work as printed, from the same folder, with this interpreter
+    commands = advice(r.stderr)
+    assert len(commands) == 2, r.stderr
+    assert commands[0].startswith(f"{sys.executable} -m fewshot.live.examples")
+    assert commands[1].startswith(f"{sys.executable} {DEMO} --group family --enroll ann=voices/ann1.wav")
+    for command in commands:
+        r = subprocess.run(shlex.split(command), env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert r.returncode == 0, command + "\n" + r.stderr
+    turns = [ln.split()[4] for ln in r.stdout.splitlines() if re.match(r"\s+\d+\.\d\d - ", ln)]
+    assert turns == ["ann", "bob", "ann", "bob"], r.stdout
 
 
 def test_device_that_does_not_exist(mic, tmp_path):
@@ -241,9 +251,8 @@ def test_device_that_does_not_exist(mic, tmp_path):
         r = run_demo("--device", device, env=env, timeout=60)
         assert r.returncode == 2 and "Traceback" not in r.stderr
         assert r.stderr.startswith("error: no microphone") and "'pulse'" in r.stderr, r.stderr
-        assert len(r.stderr.strip().splitlines()) == 1
-        assert f"use file mode: {os.path.relpath(sys.executable)} {os.path.relpath(DEMO)} --enroll NAME=FILE" \
-            in r.stderr
+        typed = f"{os.path.relpath(sys.executable)} {os.path.relpath(DEMO)}"
+        assert advice(r.stderr)[1].startswith(f"{typed} --enroll ann="), r.stderr
 
 
 # ---------------------------------------------------------------------------- virtual microphone

@@ -23,6 +23,28 @@ def test_copies_are_degraded_reproducible_and_of_equal_length(voice):
         assert not np.allclose(c, y)
 
 
+def test_copies_need_numpy_alone_and_filter_as_scipy_does(rng):
+    """The room and the noise of enrollment import no scipy.signal (1.4 s), and give scipy.signal's numbers."""
+    import subprocess
+    import sys
+
+    from scipy.signal import fftconvolve, lfilter
+
+    from fewshot.degrade import one_pole, reverberate, synthetic_rir
+
+    code = ("import sys, numpy as np; from fewshot.degrade import enrollment_copies; "
+            "enrollment_copies(np.random.default_rng(0).standard_normal(48000).astype('float32'), sr=16000); "
+            "sys.exit('scipy.signal' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+    for n in (1, 63, 64, 65, 9601):
+        x = rng.standard_normal(n)
+        np.testing.assert_allclose(one_pole(x, 0.6), lfilter([0.4], [1.0, -0.6], x), rtol=0, atol=1e-12)
+    y, h = rng.standard_normal(32000).astype(np.float32), synthetic_rir(sr=16000, rt60_s=0.5, drr_db=0.0, rng=rng)
+    expected = fftconvolve(y, h)[: len(y)]
+    np.testing.assert_allclose(reverberate(y, h), expected * np.sqrt(np.mean(y ** 2) / np.mean(expected ** 2)),
+                               rtol=0, atol=1e-5)
+
+
 def test_centroids_come_from_the_recorded_speech_only(rng):
     X = np.r_[rng.normal(1, 0.1, (5, 4)), rng.normal(-1, 0.1, (5, 4)), rng.normal(0, 1, (6, 4))]
     y = np.array(["a"] * 5 + ["b"] * 5 + ["a"] * 3 + ["b"] * 3)
