@@ -36,7 +36,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from fewshot.cluster import alive_nodes, cause, runtime
+from fewshot.cluster import cause, here, runtime
 from fewshot.datasets import ManifestRow, write_manifest
 from fewshot.persistence import atomic_write_json, read_json
 
@@ -118,7 +118,7 @@ def run_scrape(cfg: ScrapeConfig) -> ScrapeSummary:
                                spectrograms=cfg.spectrograms)
     with runtime(cfg.cluster, cpus=cfg.workers) as ray:
         gate = cluster_gate(ray, slots=cfg.downloads_per_host)
-        ledger = ray.remote(num_cpus=0)(Ledger).remote()
+        ledger = ray.remote(num_cpus=0)(Ledger).options(scheduling_strategy=here(ray)).remote()
 
         def read_books() -> list[Book]:
             task = ray.remote(read_catalogue).options(num_cpus=0, max_retries=TASK_RETRIES)
@@ -135,9 +135,8 @@ def run_scrape(cfg: ScrapeConfig) -> ScrapeSummary:
                                 skipped=Counter(selection.skipped), manifest=layout.manifest)
         todo = [p for p in plans if load_done(layout.audio, p.reader_id, settings) is None]
         build_narrators(ray, todo, cfg, settings, gate, ledger, summary)
-        summary.retries, counters = ray.get(ledger.snapshot.remote())
+        summary.retries, counters, summary.nodes = ray.get(ledger.snapshot.remote())
         summary.downloads = counters.get("files", 0)
-        summary.nodes = alive_nodes(ray)
 
     rows = []
     for plan in plans:

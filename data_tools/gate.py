@@ -170,8 +170,7 @@ def cluster_gate(ray, slots: int = 1, lease_s: float = LEASE_S) -> Gate:
     Gate
         A picklable gate: pass it to the run's tasks.
     """
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from fewshot.cluster import here
 
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    actor = ray.remote(num_cpus=0)(HostBook).options(scheduling_strategy=here).remote(slots, lease_s)
+    actor = ray.remote(num_cpus=0)(HostBook).options(scheduling_strategy=here(ray)).remote(slots, lease_s)
     return Gate(_ActorCall(actor), lease_s)

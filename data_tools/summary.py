@@ -27,19 +27,21 @@ class Ledger:
     def __init__(self) -> None:
         self.attempts: dict[str, Counter] = {stage: Counter() for stage in STAGES}
         self.counters: Counter = Counter()
+        self.nodes: set[str] = set()
 
-    def started(self, stage: str, key: str) -> None:
-        """A task of ``stage`` for ``key`` (a narrator, or the catalogue) started."""
+    def started(self, stage: str, key: str, node: str) -> None:
+        """A task of ``stage`` for ``key`` (a narrator, or the catalogue) started on ``node``."""
         self.attempts.setdefault(stage, Counter())[key] += 1
+        self.nodes.add(node)
 
     def add(self, name: str, n: int = 1) -> None:
         """Add ``n`` to counter ``name`` (``pages``, ``files``)."""
         self.counters[name] += n
 
-    def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
-        """``(retries per stage, counters)`` so far."""
+    def snapshot(self) -> tuple[dict[str, int], dict[str, int], int]:
+        """``(retries per stage, counters, nodes that ran a task)`` so far."""
         retries = {stage: sum(n - 1 for n in keys.values()) for stage, keys in self.attempts.items()}
-        return retries, dict(self.counters)
+        return retries, dict(self.counters), len(self.nodes)
 
 
 @dataclass
@@ -105,7 +107,8 @@ class ScrapeSummary:
         lines.append(f"Tasks retried after a lost node or worker: {retried}")
         if self.elapsed_s > 0:
             per_minute = self.built_now / (self.elapsed_s / 60)
+            nodes = f"{self.nodes} node{'s' if self.nodes != 1 else ''}"
             lines.append(f"Throughput: {self.built_now} narrators built this run in {self.elapsed_s:.1f} s "
-                         f"({per_minute:.1f} per minute) on {self.nodes} node{'s' if self.nodes != 1 else ''}")
+                         f"({per_minute:.1f} per minute); tasks ran on {nodes}")
         lines.append(f"Manifest: {self.manifest}")
         return "\n".join(lines)

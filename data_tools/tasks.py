@@ -45,6 +45,12 @@ TASK_RETRIES = 4
 PROGRESS_POLL_S = 0.5
 
 
+def _started(ledger, stage: str, key: str) -> None:
+    import ray
+
+    ledger.started.remote(stage, key, ray.get_runtime_context().get_node_id())
+
+
 def read_catalogue(cfg: ScrapeConfig, gate: Gate, ledger) -> list[Book]:
     """Every book of the catalogue (the catalogue task; pages are cached in ``cache/catalogue``).
 
@@ -55,7 +61,7 @@ def read_catalogue(cfg: ScrapeConfig, gate: Gate, ledger) -> list[Book]:
     HttpError
         When a page cannot be fetched.
     """
-    ledger.started.remote("catalogue", "catalogue")
+    _started(ledger, "catalogue", "catalogue")
     layout = Layout(cfg.out)
     catalogue = Catalogue(make_client(cfg, gate), cfg.api_base, layout.catalogue, cfg.page_size)
     books = []
@@ -99,7 +105,7 @@ def download_narrator(plan: NarratorPlan, cfg: ScrapeConfig, settings: ProcessSe
         The processing job for the downloaded chapters, skipped books, or the
         reason a chapter could not be downloaded and verified.
     """
-    ledger.started.remote("download", plan.reader_id)
+    _started(ledger, "download", plan.reader_id)
     layout, client = Layout(cfg.out), make_client(cfg, gate)
     out = Downloaded(plan.reader_id)
     budget = settings.max_seconds
@@ -140,7 +146,7 @@ def download_narrator(plan: NarratorPlan, cfg: ScrapeConfig, settings: ProcessSe
 
 def process_job(job: NarratorJob, ledger) -> NarratorResult:
     """Build one narrator's folder (the processing task; see :func:`~data_tools.process.process_narrator`)."""
-    ledger.started.remote("process", job.reader_id)
+    _started(ledger, "process", job.reader_id)
     return process_narrator(job)
 
 
@@ -158,7 +164,7 @@ class _Progress:
         if not self.enabled or now - self.last < PROGRESS_POLL_S:
             return
         self.last = now
-        retries, counters = self.ray.get(self.ledger.snapshot.remote())
+        retries, counters, _ = self.ray.get(self.ledger.snapshot.remote())
         text = (f"downloading {active['download']}, processing {active['process']}, "
                 f"files {counters.get('files', 0)}, retried {sum(retries.values())}")
         self.bar.set_postfix_str(text, refresh=False)

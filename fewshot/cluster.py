@@ -97,6 +97,8 @@ def cause(exc: BaseException) -> BaseException:
     return inner if isinstance(inner, BaseException) else exc
 
 
-def alive_nodes(ray) -> int:
-    """Nodes of the cluster that are alive now."""
-    return sum(1 for node in ray.nodes() if node.get("Alive"))
+def here(ray):
+    """Scheduling that keeps an actor on this (the driver's) node, which lives as long as the run."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
