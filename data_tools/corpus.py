@@ -110,7 +110,6 @@ def run_scrape(cfg: ScrapeConfig) -> ScrapeSummary:
     ClusterError
         When the Ray runtime does not start or the cluster cannot be joined.
     """
-    started = time.monotonic()
     layout = Layout(cfg.out)
     layout.root.mkdir(parents=True, exist_ok=True)
     _clean_stale(layout.audio)
@@ -134,7 +133,9 @@ def run_scrape(cfg: ScrapeConfig) -> ScrapeSummary:
                                 books_used=sum(len(p.books) for p in plans),
                                 skipped=Counter(selection.skipped), manifest=layout.manifest)
         todo = [p for p in plans if load_done(layout.audio, p.reader_id, settings) is None]
+        started = time.monotonic()
         build_narrators(ray, todo, cfg, settings, gate, ledger, summary)
+        summary.elapsed_s = time.monotonic() - started
         summary.retries, counters, summary.nodes = ray.get(ledger.snapshot.remote())
         summary.downloads = counters.get("files", 0)
 
@@ -154,5 +155,4 @@ def run_scrape(cfg: ScrapeConfig) -> ScrapeSummary:
     summary.segments = len(rows)
     summary.seconds = sum(r.duration_s for r in rows)
     summary.split_speakers = {s: sum(1 for v in speakers.values() if v == s) for s in ("train", "val", "test")}
-    summary.elapsed_s = time.monotonic() - started
     return summary

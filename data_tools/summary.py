@@ -108,7 +108,7 @@ class ScrapeSummary:
         if self.elapsed_s > 0:
             per_minute = self.built_now / (self.elapsed_s / 60)
             nodes = f"{self.nodes} node{'s' if self.nodes != 1 else ''}"
-            lines.append(f"Throughput: {self.built_now} narrators built this run in {self.elapsed_s:.1f} s "
+            lines.append(f"Throughput: {self.built_now} narrators downloaded and processed in {self.elapsed_s:.1f} s "
                          f"({per_minute:.1f} per minute); tasks ran on {nodes}")
         lines.append(f"Manifest: {self.manifest}")
         return "\n".join(lines)

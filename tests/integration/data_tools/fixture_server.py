@@ -14,6 +14,7 @@ Faults can be injected per path (``cut``, ``wrong``, ``503``, ``429``,
 catalogue misbehave (``ignore-offset``: always the first page; ``malformed``:
 ``{"books": "abc"}``; ``endless``: new books at every offset), and
 ``catalogue_cap`` ends the catalogue (404) after that many catalogue requests.
+``latency_s`` delays every answer, as a distant server would.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -128,6 +130,7 @@ class FixtureServer:
         self.faults: dict[str, list[str]] = {}
         self.catalogue_mode: str | None = None
         self.catalogue_cap: int | None = None
+        self.latency_s = 0.0
         self.stall_reached = threading.Event()
         self.release = threading.Event()
         self._lock = threading.Lock()
@@ -209,6 +212,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urllib.parse.urlsplit(self.path)
         path = urllib.parse.unquote(parts.path)
         fx.record(path, parts.query, self.headers)
+        if fx.latency_s:
+            time.sleep(fx.latency_s)
         fault = fx.take_fault(path)
         if fault == "503":
             return self._json(503, {"error": "Service Unavailable"})
@@ -281,9 +286,11 @@ def main(argv=None) -> int:
     parser.add_argument("--books", type=int, default=30)
     parser.add_argument("--chapter-seconds", type=float, default=3.0)
     parser.add_argument("--chapters", type=int, default=2)
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=8765, help="0: any free port")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay of every answer")
     args = parser.parse_args(argv)
     server = FixtureServer(demo_site(args.books, args.chapter_seconds, args.chapters), args.port)
+    server.latency_s = args.latency_ms / 1000
     print(f"--api-base {server.api_base} --archive-base {server.url}", flush=True)
     try:
         server.httpd.serve_forever()

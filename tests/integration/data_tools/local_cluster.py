@@ -88,6 +88,13 @@ class LocalCluster:
         self.wait_for(nodes, timeout)
         return self
 
+    def add_node(self, cpus: int = 1, timeout: float = 120.0) -> int:
+        """Start one more worker node; return its index once the cluster counts it."""
+        alive = self.alive()
+        self._start(["--address", self.address, "--num-cpus", str(cpus)])
+        self.wait_for(alive + 1, timeout)
+        return len(self.nodes) - 1
+
     def alive(self) -> int:
         """Nodes alive, as the cluster reports it (asked from a separate process)."""
         code = ("import ray, logging; ray.init(address=%r, logging_level=logging.ERROR, log_to_driver=False); "

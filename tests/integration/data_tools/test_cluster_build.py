@@ -2,9 +2,9 @@
 
 Two ``ray start`` nodes of one CPU each build the fixture catalogue: the
 manifest equals the single-machine build's, a second run downloads nothing,
-and a run whose second node loses its raylet while its download tasks wait
+and a run in which a node loses its raylet while its download tasks wait
 behind a stalled download still ends with the same manifest, the lost tasks
-run again on the head.
+run again on the other nodes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from fixture_server import FixtureServer
-from local_cluster import LocalCluster
 
 from fewshot.datasets import validate_manifest
 
@@ -30,14 +29,6 @@ REPO = Path(__file__).resolve().parents[3]
 
 def leftovers(root):
     return [p for p in root.rglob("*") if p.name.endswith((".part", ".tmp", ".old"))]
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    with LocalCluster(env={"PYTHONPATH": path}) as nodes:
-        nodes.start(nodes=2, cpus=1)
-        yield nodes
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +51,9 @@ def retried(printed: str) -> dict[str, int]:
     return {stage: int(n) for stage, n in (part.split() for part in line.split(", "))}
 
 
-def test_two_nodes_build_the_single_machine_manifest(cluster, single_machine, server, scrape_argv, tmp_path):
+def test_two_nodes_build_the_single_machine_manifest(ray_cluster, single_machine, server, scrape_argv, tmp_path):
     out = tmp_path / "corpus"
-    proc = build(cluster, scrape_argv(server, out))
+    proc = build(ray_cluster, scrape_argv(server, out))
     printed, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert (out / "manifest.csv").read_text() == single_machine
@@ -70,25 +61,26 @@ def test_two_nodes_build_the_single_machine_manifest(cluster, single_machine, se
     assert not leftovers(out)
 
     server.reset()
-    proc = build(cluster, scrape_argv(server, out))
+    proc = build(ray_cluster, scrape_argv(server, out))
     printed, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert server.total() == 0 and "Downloads this run: 0 files" in printed
     assert (out / "manifest.csv").read_text() == single_machine
 
 
-def test_a_node_lost_mid_run_changes_nothing(cluster, single_machine, site, server, scrape_argv, tmp_path):
+def test_a_node_lost_mid_run_changes_nothing(ray_cluster, single_machine, site, server, scrape_argv, tmp_path):
+    doomed = ray_cluster.add_node()  # a third node, so that the cluster keeps two for the tests after this one
     out = tmp_path / "corpus"
     server.add_fault(site.chapter_path(990), "stall")
-    proc = build(cluster, scrape_argv(server, out))
+    proc = build(ray_cluster, scrape_argv(server, out))
     try:
         assert server.stall_reached.wait(120), "the run never reached the stalled download"
-        # every narrator's download task has started (spread over both nodes) once it asked for its metadata
+        # every narrator's download task has started (spread over the nodes) once it asked for its metadata
         items = [f"/metadata/fixture_book_{b}" for b in (990, 1000, 1001, 1002)]
         deadline = time.monotonic() + 120
         while not all(server.counts[i] for i in items) and time.monotonic() < deadline:
             time.sleep(0.1)
-        os.kill(cluster.raylet(1), signal.SIGKILL)
+        os.kill(ray_cluster.raylet(doomed), signal.SIGKILL)
         server.release.set()
         printed, err = proc.communicate(timeout=300)
     finally:
@@ -96,7 +88,7 @@ def test_a_node_lost_mid_run_changes_nothing(cluster, single_machine, site, serv
             proc.kill()
     assert proc.returncode == 0, err
     assert (out / "manifest.csv").read_text() == single_machine
-    assert "tasks ran on 2 nodes" in printed, printed + err
+    assert re.search(r"tasks ran on [23] nodes", printed), printed + err
     assert retried(printed)["download"] + retried(printed)["process"] >= 1, printed
     assert {r.speaker_id for r in validate_manifest(out / "manifest.csv")} == {"500", "100", "101", "102"}
     assert not leftovers(out)
