@@ -59,11 +59,14 @@ class HostBook:
         self._next[host] = start + interval
         return start - now
 
+    def _drop_lapsed(self, now: float) -> None:
+        if self.lease_s is not None:
+            self._leases = {k: v for k, v in self._leases.items() if now - v[1] < self.lease_s}
+
     def acquire(self, host: str) -> str | None:
         """A lease on one of ``host``'s download slots, or ``None`` while all are held."""
         now = self.clock()
-        if self.lease_s is not None:
-            self._leases = {k: v for k, v in self._leases.items() if now - v[1] < self.lease_s}
+        self._drop_lapsed(now)
         if sum(1 for h, _ in self._leases.values() if h == host) >= self.slots:
             return None
         lease = uuid.uuid4().hex
@@ -72,9 +75,11 @@ class HostBook:
 
     def renew(self, lease: str) -> bool:
         """Keep ``lease`` alive; ``False`` when it had already lapsed."""
+        now = self.clock()
+        self._drop_lapsed(now)
         if lease not in self._leases:
             return False
-        self._leases[lease] = (self._leases[lease][0], self.clock())
+        self._leases[lease] = (self._leases[lease][0], now)
         return True
 
     def release(self, lease: str) -> None:

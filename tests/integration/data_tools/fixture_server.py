@@ -14,7 +14,8 @@ Faults can be injected per path (``cut``, ``wrong``, ``503``, ``429``,
 catalogue misbehave (``ignore-offset``: always the first page; ``malformed``:
 ``{"books": "abc"}``; ``endless``: new books at every offset), and
 ``catalogue_cap`` ends the catalogue (404) after that many catalogue requests.
-``latency_s`` delays every answer, as a distant server would.
+``latency_s`` delays every answer, as a distant server would;
+``peak_downloads`` is the most downloads that were ever served at once.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ class FixtureServer:
         self.catalogue_mode: str | None = None
         self.catalogue_cap: int | None = None
         self.latency_s = 0.0
+        self.active_downloads = 0
+        self.peak_downloads = 0
         self.stall_reached = threading.Event()
         self.release = threading.Event()
         self._lock = threading.Lock()
@@ -182,6 +185,12 @@ class FixtureServer:
         with self._lock:
             self.counts.clear()
             self.log.clear()
+            self.peak_downloads = 0
+
+    def downloading(self, change: int) -> None:
+        with self._lock:
+            self.active_downloads += change
+            self.peak_downloads = max(self.peak_downloads, self.active_downloads)
 
     def total(self, prefix: str = "/") -> int:
         """Requests whose path starts with ``prefix``."""
@@ -229,7 +238,11 @@ class _Handler(BaseHTTPRequestHandler):
             rest = path[len("/download/"):]
             blob = next((b for (ident, name), b in fx.site.blobs.items() if f"{ident}/{name}" == rest), None)
             if blob is not None:
-                return self._download(fx, blob, fault)
+                fx.downloading(+1)
+                try:
+                    return self._download(fx, blob, fault)
+                finally:
+                    fx.downloading(-1)
         self._json(404, {"error": "not found"})
 
     def _catalogue(self, fx: FixtureServer, query: dict) -> None:

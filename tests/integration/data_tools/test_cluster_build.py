@@ -58,6 +58,7 @@ def test_two_nodes_build_the_single_machine_manifest(ray_cluster, single_machine
     assert proc.returncode == 0, err
     assert (out / "manifest.csv").read_text() == single_machine
     assert "tasks ran on 2 nodes" in printed and "Downloads this run: 8 files" in printed
+    assert server.peak_downloads == 1  # the per-host limit holds for the whole cluster
     assert not leftovers(out)
 
     server.reset()
@@ -89,6 +90,7 @@ def test_a_node_lost_mid_run_changes_nothing(ray_cluster, single_machine, site, 
     assert proc.returncode == 0, err
     assert (out / "manifest.csv").read_text() == single_machine
     assert re.search(r"tasks ran on [23] nodes", printed), printed + err
+    assert server.peak_downloads == 1
     assert retried(printed)["download"] + retried(printed)["process"] >= 1, printed
     assert {r.speaker_id for r in validate_manifest(out / "manifest.csv")} == {"500", "100", "101", "102"}
     assert not leftovers(out)

@@ -29,6 +29,7 @@ def reference(site, tmp_path_factory, scrape_main, scrape_argv):
     with FixtureServer(site) as srv:
         assert scrape_main(scrape_argv(srv, out)) == 0
         counts = dict(srv.counts)
+        assert srv.peak_downloads == 1  # download tasks run in several processes, one download at a time
     return out, counts
 
 
