@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from contextlib import contextmanager
 from typing import Iterator
 
 INSTALL_HINT = "install the 'data' extra: pip install 'fewshot[data]'"
 #: Object store of a private runtime: the jobs pass paths and small records, never audio.
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
+#: Seconds to wait for a named head node to accept a connection (Ray itself keeps trying for minutes).
+CONNECT_TIMEOUT_S = 10.0
 
 
 class ClusterError(RuntimeError):
@@ -72,6 +75,8 @@ def runtime(address: str | None = None, *, cpus: int | None = None) -> Iterator[
         When the cluster cannot be joined or the runtime does not start.
     """
     ray = require_ray()
+    if address and address != "auto":
+        _check_reachable(address)
     if ray.is_initialized():
         yield ray
         return
@@ -89,6 +94,16 @@ def runtime(address: str | None = None, *, cpus: int | None = None) -> Iterator[
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ClusterError(f"no Ray head node answers at {address} ({exc}); start one with "
+                           f"'ray start --head' or name another with --cluster HOST:PORT") from None
 
 
 def cause(exc: BaseException) -> BaseException:

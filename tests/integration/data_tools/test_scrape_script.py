@@ -140,6 +140,14 @@ def test_bad_arguments(scrape_main, tmp_path):
             scrape_main(["--out", str(tmp_path), "--speakers", "2", "--minutes", "1", *bad])
 
 
+def test_unreachable_cluster_fails_in_one_line(scrape_main, tmp_path, capsys):
+    argv = ["--out", str(tmp_path), "--speakers", "2", "--minutes", "1", "--no-progress", "--cluster", "127.0.0.1:1"]
+    assert scrape_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no Ray head node answers at 127.0.0.1:1")
+    assert not (tmp_path / "state.json").exists()
+
+
 def test_unreachable_catalogue_fails_cleanly(scrape_main, tmp_path, capsys):
     argv = ["--out", str(tmp_path), "--speakers", "2", "--minutes", "1", "--no-progress",
             "--api-base", "http://127.0.0.1:9/api/feed/audiobooks", "--max-attempts", "1", "--timeout", "2"]
