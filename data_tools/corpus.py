@@ -36,6 +36,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from tqdm import tqdm
+
 from fewshot.cluster import cause, here, runtime
 from fewshot.datasets import ManifestRow, write_manifest
 from fewshot.persistence import atomic_write_json, read_json
@@ -47,7 +49,7 @@ from .selection import NarratorPlan, Selection, select_narrators
 from .settings import Layout, ScrapeConfig
 from .splits import apply_splits
 from .summary import Ledger, ScrapeSummary
-from .tasks import TASK_RETRIES, build_narrators, read_catalogue
+from .tasks import PROGRESS_POLL_S, TASK_RETRIES, build_narrators, read_catalogue
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +123,12 @@ def run_scrape(cfg: ScrapeConfig) -> ScrapeSummary:
 
         def read_books() -> list[Book]:
             task = ray.remote(read_catalogue).options(num_cpus=0, max_retries=TASK_RETRIES)
+            ref = task.remote(cfg, gate, ledger)
+            with tqdm(desc="catalogue", unit="page", disable=not cfg.progress) as bar:
+                while cfg.progress and not ray.wait([ref], timeout=PROGRESS_POLL_S)[0]:
+                    bar.update(ray.get(ledger.snapshot.remote())[1].get("pages", 0) - bar.n)
             try:
-                return ray.get(task.remote(cfg, gate, ledger))
+                return ray.get(ref)
             except ray.exceptions.RayTaskError as exc:
                 raise cause(exc) from None
 

@@ -159,9 +159,9 @@ class _Progress:
         self.enabled = enabled
         self.last = 0.0
 
-    def poll(self, active: Counter) -> None:
+    def poll(self, active: Counter, force: bool = False) -> None:
         now = time.monotonic()
-        if not self.enabled or now - self.last < PROGRESS_POLL_S:
+        if not self.enabled or (now - self.last < PROGRESS_POLL_S and not force):
             return
         self.last = now
         retries, counters, _ = self.ray.get(self.ledger.snapshot.remote())
@@ -227,6 +227,7 @@ def build_narrators(ray, todo: list[NarratorPlan], cfg: ScrapeConfig, settings: 
                 else:
                     submit(process.remote(value.job, ledger), "process", reader_id)
             progress.poll(active)
+        progress.poll(active, force=True)
     finally:
         for ref in running:
             ray.cancel(ref, force=True)
