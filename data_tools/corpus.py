@@ -1,13 +1,26 @@
-"""The corpus builder: catalogue, selection, downloads, processing, manifest.
+"""The corpus builder: catalogue, selection, downloads, processing, manifest, as Ray tasks.
 
 Contract
 --------
 :func:`run_scrape` turns a :class:`ScrapeConfig` into ``<out>/manifest.csv``
-and returns a :class:`ScrapeSummary`. It can be stopped at any point and run
-again: catalogue pages and item metadata are cached, the selection is kept in
-``state.json``, downloads resume from ``.part`` files, and narrators whose
-folder is complete are not touched, so the final manifest is the same as
-after an uninterrupted run. Layout of ``<out>``::
+and returns a :class:`ScrapeSummary`. The stages run as Ray tasks
+(:mod:`fewshot.cluster`: a private runtime on this machine, or the cluster
+``cfg.cluster`` names): one task reads the catalogue, then per narrator one
+download task (archive metadata, the chapters, md5-verified) and one
+processing task (decode, trim, drop pauses, cut, write). Per-host politeness
+is booked in one :mod:`~data_tools.gate` actor for the whole cluster. The
+driver (this process) makes the selection, schedules, and writes the manifest.
+
+Faults: a task on a node that dies is run again elsewhere (``TASK_RETRIES``
+times); every file has one owner (a chapter belongs to one narrator's
+download task, a narrator's folder to its processing task), and each file
+appears only complete (``.part`` renamed after its md5, folders built under a
+temporary name per attempt and renamed). The run can be stopped at any point
+and run again: catalogue pages and item metadata are cached, the selection is
+kept in ``state.json``, downloads resume from ``.part`` files, and narrators
+whose folder is complete are not touched, so the final manifest is the same
+as after an uninterrupted run. Layout of ``<out>`` (on a filesystem that all
+nodes share, at the same path)::
 
     cache/catalogue/  cache/metadata/      cached API answers
     downloads/<identifier>/<name>.mp3      verified chapter MP3s
@@ -19,77 +32,28 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from fewshot.cluster import cause, here, runtime
 from fewshot.datasets import ManifestRow, write_manifest
 from fewshot.persistence import atomic_write_json, read_json
 
-from .archive import ARCHIVE_BASE, MetadataError, download_url, fetch_metadata, pick_mp3s, plan_chapters
-from .download import DownloadError, download_file
-from .librivox import API_BASE, Catalogue, book_from_dict
-from .net import DEFAULT_USER_AGENT, HttpError, PoliteClient, RetryPolicy
-from .paths import UnsafePathError, safe_join
-from .process import (
-    NarratorJob,
-    ProcessSettings,
-    load_done,
-    narrator_dir,
-    process_narrator,
-)
+from .gate import cluster_gate
+from .librivox import Book, book_from_dict
+from .process import ProcessSettings, load_done, narrator_dir
 from .selection import NarratorPlan, Selection, select_narrators
-from .shards import in_shard
+from .settings import Layout, ScrapeConfig
 from .splits import apply_splits
-from .summary import DOWNLOAD_FAILED, ScrapeSummary
+from .summary import Ledger, ScrapeSummary
+from .tasks import PROGRESS_POLL_S, TASK_RETRIES, build_narrators, read_catalogue
 
 logger = logging.getLogger(__name__)
 
 STATE_VERSION = 2
-UNSAFE_PATH = "unsafe path in archive item"
-
-
-@dataclass
-class ScrapeConfig:
-    """Settings of one corpus build (see ``scripts/scrape_librivox.py --help``)."""
-
-    out: Path
-    speakers: int
-    minutes: float
-    language: str | None = "English"
-    api_base: str = API_BASE
-    archive_base: str = ARCHIVE_BASE
-    workers: int = 1
-    exclude_speakers: frozenset = frozenset()
-    segment_seconds: float = 5.0
-    spectrograms: bool = False
-    request_interval: float = 1.0
-    retry_backoff: float = 2.0
-    max_attempts: int = 6
-    timeout: float = 60.0
-    page_size: int = 50
-    seed: int = 0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    shard: tuple = (0, 1)
-    user_agent: str = DEFAULT_USER_AGENT
-    progress: bool = True
-
-
-class Layout:
-    """Paths inside the output folder."""
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self.catalogue = self.root / "cache" / "catalogue"
-        self.metadata = self.root / "cache" / "metadata"
-        self.downloads = self.root / "downloads"
-        self.audio = self.root / "audio"
-        self.state = self.root / "state.json"
-        self.manifest = self.root / "manifest.csv"
 
 
 def _selection_params(cfg: ScrapeConfig) -> dict:
@@ -97,17 +61,17 @@ def _selection_params(cfg: ScrapeConfig) -> dict:
             "minutes": cfg.minutes, "language": cfg.language, "exclude": sorted(cfg.exclude_speakers)}
 
 
-def load_or_select(cfg: ScrapeConfig, client: PoliteClient, layout: Layout) -> Selection:
-    """The selection kept in ``state.json``, or a new one from the (cached) catalogue.
+def load_or_select(cfg: ScrapeConfig, layout: Layout, read_books) -> Selection:
+    """The selection kept in ``state.json``, or a new one from the books ``read_books()`` returns.
 
     Parameters
     ----------
     cfg : ScrapeConfig
         Run settings; a change in the selection settings makes a new selection.
-    client : PoliteClient
-        HTTP client for catalogue pages not yet cached.
     layout : Layout
         Paths of the output folder.
+    read_books : callable
+        Returns the catalogue's books (called only when no kept selection fits).
 
     Returns
     -------
@@ -120,13 +84,7 @@ def load_or_select(cfg: ScrapeConfig, client: PoliteClient, layout: Layout) -> S
         plans = [NarratorPlan(n["reader_id"], n["display_name"], [book_from_dict(b) for b in n["books"]])
                  for n in state["narrators"]]
         return Selection(plans, state["eligible"], state["books_seen"], Counter(state["skipped"]))
-    catalogue = Catalogue(client, cfg.api_base, layout.catalogue, cfg.page_size)
-    books = []
-    with tqdm(desc="catalogue", unit="page", disable=not cfg.progress) as bar:
-        for page in catalogue.iter_pages():
-            books += page
-            bar.update()
-    selection = select_narrators(books, cfg.speakers, cfg.minutes * 60, cfg.language, cfg.exclude_speakers)
+    selection = select_narrators(read_books(), cfg.speakers, cfg.minutes * 60, cfg.language, cfg.exclude_speakers)
     atomic_write_json(layout.state, {
         "version": STATE_VERSION, "params": params, "eligible": selection.eligible,
         "books_seen": selection.books_seen, "skipped": dict(selection.skipped),
@@ -134,120 +92,6 @@ def load_or_select(cfg: ScrapeConfig, client: PoliteClient, layout: Layout) -> S
                        "books": [b.to_dict() for b in p.books]} for p in selection.narrators],
     })
     return selection
-
-
-def prepare_narrator(plan: NarratorPlan, cfg: ScrapeConfig, client: PoliteClient, layout: Layout,
-                     settings: ProcessSettings, summary: ScrapeSummary, bar: tqdm) -> NarratorJob | None:
-    """Download the chapters a narrator needs; ``None`` when no book has usable audio.
-
-    Parameters
-    ----------
-    plan : NarratorPlan
-        The narrator and their books, in order.
-    cfg : ScrapeConfig
-        Run settings (archive base address).
-    client : PoliteClient
-        HTTP client.
-    layout : Layout
-        Paths of the output folder.
-    settings : ProcessSettings
-        ``max_seconds`` bounds the chapters fetched.
-    summary : ScrapeSummary
-        Receives skipped books and the download count.
-    bar : tqdm
-        Download progress bar.
-
-    Returns
-    -------
-    NarratorJob or None
-        The processing job for the downloaded chapters.
-
-    Raises
-    ------
-    DownloadError
-        When a chapter cannot be downloaded and verified.
-    """
-    budget = settings.max_seconds
-    books = []
-    for book in plan.books:
-        if budget <= 0:
-            break
-        try:
-            item_dir = safe_join(layout.downloads, book.identifier)
-            files = fetch_metadata(client, cfg.archive_base, book.identifier, layout.metadata)
-            chapters = plan_chapters(pick_mp3s(files, [s.listen_url for s in book.sections]), budget)
-            targets = [(f, safe_join(item_dir, f.name)) for f in chapters]
-        except UnsafePathError as exc:
-            logger.warning("book %s: skipped: %s", book.book_id, exc)
-            summary.skipped[UNSAFE_PATH] += 1
-            continue
-        except (MetadataError, HttpError) as exc:
-            logger.warning("book %s: %s", book.book_id, exc)
-            summary.skipped["archive metadata unusable"] += 1
-            continue
-        if not chapters:
-            summary.skipped["no MP3 in archive item"] += 1
-            continue
-        bar.total = (bar.total or 0) + len(targets)
-        bar.refresh()
-        for f, dest in targets:
-            url = download_url(cfg.archive_base, book.identifier, f.name)
-            if download_file(client, url, dest, md5=f.md5, size=f.size):
-                bar.set_postfix_str(f.name[-40:], refresh=False)
-                summary.downloads += 1
-            bar.update()
-        budget -= sum(f.estimated_seconds() or 0.0 for f in chapters)
-        books.append((book.book_id, [dest for _, dest in targets]))
-    if not books:
-        return None
-    return NarratorJob(plan.reader_id, books, layout.audio, settings)
-
-
-def _build(todo: list[NarratorPlan], cfg: ScrapeConfig, client: PoliteClient, layout: Layout,
-           settings: ProcessSettings, summary: ScrapeSummary) -> None:
-    pool = ProcessPoolExecutor(max_workers=cfg.workers) if cfg.workers > 0 else None
-    downloads = tqdm(desc="downloads", unit="file", total=0, disable=not cfg.progress)
-    processing = tqdm(desc="processing", unit="narrator", total=len(todo), disable=not cfg.progress)
-    futures = {}
-
-    def finished(result) -> None:
-        summary.processed += 1
-        summary.processed_input_s += result.input_seconds
-        summary.processing_s += result.elapsed_s
-
-    try:
-        for plan in todo:
-            try:
-                job = prepare_narrator(plan, cfg, client, layout, settings, summary, downloads)
-            except DownloadError as exc:
-                logger.warning("narrator %s: %s", plan.reader_id, exc)
-                summary.failed[DOWNLOAD_FAILED] += 1
-                continue
-            if job is None:
-                summary.failed["no usable audio"] += 1
-            elif pool is None:
-                try:
-                    finished(process_narrator(job))
-                except Exception as exc:  # noqa: BLE001 - one bad narrator must not stop the corpus
-                    logger.warning("narrator %s: processing failed: %s", plan.reader_id, exc)
-                    summary.failed["processing failed"] += 1
-                processing.update()
-            else:
-                future = pool.submit(process_narrator, job)
-                future.add_done_callback(lambda _f: processing.update())
-                futures[future] = plan.reader_id
-        for future in as_completed(futures):
-            try:
-                finished(future.result())
-            except Exception as exc:  # noqa: BLE001
-                logger.warning("narrator %s: processing failed: %s", futures[future], exc)
-                summary.failed["processing failed"] += 1
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        downloads.close()
-        processing.close()
-
 
 def _clean_stale(audio: Path) -> None:
     if audio.is_dir():
@@ -257,23 +101,49 @@ def _clean_stale(audio: Path) -> None:
 
 
 def run_scrape(cfg: ScrapeConfig) -> ScrapeSummary:
-    """Build (or finish building) the corpus described by ``cfg``; see the module contract."""
+    """Build (or finish building) the corpus described by ``cfg``; see the module contract.
+
+    Raises
+    ------
+    CatalogueError
+        When a catalogue page is unusable.
+    HttpError
+        When the catalogue cannot be read.
+    ClusterError
+        When the Ray runtime does not start or the cluster cannot be joined.
+    """
     layout = Layout(cfg.out)
     layout.root.mkdir(parents=True, exist_ok=True)
     _clean_stale(layout.audio)
-    retry = RetryPolicy(max_attempts=cfg.max_attempts, backoff_s=cfg.retry_backoff)
-    client = PoliteClient(cfg.user_agent, cfg.request_interval, cfg.timeout, retry)
-    selection = load_or_select(cfg, client, layout)
-    plans = [p for p in selection.narrators if in_shard(p.reader_id, cfg.shard)]
     settings = ProcessSettings(max_seconds=cfg.minutes * 60, segment_seconds=cfg.segment_seconds,
                                spectrograms=cfg.spectrograms)
-    summary = ScrapeSummary(requested=cfg.speakers, selected=len(selection.narrators),
-                            eligible=selection.eligible, in_shard=len(plans), shard=tuple(cfg.shard),
-                            books_seen=selection.books_seen, minutes=cfg.minutes,
-                            books_used=sum(len(p.books) for p in selection.narrators),
-                            skipped=Counter(selection.skipped), manifest=layout.manifest)
-    todo = [p for p in plans if load_done(layout.audio, p.reader_id, settings) is None]
-    _build(todo, cfg, client, layout, settings, summary)
+    with runtime(cfg.cluster, cpus=cfg.workers) as ray:
+        gate = cluster_gate(ray, slots=cfg.downloads_per_host)
+        ledger = ray.remote(num_cpus=0)(Ledger).options(scheduling_strategy=here(ray)).remote()
+
+        def read_books() -> list[Book]:
+            task = ray.remote(read_catalogue).options(num_cpus=0, max_retries=TASK_RETRIES)
+            ref = task.remote(cfg, gate, ledger)
+            with tqdm(desc="catalogue", unit="page", disable=not cfg.progress) as bar:
+                while cfg.progress and not ray.wait([ref], timeout=PROGRESS_POLL_S)[0]:
+                    bar.update(ray.get(ledger.snapshot.remote())[1].get("pages", 0) - bar.n)
+            try:
+                return ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                raise cause(exc) from None
+
+        selection = load_or_select(cfg, layout, read_books)
+        plans = selection.narrators
+        summary = ScrapeSummary(requested=cfg.speakers, selected=len(plans), eligible=selection.eligible,
+                                books_seen=selection.books_seen, minutes=cfg.minutes,
+                                books_used=sum(len(p.books) for p in plans),
+                                skipped=Counter(selection.skipped), manifest=layout.manifest)
+        todo = [p for p in plans if load_done(layout.audio, p.reader_id, settings) is None]
+        started = time.monotonic()
+        build_narrators(ray, todo, cfg, settings, gate, ledger, summary)
+        summary.elapsed_s = time.monotonic() - started
+        summary.retries, counters, summary.nodes = ray.get(ledger.snapshot.remote())
+        summary.downloads = counters.get("files", 0)
 
     rows = []
     for plan in plans:
@@ -287,6 +157,7 @@ def run_scrape(cfg: ScrapeConfig) -> ScrapeSummary:
     write_manifest(layout.manifest, rows)
     speakers = {r.speaker_id: r.split for r in rows}
     summary.built = len(speakers)
+    summary.built_now = summary.processed
     summary.segments = len(rows)
     summary.seconds = sum(r.duration_s for r in rows)
     summary.split_speakers = {s: sum(1 for v in speakers.values() if v == s) for s in ("train", "val", "test")}

@@ -7,7 +7,8 @@ after its size and md5 match the archive metadata, so ``dest`` existing means
 "complete and verified". A cut-off download resumes from the ``.part`` file
 with an HTTP Range request; a wrong checksum deletes the ``.part`` file and
 downloads again. Transient failures are retried by the client's policy, and
-only one download runs at a time per host.
+only one download runs at a time per host (on this machine or across the
+cluster, as the client's gate says).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def download_file(client: PoliteClient, url: str, dest: str | os.PathLike, *,
     if dest.exists():
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with client.host_lock(url):
+    with client.download_slot(url):
         try:
             client.with_retries(url, lambda: _attempt(client, url, dest, md5, size))
         except HttpError as exc:

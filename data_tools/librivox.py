@@ -51,6 +51,9 @@ class CatalogueError(Exception):
         self.url = url
         self.reason = reason
 
+    def __reduce__(self):  # keeps the error whole when it crosses processes
+        return type(self), (self.url, self.reason)
+
 
 @dataclass(frozen=True)
 class Reader:

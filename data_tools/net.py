@@ -3,8 +3,10 @@
 Contract
 --------
 * every request carries a descriptive ``User-Agent``;
-* requests to one host are spaced by at least ``request_interval`` seconds;
-* :meth:`PoliteClient.host_lock` gives one download at a time per host;
+* requests to one host are spaced by at least ``request_interval`` seconds,
+  and :meth:`PoliteClient.download_slot` lets one download at a time run per
+  host (its :class:`~data_tools.gate.Gate` says whether in this process or
+  across a whole cluster);
 * HTTP 429 (honouring ``Retry-After``), 5xx, timeouts and dropped connections
   are retried with exponential backoff by :meth:`PoliteClient.with_retries`.
 """
@@ -15,13 +17,15 @@ import email.utils
 import http.client
 import logging
 import socket
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Callable, TypeVar
+
+from .gate import Gate, local_gate
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +54,11 @@ class HttpError(Exception):
     def __init__(self, url: str, message: str, status: int | None = None):
         super().__init__(f"{url}: {message}")
         self.url = url
+        self.message = message
         self.status = status
+
+    def __reduce__(self):  # keeps the error whole when it crosses processes
+        return type(self), (self.url, self.message, self.status)
 
 
 class TransientError(Exception):
@@ -138,12 +146,6 @@ def classify(exc: BaseException) -> TransientError | None:
     return None
 
 
-@dataclass
-class _Host:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    next_slot: float = 0.0
-
-
 class PoliteClient:
     """HTTP client with a per-host rate limit and retries.
 
@@ -159,38 +161,27 @@ class PoliteClient:
         Retry settings; defaults to :class:`RetryPolicy()`.
     sleep : callable, optional
         Sleep function, replaceable for tests.
+    gate : Gate, optional
+        Where turns and download slots are booked; defaults to one for this process only.
     """
 
     def __init__(self, user_agent: str = DEFAULT_USER_AGENT, request_interval: float = 1.0,
                  timeout: float = 60.0, retry: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, gate: Gate | None = None):
         self.user_agent = user_agent
         self.request_interval = float(request_interval)
         self.timeout = float(timeout)
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
-        self._hosts: dict[str, _Host] = {}
-        self._guard = threading.Lock()
-        self._rate_guard = threading.Lock()
+        self.gate = gate if gate is not None else local_gate(sleep=sleep)
 
-    def _host(self, url: str) -> _Host:
-        host = urllib.parse.urlsplit(url).netloc.lower()
-        with self._guard:
-            return self._hosts.setdefault(host, _Host())
-
-    def host_lock(self, url: str) -> threading.Lock:
-        """Lock held while downloading from the host of ``url``."""
-        return self._host(url).lock
+    def download_slot(self, url: str) -> AbstractContextManager:
+        """Context in which one download from the host of ``url`` may run."""
+        return self.gate.slot(url)
 
     def wait_turn(self, url: str) -> None:
         """Sleep until the host of ``url`` may be asked again, and book the slot."""
-        state = self._host(url)
-        with self._rate_guard:
-            now = time.monotonic()
-            start = max(now, state.next_slot)
-            state.next_slot = start + self.request_interval
-        if start > now:
-            self.sleep(start - now)
+        self.gate.wait_turn(url, self.request_interval)
 
     def open(self, url: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
         """Open ``url`` once (no retries), waiting for the host's turn first.

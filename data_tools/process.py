@@ -7,9 +7,10 @@ by book, in reading order, and the processing settings).
 Output: ``<audio_root>/<reader_id>/`` holding
 ``<reader_id>-<book_id>-<nnnn>.wav`` segments (16 kHz mono 16-bit), optional
 ``.png`` spectrograms, and ``segments.json`` listing the segments and the
-settings that made them. The folder is built under a temporary name and
-renamed at the end, so it either exists complete or not at all; running a
-job twice gives the same files.
+settings that made them. The folder is built under a temporary name of its
+own (one per attempt, so a job that is run again after a lost node never
+shares it) and renamed at the end, so it either exists complete or not at
+all; running a job twice gives the same files.
 
 The chapters of all books are joined and trimmed to ``max_seconds`` (books in
 order), then each book's audio loses its silences longer than
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -91,8 +93,7 @@ def process_narrator(job: NarratorJob) -> NarratorResult:
     started = time.perf_counter()
     s = job.settings
     final = narrator_dir(job.audio_root, job.reader_id)
-    tmp = final.with_name(f".{job.reader_id}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = final.with_name(f".{job.reader_id}.{uuid.uuid4().hex[:12]}.tmp")
     tmp.mkdir(parents=True)
     result = NarratorResult(job.reader_id)
     remaining = s.max_seconds
@@ -119,7 +120,7 @@ def process_narrator(job: NarratorJob) -> NarratorResult:
         "segments": result.segments,
     })
     if final.exists():
-        old = final.with_name(f".{job.reader_id}.old")
+        old = final.with_name(f".{job.reader_id}.{uuid.uuid4().hex[:12]}.old")
         shutil.rmtree(old, ignore_errors=True)
         final.rename(old)
         shutil.rmtree(old)

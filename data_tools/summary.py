@@ -1,4 +1,12 @@
-"""The report a corpus build prints."""
+"""The report a corpus build prints, and the ledger its tasks write to.
+
+Contract
+--------
+:class:`Ledger` counts, for the whole cluster, each stage's task attempts
+(a task that a lost node had started runs again and counts again) and the
+run's progress counters; it runs as one Ray actor per run. :class:`ScrapeSummary`
+is the report: narrators, hours, failures and retries per stage, throughput.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,33 @@ from pathlib import Path
 DOWNLOAD_FAILED = "download failed"
 
 
+#: The stages that run as tasks, in order.
+STAGES = ("catalogue", "download", "process")
+
+
+class Ledger:
+    """Task attempts per stage and progress counters, written by the tasks of one run."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, Counter] = {stage: Counter() for stage in STAGES}
+        self.counters: Counter = Counter()
+        self.nodes: set[str] = set()
+
+    def started(self, stage: str, key: str, node: str) -> None:
+        """A task of ``stage`` for ``key`` (a narrator, or the catalogue) started on ``node``."""
+        self.attempts.setdefault(stage, Counter())[key] += 1
+        self.nodes.add(node)
+
+    def add(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``name`` (``pages``, ``files``)."""
+        self.counters[name] += n
+
+    def snapshot(self) -> tuple[dict[str, int], dict[str, int], int]:
+        """``(retries per stage, counters, nodes that ran a task)`` so far."""
+        retries = {stage: sum(n - 1 for n in keys.values()) for stage, keys in self.attempts.items()}
+        return retries, dict(self.counters), len(self.nodes)
+
+
 @dataclass
 class ScrapeSummary:
     """What a run found, built and skipped."""
@@ -16,8 +51,6 @@ class ScrapeSummary:
     requested: int = 0
     selected: int = 0
     eligible: int = 0
-    in_shard: int = 0
-    shard: tuple = (0, 1)
     books_seen: int = 0
     books_used: int = 0
     built: int = 0
@@ -32,6 +65,10 @@ class ScrapeSummary:
     processing_s: float = 0.0
     minutes: float = 0.0
     manifest: Path | None = None
+    retries: dict = field(default_factory=dict)
+    nodes: int = 1
+    built_now: int = 0
+    elapsed_s: float = 0.0
 
     def failure(self) -> str | None:
         """Why the run counts as failed (one line), or ``None`` when it did its job.
@@ -53,8 +90,6 @@ class ScrapeSummary:
                  f"({self.eligible} solo narrators with at least {self.minutes:g} min in the catalogue)"]
         if self.selected < self.requested:
             lines.append(f"  only {self.selected} narrators with at least {self.minutes:g} min were found")
-        if self.shard[1] > 1:
-            lines.append(f"Shard {self.shard[0]}/{self.shard[1]}: {self.in_shard} of the selected narrators")
         splits = ", ".join(f"{k} {v}" for k, v in self.split_speakers.items())
         lines.append(f"Audio: {self.seconds / 3600:.2f} h in {self.segments} segments (narrators: {splits})")
         lines.append(f"Catalogue: {self.books_seen} books read, {self.books_used} used")
@@ -68,5 +103,12 @@ class ScrapeSummary:
             per_hour = self.processing_s / hours if hours else 0.0
             lines.append(f"Processing: {self.processed} narrators, {hours:.3f} h of audio in "
                          f"{self.processing_s:.1f} s ({per_hour:.0f} s per hour of audio)")
+        retried = ", ".join(f"{stage} {self.retries.get(stage, 0)}" for stage in STAGES)
+        lines.append(f"Tasks retried after a lost node or worker: {retried}")
+        if self.elapsed_s > 0:
+            per_minute = self.built_now / (self.elapsed_s / 60)
+            nodes = f"{self.nodes} node{'s' if self.nodes != 1 else ''}"
+            lines.append(f"Throughput: {self.built_now} narrators downloaded and processed in {self.elapsed_s:.1f} s "
+                         f"({per_minute:.1f} per minute); tasks ran on {nodes}")
         lines.append(f"Manifest: {self.manifest}")
         return "\n".join(lines)

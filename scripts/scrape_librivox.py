@@ -17,27 +17,27 @@ Build 300 narrators with 10 minutes each::
 
     python scripts/scrape_librivox.py --out corpus --speakers 300 --minutes 10
 
-Split the work over two machines, then merge::
+The stages run as Ray tasks: on a private Ray runtime on this machine by
+default, or on every node of a Ray cluster (``ray start`` on each; ``--out`` on
+a folder all nodes share at the same path) with one command on any node::
 
-    python scripts/scrape_librivox.py --out part0 --speakers 300 --minutes 10 --shard 0/2
-    python scripts/scrape_librivox.py --out part1 --speakers 300 --minutes 10 --shard 1/2
-    python scripts/scrape_librivox.py --out corpus --merge part0 part1
+    python scripts/scrape_librivox.py --out /shared/corpus --speakers 6000 --minutes 240 --cluster auto
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 from data_tools.archive import ARCHIVE_BASE
-from data_tools.corpus import ScrapeConfig, run_scrape
+from data_tools.corpus import run_scrape
 from data_tools.librivox import API_BASE, CatalogueError
 from data_tools.net import HttpError
-from data_tools.shards import merge_manifests, parse_shard
+from data_tools.settings import ScrapeConfig
 from data_tools.splits import read_speaker_list
+from fewshot.cluster import ClusterError, default_cpus
 from fewshot.datasets import ManifestError
 
 
@@ -47,13 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("--out", type=Path, required=True, help="output folder (corpus, caches, state)")
-    p.add_argument("--speakers", type=int, help="number of distinct narrators wanted")
-    p.add_argument("--minutes", type=float, help="minutes of audio per narrator (before silence removal)")
+    p.add_argument("--speakers", type=int, required=True, help="number of distinct narrators wanted")
+    p.add_argument("--minutes", type=float, required=True,
+                   help="minutes of audio per narrator (before silence removal)")
     p.add_argument("--language", default="English", help="book language; 'any' keeps all (default English)")
     p.add_argument("--api-base", default=API_BASE, help=f"LibriVox catalogue API (default {API_BASE})")
     p.add_argument("--archive-base", default=ARCHIVE_BASE, help=f"archive.org base address (default {ARCHIVE_BASE})")
-    p.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)),
-                   help="processes for audio processing; 0 processes in the main process")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run on the Ray cluster whose head is at HOST:PORT ('auto': the cluster this machine "
+                        "is part of); default: a private Ray runtime on this machine")
+    p.add_argument("--workers", type=int, default=default_cpus(),
+                   help=f"CPUs of the private Ray runtime (default {default_cpus()}; ignored with --cluster)")
+    p.add_argument("--downloads-per-host", type=int, default=1,
+                   help="downloads at once from one host, for the whole cluster (default 1)")
     p.add_argument("--exclude-speakers", type=Path, metavar="FILE", help="file with one reader_id per line to leave out")
     p.add_argument("--segment-seconds", type=float, default=5.0, help="segment length in seconds (default 5)")
     p.add_argument("--spectrograms", action="store_true", help="also save a PNG spectrogram per segment")
@@ -65,10 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split (default 0)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of narrators for validation (default 0.1)")
     p.add_argument("--test-fraction", type=float, default=0.1, help="share of narrators for test (default 0.1)")
-    p.add_argument("--shard", default="0/1", metavar="I/N", help="build only narrators of shard I of N (default 0/1)")
-    p.add_argument("--merge", nargs="+", type=Path, metavar="SHARD",
-                   help="merge shard folders (or manifests) into OUT/manifest.csv instead of scraping")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--progress", action="store_true",
+                   help="show progress bars on standard error even when it is not a terminal")
     p.add_argument("-v", "--verbose", action="store_true", help="log retries and skipped items")
     return p
 
@@ -79,38 +84,27 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    exclude = frozenset(read_speaker_list(args.exclude_speakers)) if args.exclude_speakers else frozenset()
-    if args.merge:
-        args.out.mkdir(parents=True, exist_ok=True)
-        try:
-            rows = merge_manifests(args.merge, args.out, args.seed, args.val_fraction, args.test_fraction, exclude)
-        except (ManifestError, OSError) as exc:
-            print(f"merge failed: {exc}", file=sys.stderr)
-            return 1
-        speakers = {r.speaker_id for r in rows}
-        hours = sum(r.duration_s for r in rows) / 3600
-        print(f"Merged {len(args.merge)} shards: {len(speakers)} narrators, {hours:.2f} h in {len(rows)} segments")
-        print(f"Manifest: {args.out / 'manifest.csv'}")
-        return 0
-    if args.speakers is None or args.minutes is None:
-        parser.error("--speakers and --minutes are required unless --merge is given")
     if args.speakers < 1 or args.minutes <= 0 or args.segment_seconds <= 0:
         parser.error("--speakers, --minutes and --segment-seconds must be positive")
     if not 1 <= args.page_size <= 50:
         parser.error("--page-size must be between 1 and 50")
+    if args.workers < 1 or args.downloads_per_host < 1:
+        parser.error("--workers and --downloads-per-host must be at least 1")
     try:
-        shard = parse_shard(args.shard)
-    except ValueError as exc:
-        parser.error(str(exc))
+        exclude = frozenset(read_speaker_list(args.exclude_speakers)) if args.exclude_speakers else frozenset()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{args.exclude_speakers}: unreadable speaker list: {exc}", file=sys.stderr)
+        return 2
     language = None if args.language.strip().lower() in ("", "any", "all") else args.language
     config = ScrapeConfig(
         out=args.out, speakers=args.speakers, minutes=args.minutes, language=language,
-        api_base=args.api_base, archive_base=args.archive_base, workers=max(0, args.workers),
+        api_base=args.api_base, archive_base=args.archive_base, workers=args.workers,
+        cluster=args.cluster, downloads_per_host=args.downloads_per_host,
         exclude_speakers=exclude, segment_seconds=args.segment_seconds, spectrograms=args.spectrograms,
         request_interval=args.request_interval, retry_backoff=args.retry_backoff,
         max_attempts=max(1, args.max_attempts), timeout=args.timeout, page_size=args.page_size,
         seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-        shard=shard, progress=not args.no_progress,
+        progress=not args.no_progress and (args.progress or sys.stderr.isatty()),  # bars on a terminal only
     )
     try:
         summary = run_scrape(config)
@@ -119,6 +113,9 @@ def main(argv=None) -> int:
         return 130
     except CatalogueError as exc:
         print(f"unusable catalogue page: {exc}", file=sys.stderr)
+        return 2
+    except (ClusterError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except (HttpError, ManifestError, OSError) as exc:
         print(f"failed: {exc}; run the same command again to continue", file=sys.stderr)

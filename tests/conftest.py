@@ -56,3 +56,17 @@ def default_extractor():
     if not (default_model_dir() / "meta.json").is_file():
         pytest.fail(f"the default model is missing from {default_model_dir()}")
     return load_extractor()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A two-node Ray cluster on 127.0.0.1, one CPU per node (tests marked ``cluster``); drivers use its ``env``."""
+    from pathlib import Path
+
+    from local_cluster import LocalCluster
+
+    repo = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
+    with LocalCluster(env={"PYTHONPATH": path}) as nodes:
+        nodes.start(nodes=2, cpus=1)
+        yield nodes

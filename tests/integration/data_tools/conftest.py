@@ -1,4 +1,4 @@
-"""Shared fixtures: a fixture catalogue, its HTTP server and a fast client."""
+"""Shared fixtures: a fixture catalogue, its HTTP server, a fast client, and a private Ray runtime."""
 
 from __future__ import annotations
 
@@ -37,8 +37,17 @@ def client() -> PoliteClient:
 
 
 @pytest.fixture(scope="session")
-def scrape_main():
-    """``main`` of ``scripts/scrape_librivox.py``."""
+def ray_runtime():
+    """One private Ray runtime (two CPUs) for the builds of a test process; yields its address."""
+    from fewshot.cluster import runtime
+
+    with runtime(cpus=2) as ray:
+        yield ray.get_runtime_context().gcs_address
+
+
+@pytest.fixture(scope="session")
+def scrape_main(ray_runtime):
+    """``main`` of ``scripts/scrape_librivox.py``, building on the session's Ray runtime."""
     spec = importlib.util.spec_from_file_location("scrape_librivox", REPO / "scripts" / "scrape_librivox.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -49,7 +58,7 @@ def _scrape_argv(server: FixtureServer, out: Path, *extra: str, speakers: int = 
     return ["--out", str(out), "--speakers", str(speakers), "--minutes", MINUTES,
             "--api-base", server.api_base, "--archive-base", server.url,
             "--request-interval", "0", "--retry-backoff", "0", "--timeout", "10",
-            "--segment-seconds", "1", "--page-size", "5", "--workers", "0", "--no-progress", *extra]
+            "--segment-seconds", "1", "--page-size", "5", "--no-progress", *extra]
 
 
 @pytest.fixture(scope="session")

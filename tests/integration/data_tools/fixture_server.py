@@ -14,6 +14,8 @@ Faults can be injected per path (``cut``, ``wrong``, ``503``, ``429``,
 catalogue misbehave (``ignore-offset``: always the first page; ``malformed``:
 ``{"books": "abc"}``; ``endless``: new books at every offset), and
 ``catalogue_cap`` ends the catalogue (404) after that many catalogue requests.
+``latency_s`` delays every answer, as a distant server would;
+``peak_downloads`` is the most downloads that were ever served at once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -128,6 +131,9 @@ class FixtureServer:
         self.faults: dict[str, list[str]] = {}
         self.catalogue_mode: str | None = None
         self.catalogue_cap: int | None = None
+        self.latency_s = 0.0
+        self.active_downloads = 0
+        self.peak_downloads = 0
         self.stall_reached = threading.Event()
         self.release = threading.Event()
         self._lock = threading.Lock()
@@ -179,6 +185,12 @@ class FixtureServer:
         with self._lock:
             self.counts.clear()
             self.log.clear()
+            self.peak_downloads = 0
+
+    def downloading(self, change: int) -> None:
+        with self._lock:
+            self.active_downloads += change
+            self.peak_downloads = max(self.peak_downloads, self.active_downloads)
 
     def total(self, prefix: str = "/") -> int:
         """Requests whose path starts with ``prefix``."""
@@ -209,6 +221,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urllib.parse.urlsplit(self.path)
         path = urllib.parse.unquote(parts.path)
         fx.record(path, parts.query, self.headers)
+        if fx.latency_s:
+            time.sleep(fx.latency_s)
         fault = fx.take_fault(path)
         if fault == "503":
             return self._json(503, {"error": "Service Unavailable"})
@@ -224,7 +238,11 @@ class _Handler(BaseHTTPRequestHandler):
             rest = path[len("/download/"):]
             blob = next((b for (ident, name), b in fx.site.blobs.items() if f"{ident}/{name}" == rest), None)
             if blob is not None:
-                return self._download(fx, blob, fault)
+                fx.downloading(+1)
+                try:
+                    return self._download(fx, blob, fault)
+                finally:
+                    fx.downloading(-1)
         self._json(404, {"error": "not found"})
 
     def _catalogue(self, fx: FixtureServer, query: dict) -> None:
@@ -281,9 +299,11 @@ def main(argv=None) -> int:
     parser.add_argument("--books", type=int, default=30)
     parser.add_argument("--chapter-seconds", type=float, default=3.0)
     parser.add_argument("--chapters", type=int, default=2)
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=8765, help="0: any free port")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay of every answer")
     args = parser.parse_args(argv)
     server = FixtureServer(demo_site(args.books, args.chapter_seconds, args.chapters), args.port)
+    server.latency_s = args.latency_ms / 1000
     print(f"--api-base {server.api_base} --archive-base {server.url}", flush=True)
     try:
         server.httpd.serve_forever()

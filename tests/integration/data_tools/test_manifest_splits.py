@@ -1,4 +1,4 @@
-"""Manifest contract, speaker-disjoint splits and shard merging."""
+"""Manifest contract and speaker-disjoint splits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from fewshot import datasets as mf
 from fewshot.datasets import ManifestError, ManifestRow, read_manifest, validate_manifest, write_manifest
-from data_tools.shards import in_shard, merge_manifests, parse_shard, shard_of
 from data_tools.splits import apply_splits, assign_splits, main as splits_main, read_speaker_list
 
 
@@ -105,31 +104,3 @@ def test_splits_command_rewrites_manifest(tmp_path, capsys):
     assert "3" not in {r.speaker_id for r in back}
     assert {r.split for r in back} == {"train", "val", "test"}
     assert "18 segments" in capsys.readouterr().out
-
-
-def test_shards_partition_and_merge(tmp_path):
-    assert parse_shard("1/3") == (1, 3)
-    for bad in ("3/3", "x", "1/0", "-1/2"):
-        with pytest.raises(ValueError):
-            parse_shard(bad)
-    speakers = [str(i) for i in range(40)]
-    owners = [[s for s in speakers if in_shard(s, (i, 3))] for i in range(3)]
-    assert sorted(sum(owners, [])) == sorted(speakers) and all(owners)
-    assert shard_of("123", 5) == shard_of("123", 5)
-
-    for i, group in enumerate(owners):
-        rows = rows_for(tmp_path / f"part{i}", group)
-        touch_all(rows)
-        write_manifest(tmp_path / f"part{i}" / "manifest.csv", apply_splits(rows))
-    out = tmp_path / "all"
-    out.mkdir()
-    merged = merge_manifests([tmp_path / f"part{i}" for i in range(3)], out, exclude={"5"})
-    back = validate_manifest(out / "manifest.csv")
-    assert back == merged and len(back) == 2 * 39
-    assert (out / "manifest.csv").read_text().splitlines()[1].startswith("../part")
-    expected = assign_splits(speakers, exclude={"5"})
-    assert {r.speaker_id: r.split for r in back} == expected
-
-    write_manifest(tmp_path / "dup" / "manifest.csv", rows_for(tmp_path / "dup", [owners[0][0]]))
-    with pytest.raises(ManifestError, match="both"):
-        merge_manifests([tmp_path / "part0", tmp_path / "dup"], out)
