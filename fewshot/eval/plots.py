@@ -20,11 +20,13 @@ def _fig(w, h):
     return Figure(figsize=(w, h), dpi=110, layout="constrained")
 
 
-def _systems(metrics):
+def systems_of(metrics):
+    """The systems of ``metrics`` that were evaluated (a skipped baseline has no figures)."""
     return {k: v for k, v in metrics["systems"].items() if "closed_set" in v}
 
 
-def _pct(x, digits=1):
+def pct(x, digits=1):
+    """A rate as a percentage with ``digits`` decimals, or a dash for ``None``."""
     return "–" if x is None else f"{100 * x:.{digits}f}"
 
 
@@ -47,7 +49,7 @@ def plot_confusion(rep, path, *, title=""):
     ax.set_ylabel("true speaker")
     import textwrap
 
-    title = title or f"{k} speakers, accuracy {_pct(rep['accuracy'])} %"
+    title = title or f"{k} speakers, accuracy {pct(rep['accuracy'])} %"
     ax.set_title("\n".join(w for line in title.split("\n") for w in textwrap.wrap(line, int(11 * (side + 0.9)))),
                  fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.6, label="share of the true speaker's pieces")
@@ -65,7 +67,7 @@ def plot_accuracy_vs_group_size(metrics, path):
     ax = fig.add_subplot()
     Ts = [f"{t:g}" for t in metrics["protocol"]["enroll_seconds"]]
     styles = dict(zip(Ts, ["--", "-", ":", "-."]))
-    for key, s in _systems(metrics).items():
+    for key, s in systems_of(metrics).items():
         for T in Ts:
             cells = {K: c for K, c in s["closed_set"].get(T, {}).items() if not K.endswith("same_gender")}
             ks = sorted(cells, key=lambda K: _x_of(K, n))
@@ -75,7 +77,7 @@ def plot_accuracy_vs_group_size(metrics, path):
             if key == "default":
                 sd = np.array([100 * cells[K]["accuracy_std"] for K in ks])
                 ax.fill_between(x, y - sd, np.minimum(y + sd, 100), color=COLORS["default"], alpha=0.08)
-    ks = sorted({K for s in _systems(metrics).values() for c in s["closed_set"].values() for K in c
+    ks = sorted({K for s in systems_of(metrics).values() for c in s["closed_set"].values() for K in c
                  if not K.endswith("same_gender")}, key=lambda K: _x_of(K, n))
     ax.set_xscale("log")
     ax.set_xticks([_x_of(K, n) for K in ks], [f"all ({n})" if K == "all" else K for K in ks])
@@ -91,7 +93,7 @@ def plot_accuracy_vs_group_size(metrics, path):
 
 def plot_accuracy_vs_seconds(metrics, path):
     """One panel per system, one line per group size."""
-    systems = _systems(metrics)
+    systems = systems_of(metrics)
     n = metrics["dataset"]["speakers_evaluated"]
     fig = _fig(3.6 * len(systems) + 0.6, 4.0)
     axes = fig.subplots(1, len(systems), sharey=True, squeeze=False)[0]
@@ -113,7 +115,7 @@ def plot_accuracy_vs_seconds(metrics, path):
 def plot_score_distributions(metrics, path):
     """Target and non-target cosine scores per system; dashed: the EER threshold of this data,
     solid: the shipped unknown threshold (the default system only)."""
-    systems = _systems(metrics)
+    systems = systems_of(metrics)
     fig = _fig(3.8 * len(systems) + 0.4, 3.6)
     axes = fig.subplots(1, len(systems), squeeze=False)[0]
     for ax, (key, s) in zip(axes, systems.items()):
@@ -124,7 +126,7 @@ def plot_score_distributions(metrics, path):
             dens = counts / max(counts.sum(), 1) / np.diff(edges)
             ax.stairs(dens, edges, fill=True, alpha=0.35, color=color, label=f"{name}s ({int(counts.sum())})")
         ax.axvline(v["eer_threshold"], color="k", ls="--", lw=1,
-                   label=f"EER threshold {v['eer_threshold']:.3f} (EER {_pct(v['eer'])} %)")
+                   label=f"EER threshold {v['eer_threshold']:.3f} (EER {pct(v['eer'])} %)")
         if s.get("thresholds", {}).get("open_set") is not None:  # a cosine threshold
             thr = s["thresholds"]["open_set"]
             ax.axvline(thr, color="k", lw=1.2, label=f"shipped threshold {thr:.3f}")
@@ -166,9 +168,9 @@ def plot_det(metrics, path):
 
     fig = _fig(5.2, 5.0)
     ax = fig.add_subplot()
-    for key, s in _systems(metrics).items():
+    for key, s in systems_of(metrics).items():
         v = s["verification"]
-        _det_line(ax, v["det"], color=COLORS.get(key, "k"), label=f"{s['label']} (EER {_pct(v['eer'])} %)")
+        _det_line(ax, v["det"], color=COLORS.get(key, "k"), label=f"{s['label']} (EER {pct(v['eer'])} %)")
         if 0 < v["eer"] < 1:
             ax.plot(norm.ppf(v["eer"]), norm.ppf(v["eer"]), "o", color=COLORS.get(key, "k"))
     _det_axes(ax, "Verification DET: 15 s enrollment vs 5 s pieces")
@@ -184,8 +186,8 @@ def plot_open_set_det(metrics, path):
     ax = fig.add_subplot()
     for i, (K, c) in enumerate(metrics["systems"]["default"]["open_set_by_size"].items()):
         color = f"C{i}"
-        _det_line(ax, c["det"], color=color, label=f"group of {K}: shipped {_pct(c['false_accept_rate'])} % "
-                                                   f"accepted, {_pct(c['false_reject_rate'])} % rejected")
+        _det_line(ax, c["det"], color=color, label=f"group of {K}: shipped {pct(c['false_accept_rate'])} % "
+                                                   f"accepted, {pct(c['false_reject_rate'])} % rejected")
         if 0 < c["false_accept_rate"] < 1 and 0 < c["false_reject_rate"] < 1:
             ax.plot(norm.ppf(c["false_accept_rate"]), norm.ppf(c["false_reject_rate"]), "o", color=color)
     _det_axes(ax, "Unknown decision by group size: outsiders' pieces vs members' pieces")
@@ -210,15 +212,15 @@ def draw_figures(metrics, out) -> dict[str, str]:
             name = f"confusion_{'all' if K == 'all' else 'k' + K}_{T_}s.png"
             what = "all speakers" if K == "all" else f"representative group of {K.replace('_', ' ')}"
             plot_confusion(cell["representative"], out / name, title=f"{main['label']}: {what}\n{T_} s "
-                           f"enrollment, accuracy {_pct(cell['representative']['accuracy'])} %")
+                           f"enrollment, accuracy {pct(cell['representative']['accuracy'])} %")
             figs[name] = (f"Confusion matrix, {what} ({T_} s enrollment; the group whose accuracy is the "
                           f"median of the draws)" if K != "all" else f"Confusion matrix, {what}, {T_} s enrollment.")
-    for key, s in _systems(metrics).items():
+    for key, s in systems_of(metrics).items():
         if key != "default" and "all" in s["closed_set"].get(T, {}):
             name = f"confusion_all_{T}s_{key}.png"
             rep = s["closed_set"][T]["all"]["representative"]
             plot_confusion(rep, out / name, title=f"{s['label']}: all speakers\n{T} s "
-                           f"enrollment, accuracy {_pct(rep['accuracy'])} %")
+                           f"enrollment, accuracy {pct(rep['accuracy'])} %")
             figs[name] = f"Confusion matrix of {s['label']}, all speakers, {T} s enrollment."
     plot_score_distributions(metrics, out / "score_distributions.png")
     figs["score_distributions.png"] = ("Cosine scores of targets and non-targets; dashed: the EER threshold of "

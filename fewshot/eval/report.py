@@ -16,7 +16,7 @@ import json
 import logging
 from pathlib import Path
 
-from .plots import _pct, _systems, draw_figures
+from .plots import draw_figures, pct, systems_of
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +26,8 @@ HEADLINE_SIZES = ("3", "10", "all")
 def _acc(cell):
     if cell is None:
         return "–"
-    s = _pct(cell["accuracy_mean"])
-    return s if cell["n_groups"] == 1 else f"{s} ± {_pct(cell['accuracy_std'])}"
+    s = pct(cell["accuracy_mean"])
+    return s if cell["n_groups"] == 1 else f"{s} ± {pct(cell['accuracy_std'])}"
 
 
 def headline(metrics, *, sizes=HEADLINE_SIZES) -> tuple[list[str], list[list[str]]]:
@@ -44,7 +44,7 @@ def headline(metrics, *, sizes=HEADLINE_SIZES) -> tuple[list[str], list[list[str
             rows.append([s["label"]] + ["skipped"] * (len(head) - 1) + ["–"])
             continue
         rows.append([s["label"]] + [_acc(s["closed_set"].get(T, {}).get(K)) for T in Ts for K in sizes]
-                    + [_pct(s["verification"]["eer"])])
+                    + [pct(s["verification"]["eer"])])
     return head + ["EER (%)"], rows
 
 
@@ -61,8 +61,8 @@ def open_set_rows(metrics) -> list[list[str]]:
         for K, c in cells.items():
             o, b = c.get("open_set"), c.get("open_set_at_eer")
             if o and b:
-                rows.append([K.replace("_", " "), T, _pct(o["false_reject_rate"]), _pct(o["false_accept_rate"]),
-                             _pct(o["open_accuracy"]), _pct(b["false_reject_rate"]), _pct(b["false_accept_rate"])])
+                rows.append([K.replace("_", " "), T, pct(o["false_reject_rate"]), pct(o["false_accept_rate"]),
+                             pct(o["open_accuracy"]), pct(b["false_reject_rate"]), pct(b["false_accept_rate"])])
     return rows
 
 
@@ -72,7 +72,7 @@ OPEN_SET_SIZE_HEAD = ["group", "members' pieces rejected (%)", "outsiders' piece
 
 def open_set_size_rows(metrics) -> list[list[str]]:
     """The shipped unknown decision per group size (the default system)."""
-    return [[K, _pct(c["false_reject_rate"]), _pct(c["false_accept_rate"]), _pct(c["open_accuracy"]), str(c["n_groups"])]
+    return [[K, pct(c["false_reject_rate"]), pct(c["false_accept_rate"]), pct(c["open_accuracy"]), str(c["n_groups"])]
             for K, c in metrics["systems"]["default"].get("open_set_by_size", {}).items()]
 
 
@@ -98,8 +98,8 @@ def condition_rows(metrics) -> tuple[list[str], list[list[str]]]:
     alt = "with" if first.get("other_enrollment", {}).get("multi_condition") else "without"
     head = (["test pieces"] + [f"{c} (%)" for c in cols] + ["EER (%)"]
             + [f"{alt} multi-condition enrollment: {c} (%)" for c in cols] + [f"{alt}: EER (%)"])
-    return head, [[name] + [_pct(c[k]) for k in keys] + [_pct(c["eer"])]
-                  + [_pct(c["other_enrollment"][k]) for k in keys] + [_pct(c["other_enrollment"]["eer"])]
+    return head, [[name] + [pct(c[k]) for k in keys] + [pct(c["eer"])]
+                  + [pct(c["other_enrollment"][k]) for k in keys] + [pct(c["other_enrollment"]["eer"])]
                   for name, c in conds.items()]
 
 
@@ -112,7 +112,7 @@ def blocks(metrics, figs) -> list[tuple]:
     """The report's content as ``(kind, ...)`` blocks, rendered by :func:`to_markdown` and :func:`to_html`."""
     d, p = metrics["dataset"], metrics["protocol"]
     T = f"{p['verification_seconds']:g}"
-    sysd = _systems(metrics)
+    sysd = systems_of(metrics)
     genders = ", ".join(f"{v} {k}" for k, v in sorted(d.get("genders", {}).items()))
     out = [("h1", metrics["title"]),
            ("p", f"Model `{metrics['model_id']}`. Dataset `{d['path']}`: {d['speakers_found']} speakers, "
@@ -144,7 +144,7 @@ def blocks(metrics, figs) -> list[tuple]:
         out += [("table", OPEN_SET_SIZE_HEAD, open_set_size_rows(metrics))]
     out += [("p", f"Per enrollment length and group size, with the rates at the cosine EER threshold of this "
                   f"data's own verification scores beside them ({op['eer_threshold_here']:.3f}, EER "
-                  f"{_pct(op['eer_here'], 2)} %), labelled best case: a threshold a user cannot know in advance, "
+                  f"{pct(op['eer_here'], 2)} %), labelled best case: a threshold a user cannot know in advance, "
                   f"and one that does not follow the group's size."),
             ("table", OPEN_SET_HEAD, open_set_rows(metrics))]
     out += [("img", n, figs[n]) for n in ("det_by_group_size.png", "score_distributions.png", "det_curve.png")
@@ -161,7 +161,7 @@ def blocks(metrics, figs) -> list[tuple]:
             ("img", "accuracy_vs_group_size.png", figs["accuracy_vs_group_size.png"]),
             ("table", ["system", "enroll (s)", "group", "accuracy (%)", "5th–95th pct", "macro F1 (%)", "groups"],
              [[s["label"], Ts, K.replace("_", " ") + (f" ({c['k']})" if K == "all" else ""), _acc(c),
-               f"{_pct(c['accuracy_p5'])}–{_pct(c['accuracy_p95'])}", _pct(c["macro_f1_mean"]), str(c["n_groups"])]
+               f"{pct(c['accuracy_p5'])}–{pct(c['accuracy_p95'])}", pct(c["macro_f1_mean"]), str(c["n_groups"])]
               for s in sysd.values() for Ts, cells in s["closed_set"].items() for K, c in cells.items()]),
             ("img", "accuracy_vs_enroll_seconds.png", figs["accuracy_vs_enroll_seconds.png"])]
     out += [("h2", "Which voices are confused")]
