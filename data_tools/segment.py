@@ -7,7 +7,7 @@ Output: :func:`join_and_trim` gives mono float32 samples at the requested
 rate, decoded by :func:`fewshot.audio.load` (files past the limit are not
 decoded); :func:`fixed_segments` cuts speech into equal segments and drops the
 shorter tail; :func:`write_wav` stores 16-bit WAV atomically. Pauses are cut by
-the fewshot VAD (:func:`fewshot.audio.trim_silence`), spectrogram images are
+the fewshot VAD (:func:`fewshot.vad.trim_silence`), spectrogram images are
 drawn by :func:`fewshot.features.save_spectrogram_png`.
 """
 

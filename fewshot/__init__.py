@@ -8,7 +8,7 @@
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load": "audio", "load_speech": "audio",
+    "load": "audio", "load_speech": "vad",
     "log_mel": "features", "segment": "features",
     "Extractor": "extractor", "build_cnn": "nn", "load_extractor": "extractor",
     "GroupSVC": "classifier",

@@ -5,7 +5,7 @@ librosa's names (``y``, ``sr``). Decoding and resampling happen here alone:
 :func:`stream` reads any input in blocks (libsndfile's blockwise reads, or
 ffmpeg's output read from its pipe as it decodes) through one stateful
 resampler, and :func:`load` is its blocks joined. The VAD, silence cutting and
-loudness live in :mod:`fewshot.vad` and are importable from here as well.
+loudness live in :mod:`fewshot.vad`, which reads its input through this module.
 Nothing here imports librosa: NumPy and soxr compute what it would.
 """
 
@@ -20,12 +20,8 @@ import numpy as np
 from ._native import quiet_stderr
 from .config import FeatureConfig
 from .errors import AudioError
-from .vad import (SILENCE_FLOOR_DBFS, check_audio, frame_rms, load_speech, normalize_loudness, speech,
-                  speech_blocks, speech_intervals, speech_threshold_db, stream_speech, trim_silence)
 
-__all__ = ["BLOCK_S", "SAMPLE_RATE", "SILENCE_FLOOR_DBFS", "check_audio", "downmix", "frame_rms", "load",
-           "load_speech", "normalize_loudness", "resample", "speech", "speech_blocks", "speech_intervals",
-           "speech_threshold_db", "stream", "stream_speech", "trim_silence"]
+__all__ = ["BLOCK_S", "SAMPLE_RATE", "check_samples", "downmix", "load", "resample", "stream"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +136,7 @@ def _resampled(blocks, *, sr: int, source):
     for parts, sr_native in blocks:
         out = []
         for y in parts:
-            y = np.ascontiguousarray(_check_samples(y, source=source), dtype=np.float32)
+            y = np.ascontiguousarray(check_samples(y, source=source), dtype=np.float32)
             if sr_native != sr:
                 resampler = resampler or soxr.ResampleStream(sr_native, sr, 1, dtype="float32",
                                                              quality=_SOXR_QUALITY)
@@ -290,7 +286,8 @@ class _Downmixer:
         return (np.ascontiguousarray(p[:, self.channel]) for p in parts)
 
 
-def _check_samples(y: np.ndarray, *, source) -> np.ndarray:
+def check_samples(y: np.ndarray, *, source) -> np.ndarray:
+    """``y`` if it is mono, not empty and finite; else :class:`AudioError` naming ``source``."""
     if y.ndim != 1:
         raise AudioError(source, f"expected mono audio of shape (n,) or (n, channels), given y.shape={y.shape}")
     if y.size == 0:

@@ -251,7 +251,8 @@ def _mapped_with_audio(members) -> bool:
 
 
 def cmd_spectrogram(args) -> int:
-    from .audio import check_audio, load, load_speech
+    from .audio import load
+    from .vad import check_audio, load_speech
     from .features import save_spectrogram_png
 
     y = load(args.file) if args.raw else load_speech(args.file)

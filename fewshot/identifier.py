@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import load, load_speech
+from .audio import load
+
+from .vad import load_speech
 from .config import ClassifierConfig
 from .enrollment import EnrollmentStore, Source
 from . import upgrade
@@ -232,7 +234,7 @@ class SpeakerIdentifier:
         Raises
         ------
         AudioError
-            For unusable audio (see :func:`fewshot.audio.load_speech`).
+            For unusable audio (see :func:`fewshot.vad.load_speech`).
         NotEnrolledError
             For an unknown or empty group.
         """
@@ -292,7 +294,7 @@ class SpeakerIdentifier:
         NotEnrolledError
             For an unknown or empty group.
         """
-        from .audio import check_audio
+        from .vad import check_audio
         from .turns import find_turns
 
         cfg, name = self.extractor.feature_config, "<array>" if isinstance(source, np.ndarray) else os.fspath(source)

@@ -15,7 +15,8 @@ import os
 import numpy as np
 
 from ._native import quiet_stderr
-from .audio import SAMPLE_RATE, speech, stream
+from .audio import SAMPLE_RATE, stream
+from .vad import speech
 from .errors import AudioError
 from .features import l2_normalize
 from .svm import UNKNOWN
@@ -26,7 +27,7 @@ STREAM_CHUNK_S = 20.0
 
 
 def short_speech(source, *, config, sr_in: int | None = None) -> np.ndarray | None:
-    """:func:`~fewshot.audio.load_speech` of ``source`` if it fits one block, else ``None``: it is to be streamed.
+    """:func:`~fewshot.vad.load_speech` of ``source`` if it fits one block, else ``None``: it is to be streamed.
 
     Raises
     ------
@@ -99,7 +100,7 @@ def embed_stream(extractor, source, *, sr_in: int | None = None, progress=None) 
     Raises
     ------
     AudioError
-        As :func:`~fewshot.audio.load_speech`, possibly after the whole input is read.
+        As :func:`~fewshot.vad.load_speech`, possibly after the whole input is read.
     """
     cfg = extractor.feature_config
     size = (round(STREAM_CHUNK_S * 1000 / cfg.hop_ms) - 1) * cfg.hop_length

@@ -1,6 +1,6 @@
 """The speech of a recording as one timeline, and the embeddings of its short windows.
 
-:class:`SpeechTimeline` joins the VAD's speech (:func:`fewshot.audio.speech_intervals`)
+:class:`SpeechTimeline` joins the VAD's speech (:func:`fewshot.vad.speech_intervals`)
 without its pauses and maps it back to the file; :func:`embed_windows` embeds
 overlapping windows of it from one log-mel pass (:func:`log_mel_blocks`, in
 bounded memory), in batches.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .audio import normalize_loudness, speech_intervals
+from .vad import normalize_loudness, speech_intervals
 from .config import FeatureConfig
 from .errors import CorruptModelError
 from .features import l2_normalize, log_mel

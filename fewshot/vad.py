@@ -5,8 +5,7 @@ An energy VAD: a frame (25 ms, every 10 ms) is speech when it is within
 input that is :func:`speech_intervals` and :func:`trim_silence`; over a stream
 of blocks, :func:`speech_blocks`, where the loudest frame is the loudest heard
 so far. :func:`load_speech` (whole) and :func:`stream_speech` (block by block)
-join it to the decoder of :mod:`fewshot.audio`, from which all of this can be
-imported too. Every function takes the signal first and the rest keyword-only.
+join it to the decoder of :mod:`fewshot.audio`. Every function takes the signal first and the rest keyword-only.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import os
 
 import numpy as np
 
+from .audio import BLOCK_S, check_samples, load, stream
 from .config import FeatureConfig
 from .errors import AudioError
 
@@ -200,9 +200,7 @@ def check_audio(y: np.ndarray, *, source="<array>") -> np.ndarray:
     ------
     AudioError
     """
-    from .audio import _check_samples
-
-    y = _check_samples(np.asarray(y), source=source)
+    y = check_samples(np.asarray(y), source=source)
     if _silent(float(np.max(np.abs(y)))):
         raise AudioError(source, "audio is all silence")
     return y
@@ -217,8 +215,6 @@ def load_speech(source, *, config: FeatureConfig | None = None, sr_in: int | Non
         Missing, unreadable, empty, non-finite, silent, or less than
         ``config.min_speech_s`` seconds of speech.
     """
-    from .audio import load
-
     cfg = config or FeatureConfig()
     return speech(load(source, sr=cfg.sr, sr_in=sr_in), config=cfg, source=_name(source))
 
@@ -264,8 +260,6 @@ def stream_speech(source, *, config: FeatureConfig | None = None, sr_in: int | N
         As :func:`load_speech`; silence and too little speech are known, and
         raised, at the end of the input.
     """
-    from .audio import BLOCK_S, stream
-
     cfg = config or FeatureConfig()
     peak, kept = 0.0, 0
 

@@ -32,7 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, normalize_loudness, trim_silence
+from ..audio import SAMPLE_RATE
+
+from ..vad import normalize_loudness, trim_silence
 from ..datasets import speaker_folders
 from .protocol import protocol_speech
 

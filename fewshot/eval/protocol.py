@@ -2,7 +2,7 @@
 
 For a speaker-per-folder dataset: per speaker, its files in name order,
 resampled to 16 kHz mono, silences cut with the energy VAD of
-:func:`fewshot.audio.speech_intervals` (``top_db=35``, 25 ms frames, 10 ms hop,
+:func:`fewshot.vad.speech_intervals` (``top_db=35``, 25 ms frames, 10 ms hop,
 no absolute floor: ``librosa.effects.split``'s rule), speech concatenated. Enrollment is the first T s of that speech; test pieces are
 non-overlapping 5 s pieces of the speech after 35 s, at most 12 per speaker;
 speakers with fewer than 2 test pieces are left out.
@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, load, speech_intervals
+from ..audio import SAMPLE_RATE, load
+
+from ..vad import speech_intervals
 from ..classifier import GroupSVC
 from ..config import ClassifierConfig
 from ..datasets import read_genders, speaker_folders

@@ -221,7 +221,7 @@ def run_evaluation(args) -> dict:
         "dataset": {"path": str(args.dataset), "speakers_found": len(folders), "speakers_evaluated": len(speakers),
                     "left_out": sorted(set(folders) - {s.name for s in speakers}),
                     "test_pieces": sum(len(s.tests) for s in speakers), "genders": genders},
-        "protocol": {"sr": SAMPLE_RATE, "vad": f"fewshot.audio.speech_intervals, top_db={PROTOCOL_TOP_DB:g}, "
+        "protocol": {"sr": SAMPLE_RATE, "vad": f"fewshot.vad.speech_intervals, top_db={PROTOCOL_TOP_DB:g}, "
                                                   "25 ms frames, 10 ms hop, no absolute floor",
                      "enroll_seconds": [float(t) for t in args.enroll_seconds], "piece_s": 5.0,
                      "max_pieces": 12, "test_offset_s": 35.0, "min_test_pieces": 2,

@@ -120,7 +120,8 @@ def load_identifier(args):
 
 # ---------------------------------------------------------------------------- file mode
 def run_files(args) -> int:
-    from ..audio import load, load_speech
+    from ..audio import load
+    from ..vad import load_speech
     from ..errors import AudioError
 
     out = sys.stderr if args.json else sys.stdout

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..audio import normalize_loudness
+from ..vad import normalize_loudness
 from ..decoders import viterbi
 from ..features import l2_normalize, log_mel
 from ..turns import Turn, TurnConfig, _named_runs, snap_to_pauses

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import load, normalize_loudness, trim_silence
+from ..audio import load
+
+from ..vad import normalize_loudness, trim_silence
 from ..config import FeatureConfig
 from ..features import log_mel
 from ..persistence import atomic_save_npz

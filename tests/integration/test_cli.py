@@ -304,7 +304,7 @@ def test_identify_segments_are_turns_in_file_time_and_rttm(home, tmp_path):
 
     from synth import speak
 
-    from fewshot.audio import speech_intervals
+    from fewshot.vad import speech_intervals
 
     lines = ["Yesterday I walked to the market to buy apples and bread.", "The weather was cold but bright.",
              "Then we went home and made a pot of tea for everyone."]

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from synth import SR, write_wav
-from fewshot.audio import (downmix, load, load_speech, resample, speech_blocks, stream, stream_speech,
-                           trim_silence)
+from fewshot.audio import downmix, load, resample, stream
+from fewshot.vad import load_speech, speech_blocks, stream_speech, trim_silence
 from fewshot.errors import AudioError
 
 
@@ -155,7 +155,7 @@ def test_cli_shows_progress_on_long_files_and_enrollments(default_extractor, voi
 MEASURE = """
 import sys
 import numpy as np
-from fewshot.audio import stream_speech
+from fewshot.vad import stream_speech
 
 
 def peak_mb():
