@@ -154,7 +154,28 @@ class EnrollmentStore:
             (gid, normalize_name(speaker, kind="person"))).fetchall()
         return [np.load(io.BytesIO(a)) for (a,) in rows]
 
+    def fit(self, group: str, *, revision: tuple[str, int]) -> tuple[str, bytes] | None:
+        """``(key, data)`` of the fitted SVM kept for ``group`` at ``revision`` (:meth:`group_revision`), or ``None``."""
+        row = self._read().execute(
+            "SELECT f.key, f.data FROM fits f JOIN groups g ON g.id=f.group_id "
+            "WHERE g.name=? AND g.extractor_id=? AND g.revision=? AND f.revision=g.revision",
+            (normalize_name(group, kind="group"), *revision)).fetchone()
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
     # ------------------------------------------------------------------ writing
+    def keep_fit(self, group: str, *, revision: tuple[str, int], key: str, data: bytes) -> bool:
+        """Keep ``group``'s fitted SVM, unless its members changed since ``revision`` (then ``False``)."""
+        group = normalize_name(group, kind="group")
+        if self._read() is self._empty:
+            return False
+
+        def work():
+            return self._db.execute(
+                "INSERT OR REPLACE INTO fits (group_id, revision, key, data) SELECT id, revision, ?, ? FROM groups "
+                "WHERE name=? AND extractor_id=? AND revision=?", (key, data, group, *revision)).rowcount > 0
+
+        return self._write(work)
+
     def enroll(self, group: str, speaker: str, embeddings: np.ndarray, *, extractor_id: str,
                sources: list[Source], replace: bool = False, copies: np.ndarray | None = None) -> tuple[bool, float]:
         """Store ``speaker``'s segment embeddings in ``group`` (created if new), in one transaction.

@@ -2,8 +2,8 @@
 
 :class:`SpeakerIdentifier` joins the frozen extractor, the enrollment store and
 one RBF SVM per group (:class:`~fewshot.classifier.GroupSVC`, fitted whenever
-the group's members change; answered from its cached
-:class:`~fewshot.svm.FittedGroup`).
+the group's members change; answered from the
+:class:`~fewshot.svm.FittedGroup` the store keeps with the group).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .openset import load_calibration
 from .persistence import sha256_of
 from .selfcheck import check_enrollment
 from .streaming import identify_stream, short_speech, short_speeches
-from .svm import UNKNOWN, FittedGroup, cached_fit
+from .svm import UNKNOWN, FittedGroup, stored_or_fit
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class SpeakerIdentifier:
             copies = np.concatenate(self.extractor.embed(enrollment_copies(y_all, sr=cfg.sr), return_segments=True))
         added, total = self.store.enroll(group, speaker, E, extractor_id=self.extractor.model_id, sources=kept,
                                          replace=replace, copies=copies)
-        self.classifier(group)  # fitted now, so that identify answers from the cache
+        self.classifier(group)  # fitted now and kept in the store, so that identify answers without a refit
         if total < MIN_RECOMMENDED_ENROLL_S:
             warnings.append(f"only {total:.1f} s of speech for {speaker!r}; 15-35 s gives reliable results")
         return EnrollResult(speaker, len(y_all) / cfg.sr, available, len(E), warnings, added, total)
@@ -200,7 +200,7 @@ class SpeakerIdentifier:
                         "match this person's clean speech, record at a lower level")
 
     def classifier(self, group: str) -> FittedGroup:
-        """The group's fitted SVM (from the cache of :func:`fewshot.svm.cached_fit`), refitted when its members changed."""
+        """The group's fitted SVM (the store's, :func:`fewshot.svm.stored_or_fit`), refitted when its members changed."""
         group = normalize_name(group, kind="group")
         key = self.store.group_revision(group)
         if key[0] != self.extractor.model_id:
@@ -212,7 +212,10 @@ class SpeakerIdentifier:
             cc = self.classifier_config
             if not cc.multi_condition:
                 X, y, is_copy = X[~is_copy], y[~is_copy], is_copy[~is_copy]
-            clf = cached_fit(X, y, centroid_mask=~is_copy, params=cc.svc_params())
+            stored = self.store.fit(group, revision=key)
+            clf, new = stored_or_fit(stored, X, y, centroid_mask=~is_copy, params=cc.svc_params())
+            if new is not None:
+                self.store.keep_fit(group, revision=key, key=new[0], data=new[1])
             self._classifiers[group] = (key, clf.with_open_set(self.calibration, cc.false_accept_rate))
         return self._classifiers[group][1]
 

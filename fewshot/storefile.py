@@ -133,12 +133,21 @@ def default_store_path() -> Path:
 
 
 #: The version of :data:`SCHEMA`; older stores are brought to it by :data:`MIGRATIONS` when opened.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: The tables of a store. ``speakers.mapped_from`` is the id of the extractor whose
 #: embeddings were mapped into the group's (:mod:`fewshot.align`), or NULL for a
 #: person embedded by the group's extractor itself; ``embeddings.copy`` marks
-#: degraded copies of the enrollment speech (multi-condition enrollment).
+#: degraded copies of the enrollment speech (multi-condition enrollment); ``fits`` holds
+#: each group's fitted SVM (:mod:`fewshot.svm`) with the digest of the rows it was fitted on,
+#: and is emptied for a group in the same transaction as any change of its members.
+_FITS = """
+CREATE TABLE IF NOT EXISTS fits (
+    group_id INTEGER PRIMARY KEY REFERENCES groups(id) ON DELETE CASCADE,
+    revision INTEGER NOT NULL, key TEXT NOT NULL, data BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS fits_follow_members AFTER UPDATE OF revision, extractor_id ON groups
+BEGIN DELETE FROM fits WHERE group_id = NEW.id; END;
+"""
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS groups (
@@ -154,12 +163,14 @@ CREATE TABLE IF NOT EXISTS sources (
 CREATE TABLE IF NOT EXISTS embeddings (
     id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id) ON DELETE CASCADE,
     vector BLOB NOT NULL, copy INTEGER NOT NULL DEFAULT 0);
+{_FITS}
 INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
 
 #: Statements that bring a store of the key's schema version to the next one.
 MIGRATIONS = {1: "ALTER TABLE embeddings ADD COLUMN copy INTEGER NOT NULL DEFAULT 0",
-              2: "ALTER TABLE speakers ADD COLUMN mapped_from TEXT"}
+              2: "ALTER TABLE speakers ADD COLUMN mapped_from TEXT",
+              3: _FITS}
 
 
 def _migrate(db, path: Path, version: int, schema_version: int) -> None:
@@ -169,10 +180,46 @@ def _migrate(db, path: Path, version: int, schema_version: int) -> None:
 
     def work():
         for v in range(version, schema_version):
-            db.execute(MIGRATIONS[v])
+            for statement in _statements(MIGRATIONS[v]):
+                db.execute(statement)
         db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(schema_version),))
 
     write(db, work, timeout_s=db.timeout_s)
+    if version < 4:
+        remove_svm_cache_files()
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of ``script``, each whole (a trigger's body included)."""
+    out, current = [], ""
+    for line in script.strip().splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return out + ([current.strip()] if current.strip() else [])
+
+
+def remove_svm_cache_files() -> None:
+    """Delete the fitted SVMs fewshot once kept as files (``$FEWSHOT_HOME/cache/svm/*.npz``, or the
+    user's cache folder): they hold voiceprints, and the store keeps the fits now."""
+    home = os.environ.get("FEWSHOT_HOME")
+    if home:
+        folder = Path(home) / "cache" / "svm"
+    else:
+        from platformdirs import user_cache_dir
+
+        folder = Path(user_cache_dir("fewshot")) / "svm"
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for file in folder.iterdir():
+        if file.name.endswith(".npz") and (file.is_symlink() or file.is_file()):
+            file.unlink(missing_ok=True)
+    for empty in (folder, folder.parent):
+        try:
+            empty.rmdir()
+        except OSError:
+            break
 
 
 def open_store(path: Path, *, timeout_s: float, schema_version: int) -> sqlite3.Connection:
