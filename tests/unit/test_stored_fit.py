@@ -43,6 +43,7 @@ def test_after_removal_no_file_under_fewshot_home_holds_the_persons_voiceprint(i
     needles = [r.tobytes() for r in ann] + [r.astype(np.float64).tobytes() for r in Xn] + [centroid.tobytes()]
     assert any(n in b for b in _files_under(home).values() for n in needles)  # the search finds them before
 
+    assert sid.store._read().execute("PRAGMA secure_delete").fetchone()[0] == 1
     sid.store.remove_speaker("home", "ann")
     assert sid.identify("home", voice("ann", 4.0, seed=9)).nearest in ("bob", "cat")
     sid.store.close()
