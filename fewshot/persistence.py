@@ -109,7 +109,7 @@ def write_meta(path, *, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def read_meta(path, *, kind: str, required=()) -> dict[str, Any]:
+def read_meta(path, *, kind: str, required=(), max_bytes: int = 4 << 20) -> dict[str, Any]:
     """Read and check a ``meta.json`` written by :func:`write_meta`.
 
     Raises
@@ -117,13 +117,17 @@ def read_meta(path, *, kind: str, required=()) -> dict[str, Any]:
     IncompatibleModelError
         Missing file, another kind of artifact, or a format this version cannot read.
     CorruptModelError
-        The file is not valid JSON.
+        The file is not valid JSON, or larger than ``max_bytes``.
     """
     path = Path(path)
     if not path.is_file():
         raise IncompatibleModelError(f"{path}: metadata file not found; not a fewshot {kind} directory")
     try:
-        meta = json.loads(path.read_text())
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise CorruptModelError(f"{path}: metadata is over {max_bytes} bytes; not a fewshot {kind} directory")
+        meta = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptModelError(f"{path}: metadata is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict):

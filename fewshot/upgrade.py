@@ -4,9 +4,10 @@ A group remembers the id of the extractor that made its embeddings
 (:func:`fewshot.extractor.model_identity`). When the extractor in use has
 another id:
 
-- a group enrolled under this same model's former id (the checksum of its
-  weights alone, the id before the configuration was part of it) is moved to
-  the current id: its embeddings are those this model makes;
+- a group enrolled under one of this same model's former ids (the checksum of
+  its Keras file alone, the id before the configuration was part of it; the id
+  before the LiteRT files were part of it) is moved to the current id: its
+  embeddings are those this model makes;
 - a group enrolled with an extractor the current model ships an aligner from
   (:mod:`fewshot.align`) is mapped into the current model's space, once, and
   its members are marked as running on mapped voiceprints;
@@ -21,16 +22,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import align
+from . import align, modeldir
 from .errors import IncompatibleModelError, StoreBusyError
 
 #: How many times an upgrade reads and re-embeds a group that another process changed meanwhile.
 UPGRADE_ATTEMPTS = 3
 
 
-def former_id(extractor) -> str:
-    """The id the same weights had before the configuration was part of the id."""
-    return str(extractor.meta.get("sha256", ""))[:16]
+def former_ids(extractor) -> tuple[str, ...]:
+    """The ids the same weights had before (:func:`fewshot.modeldir.former_ids`)."""
+    if "sha256" not in extractor.meta:
+        return ()
+    return modeldir.former_ids(extractor.meta)
 
 
 def upgrade_group(sid, group: str, *, progress=None) -> dict:
@@ -85,11 +88,11 @@ def _upgrade_once(sid, group: str, *, progress=None) -> dict | None:
     return {"from": old_id, "to": ex.model_id, "speakers": sorted(embeddings), "seconds": seconds}
 
 
-def move_to_current_id(store, group: str, extractor) -> None:
-    """Re-key a group enrolled under ``extractor``'s former id; its embeddings stay (nothing is written
-    when another process changed the group meanwhile: it moves it, or the next use does)."""
+def move_to_current_id(store, group: str, stored: str, extractor) -> None:
+    """Re-key a group enrolled under ``extractor``'s former id ``stored``; its embeddings stay (nothing is
+    written when another process changed the group meanwhile: it moves it, or the next use does)."""
     expect = store.group_revision(group)
-    X, y, is_copy = store.embeddings(group, extractor_id=former_id(extractor), copies=True)
+    X, y, is_copy = store.embeddings(group, extractor_id=stored, copies=True)
     per = {n: (X[(y == n) & ~is_copy], X[(y == n) & is_copy]) for n in np.unique(y)}
     store.rewrite_group(group, extractor_id=extractor.model_id, embeddings=per, expect=expect)
 
@@ -103,8 +106,8 @@ def adopt_group(store, group: str, stored: str, extractor) -> None:
         When the group is neither under ``extractor``'s former id nor mappable by an aligner it ships
         (the message says how to upgrade or re-enroll).
     """
-    if stored == former_id(extractor):
-        move_to_current_id(store, group, extractor)
+    if stored in former_ids(extractor):
+        move_to_current_id(store, group, stored, extractor)
         return
     aligner = align.find_aligner(extractor, stored)
     if aligner is None:
