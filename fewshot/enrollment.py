@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import storefile
-from .errors import DuplicateAudioError, IncompatibleModelError, NotEnrolledError
+from .errors import DuplicateAudioError, IncompatibleModelError, NotEnrolledError, StoreFullError, StoreReadOnlyError
 from .names import normalize_name
 from .storefile import SCHEMA, SCHEMA_VERSION, Source, SpeakerInfo, default_store_path
 
@@ -164,9 +164,10 @@ class EnrollmentStore:
 
     # ------------------------------------------------------------------ writing
     def keep_fit(self, group: str, *, revision: tuple[str, int], key: str, data: bytes) -> bool:
-        """Keep ``group``'s fitted SVM, unless its members changed since ``revision`` (then ``False``)."""
+        """Keep ``group``'s fitted SVM, unless its members changed since ``revision`` (then ``False``). A store
+        that is read-only or on a full disk keeps none (``False``): the next use fits again."""
         group = normalize_name(group, kind="group")
-        if self._read() is self._empty:
+        if self._read() is self._empty or self._db.read_only:
             return False
 
         def work():
@@ -174,7 +175,10 @@ class EnrollmentStore:
                 "INSERT OR REPLACE INTO fits (group_id, revision, key, data) SELECT id, revision, ?, ? FROM groups "
                 "WHERE name=? AND extractor_id=? AND revision=?", (key, data, group, *revision)).rowcount > 0
 
-        return self._write(work)
+        try:
+            return self._write(work)
+        except (StoreFullError, StoreReadOnlyError):
+            return False
 
     def enroll(self, group: str, speaker: str, embeddings: np.ndarray, *, extractor_id: str,
                sources: list[Source], replace: bool = False, copies: np.ndarray | None = None) -> tuple[bool, float]:
@@ -301,14 +305,13 @@ class EnrollmentStore:
                 raise NotEnrolledError(f"group {group!r} has no speaker named {speaker!r}")
             self._db.execute("UPDATE groups SET revision = revision + 1 WHERE id=?", (gid,))
 
-        self._write(work)
-        storefile.purge(self._db)
+        storefile.delete(self._db, work, timeout_s=self.busy_timeout_s)
 
     def delete_group(self, group: str) -> None:
         """Delete ``group`` with all its speakers, embeddings and kept audio."""
         gid = self._group(normalize_name(group, kind="group"))[0]
-        self._write(lambda: self._db.execute("DELETE FROM groups WHERE id=?", (gid,)))
-        storefile.purge(self._db)
+        storefile.delete(self._db, lambda: self._db.execute("DELETE FROM groups WHERE id=?", (gid,)),
+                         timeout_s=self.busy_timeout_s)
 
 
 def _check_extractor(group: str, stored: str, given: str) -> None:

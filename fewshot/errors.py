@@ -54,6 +54,14 @@ class StoreBusyError(StoreError):
     """Another process kept the store locked for longer than the busy timeout."""
 
 
+class StoreFullError(StoreError):
+    """The disk holding the store is full: a write was rolled back."""
+
+
+class StoreReadOnlyError(StoreError):
+    """A write to a store that can only be read (its file, folder or disk is read-only)."""
+
+
 def exit_status(run, *, interrupted: str = "interrupted; nothing half-written was kept") -> int:
     """``run()``'s exit status for a command line: its own, 2 with one ``error:`` line for an
     error the user can act on (bad input, a bad model or store), 130 on Ctrl-C."""
