@@ -220,8 +220,6 @@ def cmd_groups(args) -> int:
 
 
 def _upgrade(args, store) -> int:
-    from tqdm import tqdm
-
     from .identifier import SpeakerIdentifier
 
     from .extractor import load_extractor
@@ -232,9 +230,9 @@ def _upgrade(args, store) -> int:
                                             or _mapped_with_audio(store.speakers(g["name"]))]
     if not todo:
         print(f"every group already uses extractor {sid.extractor.model_id}")
+    bars = _bars(args)
     for group in todo:
-        bar = lambda it: tqdm(it, desc=f"Re-embedding {group}", unit="people", leave=False, file=sys.stderr)  # noqa: E731
-        r = sid.upgrade(group, progress=bar)
+        r = sid.upgrade(group, progress=bars and (lambda it, g=group: bars(it, desc=f"Re-embedding {g}", unit="people")))
         print(f"upgraded group {group!r} from extractor {r['from']} to {r['to']}: {len(r['speakers'])} "
               f"{'person' if len(r['speakers']) == 1 else 'people'}, {r['seconds']:.1f} s of kept speech re-embedded")
     return 0

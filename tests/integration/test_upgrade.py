@@ -161,3 +161,13 @@ def test_an_upgrade_that_keeps_meeting_changes_refuses_and_changes_nothing(two_m
     with pytest.raises(StoreBusyError, match="changed while it was being upgraded"):
         upgrader.upgrade("home", progress=always)
     assert upgrader.store.group_revision("home")[0] == sid_old.extractor.model_id
+
+
+def test_groups_upgrade_works_without_tqdm(two_models, files, tmp_path, fewshot, monkeypatch):
+    old, new = two_models
+    store = tmp_path / "s.sqlite"
+    assert fewshot("enroll", "--group", "home", "--speaker", "ann", files["ann"], "--keep-audio", "--model", old,
+                   store=store).returncode == 0
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as after `pip install .`, without the extras
+    r = fewshot("groups", "upgrade", "home", "--model", new, store=store)
+    assert r.returncode == 0 and "upgraded group 'home'" in r.stdout, r.stderr
