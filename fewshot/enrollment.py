@@ -6,7 +6,9 @@ readable by its owner only, deletions overwrite the freed pages
 (``PRAGMA secure_delete``) and the file is vacuumed, so a removed speaker's
 embeddings are gone from the file, not just flagged. Reading never creates the
 file; how it is shared between processes is in :mod:`fewshot.storefile`.
-Every group and person name goes through :func:`fewshot.names.normalize_name`.
+Every group and person name goes through :func:`fewshot.names.normalize_name`,
+and names are looked up by :func:`fewshot.names.name_key` (``COLLATE NAME``):
+the spelling first enrolled is the one kept.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class EnrollmentStore:
             return self._db
         if self._empty is None:
             self._empty = sqlite3.connect(":memory:")
+            storefile.add_collations(self._empty)
             self._empty.executescript(SCHEMA)
         return self._empty
 
@@ -94,8 +97,8 @@ class EnrollmentStore:
 
     def _group(self, group: str):
         """``(id, extractor_id, revision)`` of ``group`` (a normalised name)."""
-        row = self._read().execute("SELECT id, extractor_id, revision FROM groups WHERE name=?",
-                                   (group,)).fetchone()
+        row = self._read().execute("SELECT id, extractor_id, revision FROM groups WHERE name=? COLLATE NAME "
+                                   "ORDER BY name=? DESC", (group, group)).fetchone()  # an exact spelling first
         if row is None:
             known = ", ".join(g["name"] for g in self.groups()) or "none yet"
             raise NotEnrolledError(f"no group named {group!r} (groups: {known})")
@@ -150,7 +153,7 @@ class EnrollmentStore:
         gid = self._group(normalize_name(group, kind="group"))[0]
         rows = self._read().execute(
             "SELECT so.audio FROM sources so JOIN speakers s ON s.id=so.speaker_id "
-            "WHERE s.group_id=? AND s.name=? AND so.audio IS NOT NULL",
+            "WHERE s.group_id=? AND s.name=? COLLATE NAME AND so.audio IS NOT NULL",
             (gid, normalize_name(speaker, kind="person"))).fetchall()
         return [np.load(io.BytesIO(a)) for (a,) in rows]
 
@@ -158,7 +161,7 @@ class EnrollmentStore:
         """``(key, data)`` of the fitted SVM kept for ``group`` at ``revision`` (:meth:`group_revision`), or ``None``."""
         row = self._read().execute(
             "SELECT f.key, f.data FROM fits f JOIN groups g ON g.id=f.group_id "
-            "WHERE g.name=? AND g.extractor_id=? AND g.revision=? AND f.revision=g.revision",
+            "WHERE g.name=? COLLATE NAME AND g.extractor_id=? AND g.revision=? AND f.revision=g.revision",
             (normalize_name(group, kind="group"), *revision)).fetchone()
         return None if row is None else (str(row[0]), bytes(row[1]))
 
@@ -173,7 +176,7 @@ class EnrollmentStore:
         def work():
             return self._db.execute(
                 "INSERT OR REPLACE INTO fits (group_id, revision, key, data) SELECT id, revision, ?, ? FROM groups "
-                "WHERE name=? AND extractor_id=? AND revision=?", (key, data, group, *revision)).rowcount > 0
+                "WHERE name=? COLLATE NAME AND extractor_id=? AND revision=?", (key, data, group, *revision)).rowcount > 0
 
         try:
             return self._write(work)
@@ -212,14 +215,16 @@ class EnrollmentStore:
 
     def _enroll(self, group, speaker, E, C, extractor_id, sources, replace) -> tuple[bool, float]:
         db = self._db
-        row = db.execute("SELECT id, extractor_id FROM groups WHERE name=?", (group,)).fetchone()
+        row = db.execute("SELECT id, extractor_id FROM groups WHERE name=? COLLATE NAME ORDER BY name=? DESC",
+                         (group, group)).fetchone()
         if row is None:
             gid = db.execute("INSERT INTO groups (name, extractor_id, created) VALUES (?, ?, ?)",
                              (group, extractor_id, time.time())).lastrowid
         else:
             gid = row[0]
             _check_extractor(group, row[1], extractor_id)
-        srow = db.execute("SELECT id FROM speakers WHERE group_id=? AND name=?", (gid, speaker)).fetchone()
+        srow = db.execute("SELECT id FROM speakers WHERE group_id=? AND name=? COLLATE NAME ORDER BY name=? DESC",
+                          (gid, speaker, speaker)).fetchone()
         if srow is not None and replace:
             db.execute("DELETE FROM speakers WHERE id=?", (srow[0],))
             srow = None
@@ -300,7 +305,8 @@ class EnrollmentStore:
         gid = self._group(group)[0]
 
         def work():
-            n = self._db.execute("DELETE FROM speakers WHERE group_id=? AND name=?", (gid, speaker)).rowcount
+            n = self._db.execute("DELETE FROM speakers WHERE id = (SELECT id FROM speakers WHERE group_id=? AND "
+                                 "name=? COLLATE NAME ORDER BY name=? DESC LIMIT 1)", (gid, speaker, speaker)).rowcount
             if n == 0:
                 raise NotEnrolledError(f"group {group!r} has no speaker named {speaker!r}")
             self._db.execute("UPDATE groups SET revision = revision + 1 WHERE id=?", (gid,))

@@ -20,7 +20,7 @@ from .config import ClassifierConfig
 from .enrollment import EnrollmentStore, Source
 from . import upgrade
 from .errors import AudioError, IncompatibleModelError, InvalidNameError
-from .names import normalize_name
+from .names import name_key, normalize_name
 from .openset import load_calibration
 from .persistence import sha256_of
 from .selfcheck import check_enrollment
@@ -140,7 +140,7 @@ class SpeakerIdentifier:
             For an empty or reserved name, or one holding control characters.
         """
         group, speaker = normalize_name(group, kind="group"), normalize_name(speaker, kind="person")
-        if speaker.casefold() == UNKNOWN:
+        if name_key(speaker) == UNKNOWN:
             raise InvalidNameError(f"{speaker!r} is reserved for speech that matches nobody; choose another name")
         if any(g["name"] == group and g["extractor_id"] != self.extractor.model_id for g in self.store.groups()):
             self.classifier(group)  # an earlier model's group is mapped first, or refused with what to do

@@ -131,7 +131,15 @@ def connect(path: Path, *, timeout_s: float, read_only: str = "") -> sqlite3.Con
         if read_only == "exclusive":
             db.execute("PRAGMA locking_mode = EXCLUSIVE")
     db.store_path, db.timeout_s = str(path), timeout_s
+    add_collations(db)
     return db
+
+
+def add_collations(db: sqlite3.Connection) -> None:
+    """``COLLATE NAME``: names compared as :func:`fewshot.names.name_key` compares them."""
+    from .names import compare
+
+    db.create_collation("NAME", compare)
 
 
 def writable(path: Path) -> bool:
