@@ -70,7 +70,9 @@ def exit_status(run, *, interrupted: str = "interrupted; nothing half-written wa
     try:
         return run()
     except (FewshotError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from .names import shown
+
+        print(f"error: {shown(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\n{interrupted}", file=sys.stderr)

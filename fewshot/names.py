@@ -73,6 +73,21 @@ def name_key(name: str) -> str:
     return " ".join(folded.split())
 
 
+def shown(text) -> str:
+    """``text`` as it may be printed on a terminal or written to a text record: every control, format,
+    bidirectional, separator, private-use or unassigned character as a ``\\uXXXX`` escape, a backslash doubled."""
+    out = []
+    for ch in str(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif (unicodedata.category(ch) in _REFUSED_CATEGORIES or unicodedata.bidirectional(ch) in _BIDI_CONTROLS
+              or not ch.isprintable()):
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def compare(a: str, b: str) -> int:
     """``-1``, ``0`` or ``1`` as ``a``'s key sorts before, with or after ``b``'s (the store's ``NAME`` collation)."""
     ka, kb = name_key(a), name_key(b)

@@ -192,16 +192,41 @@ def _named_runs(edges: np.ndarray, E: np.ndarray, C: np.ndarray, centres: np.nda
 
 
 def rttm_lines(turns, *, file_id: str) -> list[str]:
-    """``turns`` as lines of NIST RTTM (``SPEAKER`` records; white space in names becomes ``_``).
+    """``turns`` as lines of NIST RTTM (``SPEAKER`` records).
+
+    In the file id and the names, white space becomes ``_`` and every control,
+    invisible or bidirectional character a ``\\uXXXX`` escape
+    (:func:`fewshot.names.shown`), so each record is one line of ten fields.
 
     Examples
     --------
     >>> rttm_lines([Turn(0.5, 2.25, "ann lee", 0.8)], file_id="meeting")
     ['SPEAKER meeting 1 0.500 1.750 <NA> <NA> ann_lee <NA> <NA>']
     """
-    fid = "_".join(str(file_id).split()) or "_"
-    return [f"SPEAKER {fid} 1 {a:.3f} {b - a:.3f} <NA> <NA> {'_'.join(str(who).split()) or '_'} <NA> <NA>"
+    return [f"SPEAKER {_rttm_field(file_id)} 1 {a:.3f} {b - a:.3f} <NA> <NA> {_rttm_field(who)} <NA> <NA>"
             for a, b, who, *_ in turns]
+
+
+def rttm_file_ids(paths) -> list[str]:
+    """The RTTM file id of each of ``paths``: its name without the extension, or, where two files share
+    that, its path as given without the extension (numbered where even that repeats)."""
+    from collections import Counter
+    from pathlib import PurePath
+
+    stems = [PurePath(str(p)).stem for p in paths]
+    counts = Counter(stems)
+    ids = [stem if counts[stem] == 1 else str(PurePath(str(p)).with_suffix("")) for p, stem in zip(paths, stems)]
+    seen, out = Counter(), []
+    for i in ids:
+        seen[i] += 1
+        out.append(i if ids.count(i) == 1 else f"{i}#{seen[i]}")
+    return out
+
+
+def _rttm_field(text) -> str:
+    from .names import shown
+
+    return "_".join(shown(" ".join(str(text).split())).split()) or "_"
 
 
 def write_rttm(path, lines) -> None:
