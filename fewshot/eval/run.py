@@ -34,6 +34,39 @@ def _group_size(text):
     return k
 
 
+def _enroll_seconds(text):
+    """Seconds of enrollment speech: more than 0, at most the protocol's test offset."""
+    import argparse
+    import math
+
+    from .protocol import TEST_OFFSET_S
+
+    try:
+        t = float(text)
+    except ValueError:
+        t = math.nan
+    if not 0 < t <= TEST_OFFSET_S:
+        raise argparse.ArgumentTypeError(f"seconds of enrollment speech must be more than 0 and at most "
+                                         f"{TEST_OFFSET_S:g} (where the test pieces start), given {text!r}")
+    return t
+
+
+def _whole(low: int, high: int, what: str):
+    """An argparse type: a whole number from ``low`` to ``high``."""
+    def parse(text):
+        import argparse
+
+        try:
+            k = int(text)
+        except ValueError:
+            k = low - 1
+        if not low <= k <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number from {low} to {high}, given {text!r}")
+        return k
+
+    return parse
+
+
 def configure_parser(p):
     """Add the ``evaluate`` arguments to the parser ``p``."""
     from ..openset import add_false_accept_arguments
@@ -43,12 +76,12 @@ def configure_parser(p):
     p.add_argument("--model", help="extractor model directory (default: the model shipped with fewshot)")
     p.add_argument("--group-sizes", nargs="+", type=_group_size, default=[3, 5, 10, 20, "all"],
                    metavar="K", help="people per group: integers and/or 'all' (default: 3 5 10 20 all)")
-    p.add_argument("--enroll-seconds", nargs="+", type=float, default=[15.0, 35.0], metavar="T",
+    p.add_argument("--enroll-seconds", nargs="+", type=_enroll_seconds, default=[15.0, 35.0], metavar="T",
                    help="enrollment speech per person, in seconds (default: 15 35)")
-    p.add_argument("--curve-seconds", nargs="+", type=float, default=list(CURVE_SECONDS), metavar="T",
+    p.add_argument("--curve-seconds", nargs="+", type=_enroll_seconds, default=list(CURVE_SECONDS), metavar="T",
                    help="enrollment lengths of the accuracy-against-seconds curve (default: 5 10 ... 35)")
-    p.add_argument("--draws", type=int, default=100, help="random groups per group size (default: 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the group draws (default: 0)")
+    p.add_argument("--draws", type=_whole(1, 100_000, "draws"), default=100, help="random groups per group size (default: 100)")
+    p.add_argument("--seed", type=_whole(0, 2 ** 32 - 1, "the seed"), default=0, help="seed of the group draws (default: 0)")
     p.add_argument("--baselines", action="store_true",
                    help="also evaluate the MFCC-statistics baseline and the original project's CNN")
     p.add_argument("--conditions", metavar="LIST",
