@@ -180,6 +180,18 @@ class SpeakerIdentifier:
             warnings.append(f"only {total:.1f} s of speech for {speaker!r}; 15-35 s gives reliable results")
         return EnrollResult(speaker, len(y_all) / cfg.sr, available, len(E), warnings, added, total)
 
+    def check_sources(self, sources, *, force: bool = False) -> None:
+        """Decode and check enrollment ``sources`` as :meth:`enroll` does (audio, clipping, speech), storing
+        nothing: a caller enrolling several people checks every file first.
+
+        Raises
+        ------
+        AudioError
+            For the first unusable source.
+        """
+        for src in [sources] if isinstance(sources, (str, os.PathLike, np.ndarray)) else sources:
+            self._enrollment_speech(src, sr_in=None, force=force)
+
     def _enrollment_speech(self, src, *, sr_in: int | None, force: bool) -> tuple[np.ndarray, str | None]:
         """The speech of one enrollment source, and a warning when its audio is clipped."""
         cfg = self.extractor.feature_config
