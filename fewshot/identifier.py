@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import load, load_speech
+from .audio import load
 from .config import ClassifierConfig
 from .enrollment import EnrollmentStore, Source
 from . import upgrade
@@ -24,7 +24,7 @@ from .names import name_key, normalize_name
 from .openset import load_calibration
 from .persistence import sha256_of
 from .selfcheck import check_enrollment
-from .streaming import identify_stream, short_speech, short_speeches
+from .streaming import identify_stream, short_speech, short_speeches, speech_prefix
 from .svm import UNKNOWN, FittedGroup, stored_or_fit
 
 logger = logging.getLogger(__name__)
@@ -150,13 +150,15 @@ class SpeakerIdentifier:
             raise ValueError("no audio given to enroll from")
         cfg = self.extractor.feature_config
         records, warnings = [], []
-        for src in sources:
-            y, warning = self._enrollment_speech(src, sr_in=sr_in, force=force)
+        budget = int(self.max_enroll_s * cfg.sr)
+        for src in sources:  # each file is read only as far as the speech still needed (at least checked)
+            left = max(budget - sum(len(y) for _, _, y in records), 0) / cfg.sr
+            y, warning = self._enrollment_speech(src, sr_in=sr_in, force=force,
+                                                 max_s=max(left, cfg.min_speech_s))
             name = "<recording>" if isinstance(src, np.ndarray) else os.path.basename(os.fspath(src))
             records.append((name, sha256_of(src), y))
             warnings += [warning] if warning else []
         available = sum(len(y) for _, _, y in records) / cfg.sr
-        budget = int(self.max_enroll_s * cfg.sr)
         used, kept = [], []
         for name, digest, y in records:
             take = y[: max(0, budget - sum(len(u) for u in used))]
@@ -192,20 +194,18 @@ class SpeakerIdentifier:
         for src in [sources] if isinstance(sources, (str, os.PathLike, np.ndarray)) else sources:
             self._enrollment_speech(src, sr_in=None, force=force)
 
-    def _enrollment_speech(self, src, *, sr_in: int | None, force: bool) -> tuple[np.ndarray, str | None]:
-        """The speech of one enrollment source, and a warning when its audio is clipped."""
+    def _enrollment_speech(self, src, *, sr_in: int | None, force: bool,
+                           max_s: float | None = None) -> tuple[np.ndarray, str | None]:
+        """The speech of one enrollment source (its first ``max_s`` seconds, read only as far as needed), and a
+        warning when its audio is clipped."""
         cfg = self.extractor.feature_config
         name = "<array>" if isinstance(src, np.ndarray) else os.fspath(src)
-        y = load(src, sr=cfg.sr, sr_in=sr_in)
-        clipped = clipped_fraction(y)
+        max_s = self.max_enroll_s if max_s is None else max_s
+        speech, clipped = speech_prefix(src, config=cfg, max_s=max_s, sr_in=sr_in, clip_level=CLIP_LEVEL)
         if clipped > MAX_CLIPPED_FRACTION and not force:
             raise AudioError(name, f"{clipped:.0%} of the samples are clipped (at full scale; over "
                                    f"{MAX_CLIPPED_FRACTION:.0%} is refused): record it again at a lower level, "
                                    "or enroll it anyway with --force (force=True)")
-        try:
-            speech = load_speech(y, config=cfg)
-        except AudioError as exc:
-            raise AudioError(name, exc.reason) from None
         if clipped <= WARN_CLIPPED_FRACTION:
             return speech, None
         return speech, (f"{name}: {clipped:.1%} of the samples are clipped (at full scale); the voiceprint may not "

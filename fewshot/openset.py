@@ -66,8 +66,8 @@ def check_block(block: dict) -> dict:
     if block.get("enrollment_check") is not None:
         check = _numbers(block["enrollment_check"], "enrollment_check", ndim=2)
         if (check.shape[1:] != (2,) or len(check) < 1 or np.any(np.diff(check[:, 0]) <= 0)
-                or np.any(check[:, 0] <= 0) or np.any(np.abs(check[:, 1]) > 1)):
-            raise ValueError("enrollment_check must be rows of (seconds, coherence from -1 to 1), seconds increasing")
+                or np.any(check[:, 0] <= 0) or np.any(np.abs(check[:, 1]) > 2)):
+            raise ValueError("enrollment_check must be rows of (seconds, coherence from -2 to 2), seconds increasing")
     if not isinstance(block.get("source", ""), str):
         raise ValueError("source must be text")
     return block
