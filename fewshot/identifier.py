@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import load
 from .config import ClassifierConfig
 from .enrollment import EnrollmentStore, Source
 from . import upgrade
@@ -297,7 +296,7 @@ class SpeakerIdentifier:
                 for label, score, near in zip(labels, scores, nearest)]
 
     def turns(self, group: str, source, *, sr_in: int | None = None) -> list:
-        """Who speaks when in ``source`` (a file or an array, read whole): :class:`~fewshot.turns.Turn`
+        """Who speaks when in ``source`` (a file or an array, read block by block in flat memory): :class:`~fewshot.turns.Turn`
         ``(start_s, end_s, speaker, score)`` in seconds of the source, a member of ``group`` or unknown.
 
         Raises
@@ -307,9 +306,9 @@ class SpeakerIdentifier:
         NotEnrolledError
             For an unknown or empty group.
         """
-        from .audio import check_audio
+        from .timeline import SpeechTimeline
         from .turns import find_turns
 
         cfg, name = self.extractor.feature_config, "<array>" if isinstance(source, np.ndarray) else os.fspath(source)
-        y = check_audio(load(source, sr=cfg.sr, sr_in=sr_in), source=name)
-        return find_turns(y, self.classifier(group), self.extractor, source=name)
+        timeline = SpeechTimeline.scan(source, config=cfg, sr_in=sr_in)  # read twice, block by block
+        return find_turns(timeline, self.classifier(group), self.extractor, source=name)

@@ -90,8 +90,9 @@ def find_turns(y: np.ndarray, clf, extractor, *, config: TurnConfig | None = Non
 
     Parameters
     ----------
-    y : np.ndarray [shape=(n,)]
-        The recording, mono at ``extractor.feature_config.sr``.
+    y : np.ndarray [shape=(n,)] or fewshot.timeline.SpeechTimeline
+        The recording, mono at ``extractor.feature_config.sr``, or its timeline
+        (:meth:`~fewshot.timeline.SpeechTimeline.scan` reads a long file in flat memory).
     clf : fewshot.svm.FittedGroup or fewshot.classifier.GroupSVC
         The group's fitted SVM.
     extractor : fewshot.extractor.Extractor
@@ -110,11 +111,12 @@ def find_turns(y: np.ndarray, clf, extractor, *, config: TurnConfig | None = Non
         With less than ``min_speech_s`` of speech.
     """
     cfg, tc = extractor.feature_config, config or TurnConfig()
-    timeline = SpeechTimeline(y, config=cfg)
-    if len(timeline.speech) < cfg.min_speech_s * cfg.sr:
-        raise AudioError(source, f"too little speech to use: {len(timeline.speech) / cfg.sr:.2f} s found, "
+    timeline = y if isinstance(y, SpeechTimeline) else SpeechTimeline(y, config=cfg)
+    if timeline.n_speech < cfg.min_speech_s * cfg.sr:
+        raise AudioError(source, f"too little speech to use: {timeline.n_speech / cfg.sr:.2f} s found, "
                                  f"need at least {cfg.min_speech_s:g} s")
-    E, bounds = embed_windows(extractor, timeline.speech, window_s=tc.window_s, hop_s=tc.hop_s)
+    E, bounds = embed_windows(extractor, timeline.chunks(), n_samples=timeline.n_speech, window_s=tc.window_s,
+                              hop_s=tc.hop_s)
     centres = bounds.mean(axis=1) * cfg.hop_length
     C = clf.cosine_scores(E)
     if tc.decoder == "viterbi":
@@ -125,7 +127,7 @@ def find_turns(y: np.ndarray, clf, extractor, *, config: TurnConfig | None = Non
         gap = int(np.ceil(tc.window_s / tc.hop_s - 1e-9))
         cuts = bounds[change_points(E, context=gap, gap=gap, threshold=tc.change_threshold), 0] * cfg.hop_length
     cuts = snap_to_pauses(cuts, timeline, within=int(tc.snap_s * cfg.sr))
-    edges = np.concatenate([[0], cuts, [len(timeline.speech)]]).astype(np.int64)
+    edges = np.concatenate([[0], cuts, [timeline.n_speech]]).astype(np.int64)
     runs = _named_runs(edges, E, C, centres, clf, unknown_cosine=tc.unknown_cosine)
     max_gap = int((cfg.max_silence_s if tc.max_pause_s is None else tc.max_pause_s) * cfg.sr)
     turns = []
