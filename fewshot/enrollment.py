@@ -5,10 +5,9 @@ leaves the store as it was. Voiceprints are personal data: the file is created
 readable by its owner only, deletions overwrite the freed pages
 (``PRAGMA secure_delete``) and the file is vacuumed, so a removed speaker's
 embeddings are gone from the file, not just flagged. Reading never creates the
-file; how it is shared between processes is in :mod:`fewshot.storefile`.
-Every group and person name goes through :func:`fewshot.names.normalize_name`,
-and names are looked up by :func:`fewshot.names.name_key` (``COLLATE NAME``):
-the spelling first enrolled is the one kept.
+file (sharing: :mod:`fewshot.storefile`; tables: :mod:`fewshot.storeschema`). Names
+go through :func:`fewshot.names.normalize_name` and are looked up by key
+(``COLLATE NAME``, :func:`fewshot.names.name_key`): the first spelling is kept.
 """
 
 from __future__ import annotations
@@ -21,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from . import storefile
-from .errors import DuplicateAudioError, IncompatibleModelError, NotEnrolledError, StoreFullError, StoreReadOnlyError
+from .errors import DuplicateAudioError, IncompatibleModelError, NotEnrolledError
 from .names import normalize_name
-from .storefile import SCHEMA, SCHEMA_VERSION, Source, SpeakerInfo, default_store_path
+from .storefile import Source, SpeakerInfo, default_store_path
+from .storeschema import SCHEMA, SCHEMA_VERSION, open_store
 
 
 class EnrollmentStore:
@@ -52,7 +52,7 @@ class EnrollmentStore:
             self._open()
 
     def _open(self) -> None:
-        self._db = storefile.open_store(self.path, timeout_s=self.busy_timeout_s, schema_version=SCHEMA_VERSION)
+        self._db = open_store(self.path, timeout_s=self.busy_timeout_s, schema_version=SCHEMA_VERSION)
 
     def _read(self) -> sqlite3.Connection:
         """The file's connection, or an empty in-memory store while there is no file."""
@@ -157,32 +157,7 @@ class EnrollmentStore:
             (gid, normalize_name(speaker, kind="person"))).fetchall()
         return [np.load(io.BytesIO(a)) for (a,) in rows]
 
-    def fit(self, group: str, *, revision: tuple[str, int]) -> tuple[str, bytes] | None:
-        """``(key, data)`` of the fitted SVM kept for ``group`` at ``revision`` (:meth:`group_revision`), or ``None``."""
-        row = self._read().execute(
-            "SELECT f.key, f.data FROM fits f JOIN groups g ON g.id=f.group_id "
-            "WHERE g.name=? COLLATE NAME AND g.extractor_id=? AND g.revision=? AND f.revision=g.revision",
-            (normalize_name(group, kind="group"), *revision)).fetchone()
-        return None if row is None else (str(row[0]), bytes(row[1]))
-
     # ------------------------------------------------------------------ writing
-    def keep_fit(self, group: str, *, revision: tuple[str, int], key: str, data: bytes) -> bool:
-        """Keep ``group``'s fitted SVM, unless its members changed since ``revision`` (then ``False``). A store
-        that is read-only or on a full disk keeps none (``False``): the next use fits again."""
-        group = normalize_name(group, kind="group")
-        if self._read() is self._empty or self._db.read_only:
-            return False
-
-        def work():
-            return self._db.execute(
-                "INSERT OR REPLACE INTO fits (group_id, revision, key, data) SELECT id, revision, ?, ? FROM groups "
-                "WHERE name=? COLLATE NAME AND extractor_id=? AND revision=?", (key, data, group, *revision)).rowcount > 0
-
-        try:
-            return self._write(work)
-        except (StoreFullError, StoreReadOnlyError):
-            return False
-
     def enroll(self, group: str, speaker: str, embeddings: np.ndarray, *, extractor_id: str,
                sources: list[Source], replace: bool = False, copies: np.ndarray | None = None) -> tuple[bool, float]:
         """Store ``speaker``'s segment embeddings in ``group`` (created if new), in one transaction.

@@ -24,7 +24,8 @@ from .openset import load_calibration
 from .persistence import sha256_of
 from .selfcheck import check_enrollment
 from .streaming import identify_stream, short_speech, short_speeches, speech_prefix
-from .svm import UNKNOWN, FittedGroup, stored_or_fit
+from .groupfit import keep_fit, kept_fit, stored_or_fit
+from .svm import UNKNOWN, FittedGroup
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +68,6 @@ class EnrollResult:
     warnings: list
     added: bool = False
     total_seconds: float = 0.0
-
-
-def clipped_fraction(y: np.ndarray) -> float:
-    """The fraction of samples of ``y`` at full scale (:data:`CLIP_LEVEL`)."""
-    return float(np.mean(np.abs(y) >= CLIP_LEVEL)) if len(y) else 0.0
 
 
 class SpeakerIdentifier:
@@ -152,8 +148,7 @@ class SpeakerIdentifier:
         budget = int(self.max_enroll_s * cfg.sr)
         for src in sources:  # each file is read only as far as the speech still needed (at least checked)
             left = max(budget - sum(len(y) for _, _, y in records), 0) / cfg.sr
-            y, warning = self._enrollment_speech(src, sr_in=sr_in, force=force,
-                                                 max_s=max(left, cfg.min_speech_s))
+            y, warning = self._enrollment_speech(src, sr_in=sr_in, force=force, max_s=max(left, cfg.min_speech_s))
             name = "<recording>" if isinstance(src, np.ndarray) else os.path.basename(os.fspath(src))
             records.append((name, sha256_of(src), y))
             warnings += [warning] if warning else []
@@ -183,24 +178,15 @@ class SpeakerIdentifier:
 
     def check_sources(self, sources, *, force: bool = False) -> None:
         """Decode and check enrollment ``sources`` as :meth:`enroll` does (audio, clipping, speech), storing
-        nothing: a caller enrolling several people checks every file first.
-
-        Raises
-        ------
-        AudioError
-            For the first unusable source.
-        """
+        nothing (:class:`AudioError` for the first unusable one): one enrolling several people checks all first."""
         for src in [sources] if isinstance(sources, (str, os.PathLike, np.ndarray)) else sources:
             self._enrollment_speech(src, sr_in=None, force=force)
 
-    def _enrollment_speech(self, src, *, sr_in: int | None, force: bool,
-                           max_s: float | None = None) -> tuple[np.ndarray, str | None]:
-        """The speech of one enrollment source (its first ``max_s`` seconds, read only as far as needed), and a
-        warning when its audio is clipped."""
-        cfg = self.extractor.feature_config
+    def _enrollment_speech(self, src, *, sr_in, force: bool, max_s=None) -> tuple[np.ndarray, str | None]:
+        """One source's speech (its first ``max_s`` s, read only as far as needed), and a warning if clipped."""
         name = "<array>" if isinstance(src, np.ndarray) else os.fspath(src)
-        max_s = self.max_enroll_s if max_s is None else max_s
-        speech, clipped = speech_prefix(src, config=cfg, max_s=max_s, sr_in=sr_in, clip_level=CLIP_LEVEL)
+        speech, clipped = speech_prefix(src, config=self.extractor.feature_config, sr_in=sr_in, clip_level=CLIP_LEVEL,
+                                        max_s=self.max_enroll_s if max_s is None else max_s)
         if clipped > MAX_CLIPPED_FRACTION and not force:
             raise AudioError(name, f"{clipped:.0%} of the samples are clipped (at full scale; over "
                                    f"{MAX_CLIPPED_FRACTION:.0%} is refused): record it again at a lower level, "
@@ -211,7 +197,7 @@ class SpeakerIdentifier:
                         "match this person's clean speech, record at a lower level")
 
     def classifier(self, group: str) -> FittedGroup:
-        """The group's fitted SVM (the store's, :func:`fewshot.svm.stored_or_fit`), refitted when its members changed."""
+        """The group's fitted SVM (the store's, :func:`fewshot.groupfit.stored_or_fit`), refitted when its members changed."""
         group = normalize_name(group, kind="group")
         key = self.store.group_revision(group)
         if key[0] != self.extractor.model_id:
@@ -223,10 +209,10 @@ class SpeakerIdentifier:
             cc = self.classifier_config
             if not cc.multi_condition:
                 X, y, is_copy = X[~is_copy], y[~is_copy], is_copy[~is_copy]
-            stored = self.store.fit(group, revision=key)
-            clf, new = stored_or_fit(stored, X, y, centroid_mask=~is_copy, params=cc.svc_params())
+            clf, new = stored_or_fit(kept_fit(self.store, group, revision=key), X, y, centroid_mask=~is_copy,
+                                     params=cc.svc_params())
             if new is not None:
-                self.store.keep_fit(group, revision=key, key=new[0], data=new[1])
+                keep_fit(self.store, group, revision=key, key=new[0], data=new[1])
             self._classifiers[group] = (key, clf.with_open_set(self.calibration, cc.false_accept_rate))
         return self._classifiers[group][1]
 

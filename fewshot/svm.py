@@ -6,7 +6,7 @@ the speakers' centroids) becomes a :class:`FittedGroup`, which makes every
 prediction. The store keeps each group's :class:`FittedGroup` beside its
 members (deleted with them), named by a digest of the rows it was fitted on;
 ``fewshot identify`` uses it only when it is the fit of exactly the group's
-rows and passes every check (:func:`stored_or_fit`), so answering needs neither
+rows and passes every check (:func:`fewshot.groupfit.stored_or_fit`), so answering needs neither
 scikit-learn nor a refit: importing scikit-learn alone takes longer than the
 rest of a cold start.
 
@@ -18,17 +18,14 @@ the first class; the one-vs-rest ``decision_function`` of
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
-import logging
 import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from .features import l2_normalize
-
-logger = logging.getLogger(__name__)
+from .persistence import read_npz_bytes
 
 UNKNOWN = "unknown"
 
@@ -230,7 +227,7 @@ class FittedGroup:
         holds, so nothing is allocated beyond the blob's size; shapes must agree.
         """
         try:
-            arrays = _read_npz(data, max_bytes=max_bytes)
+            arrays = read_npz_bytes(data, max_bytes=max_bytes)
             if int(arrays["format"]) != FIT_FORMAT:
                 raise ValueError("another format")
             threshold = float(arrays["unknown_threshold"])
@@ -270,74 +267,3 @@ class FittedGroup:
             return False
         rows = {r.tobytes() for r in Xn}
         return all(sv.tobytes() in rows for sv in self.support_vectors)
-
-
-def _read_npz(data: bytes, *, max_bytes: int) -> dict[str, np.ndarray]:
-    """The arrays of an uncompressed ``.npz`` in ``data``, each checked to hold what its header claims."""
-    if len(data) > max_bytes:
-        raise ValueError(f"{len(data)} bytes, more than {max_bytes}")
-    out = {}
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        infos = z.infolist()
-        if len(infos) > 16:
-            raise ValueError(f"{len(infos)} members")
-        for info in infos:
-            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
-                raise ValueError(f"member {info.filename!r} is not a stored .npy")
-            with z.open(info) as f:
-                version = np.lib.format.read_magic(f)
-                if version not in ((1, 0), (2, 0)):
-                    raise ValueError(f"member {info.filename!r}: .npy version {version}")
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                    np.lib.format.read_array_header_2_0
-                shape, _, dtype = read_header(f)
-                if dtype.hasobject or int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > info.file_size:
-                    raise ValueError(f"member {info.filename!r} claims more than it holds")
-            with z.open(info) as f:
-                out[info.filename[:-4]] = np.lib.format.read_array(f, allow_pickle=False)
-    return out
-
-
-def fit_key(X: np.ndarray, y: np.ndarray, centroid_mask: np.ndarray, params: dict) -> str:
-    """A digest of everything a group's fit depends on: embeddings, names, centroid rows and settings."""
-    h = hashlib.sha256(f"format {FIT_FORMAT}; {sorted(params.items())!r}".encode())
-    for part in (np.ascontiguousarray(X, np.float32), np.asarray(centroid_mask, bool)):
-        h.update(repr(part.shape).encode())
-        h.update(part.tobytes())
-    h.update("\0".join(map(str, y)).encode())
-    return h.hexdigest()[:32]
-
-
-def fit_group(X, y, *, centroid_mask, params: dict) -> FittedGroup:
-    """Fit a group's SVM (with scikit-learn) on its rows."""
-    from .classifier import GroupSVC
-
-    return GroupSVC(**params).fit(X, y, centroid_mask=centroid_mask).fitted_
-
-
-def stored_or_fit(stored, X, y, *, centroid_mask, params: dict) -> tuple[FittedGroup, tuple[str, bytes] | None]:
-    """The group's :class:`FittedGroup` from ``stored`` (``(key, blob)`` as the store keeps it, or ``None``)
-    when it is the fit of exactly these rows and settings and passes every check; else a new fit.
-
-    Returns
-    -------
-    fitted : FittedGroup
-    new : (str, bytes) or None
-        The new fit's key and bytes, for the store to keep (``None`` when ``stored`` was used).
-    """
-    key = fit_key(X, y, centroid_mask, params)
-    if stored is not None and stored[0] == key:
-        try:
-            fitted = FittedGroup.from_bytes(stored[1], max_bytes=_max_fit_bytes(X, y))
-            if fitted.matches(X, y, centroid_mask=centroid_mask, params=params):
-                return fitted, None
-        except ValueError as exc:
-            logger.debug("the stored fit is refitted: %s", exc)
-    fitted = fit_group(X, y, centroid_mask=centroid_mask, params=params)
-    return fitted, (key, fitted.to_bytes())
-
-
-def _max_fit_bytes(X, y) -> int:
-    """The most bytes a fit of these rows can take: every row a support vector, every pair an intercept."""
-    n, (rows, dim) = len(np.unique(y)), np.shape(X)
-    return 8 * (rows * (dim + n) + n * (dim + n * n + 2)) + 64 * n + 65536

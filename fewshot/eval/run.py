@@ -21,50 +21,35 @@ VERIFICATION_SECONDS = 15.0
 
 
 def _group_size(text):
-    if text == "all":
-        return "all"
-    try:
-        k = int(text)
-    except ValueError:
-        k = 0
-    if k < 2:
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"group size must be an integer >= 2 or 'all', given {text!r}")
-    return k
+    return "all" if text == "all" else _checked(text, int, lambda k: k >= 2,
+                                                "group size must be an integer >= 2 or 'all'")
 
 
 def _enroll_seconds(text):
-    """Seconds of enrollment speech: more than 0, at most the protocol's test offset."""
-    import argparse
-    import math
-
+    """Seconds of enrollment speech: more than 0, at most where the protocol's test pieces start."""
     from .protocol import TEST_OFFSET_S
 
-    try:
-        t = float(text)
-    except ValueError:
-        t = math.nan
-    if not 0 < t <= TEST_OFFSET_S:
-        raise argparse.ArgumentTypeError(f"seconds of enrollment speech must be more than 0 and at most "
-                                         f"{TEST_OFFSET_S:g} (where the test pieces start), given {text!r}")
-    return t
+    return _checked(text, float, lambda t: 0 < t <= TEST_OFFSET_S, "seconds of enrollment speech must be more "
+                    f"than 0 and at most {TEST_OFFSET_S:g} (where the test pieces start)")
 
 
 def _whole(low: int, high: int, what: str):
     """An argparse type: a whole number from ``low`` to ``high``."""
-    def parse(text):
-        import argparse
+    return lambda text: _checked(text, int, lambda k: low <= k <= high, f"{what} must be a whole number from "
+                                 f"{low} to {high}")
 
-        try:
-            k = int(text)
-        except ValueError:
-            k = low - 1
-        if not low <= k <= high:
-            raise argparse.ArgumentTypeError(f"{what} must be a whole number from {low} to {high}, given {text!r}")
-        return k
 
-    return parse
+def _checked(text, kind, ok, rule: str):
+    """``kind(text)`` when ``ok`` of it, else argparse's error: ``rule``, and what was given."""
+    import argparse
+
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f"{rule}, given {text!r}")
+    return value
 
 
 def configure_parser(p):

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from fewshot.classifier import GroupSVC
-from fewshot.svm import FittedGroup, fit_key, stored_or_fit
-from fewshot.storefile import SCHEMA_VERSION
+from fewshot.groupfit import fit_key, stored_or_fit
+from fewshot.svm import FittedGroup
+from fewshot.storeschema import SCHEMA_VERSION
 
 
 PARAMS = {"C": 10.0, "gamma": 1.0, "unknown_threshold": 0.3}
