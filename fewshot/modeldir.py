@@ -90,9 +90,6 @@ def check_meta(meta: dict) -> None:
     def weights():
         if not _hex(meta["sha256"]) or not _file_name(meta.get("model_file", MODEL_FILE)):
             raise ValueError("sha256 must be 64 hex digits and model_file a file name of the directory")
-        dim = meta.get("embedding_dim", meta["extractor_config"].get("embedding_dim"))
-        if dim != meta["extractor_config"].get("embedding_dim", ExtractorConfig.embedding_dim):
-            raise ValueError(f"embedding_dim {dim!r} is not the extractor's")
 
     def litert():
         block = meta.get("litert", {})
