@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segments", action="store_true",
                    help="also say who speaks when: turns (start and end in seconds of the file, speaker, score)")
     p.add_argument("--rttm", metavar="FILE", help="write the turns of every file to FILE in NIST RTTM format "
-                   "(file id: the file's name without its extension)")
+                   "(file id: the file's name without its extension; its path as given where two files share "
+                   "a name)")
     p.add_argument("--progress", action="store_true", help="show the progress through files over a minute long on "
                    "standard error even when it is not a terminal")
     add_false_accept_arguments(p)
@@ -155,30 +156,33 @@ IDENTIFY_BATCH = 16
 
 def cmd_identify(args) -> int:
     from .errors import AudioError
-    from .turns import rttm_lines, write_rttm
+    from .names import shown
+    from .turns import rttm_file_ids, rttm_lines, write_rttm
 
     sid = _identifier(args)
-    status, rttm, named = 0, [], 0
+    status, rttm, named, file_ids = 0, [], 0, rttm_file_ids(args.files)
     for start in range(0, len(args.files), IDENTIFY_BATCH):
         files = args.files[start:start + IDENTIFY_BATCH]
-        for f, p in zip(files, sid.identify_many(args.group, files, segments=args.segments or bool(args.rttm),
-                                                    progress=_reading(args))):
+        for k, (f, p) in enumerate(zip(files, sid.identify_many(args.group, files,
+                                                                segments=args.segments or bool(args.rttm),
+                                                                progress=_reading(args)))):
             if isinstance(p, AudioError):
-                print(f"error: {p}", file=sys.stderr)
+                print(f"error: {shown(p)}", file=sys.stderr)
                 status = 2
                 continue
             named += 1
             if args.rttm:
-                rttm += rttm_lines(p.segments, file_id=Path(f).stem)
+                rttm += rttm_lines(p.segments, file_id=file_ids[start + k])
             if args.json:
                 segs = [{"start": a, "end": b, "speaker": lab, "score": round(sc, 4)} for a, b, lab, sc in p.segments]
                 print(json.dumps({"file": f, "speaker": p.label, "score": round(p.score, 4),
                                   **({"nearest": p.nearest} if p.is_unknown else {}),
                                   **({"segments": segs} if args.segments else {})}), flush=True)
                 continue
-            print(f"{f}: {p.label} (score {p.score:.3f}{'' if not p.is_unknown else f', nearest {p.nearest}'})")
+            print(f"{shown(f)}: {shown(p.label)} (score {p.score:.3f}"
+                  f"{'' if not p.is_unknown else f', nearest {shown(p.nearest)}'})")
             for a, b, lab, sc in p.segments if args.segments else []:
-                print(f"  {a:7.2f} - {b:7.2f} s  {lab} ({sc:.3f})")
+                print(f"  {a:7.2f} - {b:7.2f} s  {shown(lab)} ({sc:.3f})")
     if args.rttm and named:  # no file identified: no RTTM file, rather than an empty one
         write_rttm(args.rttm, rttm)
     return status
@@ -239,7 +243,8 @@ def _upgrade(args, store) -> int:
               f"extractor {current}: nothing to upgrade")
     bars = _bars(args)
     for group in todo:
-        r = sid.upgrade(group, progress=bars and (lambda it: bars(it, desc=f"Re-embedding {group}", unit="people")))
+        bar = bars and (lambda it, g=group: bars(it, desc=f"Re-embedding {g}", unit="people"))
+        r = sid.upgrade(group, progress=bar)
         print(f"upgraded group {group!r} from extractor {r['from']} to {r['to']}: {len(r['speakers'])} "
               f"{'person' if len(r['speakers']) == 1 else 'people'}, {r['seconds']:.1f} s of kept speech re-embedded")
     return 0
@@ -280,7 +285,7 @@ def _live_argv(argv: list[str]) -> list[str] | None:
 
 
 def main(argv=None) -> int:
-    from .errors import exit_status
+    from .commands import exit_status
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if (live_argv := _live_argv(argv)) is not None:  # the demo parses its options itself, --help included

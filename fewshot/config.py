@@ -76,6 +76,15 @@ class FeatureConfig:
     def from_dict(cls, d: dict[str, Any]) -> "FeatureConfig":
         return _from_dict(cls, d)
 
+    def validate(self) -> "FeatureConfig":
+        """Raise ``ValueError`` unless every setting has its type and lies in its range (:data:`_FEATURE_RANGES`)."""
+        _check_ranges(self, _FEATURE_RANGES)
+        if not (self.win_length <= self.n_fft and self.fmin_hz < self.fmax_hz <= self.sr / 2
+                and self.segment_hop_s <= self.segment_s):
+            raise ValueError(f"need win_ms within n_fft, fmin_hz < fmax_hz <= sr / 2 and segment_hop_s <= segment_s, "
+                             f"given {self}")
+        return self
+
 
 @dataclass(frozen=True)
 class ExtractorConfig:
@@ -121,6 +130,21 @@ class ExtractorConfig:
                 d[key] = tuple(d[key])
         return _from_dict(cls, d)
 
+    def validate(self) -> "ExtractorConfig":
+        """Raise ``ValueError`` unless the shape is one :func:`fewshot.nn.build_cnn` makes, within bounds."""
+        _check_ranges(self, _EXTRACTOR_RANGES)
+        if self.arch not in ("resnet", "original"):
+            raise ValueError(f"arch must be 'resnet' or 'original', given {self.arch!r}")
+        for name in ("channels", "blocks"):
+            value = getattr(self, name)
+            low = 1 if name == "channels" else 0
+            if (not isinstance(value, tuple) or not 1 <= len(value) <= 8
+                    or not all(_is_int(v) and low <= v <= 1024 for v in value)):
+                raise ValueError(f"{name} must be 1 to 8 whole numbers from {low} to 1024, given {value!r}")
+        if len(self.channels) != len(self.blocks):
+            raise ValueError(f"channels and blocks must have one entry per stage, given {self.channels}, {self.blocks}")
+        return self
+
 
 @dataclass(frozen=True)
 class ClassifierConfig:
@@ -164,20 +188,53 @@ class ClassifierConfig:
         return cls.from_dict(extractor.meta.get("classifier", {}))
 
     def validate(self) -> "ClassifierConfig":
-        """Raise ``ValueError`` unless C and gamma are positive and the threshold a cosine."""
-        for name in ("C", "gamma", "unknown_threshold"):
-            if not isinstance(getattr(self, name), (int, float)):
-                raise ValueError(f"{name} must be a number, given {getattr(self, name)!r}")
-        if not (self.C > 0 and self.gamma > 0 and -1.0 <= self.unknown_threshold <= 1.0):
-            raise ValueError(f"need C > 0, gamma > 0 and -1 <= unknown_threshold <= 1, given {self}")
+        """Raise ``ValueError`` unless every setting has its type and lies in its range (:data:`_CLASSIFIER_RANGES`):
+        C and gamma positive and bounded, the threshold a cosine."""
+        _check_ranges(self, _CLASSIFIER_RANGES)
         rate = self.false_accept_rate
-        if rate is not None and not (isinstance(rate, (int, float)) and 0 < rate < 1):
+        if rate is not None and not (_is_number(rate) and 0 < rate < 1):
             raise ValueError(f"false_accept_rate must be a fraction between 0 and 1, given {rate!r}")
         return self
 
     def svc_params(self) -> dict[str, float]:
         """Keyword arguments of :class:`fewshot.classifier.GroupSVC`."""
         return {"C": self.C, "gamma": self.gamma, "unknown_threshold": self.unknown_threshold}
+
+
+#: ``name: (type, low, high)`` of every setting read from a model's ``meta.json`` (bounds included).
+_FEATURE_RANGES = {"sr": (int, 8000, 48000), "n_fft": (int, 64, 8192), "win_ms": (float, 5.0, 200.0),
+                   "hop_ms": (float, 1.0, 100.0), "n_mels": (int, 8, 256), "fmin_hz": (float, 0.0, 24000.0),
+                   "fmax_hz": (float, 1.0, 24000.0), "top_db": (float, 1.0, 120.0),
+                   "max_silence_s": (float, 0.0, 10.0), "min_speech_s": (float, 0.1, 60.0),
+                   "segment_s": (float, 0.5, 30.0), "segment_hop_s": (float, 0.05, 30.0),
+                   "target_dbfs": (float, -60.0, 0.0)}
+_EXTRACTOR_RANGES = {"arch": (str, None, None), "embedding_dim": (int, 1, 4096), "crop_frames": (int, 10, 10000),
+                     "whitened": (bool, None, None)}
+_CLASSIFIER_RANGES = {"C": (float, 1e-4, 1e6), "gamma": (float, 1e-4, 1e3), "unknown_threshold": (float, -1.0, 1.0),
+                      "threshold_from": (str, None, None), "multi_condition": (bool, None, None)}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    import math
+
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _check_ranges(config, ranges: dict) -> None:
+    """Raise ``ValueError`` for the first field of ``config`` of the wrong type or outside its ``ranges``."""
+    for name, (kind, low, high) in ranges.items():
+        value = getattr(config, name)
+        ok = {int: _is_int, float: _is_number, bool: lambda v: isinstance(v, bool),
+              str: lambda v: isinstance(v, str) and len(v) <= 1000}[kind](value)
+        if not ok:
+            raise ValueError(f"{name} must be {'a whole number' if kind is int else 'a number' if kind is float else kind.__name__}"
+                             f", given {value!r}")
+        if low is not None and not low <= value <= high:
+            raise ValueError(f"{name} must be from {low:g} to {high:g}, given {value!r}")
 
 
 def _from_dict(cls, d):

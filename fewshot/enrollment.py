@@ -5,8 +5,9 @@ leaves the store as it was. Voiceprints are personal data: the file is created
 readable by its owner only, deletions overwrite the freed pages
 (``PRAGMA secure_delete``) and the file is vacuumed, so a removed speaker's
 embeddings are gone from the file, not just flagged. Reading never creates the
-file; how it is shared between processes is in :mod:`fewshot.storefile`.
-Every group and person name goes through :func:`fewshot.names.normalize_name`.
+file (sharing: :mod:`fewshot.storefile`; tables: :mod:`fewshot.storeschema`). Names
+go through :func:`fewshot.names.normalize_name` and are looked up by key
+(``COLLATE NAME``, :func:`fewshot.names.name_key`): the first spelling is kept.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 from . import storefile
 from .errors import DuplicateAudioError, IncompatibleModelError, NotEnrolledError
 from .names import normalize_name
-from .storefile import SCHEMA, SCHEMA_VERSION, Source, SpeakerInfo, default_store_path
+from .storefile import Source, SpeakerInfo, default_store_path
+from .storeschema import SCHEMA, SCHEMA_VERSION, open_store
 
 
 class EnrollmentStore:
@@ -50,7 +52,7 @@ class EnrollmentStore:
             self._open()
 
     def _open(self) -> None:
-        self._db = storefile.open_store(self.path, timeout_s=self.busy_timeout_s, schema_version=SCHEMA_VERSION)
+        self._db = open_store(self.path, timeout_s=self.busy_timeout_s, schema_version=SCHEMA_VERSION)
 
     def _read(self) -> sqlite3.Connection:
         """The file's connection, or an empty in-memory store while there is no file."""
@@ -60,6 +62,7 @@ class EnrollmentStore:
             return self._db
         if self._empty is None:
             self._empty = sqlite3.connect(":memory:")
+            storefile.add_collations(self._empty)
             self._empty.executescript(SCHEMA)
         return self._empty
 
@@ -94,8 +97,8 @@ class EnrollmentStore:
 
     def _group(self, group: str):
         """``(id, extractor_id, revision)`` of ``group`` (a normalised name)."""
-        row = self._read().execute("SELECT id, extractor_id, revision FROM groups WHERE name=?",
-                                   (group,)).fetchone()
+        row = self._read().execute("SELECT id, extractor_id, revision FROM groups WHERE name=? COLLATE NAME "
+                                   "ORDER BY name=? DESC", (group, group)).fetchone()  # an exact spelling first
         if row is None:
             known = ", ".join(g["name"] for g in self.groups()) or "none yet"
             raise NotEnrolledError(f"no group named {group!r} (groups: {known})")
@@ -150,7 +153,7 @@ class EnrollmentStore:
         gid = self._group(normalize_name(group, kind="group"))[0]
         rows = self._read().execute(
             "SELECT so.audio FROM sources so JOIN speakers s ON s.id=so.speaker_id "
-            "WHERE s.group_id=? AND s.name=? AND so.audio IS NOT NULL",
+            "WHERE s.group_id=? AND s.name=? COLLATE NAME AND so.audio IS NOT NULL",
             (gid, normalize_name(speaker, kind="person"))).fetchall()
         return [np.load(io.BytesIO(a)) for (a,) in rows]
 
@@ -187,14 +190,16 @@ class EnrollmentStore:
 
     def _enroll(self, group, speaker, E, C, extractor_id, sources, replace) -> tuple[bool, float]:
         db = self._db
-        row = db.execute("SELECT id, extractor_id FROM groups WHERE name=?", (group,)).fetchone()
+        row = db.execute("SELECT id, extractor_id FROM groups WHERE name=? COLLATE NAME ORDER BY name=? DESC",
+                         (group, group)).fetchone()
         if row is None:
             gid = db.execute("INSERT INTO groups (name, extractor_id, created) VALUES (?, ?, ?)",
                              (group, extractor_id, time.time())).lastrowid
         else:
             gid = row[0]
             _check_extractor(group, row[1], extractor_id)
-        srow = db.execute("SELECT id FROM speakers WHERE group_id=? AND name=?", (gid, speaker)).fetchone()
+        srow = db.execute("SELECT id FROM speakers WHERE group_id=? AND name=? COLLATE NAME ORDER BY name=? DESC",
+                          (gid, speaker, speaker)).fetchone()
         if srow is not None and replace:
             db.execute("DELETE FROM speakers WHERE id=?", (srow[0],))
             srow = None
@@ -275,19 +280,19 @@ class EnrollmentStore:
         gid = self._group(group)[0]
 
         def work():
-            n = self._db.execute("DELETE FROM speakers WHERE group_id=? AND name=?", (gid, speaker)).rowcount
+            n = self._db.execute("DELETE FROM speakers WHERE id = (SELECT id FROM speakers WHERE group_id=? AND "
+                                 "name=? COLLATE NAME ORDER BY name=? DESC LIMIT 1)", (gid, speaker, speaker)).rowcount
             if n == 0:
                 raise NotEnrolledError(f"group {group!r} has no speaker named {speaker!r}")
             self._db.execute("UPDATE groups SET revision = revision + 1 WHERE id=?", (gid,))
 
-        self._write(work)
-        storefile.purge(self._db)
+        storefile.delete(self._db, work, timeout_s=self.busy_timeout_s)
 
     def delete_group(self, group: str) -> None:
         """Delete ``group`` with all its speakers, embeddings and kept audio."""
         gid = self._group(normalize_name(group, kind="group"))[0]
-        self._write(lambda: self._db.execute("DELETE FROM groups WHERE id=?", (gid,)))
-        storefile.purge(self._db)
+        storefile.delete(self._db, lambda: self._db.execute("DELETE FROM groups WHERE id=?", (gid,)),
+                         timeout_s=self.busy_timeout_s)
 
 
 def _check_extractor(group: str, stored: str, given: str) -> None:

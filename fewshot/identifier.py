@@ -2,8 +2,8 @@
 
 :class:`SpeakerIdentifier` joins the frozen extractor, the enrollment store and
 one RBF SVM per group (:class:`~fewshot.classifier.GroupSVC`, fitted whenever
-the group's members change; answered from its cached
-:class:`~fewshot.svm.FittedGroup`).
+the group's members change; answered from the
+:class:`~fewshot.svm.FittedGroup` the store keeps with the group).
 """
 
 from __future__ import annotations
@@ -15,19 +15,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import load
-
-from .vad import load_speech
 from .config import ClassifierConfig
 from .enrollment import EnrollmentStore, Source
 from . import upgrade
 from .errors import AudioError, IncompatibleModelError, InvalidNameError
-from .names import normalize_name
+from .names import name_key, normalize_name
 from .openset import load_calibration
 from .persistence import sha256_of
 from .selfcheck import check_enrollment
-from .streaming import identify_stream, short_speech, short_speeches
-from .svm import UNKNOWN, FittedGroup, cached_fit
+from .streaming import identify_stream, short_speech, short_speeches, speech_prefix
+from .groupfit import keep_fit, kept_fit, stored_or_fit
+from .svm import UNKNOWN, FittedGroup
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +68,6 @@ class EnrollResult:
     warnings: list
     added: bool = False
     total_seconds: float = 0.0
-
-
-def clipped_fraction(y: np.ndarray) -> float:
-    """The fraction of samples of ``y`` at full scale (:data:`CLIP_LEVEL`)."""
-    return float(np.mean(np.abs(y) >= CLIP_LEVEL)) if len(y) else 0.0
 
 
 class SpeakerIdentifier:
@@ -142,7 +135,7 @@ class SpeakerIdentifier:
             For an empty or reserved name, or one holding control characters.
         """
         group, speaker = normalize_name(group, kind="group"), normalize_name(speaker, kind="person")
-        if speaker.casefold() == UNKNOWN:
+        if name_key(speaker) == UNKNOWN:
             raise InvalidNameError(f"{speaker!r} is reserved for speech that matches nobody; choose another name")
         if any(g["name"] == group and g["extractor_id"] != self.extractor.model_id for g in self.store.groups()):
             self.classifier(group)  # an earlier model's group is mapped first, or refused with what to do
@@ -152,13 +145,14 @@ class SpeakerIdentifier:
             raise ValueError("no audio given to enroll from")
         cfg = self.extractor.feature_config
         records, warnings = [], []
-        for src in sources:
-            y, warning = self._enrollment_speech(src, sr_in=sr_in, force=force)
+        budget = int(self.max_enroll_s * cfg.sr)
+        for src in sources:  # each file is read only as far as the speech still needed (at least checked)
+            left = max(budget - sum(len(y) for _, _, y in records), 0) / cfg.sr
+            y, warning = self._enrollment_speech(src, sr_in=sr_in, force=force, max_s=max(left, cfg.min_speech_s))
             name = "<recording>" if isinstance(src, np.ndarray) else os.path.basename(os.fspath(src))
             records.append((name, sha256_of(src), y))
             warnings += [warning] if warning else []
         available = sum(len(y) for _, _, y in records) / cfg.sr
-        budget = int(self.max_enroll_s * cfg.sr)
         used, kept = [], []
         for name, digest, y in records:
             take = y[: max(0, budget - sum(len(u) for u in used))]
@@ -177,32 +171,33 @@ class SpeakerIdentifier:
             copies = np.concatenate(self.extractor.embed(enrollment_copies(y_all, sr=cfg.sr), return_segments=True))
         added, total = self.store.enroll(group, speaker, E, extractor_id=self.extractor.model_id, sources=kept,
                                          replace=replace, copies=copies)
-        self.classifier(group)  # fitted now, so that identify answers from the cache
+        self.classifier(group)  # fitted now and kept in the store, so that identify answers without a refit
         if total < MIN_RECOMMENDED_ENROLL_S:
             warnings.append(f"only {total:.1f} s of speech for {speaker!r}; 15-35 s gives reliable results")
         return EnrollResult(speaker, len(y_all) / cfg.sr, available, len(E), warnings, added, total)
 
-    def _enrollment_speech(self, src, *, sr_in: int | None, force: bool) -> tuple[np.ndarray, str | None]:
-        """The speech of one enrollment source, and a warning when its audio is clipped."""
-        cfg = self.extractor.feature_config
+    def check_sources(self, sources, *, force: bool = False) -> None:
+        """Decode and check enrollment ``sources`` as :meth:`enroll` does (audio, clipping, speech), storing
+        nothing (:class:`AudioError` for the first unusable one): one enrolling several people checks all first."""
+        for src in [sources] if isinstance(sources, (str, os.PathLike, np.ndarray)) else sources:
+            self._enrollment_speech(src, sr_in=None, force=force)
+
+    def _enrollment_speech(self, src, *, sr_in, force: bool, max_s=None) -> tuple[np.ndarray, str | None]:
+        """One source's speech (its first ``max_s`` s, read only as far as needed), and a warning if clipped."""
         name = "<array>" if isinstance(src, np.ndarray) else os.fspath(src)
-        y = load(src, sr=cfg.sr, sr_in=sr_in)
-        clipped = clipped_fraction(y)
+        speech, clipped = speech_prefix(src, config=self.extractor.feature_config, sr_in=sr_in, clip_level=CLIP_LEVEL,
+                                        max_s=self.max_enroll_s if max_s is None else max_s)
         if clipped > MAX_CLIPPED_FRACTION and not force:
             raise AudioError(name, f"{clipped:.0%} of the samples are clipped (at full scale; over "
                                    f"{MAX_CLIPPED_FRACTION:.0%} is refused): record it again at a lower level, "
                                    "or enroll it anyway with --force (force=True)")
-        try:
-            speech = load_speech(y, config=cfg)
-        except AudioError as exc:
-            raise AudioError(name, exc.reason) from None
         if clipped <= WARN_CLIPPED_FRACTION:
             return speech, None
         return speech, (f"{name}: {clipped:.1%} of the samples are clipped (at full scale); the voiceprint may not "
                         "match this person's clean speech, record at a lower level")
 
     def classifier(self, group: str) -> FittedGroup:
-        """The group's fitted SVM (from the cache of :func:`fewshot.svm.cached_fit`), refitted when its members changed."""
+        """The group's fitted SVM (the store's, :func:`fewshot.groupfit.stored_or_fit`), refitted when its members changed."""
         group = normalize_name(group, kind="group")
         key = self.store.group_revision(group)
         if key[0] != self.extractor.model_id:
@@ -214,7 +209,10 @@ class SpeakerIdentifier:
             cc = self.classifier_config
             if not cc.multi_condition:
                 X, y, is_copy = X[~is_copy], y[~is_copy], is_copy[~is_copy]
-            clf = cached_fit(X, y, centroid_mask=~is_copy, params=cc.svc_params())
+            clf, new = stored_or_fit(kept_fit(self.store, group, revision=key), X, y, centroid_mask=~is_copy,
+                                     params=cc.svc_params())
+            if new is not None:
+                keep_fit(self.store, group, revision=key, key=new[0], data=new[1])
             self._classifiers[group] = (key, clf.with_open_set(self.calibration, cc.false_accept_rate))
         return self._classifiers[group][1]
 
@@ -284,7 +282,7 @@ class SpeakerIdentifier:
                 for label, score, near in zip(labels, scores, nearest)]
 
     def turns(self, group: str, source, *, sr_in: int | None = None) -> list:
-        """Who speaks when in ``source`` (a file or an array, read whole): :class:`~fewshot.turns.Turn`
+        """Who speaks when in ``source`` (a file or an array, read block by block in flat memory): :class:`~fewshot.turns.Turn`
         ``(start_s, end_s, speaker, score)`` in seconds of the source, a member of ``group`` or unknown.
 
         Raises
@@ -294,9 +292,9 @@ class SpeakerIdentifier:
         NotEnrolledError
             For an unknown or empty group.
         """
-        from .vad import check_audio
+        from .timeline import SpeechTimeline
         from .turns import find_turns
 
         cfg, name = self.extractor.feature_config, "<array>" if isinstance(source, np.ndarray) else os.fspath(source)
-        y = check_audio(load(source, sr=cfg.sr, sr_in=sr_in), source=name)
-        return find_turns(y, self.classifier(group), self.extractor, source=name)
+        timeline = SpeechTimeline.scan(source, config=cfg, sr_in=sr_in)  # read twice, block by block
+        return find_turns(timeline, self.classifier(group), self.extractor, source=name)

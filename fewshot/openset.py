@@ -32,6 +32,62 @@ from .persistence import check_checksum
 
 #: The target false-accept rate of ``--strict``.
 STRICT_FALSE_ACCEPT_RATE = 0.01
+#: Where a threshold of normalised scores can lie (the shipped tables hold -0.6 to 3.1).
+THRESHOLD_RANGE = (-5.0, 10.0)
+#: The most group sizes, rates and self-check rows a table may have.
+MAX_TABLE = 64
+
+
+def check_block(block: dict) -> dict:
+    """Raise ``ValueError`` unless ``block`` (``meta.json``'s ``open_set``) is a table fewshot could have
+    written: names and checksum of the cohort file, ``top_k``, increasing group sizes and rates within
+    bounds, finite thresholds in :data:`THRESHOLD_RANGE` that fall as the rate rises, and the self-check's
+    ``(seconds, coherence)`` rows. The cohort file itself is checked when it is read (:meth:`Calibration.from_meta`)."""
+    if not isinstance(block, dict):
+        raise ValueError(f"open_set must be an object, given {type(block).__name__}")
+    file, digest, top_k = block.get("cohort_file"), block.get("cohort_sha256"), block.get("top_k")
+    if not (isinstance(file, str) and 0 < len(file) <= 255 and "/" not in file and file not in (".", "..")):
+        raise ValueError(f"cohort_file must be a file name of the model directory, given {file!r}")
+    if not (isinstance(digest, str) and len(digest) == 64):
+        raise ValueError("cohort_sha256 must be a SHA-256")
+    if not (isinstance(top_k, int) and not isinstance(top_k, bool) and 1 <= top_k <= 10000):
+        raise ValueError(f"top_k must be a whole number from 1 to 10000, given {top_k!r}")
+    sizes, rates = _numbers(block.get("group_sizes"), "group_sizes"), _numbers(block.get("false_accept_rates"),
+                                                                                "false_accept_rates")
+    table = _numbers(block.get("thresholds"), "thresholds", ndim=2)
+    if (len(sizes) < 1 or len(rates) < 2 or np.any(np.diff(sizes) <= 0) or np.any(np.diff(rates) <= 0)
+            or sizes[0] < 1 or sizes[-1] > 1e6 or rates[0] <= 0 or rates[-1] >= 1):
+        raise ValueError("group_sizes and false_accept_rates must increase, sizes from 1, rates between 0 and 1")
+    if table.shape != (len(sizes), len(rates)):
+        raise ValueError(f"thresholds are {table.shape}, need one row per group size and one column per rate")
+    low, high = THRESHOLD_RANGE
+    if np.any(table < low) or np.any(table > high) or np.any(np.diff(table, axis=1) > 0):
+        raise ValueError(f"thresholds must lie from {low:g} to {high:g} and fall as the rate rises")
+    if block.get("enrollment_check") is not None:
+        check = _numbers(block["enrollment_check"], "enrollment_check", ndim=2)
+        if (check.shape[1:] != (2,) or len(check) < 1 or np.any(np.diff(check[:, 0]) <= 0)
+                or np.any(check[:, 0] <= 0) or np.any(np.abs(check[:, 1]) > 2)):
+            raise ValueError("enrollment_check must be rows of (seconds, coherence from -2 to 2), seconds increasing")
+    if not isinstance(block.get("source", ""), str):
+        raise ValueError("source must be text")
+    return block
+
+
+def _numbers(value, name: str, *, ndim: int = 1) -> np.ndarray:
+    """``value`` as a finite float array of ``ndim`` dimensions, at most :data:`MAX_TABLE` long in each."""
+    if not isinstance(value, list) or len(value) > MAX_TABLE or (
+            ndim == 2 and not all(isinstance(r, list) and len(r) <= MAX_TABLE for r in value)):
+        raise ValueError(f"{name} must be a list of at most {MAX_TABLE} {'lists' if ndim == 2 else 'numbers'}")
+    flat = [v for r in value for v in r] if ndim == 2 else value
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
+        raise ValueError(f"{name} must hold numbers only")
+    try:
+        out = np.asarray(value, np.float64)
+    except ValueError:
+        raise ValueError(f"{name} must be a rectangular table") from None
+    if out.ndim != ndim or not np.all(np.isfinite(out)):
+        raise ValueError(f"{name} must be a finite {ndim}-d table")
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,11 +170,15 @@ class Calibration:
         """
         model_dir = Path(model_dir)
         try:
+            check_block(block)
             file = model_dir / str(block["cohort_file"])
             if file.parent != model_dir or not file.is_file():
                 raise CorruptModelError(f"{file}: the model's cohort file is missing")
             check_checksum(file, str(block["cohort_sha256"]))
-            cohort = np.load(file, allow_pickle=False)
+            cohort = np.load(file, allow_pickle=False, mmap_mode="r")
+            if cohort.dtype.kind != "f" or cohort.ndim != 2 or cohort.shape[0] > 100_000 or cohort.shape[1] > 4096:
+                raise ValueError(f"the cohort is a {cohort.dtype} array of shape {cohort.shape}")
+            cohort = np.array(cohort)
             sizes = np.asarray(block["group_sizes"], np.float64)
             rates = np.asarray(block["false_accept_rates"], np.float64)
             table = np.asarray(block["thresholds"], np.float64)

@@ -102,6 +102,47 @@ def atomic_save_npz(path, **arrays) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def read_npz_bytes(data: bytes, *, max_bytes: int) -> dict:
+    """The arrays of an uncompressed ``.npz`` in ``data`` (from a file or a store: hostile until checked).
+
+    ``data`` is at most ``max_bytes``, each member is a stored (not compressed)
+    ``.npy`` without objects whose header claims no more than the member holds,
+    so nothing is allocated beyond ``data``'s size.
+
+    Raises
+    ------
+    ValueError, zipfile.BadZipFile
+        For anything else.
+    """
+    import io
+    import zipfile
+
+    import numpy as np
+
+    if len(data) > max_bytes:
+        raise ValueError(f"{len(data)} bytes, more than {max_bytes}")
+    out = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        infos = z.infolist()
+        if len(infos) > 16:
+            raise ValueError(f"{len(infos)} members")
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+                raise ValueError(f"member {info.filename!r} is not a stored .npy")
+            with z.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f"member {info.filename!r}: .npy version {version}")
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(f)
+                if dtype.hasobject or int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > info.file_size:
+                    raise ValueError(f"member {info.filename!r} claims more than it holds")
+            with z.open(info) as f:
+                out[info.filename[:-4]] = np.lib.format.read_array(f, allow_pickle=False)
+    return out
+
+
 def write_meta(path, *, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Write ``meta.json``: format version, library versions and ``payload``."""
     meta = {"format_version": FORMAT_VERSION, "kind": kind, "versions": versions(), **payload}
@@ -109,7 +150,7 @@ def write_meta(path, *, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def read_meta(path, *, kind: str, required=()) -> dict[str, Any]:
+def read_meta(path, *, kind: str, required=(), max_bytes: int = 4 << 20) -> dict[str, Any]:
     """Read and check a ``meta.json`` written by :func:`write_meta`.
 
     Raises
@@ -117,13 +158,17 @@ def read_meta(path, *, kind: str, required=()) -> dict[str, Any]:
     IncompatibleModelError
         Missing file, another kind of artifact, or a format this version cannot read.
     CorruptModelError
-        The file is not valid JSON.
+        The file is not valid JSON, or larger than ``max_bytes``.
     """
     path = Path(path)
     if not path.is_file():
         raise IncompatibleModelError(f"{path}: metadata file not found; not a fewshot {kind} directory")
     try:
-        meta = json.loads(path.read_text())
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise CorruptModelError(f"{path}: metadata is over {max_bytes} bytes; not a fewshot {kind} directory")
+        meta = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptModelError(f"{path}: metadata is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict):

@@ -13,8 +13,7 @@
 - :func:`purge` leaves nothing deleted in the file or its WAL: ``secure_delete``
   zeroes freed content, VACUUM rewrites the file, and a TRUNCATE checkpoint
   copies the result into the file and empties the WAL.
-- The tables are :data:`SCHEMA`; a store of an older schema is brought up to
-  date by :data:`MIGRATIONS` when it is opened, in one transaction.
+- The tables, their migrations and opening a store are in :mod:`fewshot.storeschema`.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IncompatibleModelError, NotAStoreError, StoreBusyError
+from .errors import NotAStoreError, StoreBusyError, StoreFullError, StoreReadOnlyError
 
 #: How long a command waits for another process's write before it gives up (seconds).
 BUSY_TIMEOUT_S = 60.0
@@ -37,36 +36,56 @@ _MAGIC = b"SQLite format 3\x00"
 
 
 class _Connection(sqlite3.Connection):
-    """A connection that reports "database is locked" as :class:`StoreBusyError`."""
+    """A connection that reports a lock, a full disk and a read-only file as the store's own errors."""
 
     store_path = ""
     timeout_s = BUSY_TIMEOUT_S
+    #: Opened read-only, because the file, its folder or its disk cannot be written.
+    read_only = False
 
     def execute(self, *args):
-        with _busy_as_error(self):
+        with _store_errors(self):
             return super().execute(*args)
 
     def executemany(self, *args):
-        with _busy_as_error(self):
+        with _store_errors(self):
             return super().executemany(*args)
 
 
 @contextmanager
-def _busy_as_error(db: _Connection):
+def _store_errors(db: _Connection):
     try:
         yield
     except sqlite3.OperationalError as exc:
-        if not _is_busy(exc):
-            raise
-        raise StoreBusyError(f"{db.store_path}: busy: another process has been using the store for over "
-                             f"{db.timeout_s:g} s; try again") from exc
+        code = result_code(exc)
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise StoreBusyError(f"{db.store_path}: busy: another process has been using the store for over "
+                                 f"{db.timeout_s:g} s; try again") from exc
+        if code == sqlite3.SQLITE_FULL:
+            raise StoreFullError(f"{db.store_path}: the disk is full ({exc}); nothing was changed: free some "
+                                 "space and try again") from exc
+        if code == sqlite3.SQLITE_READONLY:
+            raise read_only_error(db.store_path) from exc
+        raise
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def read_only_error(path) -> StoreReadOnlyError:
+    return StoreReadOnlyError(f"{path}: the store is read-only (its file, folder or disk cannot be written): it can "
+                              "be read (identify, groups list and show), not changed")
+
+
+def result_code(exc: sqlite3.OperationalError) -> int | None:
+    """The primary SQLite result code of ``exc``."""
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return str(exc).startswith(("database is locked", "database table is locked"))
+        return code & 0xFF
+    text = str(exc)
+    for prefix, code in (("database is locked", sqlite3.SQLITE_BUSY), ("database table is locked", sqlite3.SQLITE_LOCKED),
+                         ("database or disk is full", sqlite3.SQLITE_FULL),
+                         ("attempt to write a readonly database", sqlite3.SQLITE_READONLY)):
+        if text.startswith(prefix):
+            return code
+    return None
 
 
 def exists(path: Path) -> bool:
@@ -91,11 +110,40 @@ def exists(path: Path) -> bool:
     return True
 
 
-def connect(path: Path, *, timeout_s: float) -> sqlite3.Connection:
-    """A connection to the existing SQLite file ``path`` that waits up to ``timeout_s`` for locks."""
-    db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None, factory=_Connection)
+def connect(path: Path, *, timeout_s: float, read_only: str = "") -> sqlite3.Connection:
+    """A connection to the existing SQLite file ``path`` that waits up to ``timeout_s`` for locks.
+
+    ``read_only``: ``"ro"`` opens it for reading only; ``"immutable"`` also without the WAL's shared-memory
+    file, for a file on a read-only disk or in a read-only folder (nobody can write it there);
+    ``"exclusive"`` opens it for this process alone, with the WAL's index in memory rather than in a
+    shared-memory file (for a full disk, which has no room for that file).
+    """
+    if read_only in ("ro", "immutable"):
+        from urllib.parse import quote
+
+        query = "mode=ro" if read_only == "ro" else "mode=ro&immutable=1"
+        db = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?{query}", uri=True, timeout=timeout_s,
+                             isolation_level=None, factory=_Connection)
+        db.read_only = True
+    else:
+        db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None, factory=_Connection)
+        if read_only == "exclusive":
+            db.execute("PRAGMA locking_mode = EXCLUSIVE")
     db.store_path, db.timeout_s = str(path), timeout_s
+    add_collations(db)
     return db
+
+
+def add_collations(db: sqlite3.Connection) -> None:
+    """``COLLATE NAME``: names compared as :func:`fewshot.names.name_key` compares them."""
+    from .names import compare
+
+    db.create_collation("NAME", compare)
+
+
+def writable(path: Path) -> bool:
+    """Whether ``path`` and its folder can be written (``False`` on a read-only disk, even for root)."""
+    return os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
 
 
 @dataclass(frozen=True)
@@ -132,77 +180,6 @@ def default_store_path() -> Path:
     return Path(home) / "enrollments.sqlite"
 
 
-#: The version of :data:`SCHEMA`; older stores are brought to it by :data:`MIGRATIONS` when opened.
-SCHEMA_VERSION = 3
-
-#: The tables of a store. ``speakers.mapped_from`` is the id of the extractor whose
-#: embeddings were mapped into the group's (:mod:`fewshot.align`), or NULL for a
-#: person embedded by the group's extractor itself; ``embeddings.copy`` marks
-#: degraded copies of the enrollment speech (multi-condition enrollment).
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS groups (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, extractor_id TEXT NOT NULL,
-    revision INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS speakers (
-    id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
-    name TEXT NOT NULL, seconds REAL NOT NULL, created REAL NOT NULL, mapped_from TEXT,
-    UNIQUE (group_id, name));
-CREATE TABLE IF NOT EXISTS sources (
-    id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id) ON DELETE CASCADE,
-    file_name TEXT NOT NULL, sha256 TEXT NOT NULL, seconds_used REAL NOT NULL, audio BLOB);
-CREATE TABLE IF NOT EXISTS embeddings (
-    id INTEGER PRIMARY KEY, speaker_id INTEGER NOT NULL REFERENCES speakers(id) ON DELETE CASCADE,
-    vector BLOB NOT NULL, copy INTEGER NOT NULL DEFAULT 0);
-INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
-"""
-
-#: Statements that bring a store of the key's schema version to the next one.
-MIGRATIONS = {1: "ALTER TABLE embeddings ADD COLUMN copy INTEGER NOT NULL DEFAULT 0",
-              2: "ALTER TABLE speakers ADD COLUMN mapped_from TEXT"}
-
-
-def _migrate(db, path: Path, version: int, schema_version: int) -> None:
-    """Bring an older store up to ``schema_version``, one step at a time, in one transaction."""
-    if version > schema_version or any(v not in MIGRATIONS for v in range(version, schema_version)):
-        raise IncompatibleModelError(f"{path}: store schema {version}, this fewshot reads {schema_version}")
-
-    def work():
-        for v in range(version, schema_version):
-            db.execute(MIGRATIONS[v])
-        db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(schema_version),))
-
-    write(db, work, timeout_s=db.timeout_s)
-
-
-def open_store(path: Path, *, timeout_s: float, schema_version: int) -> sqlite3.Connection:
-    """A connection to the fewshot store ``path``, with foreign keys and ``secure_delete`` on.
-
-    Raises
-    ------
-    NotAStoreError
-        When the file is a SQLite file without fewshot's ``meta`` table.
-    IncompatibleModelError
-        For a store of another schema version.
-    """
-    db = connect(path, timeout_s=timeout_s)
-    try:
-        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            raise NotAStoreError(f"{path}: not a fewshot store")
-        if int(row[0]) != schema_version:
-            _migrate(db, path, int(row[0]), schema_version)
-    except sqlite3.DatabaseError:
-        db.close()
-        raise NotAStoreError(f"{path}: not a fewshot store") from None
-    except BaseException:
-        db.close()
-        raise
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute("PRAGMA secure_delete = ON")
-    return db
-
-
 def create(path: Path, schema: str) -> None:
     """Make ``path`` a new SQLite file (mode 0600, WAL) holding ``schema``, unless it already exists."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -229,16 +206,26 @@ def create(path: Path, schema: str) -> None:
                 os.unlink(leftover)
 
 
-def write(db: sqlite3.Connection, work, *, timeout_s: float):
+def write(db: sqlite3.Connection, work, *, timeout_s: float, journal: str = "WAL"):
     """Run ``work()`` in one ``BEGIN IMMEDIATE`` transaction and return its result.
 
     A transaction that meets a lock is rolled back and run again until
     ``timeout_s`` has passed; any other error rolls it back and is raised.
+    ``journal``: the journal mode to write in (``"MEMORY"``: in place, for a full disk).
+
+    Raises
+    ------
+    StoreReadOnlyError
+        For a store opened read-only, before ``work`` runs.
+    StoreFullError
+        When the disk is full (the transaction is rolled back).
     """
+    if getattr(db, "read_only", False):
+        raise read_only_error(db.store_path)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA journal_mode = {journal}")
             db.execute("BEGIN IMMEDIATE")
             try:
                 result = work()
@@ -252,6 +239,37 @@ def write(db: sqlite3.Connection, work, *, timeout_s: float):
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.1)
+
+
+def delete(db: sqlite3.Connection, work, *, timeout_s: float) -> None:
+    """Run the deletion ``work()`` in one transaction, then :func:`purge`; on a full disk too.
+
+    When the disk is too full for the WAL to grow, the WAL is emptied into the
+    file and the deletion made in place (an in-memory journal: a crash during it
+    could damage the store, the price of freeing space on a full disk), with
+    ``secure_delete`` zeroing what it frees; the file is vacuumed only if there
+    is room for it.
+
+    Raises
+    ------
+    StoreFullError
+        When even that cannot be written (nothing is deleted then).
+    """
+    try:
+        write(db, work, timeout_s=timeout_s)
+    except StoreFullError:
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            write(db, work, timeout_s=timeout_s, journal="MEMORY")
+        except StoreFullError as exc:
+            raise StoreFullError(f"{db.store_path}: the disk is full, and even deleting in place could not be "
+                                 "written; nothing was deleted: free some space and try again") from exc
+        try:
+            purge(db)
+        except StoreFullError:
+            pass  # deleted and zeroed in place; the file is compacted by the next deletion with room for it
+        return
+    purge(db)
 
 
 def purge(db: sqlite3.Connection) -> None:

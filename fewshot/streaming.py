@@ -20,7 +20,7 @@ from .vad import speech
 from .errors import AudioError
 from .features import l2_normalize
 from .svm import UNKNOWN
-from .vad import normalize_loudness, stream_speech
+from .vad import check_speech_seconds, is_silent, normalize_loudness, speech_blocks, stream_speech
 
 #: Longest piece of speech, in seconds, the CNN embeds in one pass (:meth:`Extractor.embed`'s ``max_chunk_s``).
 STREAM_CHUNK_S = 20.0
@@ -56,6 +56,54 @@ def short_speeches(sources, *, config, workers: int = 4) -> list:
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
         return list(pool.map(speech_of, sources))
+
+
+def speech_prefix(source, *, config, max_s: float, sr_in: int | None = None,
+                  clip_level: float = 1.0) -> tuple[np.ndarray, float]:
+    """The first ``max_s`` seconds of the speech of ``source``, read block by block only as far as needed.
+
+    The speech is :func:`~fewshot.vad.speech_blocks`' (for input of one block,
+    exactly :func:`~fewshot.audio.load_speech`'s), loudness-normalised over
+    what is returned. Reading stops once there is enough of it, so a long
+    recording costs what it gives.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), dtype=float32]
+        At most ``max_s`` seconds.
+    clipped : float
+        The fraction of the samples read at or above ``clip_level``.
+
+    Raises
+    ------
+    AudioError
+        For a file that cannot be read, non-finite samples, silence, or less than ``min_speech_s`` of speech.
+    """
+    cfg, name = config, "<array>" if isinstance(source, np.ndarray) else os.fspath(source)
+    limit, read, clipped, peak = int(max_s * cfg.sr), 0, 0, 0.0
+
+    def blocks():
+        nonlocal read, clipped, peak
+        for _, y in stream(source, sr=cfg.sr, sr_in=sr_in):
+            read, clipped = read + len(y), clipped + int(np.count_nonzero(np.abs(y) >= clip_level))
+            peak = max(peak, float(np.max(np.abs(y))) if len(y) else 0.0)
+            yield y
+
+    pieces, kept = [], 0
+    found = speech_blocks(blocks(), sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s)
+    try:
+        for _, y in found:
+            pieces.append(y)
+            kept += len(y)
+            if kept >= limit:
+                break
+    finally:
+        found.close()
+    if is_silent(peak):
+        raise AudioError(name, "audio is all silence")
+    y = np.concatenate(pieces)[:limit] if pieces else np.zeros(0, np.float32)
+    check_speech_seconds(len(y) / cfg.sr, config=cfg, source=name)
+    return normalize_loudness(y, target_dbfs=cfg.target_dbfs), clipped / max(read, 1)
 
 
 def identify_stream(extractor, clf, source, *, sr_in: int | None = None, progress=None) -> tuple:

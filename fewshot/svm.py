@@ -3,8 +3,10 @@
 :class:`~fewshot.classifier.GroupSVC` fits a group's RBF SVM with
 scikit-learn; what it learned (support vectors, dual coefficients, intercepts,
 the speakers' centroids) becomes a :class:`FittedGroup`, which makes every
-prediction. ``fewshot identify`` loads a group's :class:`FittedGroup` from a
-content-addressed cache file (:func:`cached_fit`), so answering needs neither
+prediction. The store keeps each group's :class:`FittedGroup` beside its
+members (deleted with them), named by a digest of the rows it was fitted on;
+``fewshot identify`` uses it only when it is the fit of exactly the group's
+rows and passes every check (:func:`fewshot.groupfit.stored_or_fit`), so answering needs neither
 scikit-learn nor a refit: importing scikit-learn alone takes longer than the
 rest of a cold start.
 
@@ -16,24 +18,19 @@ the first class; the one-vs-rest ``decision_function`` of
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
-import logging
-import os
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .features import l2_normalize
-
-logger = logging.getLogger(__name__)
+from .persistence import read_npz_bytes
 
 UNKNOWN = "unknown"
 
-#: Bumped when the arrays' meaning changes, so older cache files are not read.
-CACHE_FORMAT = 1
+#: Bumped when the arrays' meaning changes, so older stored fits are not read.
+FIT_FORMAT = 1
 
 
 def _l2(X) -> np.ndarray:
@@ -63,7 +60,7 @@ class FittedGroup:
         Cosine to the predicted speaker's centroid below which the answer is ``unknown_label``.
     unknown_label : str
     calibration : fewshot.openset.Calibration, optional
-        The model's cohort and threshold table (not part of the cached arrays).
+        The model's cohort and threshold table (not part of the stored arrays).
     false_accept_rate : float, optional
         With ``calibration``: the unknown decision is the normalised score
         against the table's threshold for this group's size at this rate,
@@ -212,9 +209,9 @@ class FittedGroup:
         return (labels, scores, nearest) if return_nearest else (labels, scores)
 
     def to_bytes(self) -> bytes:
-        """The arrays as an ``.npz`` (no pickles)."""
+        """The arrays as an uncompressed ``.npz`` (no pickles), as the store keeps them."""
         buf = io.BytesIO()
-        np.savez(buf, format=np.int64(CACHE_FORMAT), classes=self.classes_.astype(str), centroids=self.centroids_,
+        np.savez(buf, format=np.int64(FIT_FORMAT), classes=self.classes_.astype(str), centroids=self.centroids_,
                  support_vectors=self.support_vectors, dual_coef=self.dual_coef, intercept=self.intercept,
                  n_support=self.n_support, gamma=np.float64(self.gamma),
                  unknown_threshold=np.float64(np.nan if self.unknown_threshold is None else self.unknown_threshold),
@@ -222,67 +219,51 @@ class FittedGroup:
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "FittedGroup":
-        """Inverse of :meth:`to_bytes`; ``ValueError`` for anything else."""
+    def from_bytes(cls, data: bytes, *, max_bytes: int = 64 << 20) -> "FittedGroup":
+        """Inverse of :meth:`to_bytes`; ``ValueError`` for anything else.
+
+        Nothing is trusted: the blob is at most ``max_bytes``, its members are
+        stored uncompressed and no array's header claims more than its member
+        holds, so nothing is allocated beyond the blob's size; shapes must agree.
+        """
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                if int(z["format"]) != CACHE_FORMAT:
-                    raise ValueError("another cache format")
-                threshold = float(z["unknown_threshold"])
-                fitted = cls(z["classes"], z["centroids"], z["support_vectors"], z["dual_coef"], z["intercept"],
-                             z["n_support"].astype(np.int64), float(z["gamma"]),
-                             None if np.isnan(threshold) else threshold, str(z["unknown_label"]))
+            arrays = read_npz_bytes(data, max_bytes=max_bytes)
+            if int(arrays["format"]) != FIT_FORMAT:
+                raise ValueError("another format")
+            threshold = float(arrays["unknown_threshold"])
+            fitted = cls(arrays["classes"], arrays["centroids"].astype(np.float64),
+                         arrays["support_vectors"].astype(np.float64), arrays["dual_coef"].astype(np.float64),
+                         arrays["intercept"].astype(np.float64), arrays["n_support"].astype(np.int64),
+                         float(arrays["gamma"]), None if np.isnan(threshold) else threshold,
+                         str(arrays["unknown_label"]))
         except (OSError, KeyError, EOFError, ValueError, TypeError, zipfile.BadZipFile) as exc:
             raise ValueError(f"not a fitted group: {exc}") from None
-        n, dim = fitted.centroids_.shape
+        n, dim = fitted.centroids_.shape if fitted.centroids_.ndim == 2 else (-1, -1)
         n_sv = int(fitted.n_support.sum())
-        if (len(fitted.classes_) != n or fitted.n_support.shape != (n,) or fitted.support_vectors.shape != (n_sv, dim)
+        if (fitted.classes_.ndim != 1 or fitted.classes_.dtype.kind != "U" or len(fitted.classes_) != n
+                or fitted.n_support.shape != (n,) or np.any(fitted.n_support < 0)
+                or fitted.support_vectors.shape != (n_sv, dim)
                 or (n > 1 and fitted.dual_coef.shape != (n - 1, n_sv)) or fitted.intercept.shape != (n * (n - 1) // 2,)):
             raise ValueError("not a fitted group: inconsistent array shapes")
         return fitted
 
-
-def cache_dir() -> Path:
-    """``$FEWSHOT_HOME/cache/svm``, or the user's cache directory."""
-    home = os.environ.get("FEWSHOT_HOME")
-    if home:
-        return Path(home) / "cache" / "svm"
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("fewshot")) / "svm"
-
-
-def cache_key(X: np.ndarray, y: np.ndarray, centroid_mask: np.ndarray, params: dict) -> str:
-    """A digest of everything a group's fit depends on: embeddings, names, centroid rows and settings."""
-    h = hashlib.sha256(f"format {CACHE_FORMAT}; {sorted(params.items())!r}".encode())
-    for part in (np.ascontiguousarray(X, np.float32), np.asarray(centroid_mask, bool)):
-        h.update(repr(part.shape).encode())
-        h.update(part.tobytes())
-    h.update("\0".join(map(str, y)).encode())
-    return h.hexdigest()[:32]
-
-
-def cached_fit(X, y, *, centroid_mask, params: dict, directory: Path | None = None) -> FittedGroup:
-    """A group's :class:`FittedGroup`: read from the cache, or fitted (with scikit-learn) and cached.
-
-    The cache file is named by :func:`cache_key`, so it can never be stale; a
-    missing, unreadable or damaged one is refitted, and a cache that cannot be
-    written only costs the next call a refit.
-    """
-    directory = cache_dir() if directory is None else Path(directory)
-    path = directory / f"{cache_key(X, y, centroid_mask, params)}.npz"
-    try:
-        return FittedGroup.from_bytes(path.read_bytes())
-    except (OSError, ValueError):
-        pass
-    from .classifier import GroupSVC
-
-    fitted = GroupSVC(**params).fit(X, y, centroid_mask=centroid_mask).fitted_
-    try:
-        from .persistence import atomic_write_bytes
-
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, fitted.to_bytes())
-    except OSError as exc:
-        logger.debug("could not cache the group's SVM in %s: %s", directory, exc)
-    return fitted
+    def matches(self, X, y, *, centroid_mask, params: dict) -> bool:
+        """Whether this is what :func:`fit_group` makes of ``X, y``: the same speakers, centroids and
+        settings, every support vector one of the rows, every number finite. What a stored fit could
+        still change is only how the SVM weighs the group's own rows."""
+        Xn = _l2(X)
+        classes, y_idx = np.unique(np.asarray(y).astype(str), return_inverse=True)
+        if not (np.array_equal(self.classes_, classes) and self.n_features_in_ == Xn.shape[1]
+                and self.gamma == float(params["gamma"]) and self.unknown_label == UNKNOWN
+                and self.unknown_threshold == params.get("unknown_threshold")
+                and len(self.support_vectors) <= len(Xn)):
+            return False
+        arrays = (self.centroids_, self.support_vectors, self.dual_coef, self.intercept)
+        if not all(np.all(np.isfinite(a)) for a in arrays):
+            return False
+        mask = np.asarray(centroid_mask, bool)
+        centroids = _l2(np.stack([Xn[(y_idx == k) & mask].mean(axis=0) for k in range(len(classes))]))
+        if not np.allclose(self.centroids_, centroids, rtol=0, atol=1e-9):
+            return False
+        rows = {r.tobytes() for r in Xn}
+        return all(sv.tobytes() in rows for sv in self.support_vectors)

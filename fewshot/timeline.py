@@ -2,15 +2,18 @@
 
 :class:`SpeechTimeline` joins the VAD's speech (:func:`fewshot.vad.speech_intervals`)
 without its pauses and maps it back to the file; :func:`embed_windows` embeds
-overlapping windows of it from one log-mel pass (:func:`log_mel_blocks`, in
-bounded memory), in batches.
+overlapping windows of it from one log-mel pass (:func:`log_mel_stream`, in
+bounded memory), in batches. A recording read from a file
+(:meth:`SpeechTimeline.scan`) is read twice, block by block: once to find its
+speech and its loudness, once to embed the speech, so memory does not grow
+with its length.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .vad import normalize_loudness, speech_intervals
+from .vad import is_silent, normalize_loudness, padded_frame_rms, speech_intervals, speech_threshold_db
 from .config import FeatureConfig
 from .errors import CorruptModelError
 from .features import l2_normalize, log_mel
@@ -42,6 +45,92 @@ class SpeechTimeline:
         self.joins = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
         joined = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         self.speech = normalize_loudness(joined, target_dbfs=config.target_dbfs)
+        self._read = None
+
+    @classmethod
+    def scan(cls, source, *, config: FeatureConfig, sr_in: int | None = None, block_s: float | None = None):
+        """The timeline of a file (or array) read block by block, without holding its speech.
+
+        Its intervals are those ``SpeechTimeline(load(source))`` finds (the same
+        frames, judged against the loudest frame of the whole input), and
+        :meth:`chunks` gives the same speech, read again and scaled by the same
+        gain (:func:`~fewshot.audio.normalize_loudness` over all of it).
+
+        Raises
+        ------
+        AudioError
+            For a file that cannot be read, non-finite samples, or silence.
+        """
+        from .audio import BLOCK_S, stream
+        from .errors import AudioError
+
+        sr, block_s = config.sr, block_s or BLOCK_S
+        frame, hop = int(sr * 0.025), int(sr * 0.010)  # speech_intervals' frames
+        half = frame // 2
+        n, buf, tail, rms, power, peaks = 0, np.zeros(half), np.zeros(0), [], [], []
+        for _, y in stream(source, sr=sr, sr_in=sr_in, block_s=block_s):
+            n += len(y)
+            buf = np.concatenate([buf, y.astype(np.float64)])
+            rms.append(padded_frame_rms(buf, frame_length=frame, hop_length=hop))
+            buf = buf[len(rms[-1]) * hop:]
+            tail = np.concatenate([tail, y.astype(np.float64)])
+            k = len(tail) // hop
+            hops = tail[:k * hop].reshape(k, hop)
+            power.append(np.sum(hops ** 2, axis=1))
+            peaks.append(np.max(np.abs(hops), axis=1, initial=0.0))
+            tail = tail[k * hop:]
+        rms.append(padded_frame_rms(np.concatenate([buf, np.zeros(half)]), frame_length=frame, hop_length=hop))
+        power.append([np.sum(tail ** 2)] if len(tail) else [])
+        peaks.append([np.max(np.abs(tail))] if len(tail) else [])
+        power, peaks = np.concatenate(power), np.concatenate(peaks)
+        if is_silent(float(peaks.max(initial=0.0))):
+            raise AudioError("<array>" if isinstance(source, np.ndarray) else str(source), "audio is all silence")
+        self = cls.__new__(cls)
+        self.sr, self.intervals = sr, np.zeros((0, 2), dtype=int)
+        if n >= frame:  # speech_intervals' rule, on the frames of the whole input
+            db = 20 * np.log10(np.maximum(np.concatenate(rms), 1e-10))
+            speech = db > speech_threshold_db(db.max(), top_db=config.top_db)
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], speech.astype(np.int8), [0]])))
+            self.intervals = np.minimum(edges.reshape(-1, 2) * hop, n)
+        lengths = self.intervals[:, 1] - self.intervals[:, 0]
+        self.joins = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        spans = [slice(a // hop, -(-b // hop)) for a, b in self.intervals]
+        total = float(sum(np.sum(power[s]) for s in spans))
+        gain = 1.0
+        if total > 0:
+            gain = 10 ** (config.target_dbfs / 20) / np.sqrt(total / self.joins[-1])
+            top = gain * max(float(np.max(peaks[s])) for s in spans)
+            gain = gain * (0.99 / top if top > 0.99 else 1.0)
+        self._read = (source, sr_in, block_s, gain)
+        return self
+
+    @property
+    def n_speech(self) -> int:
+        """Samples of speech in the timeline."""
+        return int(self.joins[-1])
+
+    def chunks(self):
+        """The timeline's speech, joined and loudness-normalised, in order: :attr:`speech` itself, or, for a
+        timeline of :meth:`scan`, the input read again block by block."""
+        if self._read is None:
+            yield self.speech
+            return
+        from .audio import stream
+
+        source, sr_in, block_s, gain = self._read
+        k, start = 0, 0
+        for _, y in stream(source, sr=self.sr, sr_in=sr_in, block_s=block_s):
+            end = start + len(y)
+            pieces = []
+            while k < len(self.intervals) and self.intervals[k, 0] < end:
+                a, b = self.intervals[k]
+                pieces.append(y[max(a, start) - start:min(b, end) - start])
+                if b > end:
+                    break
+                k += 1
+            if pieces:
+                yield (np.concatenate(pieces) * gain).astype(np.float32)
+            start = end
 
     @property
     def pauses_s(self) -> np.ndarray:
@@ -77,8 +166,13 @@ def window_starts(n_frames: int, *, window: int, hop: int) -> np.ndarray:
     return starts if starts[-1] + window >= n_frames else np.append(starts, n_frames - window)
 
 
-def embed_windows(extractor, y: np.ndarray, *, window_s: float, hop_s: float) -> tuple[np.ndarray, np.ndarray]:
+def embed_windows(extractor, y, *, window_s: float, hop_s: float,
+                  n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Unit-length embeddings of overlapping windows of ``y``, from one log-mel pass.
+
+    ``y`` is an array, or its pieces in order (:meth:`SpeechTimeline.chunks`)
+    with ``n_samples`` their total length: the windows are embedded as the
+    log-mel frames they cover come, and only those frames are held.
 
     Returns
     -------
@@ -87,37 +181,60 @@ def embed_windows(extractor, y: np.ndarray, *, window_s: float, hop_s: float) ->
         Each window's ``[start, end)`` in frames of ``y`` (``feature_config.hop_ms`` each).
     """
     cfg = extractor.feature_config
-    S = log_mel_blocks(y, config=cfg)
+    n = len(y) if n_samples is None else n_samples
+    n_frames = 1 + n // cfg.hop_length
     window, hop = (round(s * 1000 / cfg.hop_ms) for s in (window_s, hop_s))
-    starts = window_starts(len(S), window=window, hop=hop)
-    bounds = np.stack([starts, np.minimum(starts + window, len(S))], axis=1)
-    if extractor.backend.fixed_frames is not None or len(S) < window:
+    starts = window_starts(n_frames, window=window, hop=hop)
+    bounds = np.stack([starts, np.minimum(starts + window, n_frames)], axis=1)
+    if extractor.backend.fixed_frames is not None or n_frames < window:
+        y = y if isinstance(y, np.ndarray) else np.concatenate(list(y))
         pieces = [y[a * cfg.hop_length:b * cfg.hop_length] for a, b in bounds]
         return extractor.embed(pieces), bounds
-    X = np.lib.stride_tricks.sliding_window_view(S, window, axis=0)[starts].transpose(0, 2, 1)
-    step = extractor.batch_size
-    E = np.concatenate([extractor.backend.run(X[i:i + step]) for i in range(0, len(X), step)])
+    out, done, first, held = [], 0, 0, np.zeros((0, cfg.n_mels), np.float32)
+    for S in log_mel_stream([y] if isinstance(y, np.ndarray) else y, n_samples=n, config=cfg):
+        held = np.concatenate([held, S])  # frames first, first + 1, ...
+        ready = int(np.searchsorted(starts + window, first + len(held), side="right"))
+        for i in range(done, ready, extractor.batch_size):
+            part = starts[i:min(i + extractor.batch_size, ready)] - first
+            out.append(extractor.backend.run(np.stack([held[a:a + window] for a in part])))
+        done = ready
+        if done < len(starts):
+            held, first = held[starts[done] - first:], int(starts[done])
+    E = np.concatenate(out)
     if not np.all(np.isfinite(E)):
         raise CorruptModelError(f"extractor {extractor.model_id} produced NaN or infinite embeddings")
     return l2_normalize(E.astype(np.float32)), bounds
 
 
-def log_mel_blocks(y: np.ndarray, *, config: FeatureConfig, block_frames: int = 6000) -> np.ndarray:
-    """:func:`fewshot.features.log_mel` of ``y``, the same frames computed ``block_frames`` at a time.
+def log_mel_stream(chunks, *, n_samples: int, config: FeatureConfig, block_frames: int = 6000):
+    """:func:`fewshot.features.log_mel` of the ``n_samples`` samples that ``chunks`` give in order, the same
+    frames computed ``block_frames`` at a time, each block from the samples its frames see.
 
-    Each block is computed from the samples its frames see, so a long
-    recording needs memory for one block's spectra, not the whole file's.
+    Yields
+    ------
+    S : np.ndarray [shape=(block_frames or fewer, n_mels), dtype=float32]
+        Consecutive blocks of the ``1 + n_samples // hop_length`` frames.
+    """
+    hop = config.hop_length
+    n_frames = 1 + n_samples // hop
+    margin = -(-(config.n_fft // 2) // hop)
+    chunks, buf, at = iter(chunks), np.zeros(0, np.float32), 0  # buf holds samples at, at + 1, ...
+    for f0 in range(0, n_frames, block_frames):
+        f1, a = min(f0 + block_frames, n_frames), max(0, f0 - margin)
+        end = min((f1 - 1 + margin) * hop + 1, n_samples)
+        while at + len(buf) < end:
+            buf = np.concatenate([buf, next(chunks)])
+        yield log_mel(buf[a * hop - at:end - at], config=config)[f0 - a:f1 - a]
+        drop = max(0, f1 - margin) * hop - at
+        buf, at = buf[drop:], at + drop
+
+
+def log_mel_blocks(y: np.ndarray, *, config: FeatureConfig, block_frames: int = 6000) -> np.ndarray:
+    """:func:`fewshot.features.log_mel` of ``y``, the same frames computed ``block_frames`` at a time
+    (:func:`log_mel_stream`), so a long recording needs memory for one block's spectra, not the whole file's.
 
     Returns
     -------
     S : np.ndarray [shape=(1 + n // hop_length, n_mels), dtype=float32]
     """
-    hop = config.hop_length
-    n_frames = 1 + len(y) // hop
-    margin = -(-(config.n_fft // 2) // hop)
-    out = []
-    for f0 in range(0, n_frames, block_frames):
-        f1, a = min(f0 + block_frames, n_frames), max(0, f0 - margin)
-        S = log_mel(y[a * hop:(f1 - 1 + margin) * hop + 1], config=config)
-        out.append(S[f0 - a:f1 - a])
-    return np.concatenate(out)
+    return np.concatenate(list(log_mel_stream([y], n_samples=len(y), config=config, block_frames=block_frames)))

@@ -90,8 +90,9 @@ def find_turns(y: np.ndarray, clf, extractor, *, config: TurnConfig | None = Non
 
     Parameters
     ----------
-    y : np.ndarray [shape=(n,)]
-        The recording, mono at ``extractor.feature_config.sr``.
+    y : np.ndarray [shape=(n,)] or fewshot.timeline.SpeechTimeline
+        The recording, mono at ``extractor.feature_config.sr``, or its timeline
+        (:meth:`~fewshot.timeline.SpeechTimeline.scan` reads a long file in flat memory).
     clf : fewshot.svm.FittedGroup or fewshot.classifier.GroupSVC
         The group's fitted SVM.
     extractor : fewshot.extractor.Extractor
@@ -110,11 +111,12 @@ def find_turns(y: np.ndarray, clf, extractor, *, config: TurnConfig | None = Non
         With less than ``min_speech_s`` of speech.
     """
     cfg, tc = extractor.feature_config, config or TurnConfig()
-    timeline = SpeechTimeline(y, config=cfg)
-    if len(timeline.speech) < cfg.min_speech_s * cfg.sr:
-        raise AudioError(source, f"too little speech to use: {len(timeline.speech) / cfg.sr:.2f} s found, "
+    timeline = y if isinstance(y, SpeechTimeline) else SpeechTimeline(y, config=cfg)
+    if timeline.n_speech < cfg.min_speech_s * cfg.sr:
+        raise AudioError(source, f"too little speech to use: {timeline.n_speech / cfg.sr:.2f} s found, "
                                  f"need at least {cfg.min_speech_s:g} s")
-    E, bounds = embed_windows(extractor, timeline.speech, window_s=tc.window_s, hop_s=tc.hop_s)
+    E, bounds = embed_windows(extractor, timeline.chunks(), n_samples=timeline.n_speech, window_s=tc.window_s,
+                              hop_s=tc.hop_s)
     centres = bounds.mean(axis=1) * cfg.hop_length
     C = clf.cosine_scores(E)
     if tc.decoder == "viterbi":
@@ -125,8 +127,8 @@ def find_turns(y: np.ndarray, clf, extractor, *, config: TurnConfig | None = Non
         gap = int(np.ceil(tc.window_s / tc.hop_s - 1e-9))
         cuts = bounds[change_points(E, context=gap, gap=gap, threshold=tc.change_threshold), 0] * cfg.hop_length
     cuts = snap_to_pauses(cuts, timeline, within=int(tc.snap_s * cfg.sr))
-    edges = np.concatenate([[0], cuts, [len(timeline.speech)]]).astype(np.int64)
-    runs = _named_runs(edges, E, C, centres, clf, unknown_cosine=tc.unknown_cosine)
+    edges = np.concatenate([[0], cuts, [timeline.n_speech]]).astype(np.int64)
+    runs = named_runs(edges, E, C, centres, clf, unknown_cosine=tc.unknown_cosine)
     max_gap = int((cfg.max_silence_s if tc.max_pause_s is None else tc.max_pause_s) * cfg.sr)
     turns = []
     for a, b, label, score in runs:
@@ -159,7 +161,7 @@ def snap_to_pauses(cuts: np.ndarray, timeline: SpeechTimeline, *, within: int) -
     return np.unique([c for c in out if 0 < c < timeline.joins[-1]]).astype(np.int64)
 
 
-def _named_runs(edges: np.ndarray, E: np.ndarray, C: np.ndarray, centres: np.ndarray, clf, *,
+def named_runs(edges: np.ndarray, E: np.ndarray, C: np.ndarray, centres: np.ndarray, clf, *,
                 unknown_cosine: float) -> list[tuple[int, int, str, float]]:
     """``(start, end, label, score)`` of the stretches between ``edges`` (samples of speech), neighbours of the
     same name joined.
@@ -192,16 +194,41 @@ def _named_runs(edges: np.ndarray, E: np.ndarray, C: np.ndarray, centres: np.nda
 
 
 def rttm_lines(turns, *, file_id: str) -> list[str]:
-    """``turns`` as lines of NIST RTTM (``SPEAKER`` records; white space in names becomes ``_``).
+    """``turns`` as lines of NIST RTTM (``SPEAKER`` records).
+
+    In the file id and the names, white space becomes ``_`` and every control,
+    invisible or bidirectional character a ``\\uXXXX`` escape
+    (:func:`fewshot.names.shown`), so each record is one line of ten fields.
 
     Examples
     --------
     >>> rttm_lines([Turn(0.5, 2.25, "ann lee", 0.8)], file_id="meeting")
     ['SPEAKER meeting 1 0.500 1.750 <NA> <NA> ann_lee <NA> <NA>']
     """
-    fid = "_".join(str(file_id).split()) or "_"
-    return [f"SPEAKER {fid} 1 {a:.3f} {b - a:.3f} <NA> <NA> {'_'.join(str(who).split()) or '_'} <NA> <NA>"
+    return [f"SPEAKER {_rttm_field(file_id)} 1 {a:.3f} {b - a:.3f} <NA> <NA> {_rttm_field(who)} <NA> <NA>"
             for a, b, who, *_ in turns]
+
+
+def rttm_file_ids(paths) -> list[str]:
+    """The RTTM file id of each of ``paths``: its name without the extension, or, where two files share
+    that, its path as given without the extension (numbered where even that repeats)."""
+    from collections import Counter
+    from pathlib import PurePath
+
+    stems = [PurePath(str(p)).stem for p in paths]
+    counts = Counter(stems)
+    ids = [stem if counts[stem] == 1 else str(PurePath(str(p)).with_suffix("")) for p, stem in zip(paths, stems)]
+    seen, out = Counter(), []
+    for i in ids:
+        seen[i] += 1
+        out.append(i if ids.count(i) == 1 else f"{i}#{seen[i]}")
+    return out
+
+
+def _rttm_field(text) -> str:
+    from .names import shown
+
+    return "_".join(shown(" ".join(str(text).split())).split()) or "_"
 
 
 def write_rttm(path, lines) -> None:

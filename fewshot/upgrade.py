@@ -4,9 +4,10 @@ A group remembers the id of the extractor that made its embeddings
 (:func:`fewshot.extractor.model_identity`). When the extractor in use has
 another id:
 
-- a group enrolled under this same model's former id (the checksum of its
-  weights alone, the id before the configuration was part of it) is moved to
-  the current id: its embeddings are those this model makes;
+- a group enrolled under one of this same model's former ids (the checksum of
+  its Keras file alone, the id before the configuration was part of it; the id
+  before the LiteRT files were part of it) is moved to the current id: its
+  embeddings are those this model makes;
 - a group enrolled with an extractor the current model ships an aligner from
   (:mod:`fewshot.align`) is mapped into the current model's space, once, and
   its members are marked as running on mapped voiceprints;
@@ -21,13 +22,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import align
-from .errors import IncompatibleModelError
+from . import align, modeldir
+from .errors import IncompatibleModelError, StoreBusyError
+
+#: How many times an upgrade reads and re-embeds a group that another process changed meanwhile.
+UPGRADE_ATTEMPTS = 3
 
 
-def former_id(extractor) -> str:
-    """The id the same weights had before the configuration was part of the id."""
-    return str(extractor.meta.get("sha256", ""))[:16]
+def former_ids(extractor) -> tuple[str, ...]:
+    """The ids the same weights had before (:func:`fewshot.modeldir.former_ids`)."""
+    if "sha256" not in extractor.meta:
+        return ()
+    return modeldir.former_ids(extractor.meta)
 
 
 def upgrade_group(sid, group: str, *, progress=None) -> dict:
@@ -38,13 +44,29 @@ def upgrade_group(sid, group: str, *, progress=None) -> dict:
     dict
         ``from`` and ``to`` (extractor ids), ``speakers`` (names), ``seconds`` (speech re-embedded).
 
+    The group is written only if nobody changed it since it was read (an
+    enrollment meanwhile); otherwise it is read and re-embedded again.
+
     Raises
     ------
     IncompatibleModelError
         When a member's audio was not kept (nothing is changed then).
+    StoreBusyError
+        When the group changed during each of :data:`UPGRADE_ATTEMPTS` attempts (nothing is changed then).
     """
+    for _ in range(UPGRADE_ATTEMPTS):
+        result = _upgrade_once(sid, group, progress=progress)
+        if result is not None:
+            return result
+    raise StoreBusyError(f"group {group!r} changed while it was being upgraded, {UPGRADE_ATTEMPTS} times "
+                         "(someone is enrolling into it); nothing was changed: run the upgrade again when they are done")
+
+
+def _upgrade_once(sid, group: str, *, progress=None) -> dict | None:
+    """:func:`upgrade_group`'s work, or ``None`` when the group changed before it could be written."""
     store, ex = sid.store, sid.extractor
-    old_id = store.group_revision(group)[0]
+    expect = store.group_revision(group)
+    old_id = expect[0]
     members = store.speakers(group)
     missing = [m.name for m in members if not m.audio_kept]
     if missing:
@@ -61,15 +83,18 @@ def upgrade_group(sid, group: str, *, progress=None) -> dict:
             C = np.concatenate(ex.embed(enrollment_copies(y, sr=ex.feature_config.sr), return_segments=True))
         embeddings[m.name] = (E, C)
         seconds += len(y) / ex.feature_config.sr
-    store.rewrite_group(group, extractor_id=ex.model_id, embeddings=embeddings)
+    if not store.rewrite_group(group, extractor_id=ex.model_id, embeddings=embeddings, expect=expect):
+        return None
     return {"from": old_id, "to": ex.model_id, "speakers": sorted(embeddings), "seconds": seconds}
 
 
-def move_to_current_id(store, group: str, extractor) -> None:
-    """Re-key a group enrolled under ``extractor``'s former id; its embeddings stay."""
-    X, y, is_copy = store.embeddings(group, extractor_id=former_id(extractor), copies=True)
+def move_to_current_id(store, group: str, stored: str, extractor) -> None:
+    """Re-key a group enrolled under ``extractor``'s former id ``stored``; its embeddings stay (nothing is
+    written when another process changed the group meanwhile: it moves it, or the next use does)."""
+    expect = store.group_revision(group)
+    X, y, is_copy = store.embeddings(group, extractor_id=stored, copies=True)
     per = {n: (X[(y == n) & ~is_copy], X[(y == n) & is_copy]) for n in np.unique(y)}
-    store.rewrite_group(group, extractor_id=extractor.model_id, embeddings=per)
+    store.rewrite_group(group, extractor_id=extractor.model_id, embeddings=per, expect=expect)
 
 
 def adopt_group(store, group: str, stored: str, extractor) -> None:
@@ -81,8 +106,8 @@ def adopt_group(store, group: str, stored: str, extractor) -> None:
         When the group is neither under ``extractor``'s former id nor mappable by an aligner it ships
         (the message says how to upgrade or re-enroll).
     """
-    if stored == former_id(extractor):
-        move_to_current_id(store, group, extractor)
+    if stored in former_ids(extractor):
+        move_to_current_id(store, group, stored, extractor)
         return
     aligner = align.find_aligner(extractor, stored)
     if aligner is None:

@@ -70,11 +70,11 @@ def frame_rms(y: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarra
     rms : np.ndarray [shape=(1 + n // hop_length,), dtype=float32]
     """
     half = frame_length // 2
-    return _rms(np.pad(np.asarray(y, dtype=np.float64), (half, half)), frame_length=frame_length,
+    return padded_frame_rms(np.pad(np.asarray(y, dtype=np.float64), (half, half)), frame_length=frame_length,
                 hop_length=hop_length)
 
 
-def _rms(padded: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
+def padded_frame_rms(padded: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
     """RMS of the frames ``padded[i * hop_length:][:frame_length]`` that fit in ``padded``."""
     cumulative = np.concatenate([[0.0], np.cumsum(np.square(np.asarray(padded, dtype=np.float64)))])
     starts = np.arange(0, len(padded) - frame_length + 1, hop_length)
@@ -150,7 +150,7 @@ def speech_blocks(
         buf = np.concatenate([buf, y] + ([np.zeros(half, np.float32)] if final else []))
         if final and n < frame_length:
             return
-        db = 20 * np.log10(np.maximum(_rms(buf, frame_length=frame_length, hop_length=hop), 1e-10))
+        db = 20 * np.log10(np.maximum(padded_frame_rms(buf, frame_length=frame_length, hop_length=hop), 1e-10))
         if len(db) == 0:
             return
         ref = db.max() if ref is None else max(ref, db.max())
@@ -201,7 +201,7 @@ def check_audio(y: np.ndarray, *, source="<array>") -> np.ndarray:
     AudioError
     """
     y = check_samples(np.asarray(y), source=source)
-    if _silent(float(np.max(np.abs(y)))):
+    if is_silent(float(np.max(np.abs(y)))):
         raise AudioError(source, "audio is all silence")
     return y
 
@@ -224,7 +224,7 @@ def speech(y: np.ndarray, *, config: FeatureConfig | None = None, source="<array
     cfg = config or FeatureConfig()
     check_audio(y, source=source)
     kept = trim_silence(y, sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s)
-    _check_speech_seconds(kept.size / cfg.sr, config=cfg, source=source)
+    check_speech_seconds(kept.size / cfg.sr, config=cfg, source=source)
     return normalize_loudness(kept, target_dbfs=cfg.target_dbfs)
 
 
@@ -274,16 +274,18 @@ def stream_speech(source, *, config: FeatureConfig | None = None, sr_in: int | N
     for start_s, y in speech_blocks(blocks(), sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s):
         kept += len(y)
         yield start_s, y
-    if _silent(peak):
+    if is_silent(peak):
         raise AudioError(_name(source), "audio is all silence")
-    _check_speech_seconds(kept / cfg.sr, config=cfg, source=_name(source))
+    check_speech_seconds(kept / cfg.sr, config=cfg, source=_name(source))
 
 
-def _silent(peak: float) -> bool:
+def is_silent(peak: float) -> bool:
+    """Whether a signal whose largest sample is ``peak`` is below the silence floor throughout."""
     return peak == 0.0 or 20 * np.log10(peak) < SILENCE_FLOOR_DBFS
 
 
-def _check_speech_seconds(seconds: float, *, config: FeatureConfig, source) -> None:
+def check_speech_seconds(seconds: float, *, config: FeatureConfig, source) -> None:
+    """:class:`AudioError` naming ``source`` when ``seconds`` of speech are fewer than ``config.min_speech_s``."""
     if seconds < config.min_speech_s:
         raise AudioError(source, f"too little speech to use: {seconds:.2f} s found, need at least "
                                  f"{config.min_speech_s:g} s")

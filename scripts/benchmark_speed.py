@@ -19,7 +19,8 @@ and 35 s of speech, and to embed its three degraded copies as well
 in each of several formats into a temporary folder, one at a time, and
 prints the peak resident memory of ``fewshot identify`` of it (of the largest
 process of its tree, ffmpeg included), its time and its answer, beside a 5 s
-file's. The peak is read by a small launcher process
+file's; for the first format, also of ``fewshot identify --segments`` (who
+speaks when) and of ``fewshot enroll`` (which uses 60 s of the file's speech). The peak is read by a small launcher process
 (``resource.getrusage(RUSAGE_CHILDREN)``): a process started from this large
 one would count the memory it had before its ``exec``, a copy of this one's.
 
@@ -241,9 +242,20 @@ def memory(args, y, sr, home, clip) -> list[str]:
             except Exception:
                 decoder = "ffmpeg"
             mb, seconds, said = peak_memory(cmd + [str(path)], env)
-        lines.append(f"| {args.hours:g} h, {rate / 1000:g} kHz {'mono' if channels == 1 else 'stereo'} {fmt} | "
-                     f"{size / 1e6:.0f} MB | {decoder} | {mb:.0f} MB | {seconds:.0f} s | {said.split(': ', 1)[-1]} |")
-        print(lines[-1] + f"  (file written in {made:.0f} s)", flush=True)
+            lines.append(f"| {args.hours:g} h, {rate / 1000:g} kHz {'mono' if channels == 1 else 'stereo'} {fmt} | "
+                         f"{size / 1e6:.0f} MB | {decoder} | {mb:.0f} MB | {seconds:.0f} s | "
+                         f"{said.split(': ', 1)[-1]} |")
+            print(lines[-1] + f"  (file written in {made:.0f} s)", flush=True)
+            if fmt != args.formats[0]:
+                continue
+            other = {"identify --segments": cmd[:4] + ["--segments"] + cmd[4:],
+                     "enroll": [*cmd[:3], "enroll", "--group", "long", "--speaker", "reader", "--force", "--store",
+                                str(home / "enroll.sqlite"), *cmd[8:]]}
+            for what, command in other.items():
+                mb, seconds, said = peak_memory(command + [str(path)], env)
+                lines.append(f"| the same, `fewshot {what}` | | | {mb:.0f} MB | {seconds:.0f} s | "
+                             f"{said.strip()[:60]} |")
+                print(lines[-1], flush=True)
     return lines
 
 
@@ -284,7 +296,7 @@ def main(argv=None) -> int:
         if "enroll" in args.parts:
             print("\n".join(enroll_cost(args.model, y, cfg.sr, args.repeats)))
         if "memory" in args.parts:
-            print("\npeak memory of `fewshot identify` (one run each, the default backend):")
+            print("\npeak memory of `fewshot identify` (and `--segments`, `enroll`), one run each, the default backend:")
             lines = memory(args, y, cfg.sr, home, clip)
             print("\n".join(lines))
     return 0

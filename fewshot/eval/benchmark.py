@@ -150,7 +150,7 @@ def open_set_by_size(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig, cal
     """
     specs = {str(K): (K, None) for K in sizes if K < len(emb.names)}
     groups = draw_groups(len(emb.names), specs, draws=draws, seed=seed)
-    view = compact(emb, T=T)
+    view = compact(emb, T=T, keep_space=calibration is not None)
     out = {}
     for key, gs in groups.items():
         res = [episode(view, g, T=T, classifier=classifier, calibration=calibration) for g in gs]
@@ -200,7 +200,7 @@ def evaluate_embeddings(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig |
         if not groups[key] or (not detailed and key not in curve):
             continue
         if view is None or T not in view.enroll:
-            view = compact(emb, T=T)
+            view = compact(emb, T=T, keep_space=calibration is not None)
         res = [episode(view, g, T=T, classifier=classifier, open_set=detailed, calibration=calibration)
                for g in groups[key]]
         if key in curve:

@@ -50,8 +50,12 @@ def protocol_speech(files, *, sr: int = SAMPLE_RATE) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
+#: Where each speaker's test pieces start, in seconds of their speech: enrollment is at most this long.
+TEST_OFFSET_S = 35.0
+
+
 def prepare_protocol(root, *, enroll_seconds=(15, 35), piece_s: float = 5.0, max_pieces: int = 12,
-                     test_offset_s: float = 35.0, sr: int = SAMPLE_RATE, progress=None) -> list[ProtocolSpeaker]:
+                     test_offset_s: float = TEST_OFFSET_S, sr: int = SAMPLE_RATE, progress=None) -> list[ProtocolSpeaker]:
     """Load a speaker-per-folder dataset into enrollment speech and test pieces.
 
     ``progress`` wraps the speaker iterator (for example ``tqdm``) when given.
@@ -242,19 +246,21 @@ def quick_scores(emb: EmbeddedSpeakers, *, T: float = 15.0, group_sizes=(3, 10, 
     return out
 
 
-def compact(emb: EmbeddedSpeakers, *, T: float) -> EmbeddedSpeakers:
+def compact(emb: EmbeddedSpeakers, *, T: float, keep_space: bool = False) -> EmbeddedSpeakers:
     """The embeddings of one enrollment length in at most ``n`` coordinates.
 
     ``n`` is the number of vectors (enrollment segments plus test pieces).
     Every inner product is kept (``Y Y^T = A A^T``), so an RBF SVM on
     L2-normalised rows and cosine scores see exactly the same thing; wide
     embeddings (the original CNN's 19,200 numbers) then fit many times faster.
-    Embeddings no wider than ``n`` are returned as they are.
+    Embeddings no wider than ``n``, and any with ``keep_space`` (scored against
+    a cohort in the model's own coordinates, :mod:`fewshot.openset`), are
+    returned as they are.
     """
     copies = list(emb.enroll_copies[T]) if emb.enroll_copies is not None else []
     parts = list(emb.enroll[T]) + list(emb.tests) + copies
     A = np.concatenate(parts).astype(np.float64)
-    if A.shape[1] <= A.shape[0]:
+    if keep_space or A.shape[1] <= A.shape[0]:
         return EmbeddedSpeakers(emb.names, {T: emb.enroll[T]}, emb.tests, emb.genders,
                                 {T: copies} if copies else None)
     w, V = np.linalg.eigh(A @ A.T)

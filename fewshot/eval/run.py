@@ -21,17 +21,35 @@ VERIFICATION_SECONDS = 15.0
 
 
 def _group_size(text):
-    if text == "all":
-        return "all"
-    try:
-        k = int(text)
-    except ValueError:
-        k = 0
-    if k < 2:
-        import argparse
+    return "all" if text == "all" else _checked(text, int, lambda k: k >= 2,
+                                                "group size must be an integer >= 2 or 'all'")
 
-        raise argparse.ArgumentTypeError(f"group size must be an integer >= 2 or 'all', given {text!r}")
-    return k
+
+def _enroll_seconds(text):
+    """Seconds of enrollment speech: more than 0, at most where the protocol's test pieces start."""
+    from .protocol import TEST_OFFSET_S
+
+    return _checked(text, float, lambda t: 0 < t <= TEST_OFFSET_S, "seconds of enrollment speech must be more "
+                    f"than 0 and at most {TEST_OFFSET_S:g} (where the test pieces start)")
+
+
+def _whole(low: int, high: int, what: str):
+    """An argparse type: a whole number from ``low`` to ``high``."""
+    return lambda text: _checked(text, int, lambda k: low <= k <= high, f"{what} must be a whole number from "
+                                 f"{low} to {high}")
+
+
+def _checked(text, kind, ok, rule: str):
+    """``kind(text)`` when ``ok`` of it, else argparse's error: ``rule``, and what was given."""
+    import argparse
+
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f"{rule}, given {text!r}")
+    return value
 
 
 def configure_parser(p):
@@ -44,12 +62,12 @@ def configure_parser(p):
     p.add_argument("--model", help="extractor model directory (default: the model shipped with fewshot)")
     p.add_argument("--group-sizes", nargs="+", type=_group_size, default=[3, 5, 10, 20, "all"],
                    metavar="K", help="people per group: integers and/or 'all' (default: 3 5 10 20 all)")
-    p.add_argument("--enroll-seconds", nargs="+", type=float, default=[15.0, 35.0], metavar="T",
+    p.add_argument("--enroll-seconds", nargs="+", type=_enroll_seconds, default=[15.0, 35.0], metavar="T",
                    help="enrollment speech per person, in seconds (default: 15 35)")
-    p.add_argument("--curve-seconds", nargs="+", type=float, default=list(CURVE_SECONDS), metavar="T",
+    p.add_argument("--curve-seconds", nargs="+", type=_enroll_seconds, default=list(CURVE_SECONDS), metavar="T",
                    help="enrollment lengths of the accuracy-against-seconds curve (default: 5 10 ... 35)")
-    p.add_argument("--draws", type=int, default=100, help="random groups per group size (default: 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the group draws (default: 0)")
+    p.add_argument("--draws", type=_whole(1, 100_000, "draws"), default=100, help="random groups per group size (default: 100)")
+    p.add_argument("--seed", type=_whole(0, 2 ** 32 - 1, "the seed"), default=0, help="seed of the group draws (default: 0)")
     p.add_argument("--baselines", action="store_true",
                    help="also evaluate the MFCC-statistics baseline and the original project's CNN")
     p.add_argument("--conditions", metavar="LIST",
@@ -284,7 +302,7 @@ def cmd_evaluate(args) -> int:
     """Run the evaluation and print the headline table."""
     from .report import condition_lines, headline, open_set_lines, open_set_size_lines
 
-    from ..errors import require
+    from ..commands import require
 
     require("matplotlib", *(["librosa"] if args.baselines else []), *(["pyroomacoustics"] if args.conditions else []))
     metrics = run_evaluation(args)

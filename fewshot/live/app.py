@@ -34,6 +34,21 @@ def _seconds(text: str) -> float:
     return value
 
 
+#: The longest countdown before a recording, in seconds.
+MAX_COUNTDOWN_S = 30
+
+
+def _countdown(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_COUNTDOWN_S:
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds from 0 to {MAX_COUNTDOWN_S}, "
+                                         f"given {text!r}")
+    return value
+
+
 def _name_file(text: str) -> tuple[str, str]:
     name, sep, path = text.partition("=")
     if not sep or not name.strip() or not path:
@@ -56,8 +71,8 @@ def build_parser(prog: str = "python demo/live.py") -> argparse.ArgumentParser:
     p.add_argument("--store", help="enrollment database (default: $FEWSHOT_HOME/enrollments.sqlite)")
     p.add_argument("--log", metavar="FILE", help="session log to write (default: a new file under "
                    "sessions/ next to the store; file mode writes one only when asked)")
-    p.add_argument("--countdown", type=int, default=3, metavar="N",
-                   help="seconds of countdown before each recording (default: 3)")
+    p.add_argument("--countdown", type=_countdown, default=3, metavar="N",
+                   help=f"seconds of countdown before each recording, 0 to {MAX_COUNTDOWN_S} (default: 3)")
     files = p.add_argument_group("file mode (no microphone)")
     files.add_argument("--enroll", action="append", type=_name_file, metavar="NAME=FILE",
                        help="enroll NAME from FILE, replacing an earlier enrollment (repeatable; "
@@ -128,16 +143,15 @@ def run_files(args) -> int:
     people: dict[str, list[str]] = {}
     for name, path in args.enroll or []:
         people.setdefault(name, []).append(path)
-    # every file is checked before anything is stored or written
-    for files in people.values():
-        for f in files:
-            load_speech(f)
+    # every file is decoded and checked, as enrollment checks it, before anything is stored or written
     y = None
     if args.input:
         load_speech(args.input)  # silence or too little speech is an error, as in `fewshot identify`
         y = load(args.input, sr=SR)
     log_path = check_log_path(args.log) if args.log else None
     sid = load_identifier(args)
+    for files in people.values():
+        sid.check_sources(files)
     if args.input and not people:
         sid.classifier(args.group)  # an empty or unknown group fails here, before any work
     log = SessionLog(log_path, group=args.group, model=sid.extractor.model_id) if log_path else None
@@ -209,7 +223,7 @@ def main(argv=None, prog: str = "python demo/live.py") -> int:
     args = parser.parse_args(argv)
     if args.json and not args.input:
         parser.error("--json goes with --input FILE")
-    from ..errors import exit_status
+    from ..commands import exit_status
 
     def run() -> int:
         if args.enroll or args.input:

@@ -29,7 +29,7 @@ import numpy as np
 from ..vad import normalize_loudness
 from ..decoders import viterbi
 from ..features import l2_normalize, log_mel
-from ..turns import Turn, TurnConfig, _named_runs, snap_to_pauses
+from ..turns import Turn, TurnConfig, named_runs, snap_to_pauses
 from .speech import SpeechGate
 
 
@@ -146,7 +146,7 @@ class TurnStream:
         cuts = snap_to_pauses(cuts, self._timeline(len(speech)), within=int(self.tc.snap_s * self.sr))
         cuts = np.unique(np.clip(np.round(cuts / self.n).astype(np.int64), 1, len(self._frames) - 1)) * self.n
         edges = np.concatenate([[0], cuts, [len(speech)]]).astype(np.int64)
-        return _named_runs(edges, E, C, centres, self.clf, unknown_cosine=self.tc.unknown_cosine)
+        return named_runs(edges, E, C, centres, self.clf, unknown_cosine=self.tc.unknown_cosine)
 
     def _timeline(self, n_speech: int) -> SimpleNamespace:
         """The joins and pauses of the pending speech, as :func:`fewshot.turns.snap_to_pauses` reads a timeline."""

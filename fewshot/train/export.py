@@ -126,8 +126,8 @@ def export_tflite(model_dir, *, int8: bool = False, dev=None, train=None, speake
         litert["int8"]["calibration"] = {"inputs": len(calibration), "frames": int(calibration.shape[1]),
                                          "source": Path(train).name}
     write_model_meta(path, {**keras_ex.meta, "litert": litert})
-    Extractor.load(path, backend="litert")
-    return {"model_id": keras_ex.model_id, "dir": str(path), "dev": str(dev), "dev_speakers": len(speakers or []),
+    model_id = Extractor.load(path, backend="litert").model_id  # the id now covers the LiteRT files too
+    return {"model_id": model_id, "dir": str(path), "dev": str(dev), "dev_speakers": len(speakers or []),
             **{p: litert[p] for p in (("float", "int8") if int8 else ("float",))}}
 
 
@@ -235,7 +235,7 @@ def export_target(model_dir, *, out=None, replace: bool = False) -> Path:
 
 def run_export(args) -> int:
     """``fewshot export``: export, then print :func:`describe`'s lines."""
-    from ..errors import require
+    from ..commands import require
     from ..extractor import default_model_dir
 
     require("tensorflow")

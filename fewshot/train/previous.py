@@ -8,10 +8,12 @@ model directory :meth:`fewshot.extractor.Extractor.load` reads with the Keras
 backend. ``DEST`` belongs outside the package (``models/previous/`` is ignored
 by git): old models are not shipped, only the aligners made from them.
 
-A group enrolled with such a model carries one of two ids: the id today's code
-derives (:func:`fewshot.modeldir.model_identity`), or, for groups enrolled
+A group enrolled with such a model carries one of these ids, all returned: the
+id of its Keras file and configuration (:func:`fewshot.modeldir.derived_id`
+without LiteRT files; it names the model's folder), or, for groups enrolled
 before the configuration was part of the id, the first 16 hex digits of the
-Keras file's SHA-256 (:func:`fewshot.upgrade.former_id`). Both are returned.
+Keras file's SHA-256, or, for a model that ran from LiteRT files, the id with
+their checksums.
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import ExtractorConfig, FeatureConfig
-from ..modeldir import META_FILE, MODEL_FILE, model_identity
+from ..modeldir import META_FILE, MODEL_FILE, derived_id
 from ..persistence import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -67,9 +68,8 @@ def shipped_commits(repo, *, shipped: str = SHIPPED_PATH) -> list[str]:
 
 def model_ids(meta: dict) -> tuple[str, ...]:
     """Every id a group enrolled with the model of ``meta`` may carry (derived today, then former)."""
-    derived = model_identity(meta["sha256"], FeatureConfig.from_dict(meta["feature_config"]),
-                             ExtractorConfig.from_dict(meta["extractor_config"]))
-    return tuple(dict.fromkeys([derived, str(meta["sha256"])[:16]]))
+    keras_only = derived_id({**meta, "litert": {}})
+    return tuple(dict.fromkeys([keras_only, str(meta["sha256"])[:16], derived_id(meta)]))
 
 
 def previous_models(repo, dest, *, shipped: str = SHIPPED_PATH, exclude_sha256=()) -> list[PreviousModel]:

@@ -58,8 +58,8 @@ def release(model_dir, *, dev, dest=None, C: float = ClassifierConfig.C, gamma: 
         aligners = add_aligners(dest, previous, train=train, dev=dev, speakers=speakers, cache_dir=cache_dir)
     else:
         write_aligners(dest, {})
-    Extractor.load(dest)
-    return {"model_id": ex.model_id, "dest": str(dest), "threshold": threshold, "eer": eer,
+    model_id = Extractor.load(dest).model_id
+    return {"model_id": model_id, "dest": str(dest), "threshold": threshold, "eer": eer,
             "speakers": len(speakers), "n_target": len(target), "n_nontarget": len(nontarget),
             "litert": exported["float"], "aligners": aligners}
 

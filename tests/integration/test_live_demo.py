@@ -191,7 +191,10 @@ def test_file_mode_checks_everything_before_storing(tmp_path):
 
     sf.write(bad, np.full(H.SR * 3, np.nan, np.float32), H.SR, subtype="FLOAT")
     silence = synth.write_wav(tmp_path / "silence.wav", np.zeros(H.SR * 3, np.float32))
+    loud = synth.synth_voice(**synth.VOICES["bob"], seconds=16.0)
+    clipped = synth.write_wav(tmp_path / "clipped.wav", np.clip(loud / np.abs(loud).max() * 4, -1, 1))
     for args, culprit in ((["--enroll", f"ann={good}", "--enroll", f"bob={bad}"], "nan.wav"),
+                          (["--enroll", f"ann={good}", "--enroll", f"bob={clipped}"], "clipped.wav"),
                           (["--enroll", f"ann={good}", "--input", str(silence)], "silence.wav"),
                           (["--enroll", f"ann={good}", "--log", str(tmp_path / "no" / "dir" / "x.tsv")], "no/dir")):
         r = run_demo(*args, env=env, timeout=120)

@@ -113,3 +113,61 @@ def test_small_command_line_manners(files, tmp_path, two_models, fewshot):
     r = subprocess.run([sys.executable, "-m", "fewshot.cli", "groups", "-v", "--store", str(store)],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "1 person" in r.stdout  # -v after the subcommand, from the real entry point
+
+
+def test_speech_enrolled_while_an_upgrade_runs_is_not_lost(two_models, files, tmp_path):
+    """The upgrade reads the group, re-embeds it (slow), then writes: an enrollment in between must survive."""
+    old, new = two_models
+    store = tmp_path / "s.sqlite"
+    sid_old = SpeakerIdentifier(load_extractor(old), store=store)
+    for name, f in files.items():
+        sid_old.enroll("home", name, [f], keep_audio=True)
+    upgrader = SpeakerIdentifier(load_extractor(new), store=store)
+    more = write_wav(tmp_path / "more.wav", synth_voice(**VOICES["ann"], seconds=10.0, seed=8))
+    enrolled = []
+
+    def meanwhile(members):  # another process adds to ann after her speech was read, before bob's
+        for i, m in enumerate(members):
+            if i == 1 and not enrolled:
+                enrolled.append(sid_old.enroll("home", "ann", [more], keep_audio=True))
+            yield m
+
+    r = upgrader.upgrade("home", progress=meanwhile)
+    assert r["to"] == upgrader.extractor.model_id
+    ann = next(m for m in upgrader.store.speakers("home") if m.name == "ann")
+    assert "more.wav" in ann.sources
+    X, y = upgrader.store.embeddings("home", extractor_id=upgrader.extractor.model_id)
+    seconds = sum(len(a) for a in upgrader.store.kept_audio("home", "ann")) / 16000
+    assert np.sum(y == "ann") == len(upgrader.extractor.embed(
+        [np.concatenate(upgrader.store.kept_audio("home", "ann"))], return_segments=True)[0])
+    assert seconds > 20  # both enrollments' speech re-embedded
+
+
+def test_an_upgrade_that_keeps_meeting_changes_refuses_and_changes_nothing(two_models, files, tmp_path):
+    from fewshot.errors import StoreBusyError
+
+    old, new = two_models
+    store = tmp_path / "s.sqlite"
+    sid_old = SpeakerIdentifier(load_extractor(old), store=store)
+    sid_old.enroll("home", "ann", [files["ann"]], keep_audio=True)
+    extra = iter(write_wav(tmp_path / f"more{k}.wav", synth_voice(**VOICES["ann"], seconds=6.0, seed=20 + k))
+                 for k in range(10))
+
+    def always(members):
+        sid_old.enroll("home", "ann", [next(extra)], keep_audio=True)
+        yield from members
+
+    upgrader = SpeakerIdentifier(load_extractor(new), store=store)
+    with pytest.raises(StoreBusyError, match="changed while it was being upgraded"):
+        upgrader.upgrade("home", progress=always)
+    assert upgrader.store.group_revision("home")[0] == sid_old.extractor.model_id
+
+
+def test_groups_upgrade_works_without_tqdm(two_models, files, tmp_path, fewshot, monkeypatch):
+    old, new = two_models
+    store = tmp_path / "s.sqlite"
+    assert fewshot("enroll", "--group", "home", "--speaker", "ann", files["ann"], "--keep-audio", "--model", old,
+                   store=store).returncode == 0
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as after `pip install .`, without the extras
+    r = fewshot("groups", "upgrade", "home", "--model", new, store=store)
+    assert r.returncode == 0 and "upgraded group 'home'" in r.stdout, r.stderr

@@ -123,5 +123,5 @@ def test_a_schema_2_store_is_migrated(tmp_path):
     with EnrollmentStore(path) as store:
         assert store.speakers("home")[0].mapped_from is None
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION) == "3"
+    assert db.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION) == "4"
     db.close()

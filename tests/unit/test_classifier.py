@@ -3,7 +3,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fewshot.classifier import GroupSVC
-from fewshot.svm import FittedGroup, cached_fit
+from fewshot.svm import FittedGroup
 
 
 @parametrize_with_checks([GroupSVC()])
@@ -70,19 +70,3 @@ def test_fitted_group_round_trips_through_bytes_and_refuses_others(rng):
     for junk in (b"", b"PK\x03\x04 not a zip", fitted.to_bytes()[:-20]):
         with pytest.raises(ValueError, match="not a fitted group"):
             FittedGroup.from_bytes(junk)
-
-
-def test_cached_fit_reads_what_it_wrote_and_refits_a_damaged_file(rng, tmp_path):
-    X, y, centres = clusters(rng)
-    mask = np.ones(len(y), bool)
-    params = {"C": 10.0, "gamma": 1.0, "unknown_threshold": 0.3}
-    first = cached_fit(X, y, centroid_mask=mask, params=params, directory=tmp_path)
-    (path,) = tmp_path.glob("*.npz")
-    assert cached_fit(X, y, centroid_mask=mask, params=params, directory=tmp_path).classes_.tolist() == ["spk0", "spk1", "spk2"]
-    path.write_bytes(b"damaged")
-    again = cached_fit(X, y, centroid_mask=mask, params=params, directory=tmp_path)
-    np.testing.assert_array_equal(again.predict(centres), first.predict(centres))
-    assert FittedGroup.from_bytes(path.read_bytes()).n_features_in_ == 16  # rewritten
-    cached_fit(X, y, centroid_mask=mask, params={**params, "gamma": 2.0}, directory=tmp_path)
-    cached_fit(X[:-1], y[:-1], centroid_mask=mask[:-1], params=params, directory=tmp_path)
-    assert len(list(tmp_path.glob("*.npz"))) == 3  # another setting or other rows: another fit

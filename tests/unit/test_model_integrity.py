@@ -108,3 +108,55 @@ def test_shipped_models_load_by_name_and_former_name(tmp_path, monkeypatch):
     (tmp_path / "rooms").mkdir()  # a local folder of that name wins, and is not a model
     with pytest.raises(FewshotError):
         load_extractor("rooms")
+
+
+@pytest.fixture(scope="module")
+def shipped_copy(tmp_path_factory):
+    """The shipped model's meta.json with its LiteRT and cohort files (the Keras file is not needed)."""
+    from fewshot.extractor import default_model_dir
+
+    src, d = default_model_dir(), tmp_path_factory.mktemp("shipped") / "m"
+    d.mkdir()
+    for f in src.iterdir():
+        if f.suffix != ".keras":
+            shutil.copyfile(f, d / f.name)
+    return d
+
+
+def test_a_changed_litert_file_with_its_checksum_updated_gets_another_id(shipped_copy, tmp_path):
+    import hashlib
+
+    shipped = Extractor.load(shipped_copy, backend="litert").model_id
+    d = tmp_path / "forged"
+    shutil.copytree(shipped_copy, d)
+    meta = json.loads((d / "meta.json").read_text())
+    tfl = d / meta["litert"]["float"]["file"]
+    tfl.write_bytes(tfl.read_bytes() + b"\0" * 64)  # other bytes: here padding, as well sign-flipped weights
+    edit_meta(d, lambda m: m["litert"]["float"].update(sha256=hashlib.sha256(tfl.read_bytes()).hexdigest()))
+    with pytest.raises(CorruptModelError, match="model_id"):  # the id it claims is not the id of its files
+        Extractor.load(d, backend="litert")
+    edit_meta(d, lambda m: m.pop("model_file"))  # without a Keras file named, the id is only derived
+    assert Extractor.load(d, backend="litert").model_id != shipped
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda m: m["open_set"].update(thresholds=[[-100.0] * 6] * 9), "open_set"),
+    (lambda m: m["open_set"].update(top_k=True), "top_k"),
+    (lambda m: m["open_set"].update(group_sizes=list(range(1, 100000))), "group_sizes"),
+    (lambda m: m["classifier"].update(C=True), "C must be a number"),
+    (lambda m: m["classifier"].update(gamma=1e308), "gamma"),
+    (lambda m: m["classifier"].update(multi_condition="yes"), "multi_condition"),
+    (lambda m: m["feature_config"].update(hop_ms=0), "hop_ms"),
+    (lambda m: m["feature_config"].update(sr="16000"), "sr must be a whole number"),
+    (lambda m: m["feature_config"].update(segment_s=1e7), "segment_s"),
+    (lambda m: m["extractor_config"].update(channels=[16, 32, 64, 1e9]), "channels"),
+    (lambda m: m["litert"]["float"].update(file="../../etc/passwd"), "litert"),
+    (lambda m: m.update(padding="x" * (5 << 20)), "over"),
+])
+def test_meta_json_is_checked_before_use(shipped_copy, tmp_path, change, reason):
+    d = tmp_path / "m"
+    shutil.copytree(shipped_copy, d)
+    edit_meta(d, change)
+    with pytest.raises(CorruptModelError, match=reason) as err:
+        Extractor.load(d, backend="litert")
+    assert "meta.json" in str(err.value)

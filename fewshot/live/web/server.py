@@ -158,7 +158,7 @@ def cmd_serve(args) -> int:
 
 
 def main(argv=None, *, prog: str = "fewshot serve") -> int:
-    from ...errors import exit_status
+    from ...commands import exit_status
 
     args = configure_parser(argparse.ArgumentParser(prog=prog, description=DESCRIPTION)).parse_args(argv)
     return exit_status(lambda: cmd_serve(args), interrupted="stopped")
