@@ -144,6 +144,9 @@ def run_scrape(cfg: ScrapeConfig) -> ScrapeSummary:
         summary.elapsed_s = time.monotonic() - started
         summary.retries, counters, summary.nodes = ray.get(ledger.snapshot.remote())
         summary.downloads = counters.get("files", 0)
+    # every narrator is now final or failed: a temporary folder left is an abandoned attempt (of a task on a lost
+    # node, or of a killed earlier run whose workers outlived its driver and wrote after the cleaning above)
+    _clean_stale(layout.audio)
 
     rows = []
     for plan in plans:

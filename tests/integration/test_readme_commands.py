@@ -34,6 +34,8 @@ LINKED = (".venv", "scripts", "demo", "fewshot")
 
 _DATA = "needs ../shared/data (not in a clone)"
 SKIP = {
+    ".venv/bin/fewshot serve": "a server that runs until stopped; tests/integration/test_web_api.py starts it on a "
+                               "free port and drives it, test_web_browser.py in Chromium",
     "bash scripts/setup.sh": "installs system and PyPI packages (network, minutes); .ci/run runs it from scratch",
     ".venv/bin/python -m pytest": "the test suite, this test included",
     ".venv/bin/python -m pytest tests/unit": "the test suite's unit tier",

@@ -154,7 +154,7 @@ def test_errors_are_the_clis_one_line_reasons_with_a_4xx(server, voices, tmp_pat
         status, error = 405, "Method Not Allowed"
     else:
         r = post(f"{api}/other/members/%E2%80%AEeve", [("files", voices["ann"])])  # U+202E, a bidi override
-        status, error = 400, r"the person name '\u202eeve' holds the control character U+202E"
+        status, error = 400, r"the person name '\u202eeve' holds the invisible or control character U+202E"
     assert r.status_code == status and r.json()["error"].startswith(error), r.text
     assert "\n" not in r.json()["error"] and "Traceback" not in r.text
     assert [g["name"] for g in httpx.get(api).json()] == ["home"]  # nothing was stored
