@@ -167,10 +167,22 @@ class FittedGroup:
 
     @property
     def decision_threshold(self) -> float | None:
-        """What :meth:`open_scores`' decision scores are compared with (``None``: never unknown)."""
+        """What :meth:`open_scores`' decision scores of 5 s of clean speech are compared with (``None``: never
+        unknown); :meth:`decision_thresholds` gives each sample's."""
         if self.calibration is not None:
             return self.calibration.threshold(len(self.classes_), self.false_accept_rate)
         return self.unknown_threshold
+
+    def decision_thresholds(self, X, seconds=None, *, n_members: int | None = None) -> np.ndarray | None:
+        """What each sample's decision score is compared with, for ``seconds`` of speech each (``None``: the
+        reference length); ``n_members`` (default: the group's size) picks the group size's threshold."""
+        if self.calibration is None:
+            return None if self.unknown_threshold is None else np.full(len(X), self.unknown_threshold)
+        from .openset import REFERENCE_SECONDS
+
+        return self.calibration.decision_thresholds(len(self.classes_) if n_members is None else n_members,
+                                                    self.false_accept_rate, self._check(X),
+                                                    REFERENCE_SECONDS if seconds is None else seconds)
 
     def open_scores(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The SVM's speaker of each sample, its cosine to that speaker's centroid, and the score unknown is decided on.
@@ -193,8 +205,39 @@ class FittedGroup:
                                               centroid_stats=(stats[0][idx], stats[1][idx]))
         return nearest, cosine, decision
 
-    def predict_open(self, X, *, return_nearest: bool = False):
-        """Speaker or ``unknown_label`` for each sample, with its cosine score.
+    def cosine_thresholds(self, X, seconds=None) -> np.ndarray:
+        """The cosine to each speaker's centroid at which each sample (of ``seconds`` of speech) would just reach
+        the calibrated unknown decision, shape ``(n_samples, n_classes)``; needs a calibration."""
+        Xn = self._check(X)
+        t = self.decision_thresholds(Xn, seconds)
+        mx, dx = self.calibration.cohort_stats(Xn)
+        mc, dc = self.calibration.cohort_stats(self.centroids_)
+        return ((2 * t + mx / dx)[:, None] + (mc / dc)[None, :]) / ((1 / dx)[:, None] + (1 / dc)[None, :])
+
+    def claim_scores(self, X, speaker: str, *, seconds=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Verification: each sample's score against ``speaker``'s centroid, and the score a claim to be them
+        needs, the threshold of a group of one at this group's false-accept rate (``None``: always accepted).
+
+        Raises
+        ------
+        KeyError
+            For a speaker the group does not hold.
+        """
+        Xn = self._check(X)
+        k = np.flatnonzero(self.classes_ == speaker)
+        if not len(k):
+            raise KeyError(speaker)
+        centroid = self.centroids_[k[0]]
+        cosine = Xn @ centroid
+        if self.calibration is None:
+            return cosine, self.decision_thresholds(Xn)
+        mc, dc = self.calibration.cohort_stats(centroid[None])
+        score = self.calibration.normalize(cosine, Xn, None, centroid_stats=(mc[0], dc[0]))
+        return score, self.decision_thresholds(Xn, seconds, n_members=1)
+
+    def predict_open(self, X, *, seconds=None, return_nearest: bool = False):
+        """Speaker or ``unknown_label`` for each sample (of ``seconds`` of speech; see :meth:`decision_thresholds`),
+        with its cosine score.
 
         Returns
         -------
@@ -206,7 +249,7 @@ class FittedGroup:
         """
         nearest, scores, decision = self.open_scores(X)
         labels = nearest.astype(object)
-        threshold = self.decision_threshold
+        threshold = self.decision_thresholds(X, seconds)
         if threshold is not None:
             labels[decision < threshold] = self.unknown_label
         return (labels, scores, nearest) if return_nearest else (labels, scores)
