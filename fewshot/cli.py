@@ -1,4 +1,4 @@
-"""The ``fewshot`` command: enroll, identify, groups, spectrogram, evaluate."""
+"""The ``fewshot`` command: enroll, identify, verify, groups, spectrogram, evaluate."""
 
 from __future__ import annotations
 
@@ -58,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(file id: the file's name without its extension)")
     p.add_argument("--progress", action="store_true", help="show the progress through files over a minute long on "
                    "standard error even when it is not a terminal")
+    add_false_accept_arguments(p)
+
+    p = sub.add_parser("verify", help="say whether each file is a given person's speech (accept or reject the claim)")
+    _add_common(p)
+    p.add_argument("--group", required=True, help="group the person is enrolled in")
+    p.add_argument("--speaker", required=True, help="the person claimed")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    p.add_argument("--json", action="store_true", help="one JSON object per file on standard output")
     add_false_accept_arguments(p)
 
     p = sub.add_parser("groups", help="list groups; show, delete a group or remove a person")
@@ -183,6 +191,27 @@ def cmd_identify(args) -> int:
     return status
 
 
+def cmd_verify(args) -> int:
+    """Accept or reject the claim for each file (exit status 0 either way; 2 when a file cannot be used)."""
+    from .errors import AudioError
+
+    sid, status = _identifier(args), 0
+    for start in range(0, len(args.files), IDENTIFY_BATCH):
+        files = args.files[start:start + IDENTIFY_BATCH]
+        for f, v in zip(files, sid.verify_many(args.group, args.speaker, files)):
+            if isinstance(v, AudioError):
+                print(f"error: {v}", file=sys.stderr)
+                status = 2
+            elif args.json:
+                print(json.dumps({"file": f, "speaker": v.speaker, "accepted": v.accepted, "score": round(v.score, 4),
+                                  "threshold": None if v.threshold is None else round(v.threshold, 4)}), flush=True)
+            else:
+                limit = "none" if v.threshold is None else f"{v.threshold:.3f}"
+                print(f"{f}: {'accepted' if v.accepted else 'rejected'} as {v.speaker} "
+                      f"(score {v.score:.3f}, threshold {limit})")
+    return status
+
+
 def cmd_groups(args) -> int:
     store = _store(args)
     if args.action == "list":
@@ -267,7 +296,7 @@ def cmd_live(args) -> int:
     return live_main(args.live_args)
 
 
-COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "groups": cmd_groups, "spectrogram": cmd_spectrogram,
+COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "verify": cmd_verify, "groups": cmd_groups, "spectrogram": cmd_spectrogram,
             "live": cmd_live}
 
 
@@ -280,7 +309,7 @@ def main(argv=None) -> int:
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
 
     def run() -> int:
-        if args.command in ("enroll", "identify", "groups"):
+        if args.command in ("enroll", "identify", "verify", "groups"):
             _normalize_names(args)
         return handler(args)
 
