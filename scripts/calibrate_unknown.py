@@ -24,7 +24,7 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from fewshot.train.calibration import DEFAULT_RATE, RATES
+    from fewshot.train.calibration import CHECK_CONDITIONS, DEFAULT_RATE, RATES
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", help="model directory (meta.json and its model files)")
@@ -39,6 +39,9 @@ def main(argv=None) -> int:
                    help=f"false-accept rate the model ships with (default: {DEFAULT_RATE:g}; "
                         f"{RATES[0]:g}-{RATES[-1]:g})")
     p.add_argument("--draws", type=int, default=12, help="random groups per size and fit (default: 12)")
+    p.add_argument("--check-conditions", default=",".join(CHECK_CONDITIONS),
+                   help="recording conditions the enrollment self-check is calibrated in (default: %(default)s; "
+                        "'none' keeps the model's self-check as it is)")
     p.add_argument("--dry-run", action="store_true", help="measure and print, but leave the model as it is")
     p.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
     args = p.parse_args(argv)
@@ -64,6 +67,8 @@ def main(argv=None) -> int:
     try:
         r = calibrate_model(args.model, train=args.train, dev=args.dev, cache_dir=args.cache_dir,
                             speech_cache=args.cache, rate=args.rate, draws=args.draws, progress=progress,
+                            check_conditions=() if args.check_conditions == "none" else
+                            tuple(c.strip() for c in args.check_conditions.split(",") if c.strip()),
                             write=not args.dry_run)
     except FewshotError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -89,7 +94,8 @@ def main(argv=None) -> int:
             print("  self-check: " + ", ".join(
                 f"{x['seconds']:g} s {x['corpus']} {x['condition']} refused {100 * x['genuine_refused']:.0f}% "
                 f"caught {100 * x['mixed_caught']:.0f}%" for x in rows))
-    print("self-check thresholds: " + ", ".join(f"{s:g} s: {t:.3f}" for s, t in r["check_table"]))
+    if r["enrollment_check"]:
+        print("self-check thresholds: " + ", ".join(f"{s:g} s: {t:.3f}" for s, t in r["check_table"]))
     return 0
 
 

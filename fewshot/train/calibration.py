@@ -449,7 +449,9 @@ def calibrate_model(model_dir, *, train, dev, cache_dir, speech_cache, rate: flo
                             pool=None if mask is None else np.flatnonzero(mask))
 
     path = Path(cache_dir) / "selfcheck" / f"{ex.model_id}-{'-'.join(check_conditions)}.npz"
-    if path.is_file():
+    if not check_conditions:
+        scores = None
+    elif path.is_file():
         with np.load(path, allow_pickle=False) as z:
             scores = CheckScores(**{k: z[k] for k in z.files})
     else:
@@ -464,11 +466,14 @@ def calibrate_model(model_dir, *, train, dev, cache_dir, speech_cache, rate: flo
         checks[name] = summary(trials_of(test, SEED + 1), model, pop, rate=rate)
         check_split[name] = (fit, test)
     final = fit_threshold_model(trials_of(None, SEED))
-    enrollment = {}
-    for name, (fit, test) in check_split.items():
+    enrollment, check = {}, None
+    for name, (fit, test) in check_split.items() if scores is not None else ():
         table = check_thresholds(scores.subset(fit[scores.speaker]), pop.corpora)
         enrollment[name] = check_rates(scores.subset(test[scores.speaker]), table, pop.corpora, check_conditions)
-    check = check_thresholds(scores, pop.corpora)
+    if scores is not None:
+        check = check_thresholds(scores, pop.corpora)
+    elif ex.meta.get("open_set", {}).get("enrollment_check") is not None:  # kept as the model has it
+        check = np.asarray(ex.meta["open_set"]["enrollment_check"], np.float64)
     counts = Counter(f"{s}/{c}" for s, c in zip(pop.subsets, pop.corpora))
     source = (f"{len(pop.names)} speakers ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}), 15 s "
               f"enrollment, 5 s and 2 s pieces in {len(pop.conditions)} conditions ({', '.join(pop.conditions)}), "
@@ -490,5 +495,6 @@ def calibrate_model(model_dir, *, train, dev, cache_dir, speech_cache, rate: flo
         write_model_meta(model_dir, meta)
     return {"model_id": ex.model_id, "population": dict(counts), "cohort_speakers": len(names), "rate": rate,
             "source": source, "thresholds": {int(N): cal.threshold(int(N), rate) for N in sizes},
-            "model": final.to_meta(), "checks": checks, "enrollment_check": enrollment, "check_table": check.tolist(),
+            "model": final.to_meta(), "checks": checks, "enrollment_check": enrollment,
+            "check_table": [] if check is None else check.tolist(),
             "cohort_file": cohort_file}

@@ -127,7 +127,7 @@ def test_verify_accepts_the_person_and_rejects_others(home, voices, tmp_path):
     assert [set(o) for o in objs] == [{"file", "speaker", "accepted", "score", "threshold"}] * 3
     assert [o["file"] for o in objs] == [str(f) for f in files] and {o["speaker"] for o in objs} == {"amy"}
     assert [o["accepted"] for o in objs] == [True, False, False]  # exit status 0 either way
-    assert all((o["score"] >= o["threshold"]) == o["accepted"] for o in objs)
+    assert objs[0]["score"] >= objs[0]["threshold"]  # the others: below it, or named as bert and carl by the group
     strict = [json.loads(line) for line in fewshot("verify", "--group", "family", "--speaker", "amy", "--json",
                                                    "--strict", *files, home=home).stdout.splitlines()]
     assert strict[0]["threshold"] > objs[0]["threshold"]  # fewer false accepts asked: a higher bar
