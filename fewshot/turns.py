@@ -13,12 +13,9 @@ one speaker:
   differ by more than a threshold (cosine distance of their mean embeddings).
 
 A change lands on the longest pause within ``snap_s`` of it. Each run is then
-named: the group's SVM's speaker for the mean embedding of its windows, with the
-cosine to that speaker's centroid as the score, or unknown. For a group with a
-calibrated unknown decision (:mod:`fewshot.openset`), Viterbi's unknown state
-and the naming of each run use it, for the window's or the run's seconds of
-speech; otherwise a run is unknown when its windows' best cosine averages under
-``unknown_cosine``. Neighbours of the same name are
+named: unknown when its windows' best cosine averages under ``unknown_cosine``,
+else the group's SVM's speaker for the mean embedding of its windows, with the
+cosine to that speaker's centroid as the score. Neighbours of the same name are
 joined, and the runs are mapped back to the file: pauses longer than
 ``max_pause_s`` belong to nobody and end a turn.
 """
@@ -62,8 +59,8 @@ class TurnConfig:
     switch_penalty : float
         Viterbi: cosine score a change of speaker costs.
     unknown_cosine : float
-        Without a calibrated unknown decision: the score of Viterbi's unknown state in every window; a run
-        whose windows' best cosine averages under it is unknown.
+        The score of Viterbi's unknown state in every window; a run whose windows' best cosine averages
+        under it is unknown.
     change_threshold : float
         Change points: cosine distance between the windows before and after a point that makes it a change.
     snap_s : float
@@ -121,14 +118,15 @@ def find_turns(y: np.ndarray, clf, extractor, *, config: TurnConfig | None = Non
     centres = bounds.mean(axis=1) * cfg.hop_length
     C = clf.cosine_scores(E)
     if tc.decoder == "viterbi":
-        path = viterbi(state_scores(E, C, clf, tc), switch_penalty=tc.switch_penalty)
+        scores = np.concatenate([C, np.full((len(E), 1), tc.unknown_cosine)], axis=1)
+        path = viterbi(scores, switch_penalty=tc.switch_penalty)
         cuts = (centres[1:] + centres[:-1])[path[1:] != path[:-1]] / 2
     else:
         gap = int(np.ceil(tc.window_s / tc.hop_s - 1e-9))
         cuts = bounds[change_points(E, context=gap, gap=gap, threshold=tc.change_threshold), 0] * cfg.hop_length
     cuts = snap_to_pauses(cuts, timeline, within=int(tc.snap_s * cfg.sr))
     edges = np.concatenate([[0], cuts, [len(timeline.speech)]]).astype(np.int64)
-    runs = _named_runs(edges, E, C, centres, clf, unknown_cosine=tc.unknown_cosine, sr=cfg.sr)
+    runs = _named_runs(edges, E, C, centres, clf, unknown_cosine=tc.unknown_cosine)
     max_gap = int((cfg.max_silence_s if tc.max_pause_s is None else tc.max_pause_s) * cfg.sr)
     turns = []
     for a, b, label, score in runs:
@@ -141,15 +139,6 @@ def find_turns(y: np.ndarray, clf, extractor, *, config: TurnConfig | None = Non
             turns.append(Turn(round(start / cfg.sr, 2), round(end / cfg.sr, 2), label, round(score, 4)))
             start, end = s, e
     return turns
-
-
-def state_scores(E: np.ndarray, C: np.ndarray, clf, tc: TurnConfig) -> np.ndarray:
-    """Viterbi's score of each window (rows of ``E``, cosines ``C`` to the members) in each state: for each
-    member, the cosine above the one the unknown decision asks of a window (the calibrated decision for
-    ``tc.window_s`` of speech when the group has one, else ``tc.unknown_cosine``); 0 for unknown."""
-    bar = clf.cosine_thresholds(E, tc.window_s) if getattr(clf, "calibration", None) is not None else \
-        tc.unknown_cosine
-    return np.concatenate([C - bar, np.zeros((len(E), 1))], axis=1)
 
 
 def snap_to_pauses(cuts: np.ndarray, timeline: SpeechTimeline, *, within: int) -> np.ndarray:
@@ -171,15 +160,14 @@ def snap_to_pauses(cuts: np.ndarray, timeline: SpeechTimeline, *, within: int) -
 
 
 def _named_runs(edges: np.ndarray, E: np.ndarray, C: np.ndarray, centres: np.ndarray, clf, *,
-                unknown_cosine: float, sr: int) -> list[tuple[int, int, str, float]]:
-    """``(start, end, label, score)`` of the stretches between ``edges`` (samples of speech at ``sr``),
-    neighbours of the same name joined.
+                unknown_cosine: float) -> list[tuple[int, int, str, float]]:
+    """``(start, end, label, score)`` of the stretches between ``edges`` (samples of speech), neighbours of the
+    same name joined.
 
-    A stretch is the SVM's speaker for the mean embedding of its windows, or
-    unknown: by the group's calibrated decision for the stretch's seconds of
-    speech when it has one, else when its windows' best cosine (``C``) is
-    below ``unknown_cosine`` on average. The score is that embedding's cosine
-    to the speaker's centroid (for unknown: the closest one's).
+    A stretch is unknown when its windows' best cosine (``C``) is below
+    ``unknown_cosine`` on average, else the SVM's speaker for the mean
+    embedding of its windows; the score is that embedding's cosine to the
+    speaker's centroid (for unknown: the closest one's).
     """
     runs = [[a, b] for a, b in pairwise(edges) if b > a]
     while True:
@@ -187,13 +175,9 @@ def _named_runs(edges: np.ndarray, E: np.ndarray, C: np.ndarray, centres: np.nda
         members = [m if m.any() else np.arange(len(E)) == np.argmin(np.abs(centres - (a + b) / 2))
                    for m, (a, b) in zip(members, runs)]
         X = l2_normalize(np.stack([E[m].mean(axis=0) for m in members]))
-        seconds = np.array([(b - a) / sr for a, b in runs])
-        labels, _, nearest = clf.predict_open(X, seconds=seconds, return_nearest=True)
+        _, _, nearest = clf.predict_open(X, return_nearest=True)
         cosine = clf.cosine_scores(X)
-        if getattr(clf, "calibration", None) is not None:
-            known = labels != UNKNOWN
-        else:
-            known = np.array([C[m].max(axis=1).mean() >= unknown_cosine for m in members])
+        known = np.array([C[m].max(axis=1).mean() >= unknown_cosine for m in members])
         labels = np.where(known, nearest.astype(object), UNKNOWN)
         scores = np.where(known, cosine[np.arange(len(X)), np.searchsorted(clf.classes_, nearest)], cosine.max(axis=1))
         merged = [[*runs[0], labels[0]]]

@@ -29,7 +29,7 @@ import numpy as np
 from ..audio import normalize_loudness
 from ..decoders import viterbi
 from ..features import l2_normalize, log_mel
-from ..turns import Turn, TurnConfig, _named_runs, snap_to_pauses, state_scores
+from ..turns import Turn, TurnConfig, _named_runs, snap_to_pauses
 from .speech import SpeechGate
 
 
@@ -140,12 +140,13 @@ class TurnStream:
     def _runs(self, speech: np.ndarray, E: np.ndarray, centres: np.ndarray) -> list:
         """``(start, end, label, score)`` in samples of the pending speech, as :func:`find_turns` names them."""
         C = self.clf.cosine_scores(E)
-        path = viterbi(state_scores(E, C, self.clf, self.tc), switch_penalty=self.tc.switch_penalty)
+        scores = np.concatenate([C, np.full((len(E), 1), self.tc.unknown_cosine)], axis=1)
+        path = viterbi(scores, switch_penalty=self.tc.switch_penalty)
         cuts = (centres[1:] + centres[:-1])[path[1:] != path[:-1]] / 2
         cuts = snap_to_pauses(cuts, self._timeline(len(speech)), within=int(self.tc.snap_s * self.sr))
         cuts = np.unique(np.clip(np.round(cuts / self.n).astype(np.int64), 1, len(self._frames) - 1)) * self.n
         edges = np.concatenate([[0], cuts, [len(speech)]]).astype(np.int64)
-        return _named_runs(edges, E, C, centres, self.clf, unknown_cosine=self.tc.unknown_cosine, sr=self.sr)
+        return _named_runs(edges, E, C, centres, self.clf, unknown_cosine=self.tc.unknown_cosine)
 
     def _timeline(self, n_speech: int) -> SimpleNamespace:
         """The joins and pauses of the pending speech, as :func:`fewshot.turns.snap_to_pauses` reads a timeline."""
