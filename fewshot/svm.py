@@ -205,15 +205,6 @@ class FittedGroup:
                                               centroid_stats=(stats[0][idx], stats[1][idx]))
         return nearest, cosine, decision
 
-    def cosine_thresholds(self, X, seconds=None) -> np.ndarray:
-        """The cosine to each speaker's centroid at which each sample (of ``seconds`` of speech) would just reach
-        the calibrated unknown decision, shape ``(n_samples, n_classes)``; needs a calibration."""
-        Xn = self._check(X)
-        t = self.decision_thresholds(Xn, seconds)
-        mx, dx = self.calibration.cohort_stats(Xn)
-        mc, dc = self.calibration.cohort_stats(self.centroids_)
-        return ((2 * t + mx / dx)[:, None] + (mc / dc)[None, :]) / ((1 / dx)[:, None] + (1 / dc)[None, :])
-
     def claim_scores(self, X, speaker: str, *, seconds=None) -> tuple[np.ndarray, np.ndarray | None]:
         """Verification: each sample's score against ``speaker``'s centroid, and the score a claim to be them
         needs, the threshold of a group of one at this group's false-accept rate (``None``: always accepted).
