@@ -52,6 +52,14 @@ def main(argv=None) -> int:
     if not RATES[0] <= args.rate <= RATES[-1]:
         print(f"error: --rate {args.rate:g}: must be within {RATES[0]:g}-{RATES[-1]:g}", file=sys.stderr)
         return 2
+    from fewshot.eval.conditions import CONDITIONS
+
+    checks = () if args.check_conditions == "none" else \
+        tuple(c.strip() for c in args.check_conditions.split(",") if c.strip())
+    if not checks and args.check_conditions != "none" or any(c not in CONDITIONS for c in checks):
+        print(f"error: --check-conditions {args.check_conditions!r}: 'none' or names from {', '.join(CONDITIONS)}",
+              file=sys.stderr)
+        return 2
     if args.draws < 2:
         print(f"error: --draws {args.draws}: at least 2", file=sys.stderr)
         return 2
@@ -67,8 +75,7 @@ def main(argv=None) -> int:
     try:
         r = calibrate_model(args.model, train=args.train, dev=args.dev, cache_dir=args.cache_dir,
                             speech_cache=args.cache, rate=args.rate, draws=args.draws, progress=progress,
-                            check_conditions=() if args.check_conditions == "none" else
-                            tuple(c.strip() for c in args.check_conditions.split(",") if c.strip()),
+                            check_conditions=checks,
                             write=not args.dry_run)
     except FewshotError as exc:
         print(f"error: {exc}", file=sys.stderr)
