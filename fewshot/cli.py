@@ -60,14 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "standard error even when it is not a terminal")
     add_false_accept_arguments(p)
 
-    p = sub.add_parser("verify", help="say whether each file is a given person's speech (accept or reject the claim)")
-    _add_common(p)
-    p.add_argument("--group", required=True, help="group the person is enrolled in")
-    p.add_argument("--speaker", required=True, help="the person claimed")
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
-    p.add_argument("--json", action="store_true", help="one JSON object per file on standard output")
-    add_false_accept_arguments(p)
-
     p = sub.add_parser("groups", help="list groups; show, delete a group or remove a person")
     _add_common(p)
     p.add_argument("action", nargs="?", choices=["list", "show", "delete", "remove", "upgrade"], default="list",
@@ -84,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .eval.run import add_evaluate_parser
     from .train.export import add_export_parser
+    from .verify import add_verify_parser
 
+    add_verify_parser(sub, common=_add_common)
     add_evaluate_parser(sub)
     add_export_parser(sub)
     p = sub.add_parser("live", help="the live demo: enroll at the microphone, then name who speaks "
@@ -191,27 +185,6 @@ def cmd_identify(args) -> int:
     return status
 
 
-def cmd_verify(args) -> int:
-    """Accept or reject the claim for each file (exit status 0 either way; 2 when a file cannot be used)."""
-    from .errors import AudioError
-
-    sid, status = _identifier(args), 0
-    for start in range(0, len(args.files), IDENTIFY_BATCH):
-        files = args.files[start:start + IDENTIFY_BATCH]
-        for f, v in zip(files, sid.verify_many(args.group, args.speaker, files)):
-            if isinstance(v, AudioError):
-                print(f"error: {v}", file=sys.stderr)
-                status = 2
-            elif args.json:
-                print(json.dumps({"file": f, "speaker": v.speaker, "accepted": v.accepted, "score": round(v.score, 4),
-                                  "threshold": None if v.threshold is None else round(v.threshold, 4)}), flush=True)
-            else:
-                limit = "none" if v.threshold is None else f"{v.threshold:.3f}"
-                print(f"{f}: {'accepted' if v.accepted else 'rejected'} as {v.speaker} "
-                      f"(score {v.score:.3f}, threshold {limit})")
-    return status
-
-
 def cmd_groups(args) -> int:
     store = _store(args)
     if args.action == "list":
@@ -296,7 +269,7 @@ def cmd_live(args) -> int:
     return live_main(args.live_args)
 
 
-COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "verify": cmd_verify, "groups": cmd_groups, "spectrogram": cmd_spectrogram,
+COMMANDS = {"enroll": cmd_enroll, "identify": cmd_identify, "groups": cmd_groups, "spectrogram": cmd_spectrogram,
             "live": cmd_live}
 
 

@@ -1,9 +1,8 @@
-"""The public workflow: enroll people into a group, then identify who speaks.
+"""The public workflow: enroll people into a group, then identify (or verify, :mod:`fewshot.verify`) who speaks.
 
-:class:`SpeakerIdentifier` joins the frozen extractor, the enrollment store and
-one RBF SVM per group (:class:`~fewshot.classifier.GroupSVC`, fitted whenever
-the group's members change; answered from its cached
-:class:`~fewshot.svm.FittedGroup`).
+:class:`SpeakerIdentifier` joins the frozen extractor, the enrollment store and one RBF SVM per group
+(:class:`~fewshot.classifier.GroupSVC`, fitted whenever the group's members change; answered from its
+cached :class:`~fewshot.svm.FittedGroup`).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from .names import normalize_name
 from .openset import load_calibration
 from .persistence import sha256_of
 from .selfcheck import check_enrollment
-from .streaming import embed_stream, identify_stream, short_speech, short_speeches
+from .streaming import identify_stream, short_speech, short_speeches
 from .svm import UNKNOWN, FittedGroup, cached_fit
 
 logger = logging.getLogger(__name__)
@@ -44,10 +43,9 @@ MAX_CLIPPED_FRACTION = 0.10
 class Prediction:
     """Who spoke: a group member's name or ``"unknown"``.
 
-    ``score`` is the cosine similarity to the named speaker's enrollment
-    centroid (for unknown: to the closest one); ``segments`` holds who speaks
-    when, as :class:`~fewshot.turns.Turn` ``(start_s, end_s, speaker, score)``
-    in seconds of the source (only when asked for).
+    ``score`` is the cosine similarity to the named speaker's enrollment centroid (for unknown: to the
+    closest one); ``segments`` holds who speaks when, as :class:`~fewshot.turns.Turn` ``(start_s, end_s,
+    speaker, score)`` in seconds of the source (only when asked for).
     """
 
     label: str
@@ -55,18 +53,6 @@ class Prediction:
     is_unknown: bool
     nearest: str
     segments: list = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Verification:
-    """Whether speech is ``speaker``'s: ``accepted`` when ``score`` reaches ``threshold`` (both on the scale
-    the model decides unknown on: AS-normalised for a calibrated model, else the cosine; ``threshold`` is
-    ``None`` for a model with neither, which accepts every claim)."""
-
-    speaker: str
-    accepted: bool
-    score: float
-    threshold: float | None
 
 
 @dataclass(frozen=True)
@@ -121,8 +107,7 @@ class SpeakerIdentifier:
         self.store = store if isinstance(store, EnrollmentStore) else EnrollmentStore(store)
         self.classifier_config = classifier_config or ClassifierConfig.of_model(extractor)
         if false_accept_rate is not None:
-            self.classifier_config = dataclasses.replace(self.classifier_config,
-                                                         false_accept_rate=false_accept_rate).validate()
+            self.classifier_config = dataclasses.replace(self.classifier_config, false_accept_rate=false_accept_rate).validate()
         self.calibration = load_calibration(extractor)
         if self.classifier_config.false_accept_rate is not None:
             if self.calibration is None:
@@ -285,76 +270,14 @@ class SpeakerIdentifier:
             out.append(y)
         return out
 
-    def verify(self, group: str, speaker: str, source, *, sr_in: int | None = None) -> Verification:
-        """Is the speech of ``source`` (a file or an array) ``speaker``'s, a member of ``group``?
-
-        The claim is accepted when the speech's score against ``speaker``
-        reaches the threshold of a group of one person at the identifier's
-        false-accept rate (at the default rate, that share of outsiders'
-        speech would be accepted as ``speaker``'s) and the group's SVM does not
-        name another of its members.
-
-        Raises
-        ------
-        AudioError
-            For unusable audio.
-        NotEnrolledError
-            For an unknown or empty group, or a speaker not in it.
-        """
-        result = self.verify_many(group, speaker, [source], sr_in=sr_in)[0]
-        if isinstance(result, AudioError):
-            raise result
-        return result
-
-    def verify_many(self, group: str, speaker: str, sources, *, sr_in: int | None = None,
-                    workers: int = 4) -> list:
-        """:meth:`verify` for many sources: per source, its :class:`Verification` or its :class:`AudioError`."""
-        from .errors import NotEnrolledError
-
-        speaker = normalize_name(speaker, kind="person")
-        clf = self.classifier(group)
-        if speaker not in set(map(str, clf.classes_)):
-            raise NotEnrolledError(f"{speaker!r} is not enrolled in group {normalize_name(group, kind='group')!r} "
-                                   f"(its people: {', '.join(map(str, clf.classes_))})")
-        cfg = self.extractor.feature_config
-        if sr_in is not None:
-            loaded = [self._short_or_error(src, sr_in) for src in sources]
-        else:
-            loaded = short_speeches(sources, config=cfg, workers=workers)
-        out: list = list(loaded)
-        speech = [(i, y) for i, y in enumerate(loaded) if isinstance(y, np.ndarray)]
-        E = list(self.extractor.embed([y for _, y in speech])) if speech else []
-        seconds = [len(y) / cfg.sr for _, y in speech]
-        for i, y in enumerate(loaded):
-            if y is None:  # over a minute: embedded block by block
-                try:
-                    E.append(embed_stream(self.extractor, sources[i], sr_in=sr_in))
-                    seconds.append(np.inf)
-                    speech.append((i, None))
-                except AudioError as exc:
-                    out[i] = exc
-        if speech:
-            X = np.stack(E)
-            scores, thresholds = clf.claim_scores(X, speaker, seconds=np.array(seconds))
-            named = clf.predict(X) == speaker
-            for (i, _), score, thr, ok in zip(speech, scores, [None] * len(E) if thresholds is None else thresholds,
-                                              named):
-                accepted = bool(ok) and (thr is None or score >= thr)
-                out[i] = Verification(speaker, bool(accepted), float(score), None if thr is None else float(thr))
-        return out
-
-    def _short_or_error(self, source, sr_in):
-        try:
-            return short_speech(source, config=self.extractor.feature_config, sr_in=sr_in)
-        except AudioError as exc:
-            return exc
+    from .verify import verify, verify_many  # noqa: E402 (methods: is this speech a given member's?)
 
     def _predictions(self, clf: FittedGroup, speech: list) -> list[Prediction]:
         """Predictions for utterances embedded in one pass."""
         if not speech:
             return []
-        seconds = np.array([len(y) for y in speech]) / self.extractor.feature_config.sr
-        labels, scores, nearest = clf.predict_open(self.extractor.embed(speech), seconds=seconds, return_nearest=True)
+        labels, scores, nearest = clf.predict_open(self.extractor.embed(speech), return_nearest=True,
+                                                   seconds=[len(y) / self.extractor.feature_config.sr for y in speech])
         return [Prediction(str(label), float(score), label == UNKNOWN, str(near))
                 for label, score, near in zip(labels, scores, nearest)]
 

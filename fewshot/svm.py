@@ -167,8 +167,7 @@ class FittedGroup:
 
     @property
     def decision_threshold(self) -> float | None:
-        """What :meth:`open_scores`' decision scores of 5 s of clean speech are compared with (``None``: never
-        unknown); :meth:`decision_thresholds` gives each sample's."""
+        """What :meth:`open_scores`' decisions on 5 s of speech are compared with (``None``: never unknown)."""
         if self.calibration is not None:
             return self.calibration.threshold(len(self.classes_), self.false_accept_rate)
         return self.unknown_threshold
@@ -204,27 +203,6 @@ class FittedGroup:
         decision = self.calibration.normalize(cosine, Xn, self.centroids_[idx],
                                               centroid_stats=(stats[0][idx], stats[1][idx]))
         return nearest, cosine, decision
-
-    def claim_scores(self, X, speaker: str, *, seconds=None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Verification: each sample's score against ``speaker``'s centroid, and the score a claim to be them
-        needs, the threshold of a group of one at this group's false-accept rate (``None``: always accepted).
-
-        Raises
-        ------
-        KeyError
-            For a speaker the group does not hold.
-        """
-        Xn = self._check(X)
-        k = np.flatnonzero(self.classes_ == speaker)
-        if not len(k):
-            raise KeyError(speaker)
-        centroid = self.centroids_[k[0]]
-        cosine = Xn @ centroid
-        if self.calibration is None:
-            return cosine, self.decision_thresholds(Xn)
-        mc, dc = self.calibration.cohort_stats(centroid[None])
-        score = self.calibration.normalize(cosine, Xn, None, centroid_stats=(mc[0], dc[0]))
-        return score, self.decision_thresholds(Xn, seconds, n_members=1)
 
     def predict_open(self, X, *, seconds=None, return_nearest: bool = False):
         """Speaker or ``unknown_label`` for each sample (of ``seconds`` of speech; see :meth:`decision_thresholds`),

@@ -24,7 +24,8 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from fewshot.train.calibration import CHECK_CONDITIONS, DEFAULT_RATE, RATES
+    from fewshot.train.calibration import DEFAULT_RATE, RATES
+    from fewshot.train.enrollment_check import CHECK_CONDITIONS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", help="model directory (meta.json and its model files)")
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from fewshot.errors import FewshotError
-    from fewshot.train.calibration import calibrate_model
+    from fewshot.train.calibrate import calibrate_model
 
     def progress(it, total=None):
         return tqdm(it, total=total, leave=False, file=sys.stderr)

@@ -144,7 +144,9 @@ def test_identify_and_verify_use_the_threshold_model(calibrated_dir, tmp_path, v
 
     v, y = sid.verify("home", "ann", long), speech(long)  # prepared as identify prepares it
     x = ex.embed([y])
-    claim, bar = clf.claim_scores(x, "ann", seconds=np.array([len(y) / 16000]))
+    from fewshot.verify import claim_scores
+
+    claim, bar = claim_scores(clf, x, "ann", seconds=np.array([len(y) / 16000]))
     assert (v.score, v.threshold) == (pytest.approx(claim[0], abs=1e-4), pytest.approx(bar[0], abs=1e-4))
     assert bar[0] == pytest.approx(model().thresholds(1, 0.05, np.array([len(y) / 16000]),
                                                       sid.calibration.cohort_stats(x)[0])[0])  # a group of one's
