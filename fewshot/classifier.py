@@ -128,10 +128,10 @@ class GroupSVC(ClassifierMixin, BaseEstimator):
         X = self._checked(X)
         return self.fitted_.predict(X)
 
-    def predict_open(self, X, *, return_nearest: bool = False):
+    def predict_open(self, X, *, seconds=None, return_nearest: bool = False):
         """Speaker or ``unknown_label`` for each sample, with its cosine score (:meth:`FittedGroup.predict_open`)."""
         X = self._checked(X)
-        return self.fitted_.predict_open(X, return_nearest=return_nearest)
+        return self.fitted_.predict_open(X, seconds=seconds, return_nearest=return_nearest)
 
     def _checked(self, X):
         check_is_fitted(self)

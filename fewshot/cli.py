@@ -1,4 +1,4 @@
-"""The ``fewshot`` command: enroll, identify, groups, spectrogram, evaluate, live, serve."""
+"""The ``fewshot`` command: enroll, identify, verify, groups, spectrogram, evaluate, live, serve."""
 
 from __future__ import annotations
 
@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .eval.run import add_evaluate_parser
     from .train.export import add_export_parser
+    from .verify import add_verify_parser
 
+    add_verify_parser(sub, common=_add_common)
     add_evaluate_parser(sub)
     add_export_parser(sub)
     # listed for `fewshot --help` only: main() hands `fewshot live ...` to the demo's own parser
@@ -298,7 +300,7 @@ def main(argv=None) -> int:
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
 
     def run() -> int:
-        if args.command in ("enroll", "identify", "groups"):
+        if args.command in ("enroll", "identify", "verify", "groups"):
             _normalize_names(args)
         return handler(args)
 

@@ -1,4 +1,4 @@
-"""The public workflow: enroll people into a group, then identify who speaks.
+"""The public workflow: enroll people into a group, then identify (or verify, :mod:`fewshot.verify`) who speaks.
 
 :class:`SpeakerIdentifier` joins the frozen extractor, the enrollment store and
 one RBF SVM per group (:class:`~fewshot.classifier.GroupSVC`, fitted whenever
@@ -44,10 +44,9 @@ MAX_CLIPPED_FRACTION = 0.10
 class Prediction:
     """Who spoke: a group member's name or ``"unknown"``.
 
-    ``score`` is the cosine similarity to the named speaker's enrollment
-    centroid (for unknown: to the closest one); ``segments`` holds who speaks
-    when, as :class:`~fewshot.turns.Turn` ``(start_s, end_s, speaker, score)``
-    in seconds of the source (only when asked for).
+    ``score`` is the cosine similarity to the named speaker's enrollment centroid (for unknown: to the
+    closest one); ``segments`` holds who speaks when, as :class:`~fewshot.turns.Turn` ``(start_s, end_s,
+    speaker, score)`` in seconds of the source (only when asked for).
     """
 
     label: str
@@ -104,8 +103,7 @@ class SpeakerIdentifier:
         self.store = store if isinstance(store, EnrollmentStore) else EnrollmentStore(store)
         self.classifier_config = classifier_config or ClassifierConfig.of_model(extractor)
         if false_accept_rate is not None:
-            self.classifier_config = dataclasses.replace(self.classifier_config,
-                                                         false_accept_rate=false_accept_rate).validate()
+            self.classifier_config = dataclasses.replace(self.classifier_config, false_accept_rate=false_accept_rate).validate()
         self.calibration = load_calibration(extractor)
         if self.classifier_config.false_accept_rate is not None:
             if self.calibration is None:
@@ -273,11 +271,14 @@ class SpeakerIdentifier:
             out.append(y)
         return out
 
+    from .verify import verify, verify_many  # noqa: E402 (methods: is this speech a given member's?)
+
     def _predictions(self, clf: FittedGroup, speech: list) -> list[Prediction]:
         """Predictions for utterances embedded in one pass."""
         if not speech:
             return []
-        labels, scores, nearest = clf.predict_open(self.extractor.embed(speech), return_nearest=True)
+        labels, scores, nearest = clf.predict_open(self.extractor.embed(speech), return_nearest=True,
+                                                   seconds=[len(y) / self.extractor.feature_config.sr for y in speech])
         return [Prediction(str(label), float(score), label == UNKNOWN, str(near))
                 for label, score, near in zip(labels, scores, nearest)]
 

@@ -10,14 +10,21 @@ open-set use (``scripts/calibrate_unknown.py``) ships instead:
   becomes ``((s - m_x) / d_x + (s - m_c) / d_c) / 2``, where ``m`` and ``d``
   are the mean and standard deviation of the ``top_k`` highest cosines of ``x``
   (or ``c``) to the cohort;
-- a **threshold table**: for each group size and each false-accept rate, the
-  normalised score above which that fraction of outsiders' pieces is accepted
-  (measured on held-out speakers). Sizes between those measured are
-  interpolated in log size; beyond them the nearest is used.
+- a **threshold model**: for each of a few false-accept rates, the normalised
+  score above which that fraction of outsiders' speech is accepted, as a
+  smooth function of the group's size N, the seconds of test speech s and the
+  test speech's own cohort mean ``m_x`` (a quality measure: speech in a room or
+  in noise resembles the cohort differently), ``b0 + b1 log N + b2 log s + b3
+  m_x``, fitted by quantile regression on outsiders' speech against random
+  groups of a calibration population, in several conditions
+  (``fewshot/train/calibration.py``). Sizes and seconds outside those fitted on
+  are taken at the nearest end; rates between are interpolated in log rate.
+  Models calibrated before it carry a **threshold table** instead (one
+  threshold per group size and rate, interpolated in log size).
 
 The unknown decision of a group of N people at a target false-accept rate is
-then ``normalised score < threshold(N, rate)``: an "unknown" that means the
-same at every group size.
+then ``normalised score < threshold(N, rate, s, m_x)``: an "unknown" that means
+the same at every group size, length and condition.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ import numpy as np
 from .errors import CorruptModelError
 from .persistence import check_checksum
 
+#: Seconds of test speech a threshold is quoted at when none are given (the protocol's test pieces).
+REFERENCE_SECONDS = 5.0
 #: The target false-accept rate of ``--strict``.
 STRICT_FALSE_ACCEPT_RATE = 0.01
 #: Where a threshold of normalised scores can lie (the shipped tables hold -0.6 to 3.1).
@@ -120,6 +129,7 @@ class Calibration:
     thresholds: np.ndarray
     source: str = ""
     enrollment_check: np.ndarray | None = None
+    model: "ThresholdModel | None" = None
 
     def cohort_stats(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of each unit row's ``top_k`` cosines to the cohort."""
@@ -135,20 +145,35 @@ class Calibration:
         s = np.asarray(scores, np.float64)
         return 0.5 * ((s - mx) / dx + (s - mc) / dc)
 
-    def threshold(self, n_members: int, false_accept_rate: float) -> float:
-        """The normalised-score threshold for a group of ``n_members`` at ``false_accept_rate``.
+    def threshold(self, n_members: int, false_accept_rate: float, *, seconds: float = REFERENCE_SECONDS,
+                  quality: float | None = None) -> float:
+        """The normalised-score threshold for a group of ``n_members`` at ``false_accept_rate``, for ``seconds``
+        of test speech of cohort mean ``quality`` (``None``: clean speech's typical one).
 
         Raises
         ------
         ValueError
-            For a rate outside the table's range.
+            For a rate outside the calibrated range.
         """
-        rates = self.false_accept_rates
+        q = None if quality is None else np.array([quality])
+        return float(self.thresholds_for(n_members, false_accept_rate, np.array([seconds]), q)[0])
+
+    def thresholds_for(self, n_members: int, false_accept_rate: float, seconds, quality=None) -> np.ndarray:
+        """:meth:`threshold` for arrays of ``seconds`` and ``quality`` (cohort means of the test speech)."""
+        rates = self.model.false_accept_rates if self.model is not None else self.false_accept_rates
         if not rates[0] <= false_accept_rate <= rates[-1]:
             raise ValueError(f"false-accept rate {false_accept_rate:g} is outside this model's calibrated range "
                              f"{rates[0]:g}-{rates[-1]:g}")
+        seconds = np.asarray(seconds, np.float64)
+        if self.model is not None:
+            return self.model.thresholds(n_members, false_accept_rate, seconds, quality)
         per_size = np.array([np.interp(np.log(false_accept_rate), np.log(rates), row) for row in self.thresholds])
-        return float(np.interp(np.log(max(n_members, 1)), np.log(self.group_sizes), per_size))
+        return np.full(seconds.shape, np.interp(np.log(max(n_members, 1)), np.log(self.group_sizes), per_size))
+
+    def decision_thresholds(self, n_members: int, false_accept_rate: float, X, seconds) -> np.ndarray:
+        """The threshold for each unit row of ``X`` (test speech of ``seconds``), its quality measured here."""
+        quality = self.cohort_stats(X)[0] if self.model is not None and self.model.uses_quality else None
+        return self.thresholds_for(n_members, false_accept_rate, np.broadcast_to(seconds, (len(X),)), quality)
 
     def to_meta(self, cohort_file: str, cohort_sha256: str) -> dict:
         """The ``open_set`` block of ``meta.json``."""
@@ -157,7 +182,8 @@ class Calibration:
                 "false_accept_rates": [float(r) for r in self.false_accept_rates],
                 "thresholds": np.round(self.thresholds, 4).tolist(), "source": self.source,
                 **({} if self.enrollment_check is None else
-                   {"enrollment_check": np.round(self.enrollment_check, 4).tolist()})}
+                   {"enrollment_check": np.round(self.enrollment_check, 4).tolist()}),
+                **({} if self.model is None else {"threshold_model": self.model.to_meta()})}
 
     @classmethod
     def from_meta(cls, model_dir, block: dict) -> "Calibration":
@@ -185,6 +211,7 @@ class Calibration:
             top_k = int(block["top_k"])
             check = block.get("enrollment_check")
             check = None if check is None else np.asarray(check, np.float64)
+            model = None if block.get("threshold_model") is None else ThresholdModel.from_meta(block["threshold_model"])
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise CorruptModelError(f"{model_dir / 'meta.json'}: bad open_set block ({exc})") from None
         if (cohort.ndim != 2 or not np.all(np.isfinite(cohort)) or table.shape != (len(sizes), len(rates))
@@ -194,7 +221,79 @@ class Calibration:
         if check is not None and (check.ndim != 2 or check.shape[1] != 2 or len(check) < 1
                                   or not np.all(np.isfinite(check)) or np.any(np.diff(check[:, 0]) <= 0)):
             raise CorruptModelError(f"{model_dir / 'meta.json'}: bad enrollment_check table")
-        return cls(cohort.astype(np.float64), top_k, sizes, rates, table, str(block.get("source", "")), check)
+        return cls(cohort.astype(np.float64), top_k, sizes, rates, table, str(block.get("source", "")), check, model)
+
+#: The terms a threshold model may use besides its intercept.
+MODEL_TERMS = ("log_group_size", "log_seconds", "cohort_mean")
+
+
+@dataclass(frozen=True, eq=False)
+class ThresholdModel:
+    """Thresholds as a smooth function of group size, seconds of test speech and its quality.
+
+    Parameters
+    ----------
+    terms : tuple of str
+        Of :data:`MODEL_TERMS`, after the intercept.
+    false_accept_rates : np.ndarray [shape=(n_rates,)]
+        Increasing.
+    coefficients : np.ndarray [shape=(n_rates, 1 + len(terms))]
+        Intercept first.
+    group_sizes, seconds : tuple of float
+        The ranges fitted on (values outside are clamped to them).
+    reference_quality : float
+        The cohort mean of clean speech at its median, used when none is measured.
+    """
+
+    terms: tuple
+    false_accept_rates: np.ndarray
+    coefficients: np.ndarray
+    group_sizes: tuple = (1.0, 20.0)
+    seconds: tuple = (2.0, 5.0)
+    reference_quality: float = 0.0
+
+    @property
+    def uses_quality(self) -> bool:
+        return "cohort_mean" in self.terms
+
+    def design(self, n_members, seconds, quality=None) -> np.ndarray:
+        """The model's inputs: one row per test, intercept first."""
+        seconds = np.asarray(seconds, np.float64)
+        n = np.clip(np.broadcast_to(np.asarray(n_members, np.float64), seconds.shape), *self.group_sizes)
+        q = np.full(seconds.shape, self.reference_quality) if quality is None else np.asarray(quality, np.float64)
+        cols = {"log_group_size": np.log(n), "log_seconds": np.log(np.clip(seconds, *self.seconds)),
+                "cohort_mean": q}
+        return np.stack([np.ones(seconds.shape)] + [cols[t] for t in self.terms], axis=-1)
+
+    def thresholds(self, n_members, false_accept_rate: float, seconds, quality=None) -> np.ndarray:
+        """The threshold at ``false_accept_rate`` (interpolated in log rate) for each test."""
+        per_rate = self.design(n_members, seconds, quality) @ self.coefficients.T
+        lr = np.log(self.false_accept_rates)
+        rows = np.minimum.accumulate(per_rate.reshape(-1, len(lr)), axis=1)  # a higher rate never has a higher one
+        return np.array([np.interp(np.log(false_accept_rate), lr, row) for row in rows]).reshape(np.shape(seconds))
+
+    def to_meta(self) -> dict:
+        return {"terms": list(self.terms), "false_accept_rates": [float(r) for r in self.false_accept_rates],
+                "coefficients": np.round(self.coefficients, 5).tolist(),
+                "group_sizes": [float(v) for v in self.group_sizes], "seconds": [float(v) for v in self.seconds],
+                "reference_quality": round(float(self.reference_quality), 5)}
+
+    @classmethod
+    def from_meta(cls, block: dict) -> "ThresholdModel":
+        """The model a ``threshold_model`` block describes; ``ValueError`` for anything inconsistent."""
+        terms = tuple(str(t) for t in block["terms"])
+        rates = np.asarray(block["false_accept_rates"], np.float64)
+        coef = np.asarray(block["coefficients"], np.float64)
+        sizes = tuple(float(v) for v in block["group_sizes"])
+        seconds = tuple(float(v) for v in block["seconds"])
+        ref = float(block["reference_quality"])
+        if (any(t not in MODEL_TERMS for t in terms) or len(set(terms)) != len(terms) or rates.ndim != 1
+                or len(rates) < 2 or np.any(np.diff(rates) <= 0) or rates[0] <= 0 or rates[-1] >= 1
+                or coef.shape != (len(rates), 1 + len(terms)) or not np.all(np.isfinite(coef))
+                or len(sizes) != 2 or not 1 <= sizes[0] <= sizes[1] or len(seconds) != 2
+                or not 0 < seconds[0] <= seconds[1] or not np.isfinite(ref)):
+            raise ValueError("inconsistent threshold_model")
+        return cls(terms, rates, coef, sizes, seconds, ref)
 
 
 def load_calibration(extractor) -> Calibration | None:

@@ -6,9 +6,11 @@ answer. The check embeds the enrollment speech in short windows
 windows up to half of them, the cosine between the run's mean embedding and
 the rest's: one person gives high cosines everywhere; a stretch of someone
 else gives one low one. The lowest of them is the enrollment's **coherence**.
-A model calibrated for it (``scripts/calibrate_unknown.py``) stores the
-coherence below which 5% of clean dev enrollments fall, per seconds of speech;
-enrollment below it is refused unless forced.
+A model calibrated for it (``scripts/calibrate_unknown.py``) stores, per
+seconds of speech, the coherence below which at most 5% of genuine enrollments
+fall in each corpus and recording condition of its calibration population
+(speech prepared as ``enroll`` prepares it); enrollment below it is refused
+unless forced.
 """
 
 from __future__ import annotations

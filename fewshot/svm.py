@@ -164,10 +164,21 @@ class FittedGroup:
 
     @property
     def decision_threshold(self) -> float | None:
-        """What :meth:`open_scores`' decision scores are compared with (``None``: never unknown)."""
+        """What :meth:`open_scores`' decisions on 5 s of speech are compared with (``None``: never unknown)."""
         if self.calibration is not None:
             return self.calibration.threshold(len(self.classes_), self.false_accept_rate)
         return self.unknown_threshold
+
+    def decision_thresholds(self, X, seconds=None, *, n_members: int | None = None) -> np.ndarray | None:
+        """What each sample's decision score is compared with, for ``seconds`` of speech each (``None``: the
+        reference length); ``n_members`` (default: the group's size) picks the group size's threshold."""
+        if self.calibration is None:
+            return None if self.unknown_threshold is None else np.full(len(X), self.unknown_threshold)
+        from .openset import REFERENCE_SECONDS
+
+        return self.calibration.decision_thresholds(len(self.classes_) if n_members is None else n_members,
+                                                    self.false_accept_rate, self._check(X),
+                                                    REFERENCE_SECONDS if seconds is None else seconds)
 
     def open_scores(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The SVM's speaker of each sample, its cosine to that speaker's centroid, and the score unknown is decided on.
@@ -190,8 +201,9 @@ class FittedGroup:
                                               centroid_stats=(stats[0][idx], stats[1][idx]))
         return nearest, cosine, decision
 
-    def predict_open(self, X, *, return_nearest: bool = False):
-        """Speaker or ``unknown_label`` for each sample, with its cosine score.
+    def predict_open(self, X, *, seconds=None, return_nearest: bool = False):
+        """Speaker or ``unknown_label`` for each sample (of ``seconds`` of speech; see :meth:`decision_thresholds`),
+        with its cosine score.
 
         Returns
         -------
@@ -203,7 +215,7 @@ class FittedGroup:
         """
         nearest, scores, decision = self.open_scores(X)
         labels = nearest.astype(object)
-        threshold = self.decision_threshold
+        threshold = self.decision_thresholds(X, seconds)
         if threshold is not None:
             labels[decision < threshold] = self.unknown_label
         return (labels, scores, nearest) if return_nearest else (labels, scores)

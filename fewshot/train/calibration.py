@@ -18,9 +18,7 @@ import numpy as np
 
 from ..config import ClassifierConfig
 from ..features import l2_normalize
-from ..openset import Calibration
-from ..eval.benchmark import draw_groups
-from ..eval.protocol import EmbeddedSpeakers, episode
+from ..openset import Calibration, ThresholdModel
 
 #: Group sizes of the table (larger groups use the last).
 SIZES = (1, 2, 3, 4, 5, 7, 10, 15, 20)
@@ -61,169 +59,164 @@ def cohort_embeddings(extractor, train, *, cache_dir, piece_s: float = 5.0, piec
     return np.stack(cohort), names
 
 
-def impostor_scores(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig, cohort: np.ndarray, top_k: int = TOP_K,
-                    sizes=SIZES, draws: int = 60, seed: int = SEED, T: float = 15.0, speakers=None) -> dict:
-    """Normalised scores of outsiders' pieces against groups of each size.
+def cohort_top_stats(X: np.ndarray, cohort: np.ndarray, *, top_k: int = TOP_K, exclude=None):
+    """:meth:`fewshot.openset.Calibration.cohort_stats` with, for each row, one cohort row left out (``exclude``:
+    its index, or -1): a calibration speaker is never normalised against their own cohort entry, as a
+    user outside the cohort never is."""
+    S = np.asarray(X, np.float64) @ cohort.T
+    if exclude is not None:
+        ex = np.asarray(exclude)
+        S[np.flatnonzero(ex >= 0), ex[ex >= 0]] = -np.inf
+    k = min(top_k, S.shape[1] - 1)
+    top = np.partition(S, S.shape[1] - k, axis=1)[:, -k:]
+    return top.mean(axis=1), np.maximum(top.std(axis=1), 1e-6)
 
-    ``speakers`` (indices) restricts groups and outsiders to a subset.
 
-    Returns
-    -------
-    dict
-        ``{N: (member_scores, impostor_scores)}``.
+@dataclasses.dataclass
+class Trials:
+    """Test pieces scored against random groups: one entry per (group, piece).
+
+    ``member``: the piece's speaker is in the group; ``correct``: the SVM named
+    them; ``score``: the AS-normalised score the unknown decision is made on;
+    ``quality``: the piece's cohort mean; ``claim``: for members, the score
+    against their own centroid (verification); the rest describe the piece
+    (:class:`~fewshot.train.population.EmbeddedPopulation`'s ``owner``,
+    ``condition``, ``seconds``).
     """
-    view = emb
-    if speakers is not None:
-        keep = np.asarray(speakers)
-        view = EmbeddedSpeakers([emb.names[i] for i in keep], {T: [emb.enroll[T][i] for i in keep]},
-                                [emb.tests[i] for i in keep], [emb.genders[i] for i in keep],
-                                None if emb.enroll_copies is None else {T: [emb.enroll_copies[T][i] for i in keep]})
-    scoring = Calibration(cohort=cohort, top_k=top_k, group_sizes=np.array([1.0]),
-                          false_accept_rates=np.array([0.01, 0.5]), thresholds=np.zeros((1, 2)))
-    cc = dataclasses.replace(classifier, false_accept_rate=0.05)
-    sizes = [N for N in sizes if N < len(view.names)]
-    groups = draw_groups(len(view.names), {str(N): (N, None) for N in sizes}, draws=draws, seed=seed)
-    out = {}
-    for N in sizes:
-        res = [episode(view, g, T=T, classifier=cc, calibration=scoring) for g in groups[str(N)]]
-        out[N] = (np.concatenate([r["member_score"] for r in res]), np.concatenate([r["impostor_score"] for r in res]))
-    return out
+
+    N: np.ndarray
+    group: np.ndarray
+    owner: np.ndarray
+    condition: np.ndarray
+    seconds: np.ndarray
+    member: np.ndarray
+    correct: np.ndarray
+    score: np.ndarray
+    quality: np.ndarray
+
+    def subset(self, keep) -> "Trials":
+        return Trials(**{f.name: getattr(self, f.name)[keep] for f in dataclasses.fields(self)})
 
 
-def threshold_table(scores: dict, *, rates=RATES) -> tuple[np.ndarray, np.ndarray]:
-    """Group sizes and thresholds ``(n_sizes, n_rates)`` from :func:`impostor_scores`' outsiders."""
-    sizes = np.array(sorted(scores), dtype=np.float64)
-    table = np.array([[np.quantile(scores[int(N)][1], 1 - r) for r in rates] for N in sizes])
-    return sizes, np.maximum.accumulate(table, axis=0)
+def trial_scores(pop, cohort: np.ndarray, own: np.ndarray, *, classifier: ClassifierConfig, sizes=SIZES,
+                 draws: int = 40, seed: int = SEED, pool=None, top_k: int = TOP_K) -> Trials:
+    """Test pieces against ``draws`` random groups of each size, as ``fewshot identify`` decides: the group's
+    SVM (with the enrollment copies of multi-condition enrollment) picks the member, and the piece's cosine to
+    that member's centroid is AS-normalised. ``own[i]`` is population speaker ``i``'s cohort row (-1: none),
+    left out of their stats.
 
-
-def calibrate(extractor, emb: EmbeddedSpeakers, cohort: np.ndarray, *, classifier: ClassifierConfig,
-              source: str, draws: int = 60) -> Calibration:
-    """The calibration of ``extractor`` from its embeddings ``emb`` of held-out speakers."""
-    sizes, table = threshold_table(impostor_scores(emb, classifier=classifier, cohort=cohort, draws=draws))
-    return Calibration(cohort=cohort, top_k=TOP_K, group_sizes=sizes, false_accept_rates=np.array(RATES),
-                       thresholds=table, source=source)
-
-
-def held_out_check(emb: EmbeddedSpeakers, cohort: np.ndarray, *, classifier: ClassifierConfig,
-                   rate: float = DEFAULT_RATE, sizes=(1, 3, 5, 10), draws: int = 60, seed: int = 0) -> dict:
-    """Two-fold check: thresholds from one half of the speakers, rates measured on the other half.
-
-    Returns
-    -------
-    dict
-        ``{N: {"false_accept_rate", "false_reject_rate"}}``, averaged over both folds.
+    A group is drawn within one corpus of ``pool`` (population indices; default all), chosen at random
+    among those with more than N speakers, and scored with every piece of that corpus: people who
+    live together sound alike more than two corpora do, and outsiders from another corpus would be easy.
     """
-    order = np.random.default_rng(seed).permutation(len(emb.names))
-    halves = (np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2:]))
-    sizes = [N for N in sizes if N < min(len(h) for h in halves)]
-    rates = {N: [] for N in sizes}
-    for fit, test in (halves, halves[::-1]):
-        fitted = impostor_scores(emb, classifier=classifier, cohort=cohort, sizes=sizes, draws=draws, speakers=fit)
-        measured = impostor_scores(emb, classifier=classifier, cohort=cohort, sizes=sizes, draws=draws,
-                                   speakers=test, seed=SEED + 1)
-        for N in sizes:
-            thr = np.quantile(fitted[N][1], 1 - rate)
-            member, imp = measured[N]
-            rates[N].append((np.mean(imp >= thr), np.mean(member < thr)))
-    return {N: {"false_accept_rate": float(np.mean([a for a, _ in v])),
-                "false_reject_rate": float(np.mean([b for _, b in v]))} for N, v in rates.items()}
+    from ..classifier import GroupSVC
 
-
-#: Seconds of enrollment speech the self-check's thresholds are measured at (interpolated between).
-CHECK_SECONDS = (15.0, 35.0)
-#: Share of clean enrollments the self-check may flag.
-CHECK_CLEAN_FLAGGED = 0.05
-
-
-def mixed(y: np.ndarray, other: np.ndarray, *, share: float, chunks: int, rng) -> np.ndarray:
-    """``y`` with ``share`` of its samples replaced by ``other``'s speech, in ``chunks`` contiguous stretches."""
-    z, n = y.copy(), int(share * len(y)) // chunks
-    for _ in range(chunks):
-        a, b = rng.integers(0, len(y) - n), rng.integers(0, len(other) - n)
-        z[a:a + n] = other[b:b + n]
-    return z
-
-
-def enrollment_check_table(extractor, speakers, *, seconds=CHECK_SECONDS, share: float = 0.2,
-                           seed: int = SEED) -> tuple[np.ndarray, dict]:
-    """Thresholds of the enrollment self-check (:mod:`fewshot.selfcheck`), and how often they flag.
-
-    At each length, the threshold is the coherence below which
-    :data:`CHECK_CLEAN_FLAGGED` of the speakers' clean enrollments fall. Each
-    speaker's enrollment is then mixed with ``share`` of another speaker's
-    speech (test pieces), three times: twice in one stretch, once in two.
-
-    Returns
-    -------
-    table : np.ndarray [shape=(len(seconds), 2)]
-    flagged : dict
-        ``{T: {"clean": rate, "mixed": rate, "mixed_one_stretch": rate, "mixed_two_stretches": rate}}``.
-    """
-    from ..selfcheck import coherence
-
+    pool = np.arange(len(pop.names)) if pool is None else np.asarray(pool)
+    rows = np.flatnonzero(np.isin(pop.owner, pool))
+    Xt, ot = l2_normalize(pop.tests[rows]), pop.owner[rows]
+    mx, dx = cohort_top_stats(Xt, cohort, top_k=top_k, exclude=own[ot])
+    centroids = l2_normalize(np.stack([e.mean(axis=0) for e in pop.enroll]))
+    mc, dc = cohort_top_stats(centroids, cohort, top_k=top_k, exclude=own)
     rng = np.random.default_rng(seed)
-    table, flagged = [], {}
-    for T in seconds:
-        clean = np.array([coherence(extractor, s.enroll[T]) for s in speakers])
-        threshold = float(np.quantile(clean, CHECK_CLEAN_FLAGGED))
-        one, two = [], []
-        for i, s in enumerate(speakers):
-            for chunks in (1, 1, 2):
-                j = rng.choice([k for k in range(len(speakers)) if k != i])
-                z = mixed(s.enroll[T], np.concatenate(speakers[j].tests), share=share, chunks=chunks, rng=rng)
-                (one if chunks == 1 else two).append(coherence(extractor, z) < threshold)
-        table.append((T, threshold))
-        flagged[T] = {"clean": float(np.mean(clean < threshold)), "mixed": float(np.mean(one + two)),
-                      "mixed_one_stretch": float(np.mean(one)), "mixed_two_stretches": float(np.mean(two))}
-    return np.array(table), flagged
+    corpus = np.asarray(pop.corpora)
+    pools = {c: pool[corpus[pool] == c] for c in np.unique(corpus[pool])}
+    parts, gid = [], 0
+    for N in sizes:
+        big = [c for c, p in pools.items() if len(p) > N]
+        if not big:
+            continue
+        for _ in range(draws):
+            c = big[rng.integers(len(big))]
+            g = np.sort(rng.choice(pools[c], N, replace=False))
+            inside = corpus[ot] == c
+            if N == 1:
+                near = np.full(len(rows), g[0])
+            else:
+                sets = [(pop.enroll[i], i, True) for i in g]
+                if classifier.multi_condition:
+                    sets += [(pop.copies[i], i, False) for i in g if len(pop.copies[i])]
+                X = np.concatenate([p[0] for p in sets])
+                y = np.concatenate([np.full(len(p[0]), p[1]) for p in sets])
+                mask = np.concatenate([np.full(len(p[0]), p[2]) for p in sets])
+                fitted = GroupSVC(C=classifier.C, gamma=classifier.gamma).fit(X, y, centroid_mask=mask).fitted_
+                near = np.zeros(len(rows), int)
+                near[inside] = fitted.predict(Xt[inside]).astype(int)
+            i = np.flatnonzero(inside)
+            cos = np.sum(Xt[i] * centroids[near[i]], axis=1)
+            score = 0.5 * ((cos - mx[i]) / dx[i] + (cos - mc[near[i]]) / dc[near[i]])
+            parts.append((np.full(len(i), N), np.full(len(i), gid), rows[i], np.isin(ot[i], g), near[i] == ot[i],
+                          score, mx[i]))
+            gid += 1
+    cols = [np.concatenate([p[k] for p in parts]) for k in range(7)]
+    at = cols[2]
+    return Trials(cols[0], cols[1], pop.owner[at], pop.condition[at], pop.seconds[at], cols[3], cols[4], cols[5],
+                  cols[6])
 
 
-def calibrate_model(model_dir, *, train, dev, cache_dir, rate: float = DEFAULT_RATE, draws: int = 60,
-                    progress=None) -> dict:
-    """Calibrate the model directory ``model_dir`` in place: cohort file, ``open_set`` block and default rate.
+#: Terms of the threshold model (:class:`fewshot.openset.ThresholdModel`).
+TERMS = ("log_group_size", "log_seconds")
+#: Outsiders' pieces per cell (group size, condition, length) the quantile regression is fitted on.
+FIT_PER_CELL = 400
 
-    The embeddings are those ``fewshot identify`` makes with the directory
-    (its LiteRT model when it has one). ``meta.json`` is replaced atomically
-    as the last step; the model's id does not change.
 
-    Returns
-    -------
-    dict
-        ``model_id``, ``cohort_speakers``, ``dev_speakers``, ``rate``, ``thresholds`` (per size at ``rate``),
-        ``held_out`` (:func:`held_out_check`), ``cohort_file`` and ``enrollment_check``
-        (:func:`enrollment_check_table`'s flag rates).
+def fit_threshold_model(trials: Trials, *, rates=RATES, terms=TERMS, seed: int = SEED,
+                        per_cell: int = FIT_PER_CELL) -> ThresholdModel:
+    """Linear quantile regression of outsiders' scores on the model's terms, one per rate.
+
+    Every cell (group size, condition, test length) weighs the same: up to
+    ``per_cell`` of its outsiders' pieces are drawn.
     """
-    import hashlib
-    import io
-    from pathlib import Path
+    imp = trials.subset(~trials.member)
+    rng = np.random.default_rng(seed)
+    length = np.round(np.log(imp.seconds), 1)
+    cell = np.unique(np.stack([imp.N, imp.condition, length], axis=1), axis=0, return_inverse=True)[1].ravel()
+    pick = np.concatenate([rng.permutation(np.flatnonzero(cell == c))[:per_cell] for c in np.unique(cell)])
+    clean = trials.condition == 0
+    model = ThresholdModel(tuple(terms), np.asarray(rates, np.float64), np.zeros((len(rates), 1 + len(terms))),
+                           (float(trials.N.min()), float(trials.N.max())),
+                           (float(np.quantile(trials.seconds, 0.01)), float(trials.seconds.max())),
+                           float(np.median(trials.quality[clean])) if clean.any() else 0.0)
+    A = model.design(imp.N[pick], imp.seconds[pick], imp.quality[pick])
+    coef = [quantile_regression(A, imp.score[pick], 1 - r) for r in rates]
+    return dataclasses.replace(model, coefficients=np.array(coef))
 
-    from ..extractor import Extractor
-    from ..modeldir import read_model_meta, write_model_meta
-    from ..persistence import atomic_write_bytes
-    from ..eval.protocol import embed_protocol, prepare_protocol
 
-    model_dir = Path(model_dir)
-    ex = Extractor.load(model_dir)
-    cc = dataclasses.replace(ClassifierConfig.of_model(ex), false_accept_rate=rate).validate()
-    cohort, names = cohort_embeddings(ex, train, cache_dir=cache_dir, progress=progress)
-    speakers = prepare_protocol(dev, enroll_seconds=sorted({15.0, *CHECK_SECONDS}), progress=progress)
-    emb = embed_protocol(ex, speakers, copies=cc.multi_condition)
-    source = (f"{len(speakers)} held-out speakers of {Path(dev).name}, 15 s enrollment, 5 s pieces, "
-              f"{draws} groups per size; cohort of {len(names)} training speakers")
-    cal = calibrate(ex, emb, cohort, classifier=cc, source=source, draws=draws)
-    check, flagged = enrollment_check_table(ex, speakers)
-    cal = dataclasses.replace(cal, enrollment_check=check)
-    held_out = held_out_check(emb, cohort, classifier=cc, rate=rate, draws=draws)
-    buf = io.BytesIO()
-    np.save(buf, cohort.astype(np.float32), allow_pickle=False)
-    digest = hashlib.sha256(buf.getvalue()).hexdigest()
-    cohort_file = f"cohort-{digest[:12]}.npy"
-    atomic_write_bytes(model_dir / cohort_file, buf.getvalue())
-    meta = read_model_meta(model_dir)[0]
-    meta["open_set"] = cal.to_meta(cohort_file, digest)
-    meta["classifier"] = {**meta.get("classifier", {}), "false_accept_rate": rate}
-    write_model_meta(model_dir, meta)
-    return {"model_id": ex.model_id, "cohort_speakers": len(names), "dev_speakers": len(speakers), "rate": rate,
-            "thresholds": {int(N): cal.threshold(int(N), rate) for N in cal.group_sizes},
-            "held_out": held_out, "cohort_file": cohort_file, "enrollment_check": flagged}
+def quantile_regression(A: np.ndarray, y: np.ndarray, quantile: float, *, iterations: int = 200,
+                        eps: float = 1e-4) -> np.ndarray:
+    """Coefficients ``b`` minimising the pinball loss of ``y - A b`` at ``quantile``, by iteratively reweighted
+    least squares (each residual weighted by its side's share over its size)."""
+    b = np.linalg.lstsq(A, y, rcond=None)[0]
+    for _ in range(iterations):
+        r = y - A @ b
+        w = np.where(r >= 0, quantile, 1 - quantile) / np.maximum(np.abs(r), eps)
+        new = np.linalg.solve(A.T @ (A * w[:, None]), A.T @ (w * y))
+        if np.max(np.abs(new - b)) < 1e-7:
+            return new
+        b = new
+    return b
+
+
+def trial_thresholds(model: ThresholdModel, trials: Trials, rate: float) -> np.ndarray:
+    """The model's threshold for each trial at ``rate``; for groups of one, as verification."""
+    return model.thresholds(trials.N, rate, trials.seconds, trials.quality)
+
+
+def cell_rates(trials: Trials, thresholds: np.ndarray, pop, *, by=("N", "condition", "corpus")) -> list[dict]:
+    """Outsiders accepted and members rejected (and members named right and accepted) per cell."""
+    corpus = np.asarray(pop.corpora)[trials.owner]
+    keys = {"N": trials.N, "condition": np.asarray(pop.conditions)[trials.condition], "corpus": corpus,
+            "seconds": np.round(trials.seconds).astype(int)}
+    cols = [keys[b] for b in by]
+    accepted = trials.score >= thresholds
+    out = []
+    for combo in sorted({tuple(c) for c in zip(*cols)}, key=lambda t: tuple(map(str, t))):
+        m = np.ones(len(accepted), bool)
+        for c, v in zip(cols, combo):
+            m &= c == v
+        mem, imp = m & trials.member, m & ~trials.member
+        out.append({**{b: (v.item() if hasattr(v, "item") else v) for b, v in zip(by, combo)},
+                    "false_accept_rate": float(np.mean(accepted[imp])) if imp.any() else None,
+                    "false_reject_rate": float(np.mean(~accepted[mem])) if mem.any() else None,
+                    "open_accuracy": float(np.mean(accepted[mem] & trials.correct[mem])) if mem.any() else None,
+                    "outsider_pieces": int(imp.sum()), "member_pieces": int(mem.sum())})
+    return out

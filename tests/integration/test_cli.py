@@ -120,6 +120,35 @@ def test_stranger_is_unknown(home, tmp_path):
         assert obj["speaker"] == "unknown" and obj["nearest"] in PEOPLE, obj  # the member it was nearest, as text says
 
 
+def test_verify_accepts_the_person_and_rejects_others(home, voices, tmp_path):
+    files = [voices["amy"][1], voices["bert"][1], voices["carl"][1]]
+    proc = fewshot("verify", "--group", "family", "--speaker", "amy", "--json", *files, home=home)
+    objs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [set(o) for o in objs] == [{"file", "speaker", "accepted", "score", "threshold"}] * 3
+    assert [o["file"] for o in objs] == [str(f) for f in files] and {o["speaker"] for o in objs} == {"amy"}
+    assert [o["accepted"] for o in objs] == [True, False, False]  # exit status 0 either way
+    assert objs[0]["score"] >= objs[0]["threshold"]  # the others: below it, or named as bert and carl by the group
+    strict = [json.loads(line) for line in fewshot("verify", "--group", "family", "--speaker", "amy", "--json",
+                                                   "--strict", *files, home=home).stdout.splitlines()]
+    assert strict[0]["threshold"] > objs[0]["threshold"]  # fewer false accepts asked: a higher bar
+    assert [o["score"] for o in strict] == [o["score"] for o in objs]
+    plain = fewshot("verify", "--group", "family", "--speaker", "amy", files[1], home=home).stdout
+    assert plain.startswith(f"{files[1]}: rejected as amy (score ")
+    klatt = espeak(tmp_path / "klatt.wav", TEST_TEXT * 2, voice="en+klatt", pitch=90)
+    assert "rejected" in fewshot("verify", "--group", "family", "--speaker", "bert", klatt, home=home).stdout
+
+
+def test_verify_refuses_a_person_outside_the_group(home, voices, tmp_path):
+    proc = fewshot("verify", "--group", "family", "--speaker", "dora", voices["amy"][1], home=home, check=False)
+    assert proc.returncode == 2 and "'dora' is not enrolled in group 'family'" in proc.stderr
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    proc = fewshot("verify", "--group", "family", "--speaker", "amy", "--json", empty, voices["amy"][1], home=home,
+                   check=False)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {empty}: file is empty (0 bytes)"
+    assert json.loads(proc.stdout)["accepted"] is True
+
+
 def test_bad_input_exit_status(home, tmp_path):
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
@@ -216,7 +245,7 @@ def test_spectrogram_command(tmp_path, voice):
 
 
 def test_help_for_every_subcommand(tmp_path):
-    for cmd in ("enroll", "identify", "groups", "spectrogram"):
+    for cmd in ("enroll", "identify", "verify", "groups", "spectrogram"):
         assert "usage: fewshot " + cmd in fewshot(cmd, "--help", home=tmp_path).stdout
 
 

@@ -98,3 +98,66 @@ def test_a_damaged_cohort_is_refused(calibrated_dir, damage):
         (calibrated_dir / "cohort-test.npy").unlink()
     with pytest.raises(CorruptModelError):
         load_calibration(load_extractor(calibrated_dir))
+
+
+def model(terms=("log_group_size", "log_seconds", "cohort_mean")):
+    from fewshot.openset import ThresholdModel
+
+    # rates 0.01 and 0.05: a higher bar for larger groups, shorter speech and speech nearer the cohort
+    coef = np.array([[3.0, 0.5, -1.0, 2.0], [2.0, 0.5, -1.0, 2.0]])[:, :1 + len(terms)]
+    return ThresholdModel(tuple(terms), np.array([0.01, 0.05]), coef, (1.0, 20.0), (2.0, 5.0), 0.3)
+
+
+def test_threshold_model_is_smooth_in_size_seconds_and_quality_and_clamped_to_its_range():
+    m = model()
+    t = lambda n, s, q=None, r=0.05: float(m.thresholds(n, r, np.array([s]), None if q is None else np.array([q]))[0])
+    assert t(1, 5.0, 0.3) == pytest.approx(2.0 - np.log(5.0) + 0.6)
+    assert t(1, 5.0) == t(1, 5.0, 0.3)  # no quality measured: the reference one
+    assert t(10, 5.0) > t(3, 5.0) > t(1, 5.0) and t(40, 5.0) == t(20, 5.0)
+    assert t(3, 2.0) > t(3, 3.0) > t(3, 5.0) and t(3, 1.0) == t(3, 2.0) and t(3, 60.0) == t(3, 5.0)
+    assert t(3, 5.0, 0.4) > t(3, 5.0, 0.2)
+    assert t(3, 5.0, r=0.01) > t(3, 5.0, r=0.02) > t(3, 5.0, r=0.05)
+    with pytest.raises(ValueError, match="outside this model's calibrated range"):
+        Calibration(cohort=np.eye(3), top_k=1, group_sizes=np.array([1.0]), false_accept_rates=np.array([0.01, 0.2]),
+                    thresholds=np.zeros((1, 2)), model=m).threshold(3, 0.1)  # the model's rates count, not the table's
+
+
+def test_identify_and_verify_use_the_threshold_model(calibrated_dir, tmp_path, voice):
+    meta = read_model_meta(calibrated_dir)[0]
+    meta["open_set"]["threshold_model"] = model().to_meta()
+    write_model_meta(calibrated_dir, meta)
+    ex = load_extractor(calibrated_dir)
+    sid = SpeakerIdentifier(ex, store=tmp_path / "s.sqlite")
+    assert sid.calibration.model.to_meta() == model().to_meta()
+    for name in ("ann", "bob"):
+        sid.enroll("home", name, voice(name, 16.0, seed=1))
+    clf = sid.classifier("home")
+    short, long = voice("ann", 2.5, seed=7), voice("ann", 6.0, seed=7)
+    X = ex.embed([short, long])
+    quality = sid.calibration.cohort_stats(X)[0]
+    expected = model().thresholds(2, 0.05, np.array([2.5, 6.0]), quality)
+    np.testing.assert_allclose(clf.decision_thresholds(X, np.array([2.5, 6.0])), expected, rtol=0.05)
+    nearest, _, decision = clf.open_scores(X)
+    labels, _ = clf.predict_open(X, seconds=np.array([2.5, 6.0]))
+    assert list(labels) == [n if d >= t else "unknown" for n, d, t in zip(nearest, decision, expected)]
+    from fewshot.vad import speech
+
+    v, y = sid.verify("home", "ann", long), speech(long)  # prepared as identify prepares it
+    x = ex.embed([y])
+    from fewshot.verify import claim_scores
+
+    claim, bar = claim_scores(clf, x, "ann", seconds=np.array([len(y) / 16000]))
+    assert (v.score, v.threshold) == (pytest.approx(claim[0], abs=1e-4), pytest.approx(bar[0], abs=1e-4))
+    assert bar[0] == pytest.approx(model().thresholds(1, 0.05, np.array([len(y) / 16000]),
+                                                      sid.calibration.cohort_stats(x)[0])[0])  # a group of one's
+    assert v.accepted == (v.score >= v.threshold and clf.predict(x)[0] == "ann")
+
+
+@pytest.mark.parametrize("damage", [{"terms": ["log_group_size", "age"]}, {"coefficients": [[1.0]]},
+                                    {"false_accept_rates": [0.05, 0.01]}, {"seconds": [5.0, 2.0]}])
+def test_a_bad_threshold_model_is_refused(calibrated_dir, damage):
+    meta = read_model_meta(calibrated_dir)[0]
+    meta["open_set"]["threshold_model"] = {**model().to_meta(), **damage}
+    write_model_meta(calibrated_dir, meta)
+    with pytest.raises(CorruptModelError, match="bad open_set block"):
+        load_calibration(load_extractor(calibrated_dir))

@@ -1,0 +1,164 @@
+"""Verification: is this speech a given member's? Accepted at the model's calibrated false-accept rate.
+
+:func:`verify` and :func:`verify_many` are methods of
+:class:`~fewshot.identifier.SpeakerIdentifier`; :func:`claim_scores` scores
+speech against one member of a group's :class:`~fewshot.svm.FittedGroup`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import AudioError
+from .names import normalize_name
+from .streaming import embed_stream, short_speech, short_speeches
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Whether speech is ``speaker``'s: ``accepted`` when ``score`` reaches ``threshold`` (both on the scale
+    the model decides unknown on: AS-normalised for a calibrated model, else the cosine; ``threshold`` is
+    ``None`` for a model with neither, which accepts every claim)."""
+
+    speaker: str
+    accepted: bool
+    score: float
+    threshold: float | None
+
+
+
+def claim_scores(clf, X, speaker: str, *, seconds=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Verification: each sample's score against ``speaker``'s centroid, and the score a claim to be them
+    needs, the threshold of a group of one at this group's false-accept rate (``None``: always accepted).
+
+    Raises
+    ------
+    KeyError
+        For a speaker the group does not hold.
+    """
+    Xn = clf._check(X)
+    k = np.flatnonzero(clf.classes_ == speaker)
+    if not len(k):
+        raise KeyError(speaker)
+    centroid = clf.centroids_[k[0]]
+    cosine = Xn @ centroid
+    if clf.calibration is None:
+        return cosine, clf.decision_thresholds(Xn)
+    mc, dc = clf.calibration.cohort_stats(centroid[None])
+    score = clf.calibration.normalize(cosine, Xn, None, centroid_stats=(mc[0], dc[0]))
+    return score, clf.decision_thresholds(Xn, seconds, n_members=1)
+
+
+def verify(self, group: str, speaker: str, source, *, sr_in: int | None = None) -> Verification:
+    """Is the speech of ``source`` (a file or an array) ``speaker``'s, a member of ``group``?
+
+    The claim is accepted when the speech's score against ``speaker``
+    reaches the threshold of a group of one person at the identifier's
+    false-accept rate (at the default rate, that share of outsiders'
+    speech would be accepted as ``speaker``'s) and the group's SVM does not
+    name another of its members.
+
+    Raises
+    ------
+    AudioError
+        For unusable audio.
+    NotEnrolledError
+        For an unknown or empty group, or a speaker not in it.
+    """
+    result = self.verify_many(group, speaker, [source], sr_in=sr_in)[0]
+    if isinstance(result, AudioError):
+        raise result
+    return result
+
+def verify_many(self, group: str, speaker: str, sources, *, sr_in: int | None = None,
+                workers: int = 4) -> list:
+    """:meth:`verify` for many sources: per source, its :class:`Verification` or its :class:`AudioError`."""
+    from .errors import NotEnrolledError
+
+    speaker = normalize_name(speaker, kind="person")
+    clf = self.classifier(group)
+    if speaker not in set(map(str, clf.classes_)):
+        raise NotEnrolledError(f"{speaker!r} is not enrolled in group {normalize_name(group, kind='group')!r} "
+                               f"(its people: {', '.join(map(str, clf.classes_))})")
+    cfg = self.extractor.feature_config
+    if sr_in is not None:
+        loaded = [_short_or_error(self, src, sr_in) for src in sources]
+    else:
+        loaded = short_speeches(sources, config=cfg, workers=workers)
+    out: list = list(loaded)
+    speech = [(i, y) for i, y in enumerate(loaded) if isinstance(y, np.ndarray)]
+    E = list(self.extractor.embed([y for _, y in speech])) if speech else []
+    seconds = [len(y) / cfg.sr for _, y in speech]
+    for i, y in enumerate(loaded):
+        if y is None:  # over a minute: embedded block by block
+            try:
+                E.append(embed_stream(self.extractor, sources[i], sr_in=sr_in))
+                seconds.append(np.inf)
+                speech.append((i, None))
+            except AudioError as exc:
+                out[i] = exc
+    if speech:
+        X = np.stack(E)
+        scores, thresholds = claim_scores(clf, X, speaker, seconds=np.array(seconds))
+        named = clf.predict(X) == speaker
+        for (i, _), score, thr, ok in zip(speech, scores, [None] * len(E) if thresholds is None else thresholds,
+                                          named):
+            accepted = bool(ok) and (thr is None or score >= thr)
+            out[i] = Verification(speaker, bool(accepted), float(score), None if thr is None else float(thr))
+    return out
+
+def _short_or_error(sid, source, sr_in):
+    try:
+        return short_speech(source, config=sid.extractor.feature_config, sr_in=sr_in)
+    except AudioError as exc:
+        return exc
+
+
+
+#: Files decoded and embedded together by one step of ``fewshot verify``.
+BATCH = 16
+
+
+def add_verify_parser(sub, *, common):
+    """Register ``verify`` on the ``fewshot`` command's subparsers (``common`` adds ``--store`` and ``--model``)."""
+    from .openset import add_false_accept_arguments
+
+    p = sub.add_parser("verify", help="say whether each file is a given person's speech (accept or reject the claim)")
+    common(p)
+    p.add_argument("--group", required=True, help="group the person is enrolled in")
+    p.add_argument("--speaker", required=True, help="the person claimed")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    p.add_argument("--json", action="store_true", help="one JSON object per file on standard output")
+    add_false_accept_arguments(p)
+    p.set_defaults(handler=cmd_verify)
+    return p
+
+
+def cmd_verify(args) -> int:
+    """Accept or reject the claim for each file (exit status 0 either way; 2 when a file cannot be used)."""
+    from .enrollment import EnrollmentStore
+    from .extractor import load_extractor
+    from .identifier import SpeakerIdentifier
+    from .openset import chosen_false_accept_rate
+
+    store = EnrollmentStore(args.store)  # a bad --store fails before the extractor loads
+    sid, status = SpeakerIdentifier(load_extractor(args.model), store=store,
+                                    false_accept_rate=chosen_false_accept_rate(args)), 0
+    for start in range(0, len(args.files), BATCH):
+        files = args.files[start:start + BATCH]
+        for f, v in zip(files, sid.verify_many(args.group, args.speaker, files)):
+            if isinstance(v, AudioError):
+                print(f"error: {v}", file=sys.stderr)
+                status = 2
+            elif args.json:
+                print(json.dumps({"file": f, "speaker": v.speaker, "accepted": v.accepted, "score": round(v.score, 4),
+                                  "threshold": None if v.threshold is None else round(v.threshold, 4)}), flush=True)
+            else:
+                limit = "none" if v.threshold is None else f"{v.threshold:.3f}"
+                print(f"{f}: {'accepted' if v.accepted else 'rejected'} as {v.speaker} "
+                      f"(score {v.score:.3f}, threshold {limit})")
+    return status

@@ -1,0 +1,36 @@
+"""The calibration's self-check scores and threshold model, on a tiny model and synthetic voices."""
+
+import numpy as np
+import pytest
+
+from fewshot.extractor import load_extractor
+from fewshot.selfcheck import HOP_S, coherence
+from fewshot.train.calibration import quantile_regression
+from fewshot.train.enrollment_check import _mix_plan, enrollment_check_scores
+from fewshot.train.population import PopulationSpeaker
+
+
+def test_mixed_enrollments_score_as_the_mixed_recording_would(tiny_model_dir, voice):
+    ex = load_extractor(tiny_model_dir)
+    speakers = [PopulationSpeaker(name, "so", "dev", {T: y[: int(T * 16000)] for T in (15.0, 35.0)})
+                for name, y in (("ann", voice("ann", 36.0, seed=1)), ("bob", voice("bob", 36.0, seed=2)))]
+    scores = enrollment_check_scores(ex, speakers, conditions=("clean",), seed=5)
+    genuine = scores.subset(~scores.mixed)
+    assert genuine.coherence[(genuine.speaker == 0) & (genuine.seconds == 15.0)][0] == \
+        pytest.approx(coherence(ex, speakers[0].enroll[15.0]), abs=1e-5)
+    h = int(HOP_S * 16000)
+    slots = {15.0: 20, 35.0: 46}
+    for (i, j, T, stretches), got in zip(_mix_plan(speakers, slots=slots, share=0.2, seed=5),
+                                         scores.coherence[scores.mixed]):
+        y = speakers[i].enroll[T][: slots[T] * h].copy()
+        for a, b, m in stretches:  # the recording itself: whole hops of the other voice put in
+            y[a * h:(a + m) * h] = speakers[j].enroll[35.0][b * h:(b + m) * h]
+        assert got == pytest.approx(coherence(ex, y), abs=1e-4)
+        assert sum(m for _, _, m in stretches) == round(0.2 * slots[T]) // len(stretches) * len(stretches)
+
+
+def test_quantile_regression_leaves_the_asked_share_above(rng):
+    A = np.c_[np.ones(5000), rng.normal(size=(5000, 2))]
+    y = A @ [1.0, 2.0, -1.0] + rng.standard_t(4, size=5000) * (1 + 0.5 * np.abs(A[:, 1]))
+    for q in (0.8, 0.95, 0.99):
+        assert np.mean(y > A @ quantile_regression(A, y, q)) == pytest.approx(1 - q, abs=0.004)
