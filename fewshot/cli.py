@@ -77,9 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .eval.run import add_evaluate_parser
     from .train.export import add_export_parser
-    from .verify import add_verify_parser
+    from .openset import add_false_accept_arguments
 
-    add_verify_parser(sub, common=_add_common)
+    p = sub.add_parser("verify", help="say whether each file is a given person's speech (accept or reject the claim)")
+    _add_common(p)
+    p.add_argument("--group", required=True, help="group the person is enrolled in")
+    p.add_argument("--speaker", required=True, help="the person claimed")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    p.add_argument("--json", action="store_true", help="one JSON object per file on standard output")
+    add_false_accept_arguments(p)
+    p.set_defaults(handler=cmd_verify)
     add_evaluate_parser(sub)
     add_export_parser(sub)
     # listed for `fewshot --help` only: main() hands `fewshot live ...` to the demo's own parser
@@ -89,6 +96,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_parser(sub)
     return parser
+
+
+def cmd_verify(args) -> int:
+    """Accept or reject the claim for each file (exit status 0 either way; 2 when a file cannot be used)."""
+    from .errors import AudioError
+    from .names import shown
+
+    sid, status = _identifier(args), 0
+    for start in range(0, len(args.files), IDENTIFY_BATCH):
+        files = args.files[start:start + IDENTIFY_BATCH]
+        for f, v in zip(files, sid.verify_many(args.group, args.speaker, files)):
+            if isinstance(v, AudioError):
+                print(f"error: {shown(v)}", file=sys.stderr)
+                status = 2
+            elif args.json:
+                print(json.dumps({"file": f, "speaker": v.speaker, "accepted": v.accepted, "score": round(v.score, 4),
+                                  "threshold": None if v.threshold is None else round(v.threshold, 4)}), flush=True)
+            else:
+                limit = "none" if v.threshold is None else f"{v.threshold:.3f}"
+                print(f"{shown(f)}: {'accepted' if v.accepted else 'rejected'} as {shown(v.speaker)} "
+                      f"(score {v.score:.3f}, threshold {limit})")
+    return status
 
 
 def _identifier(args):

@@ -7,8 +7,6 @@ speech against one member of a group's :class:`~fewshot.svm.FittedGroup`.
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,49 +114,3 @@ def _short_or_error(sid, source, sr_in):
         return short_speech(source, config=sid.extractor.feature_config, sr_in=sr_in)
     except AudioError as exc:
         return exc
-
-
-
-#: Files decoded and embedded together by one step of ``fewshot verify``.
-BATCH = 16
-
-
-def add_verify_parser(sub, *, common):
-    """Register ``verify`` on the ``fewshot`` command's subparsers (``common`` adds ``--store`` and ``--model``)."""
-    from .openset import add_false_accept_arguments
-
-    p = sub.add_parser("verify", help="say whether each file is a given person's speech (accept or reject the claim)")
-    common(p)
-    p.add_argument("--group", required=True, help="group the person is enrolled in")
-    p.add_argument("--speaker", required=True, help="the person claimed")
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
-    p.add_argument("--json", action="store_true", help="one JSON object per file on standard output")
-    add_false_accept_arguments(p)
-    p.set_defaults(handler=cmd_verify)
-    return p
-
-
-def cmd_verify(args) -> int:
-    """Accept or reject the claim for each file (exit status 0 either way; 2 when a file cannot be used)."""
-    from .enrollment import EnrollmentStore
-    from .extractor import load_extractor
-    from .identifier import SpeakerIdentifier
-    from .openset import chosen_false_accept_rate
-
-    store = EnrollmentStore(args.store)  # a bad --store fails before the extractor loads
-    sid, status = SpeakerIdentifier(load_extractor(args.model), store=store,
-                                    false_accept_rate=chosen_false_accept_rate(args)), 0
-    for start in range(0, len(args.files), BATCH):
-        files = args.files[start:start + BATCH]
-        for f, v in zip(files, sid.verify_many(args.group, args.speaker, files)):
-            if isinstance(v, AudioError):
-                print(f"error: {v}", file=sys.stderr)
-                status = 2
-            elif args.json:
-                print(json.dumps({"file": f, "speaker": v.speaker, "accepted": v.accepted, "score": round(v.score, 4),
-                                  "threshold": None if v.threshold is None else round(v.threshold, 4)}), flush=True)
-            else:
-                limit = "none" if v.threshold is None else f"{v.threshold:.3f}"
-                print(f"{f}: {'accepted' if v.accepted else 'rejected'} as {v.speaker} "
-                      f"(score {v.score:.3f}, threshold {limit})")
-    return status

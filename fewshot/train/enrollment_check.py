@@ -67,7 +67,7 @@ def enrollment_check_scores(extractor, speakers, *, conditions=CHECK_CONDITIONS,
     The windows of the check lie on a grid of hops, and the mixing replaces whole hops, so a mixed
     enrollment's windows are those of its two speakers except one per edge of a stretch, embedded anew.
     """
-    from ..audio import normalize_loudness
+    from ..vad import normalize_loudness
     from ..eval.conditions import Degrader
     from ..selfcheck import HOP_S, WINDOW_S, split_coherence, windows
 
