@@ -34,6 +34,11 @@ LINKED = (".venv", "scripts", "demo", "fewshot")
 
 _DATA = "needs ../shared/data (not in a clone)"
 SKIP = {
+    ".venv/bin/ray start --head --port 6379": "starts a Ray cluster node on this machine's network; "
+                                              "tests/integration/data_tools/test_cluster_build.py starts one on 127.0.0.1",
+    ".venv/bin/ray start --address HEAD:6379": "joins another machine's cluster (HEAD is a placeholder)",
+    ".venv/bin/python scripts/scrape_librivox.py --out /shared/corpus --speakers 6000 --minutes 240 --cluster auto":
+        "downloads 6,000 narrators from LibriVox on a cluster; the cluster tests build from a loopback stand-in",
     ".venv/bin/fewshot serve": "a server that runs until stopped; tests/integration/test_web_api.py starts it on a "
                                "free port and drives it, test_web_browser.py in Chromium",
     "bash scripts/setup.sh": "installs system and PyPI packages (network, minutes); .ci/run runs it from scratch",
