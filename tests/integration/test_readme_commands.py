@@ -18,6 +18,7 @@ commands wrote into the folder must be ignored by ``.gitignore``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -181,6 +182,8 @@ def check_statically(command: str) -> None:
         build_parser().parse_args(argv[1:])
     elif argv[:2] == [".venv/bin/python", "-m"]:
         assert argv[2] == "pytest", command
+    elif argv[0] == ".venv/bin/ray":
+        assert argv[1] == "start" and importlib.util.find_spec("ray") is not None, command
     else:
         script = REPO / argv[1]
         source = script.read_text()
