@@ -1,18 +1,19 @@
-"""Every command of ``README.md``, as typed, from a fresh folder: run and checked, or listed in SKIP with the reason.
+"""Every command of ``README.md`` and ``docs/*.md``, as typed, from a fresh folder: run and checked, or listed in
+SKIP with the reason.
 
 The folder is set out as a clone is, seen from where the README's commands are typed: ``.venv``, ``scripts``,
 ``demo`` and ``fewshot`` link to this checkout's, ``../shared`` to its data; ``FEWSHOT_HOME`` is a folder of
 its own, and PortAudio finds no microphone (no sound server to reach), as for someone without one, so the
 demo's advice is followed too: the commands it prints run as printed.
 
-Collected, in the README's order: each line of the fenced ``bash`` blocks (``\\`` continuations joined, a
-trailing ``# comment`` dropped, ``a && b`` as two commands; a comment ``# -> TEXT`` is the expected output),
-the ``$`` lines of ``console`` blocks with the output under them (numbers within 0.05; ``...`` ends what is
-shown of a JSON list), the ``python`` block, then the inline ``.venv/bin/...`` commands of the prose (run
-after the fenced ones, whose groups and recordings they use). A command that is not in SKIP is run and must
-exit 0 (or as EXPECTED says); one in SKIP is only checked statically (a ``fewshot`` command parses; a
-script exists and has the options used). A new README command is therefore run, and a slow one fails here
-until it is listed in SKIP; an entry of SKIP that the README no longer has fails too. Last, everything the
+Collected from the README, then each page of ``docs/`` in name order, read as one text (:func:`documented_text`):
+each line of the fenced ``bash`` blocks (``\\`` continuations joined, a trailing ``# comment`` dropped, ``a && b``
+as two commands; a comment ``# -> TEXT`` is the expected output), the ``$`` lines of ``console`` blocks with the
+output under them (numbers within 0.05; ``...`` ends what is shown of a JSON list), the ``python`` block, then the
+inline ``.venv/bin/...`` commands of the prose (run after the fenced ones, whose groups and recordings they use). A
+command that is not in SKIP is run and must exit 0 (or as EXPECTED says); one in SKIP is only checked statically (a
+``fewshot`` command parses; a script exists and has the options used). A new command is therefore run, and a slow
+one fails here until it is listed in SKIP; an entry of SKIP that they no longer have fails too. Last, everything the
 commands wrote into the folder must be ignored by ``.gitignore``.
 """
 
@@ -31,6 +32,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
+DOCS = REPO / "docs"
 LINKED = (".venv", "scripts", "demo", "fewshot")
 
 _DATA = "needs ../shared/data (not in a clone)"
@@ -104,6 +106,11 @@ TIMEOUT_S = 300
 
 
 # ---------------------------------------------------------------------------- the README, read
+def documented_text() -> str:
+    """The README, then every page of ``docs/`` in name order: the text whose commands are checked."""
+    return "\n".join(p.read_text() for p in [README, *sorted(DOCS.glob("*.md"))])
+
+
 def readme_commands(text: str) -> list[tuple[str, str, list[str]]]:
     """``(kind, command, expected output lines)`` in the README's order (inline commands last)."""
     fence = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
@@ -129,14 +136,14 @@ def readme_commands(text: str) -> list[tuple[str, str, list[str]]]:
 
 def test_readme_is_read_as_intended():
     """The reader finds the blocks (a changed fence would silently drop commands otherwise)."""
-    found = readme_commands(README.read_text())
+    found = readme_commands(documented_text())
     kinds = [k for k, _, _ in found]
     assert {"bash", "console", "python", "inline"} <= set(kinds)
     commands = [c for _, c, _ in found]
     assert ("bash", ".venv/bin/fewshot identify --group family who.wav", ["who.wav: ann (score 0.943)"]) in found
     assert ("bash", ".venv/bin/python -m pytest", []) in found  # the second half of `setup.sh && pytest`
     stale = set(SKIP) - set(commands)
-    assert not stale, f"SKIP lists commands the README no longer has: {sorted(stale)}"
+    assert not stale, f"SKIP lists commands the README and docs/ no longer have: {sorted(stale)}"
 
 
 # ---------------------------------------------------------------------------- comparing output
@@ -240,7 +247,7 @@ def test_every_readme_command_runs_as_typed(clone):
     folder, env = clone
     done: dict[str, subprocess.CompletedProcess] = {}
     ran = []
-    for kind, command, expected in readme_commands(README.read_text()):
+    for kind, command, expected in readme_commands(documented_text()):
         if kind == "python":
             r = run(f"{shlex.quote(str(folder / '.venv/bin/python'))} -c {shlex.quote(command + PYTHON_CHECK)}",
                     folder, env)
