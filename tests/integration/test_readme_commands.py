@@ -47,7 +47,8 @@ SKIP = {
     "bash scripts/setup.sh": "installs system and PyPI packages (network, minutes); .ci/run runs it from scratch",
     ".venv/bin/python -m pytest": "the test suite, this test included",
     ".venv/bin/python -m pytest tests/unit": "the test suite's unit tier",
-    ".venv/bin/python -m pytest -m cluster -n 0": "starts a two-node Ray cluster on 127.0.0.1; .ci/run runs it after the suite",
+    ".venv/bin/python -m pytest -m cluster -n 0": "starts a two-node Ray cluster on 127.0.0.1; "
+                                                  ".ci/run runs it after the suite",
     ".venv/bin/python -m pytest -m lint -n 0": "the suite's ruff checks, which the suite runs anyway",
     ".venv/bin/fewshot evaluate ../shared/data/dev --out report --baselines":
         f"{_DATA} and 7 minutes; tests/integration/test_evaluate.py runs evaluate on a small tree",
