@@ -4,9 +4,10 @@ Contract
 --------
 :func:`embed_protocol_on_ray` returns what
 :func:`fewshot.eval.benchmark.embed_protocol_chunked` returns for the same
-extractor, speakers and chunk size (the same chunks, embedded by the same
-:func:`fewshot.eval.protocol.embed_protocol`, so the same embeddings up to
-float noise), in speaker order, computed by one Ray task per chunk on the
+extractor and speakers (embedded by the same
+:func:`fewshot.eval.protocol.embed_protocol`, in chunks small enough to give
+every CPU work, so the same embeddings up to float noise from batching), in
+speaker order, computed by one Ray task per chunk on the
 runtime of :mod:`fewshot.cluster` (a private runtime on this machine, or the
 cluster at ``address``; one already running in this process is used as it is).
 
@@ -15,7 +16,7 @@ with the batch size the caller's extractor has, once per worker process
 (later chunks reuse it), and refuses a directory whose model id differs from
 the caller's. So every node needs the model directory at the same path
 (the shipped model is inside the installation). An extractor without a model
-directory (the MFCC baseline) travels with each task instead. A task whose
+directory (the MFCC baseline) is sent to the workers instead (pickled). A task whose
 worker or node dies is run again elsewhere (``RETRIES`` times, Ray's
 ``max_retries``); an error raised by the embedding itself is not retried and
 is raised here. At most two chunks per CPU, and about half the object store,
@@ -38,6 +39,8 @@ from .protocol import EmbeddedSpeakers, ProtocolSpeaker, embed_protocol
 RETRIES = 3
 #: Chunks in flight per CPU of the cluster.
 IN_FLIGHT_PER_CPU = 2
+#: Most speakers per task (the chunk of :func:`fewshot.eval.benchmark.embed_protocol_chunked`).
+MAX_CHUNK = 8
 
 #: This worker process's extractors, by (model directory, backend, batch size).
 _LOADED: dict[tuple, Extractor] = {}
@@ -94,7 +97,7 @@ def embed_chunk(recipe, chunk: list, copies: bool) -> EmbeddedSpeakers:
     return embed_protocol(_extractor(recipe), [_unpack(p) for p in chunk], copies=copies)
 
 
-def embed_protocol_on_ray(extractor, speakers: list[ProtocolSpeaker], *, chunk: int = 8, copies: bool = False,
+def embed_protocol_on_ray(extractor, speakers: list[ProtocolSpeaker], *, chunk: int | None = None, copies: bool = False,
                           progress=None, address: str | None = None, cpus: int | None = None) -> EmbeddedSpeakers:
     """:func:`fewshot.eval.benchmark.embed_protocol_chunked` as Ray tasks (see the module contract).
 
@@ -104,8 +107,9 @@ def embed_protocol_on_ray(extractor, speakers: list[ProtocolSpeaker], *, chunk: 
         Loaded from a model directory (every node loads the same one), or
         any picklable object with the extractor's ``embed``.
     speakers : list of ProtocolSpeaker
-    chunk : int
-        Speakers per task.
+    chunk : int, optional
+        Speakers per task; default as many as give each CPU of the cluster two
+        tasks, at most ``MAX_CHUNK``.
     copies : bool
         Also embed the degraded enrollment copies (multi-condition enrollment).
     progress : callable, optional
@@ -127,8 +131,7 @@ def embed_protocol_on_ray(extractor, speakers: list[ProtocolSpeaker], *, chunk: 
     fewshot.cluster.ClusterError
         When the cluster cannot be joined.
     """
-    chunks = [[_pack(s) for s in speakers[i:i + chunk]] for i in range(0, len(speakers), chunk)]
-    if not chunks:
+    if not speakers:
         return embed_protocol(extractor, [], copies=copies)
     with runtime(address, cpus=cpus) as ray:
         task = ray.remote(num_cpus=1, max_retries=RETRIES)(embed_chunk)
@@ -136,6 +139,8 @@ def embed_protocol_on_ray(extractor, speakers: list[ProtocolSpeaker], *, chunk: 
         resources = ray.cluster_resources()
         width = max(1, IN_FLIGHT_PER_CPU * int(resources.get("CPU", 1)))
         budget = resources.get("object_store_memory", 0) / 2
+        chunk = chunk or min(MAX_CHUNK, -(-len(speakers) // width))
+        chunks = [[_pack(s) for s in speakers[i:i + chunk]] for i in range(0, len(speakers), chunk)]
         out: list = [None] * len(chunks)
         done = _finished(ray, task, recipe, chunks, copies, width=width, budget=budget)
         for index, emb in progress(done, total=len(chunks)) if progress else done:
