@@ -41,11 +41,12 @@ def embed_protocol_chunked(extractor, speakers: list[ProtocolSpeaker], *, chunk:
 
 
 def embed_as_enrolled(extractor, speakers: list[ProtocolSpeaker], classifier: ClassifierConfig | None, *,
-                      progress=None) -> EmbeddedSpeakers:
-    """:func:`embed_protocol_chunked` as ``fewshot identify`` enrolls with ``classifier``: with the
-    degraded copies of the enrollment speech when it uses multi-condition enrollment."""
+                      progress=None, embed=embed_protocol_chunked) -> EmbeddedSpeakers:
+    """:func:`embed_protocol_chunked` (or ``embed``, a function with its signature, such as
+    :func:`fewshot.eval.embed_pool.embed_protocol_on_ray`) as ``fewshot identify`` enrolls with
+    ``classifier``: with the degraded copies of the enrollment speech when it uses multi-condition enrollment."""
     copies = bool(classifier is not None and classifier.multi_condition)
-    return embed_protocol_chunked(extractor, speakers, copies=copies, progress=progress)
+    return embed(extractor, speakers, copies=copies, progress=progress)
 
 
 def group_specs(group_sizes, *, genders=None) -> dict[str, tuple]:

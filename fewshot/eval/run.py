@@ -78,6 +78,10 @@ def configure_parser(p):
     p.add_argument("--noise", metavar="DIR",
                    help="recorded background noises for the rec* conditions (default: the 'noise' folder beside "
                         "DATASET, e.g. ../shared/data/noise)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="embed the speech on Ray: 'local' (a private runtime on this machine's CPUs), 'auto' (the "
+                        "cluster this machine is part of) or a head node's HOST:PORT; every node needs the model "
+                        "directory at the same path (needs the 'data' extra; default: in this process)")
     add_false_accept_arguments(p)
     add_progress_argument(p)
     p.add_argument("--original-model", help="the original approach's model directory "
@@ -172,9 +176,30 @@ def command_line(args) -> str:
     argv += ["--conditions", args.conditions] if args.conditions else []
     argv += ["--noise", str(args.noise)] if getattr(args, "noise", None) else []
     argv += ["--strict"] if getattr(args, "strict", False) else []
+    argv += ["--cluster", args.cluster] if getattr(args, "cluster", None) else []
     rate = getattr(args, "false_accept_rate", None)
     argv += ["--false-accept-rate", f"{rate:g}"] if rate is not None else []
     return "fewshot evaluate " + shlex.join(argv)
+
+
+def engine(args):
+    """``(context, embed)``: where the speech is embedded. In this process
+    (:func:`~fewshot.eval.benchmark.embed_protocol_chunked`, as ``fewshot identify`` embeds) or, with
+    ``--cluster``, on Ray (:func:`~fewshot.eval.embed_pool.embed_protocol_on_ray`), whose runtime lasts
+    as long as ``context``. A private runtime gets every CPU of this machine: the driver waits while it embeds."""
+    import contextlib
+    import functools
+
+    from .benchmark import embed_protocol_chunked
+
+    if not getattr(args, "cluster", None):
+        return contextlib.nullcontext(), embed_protocol_chunked
+    from ..backend import cpu_threads
+    from ..cluster import runtime
+    from .embed_pool import embed_protocol_on_ray
+
+    place = {"address": None if args.cluster == "local" else args.cluster, "cpus": cpu_threads()}
+    return runtime(**place), functools.partial(embed_protocol_on_ray, **place)
 
 
 def run_evaluation(args) -> dict:
@@ -203,29 +228,32 @@ def run_evaluation(args) -> dict:
                          f"(35 s of enrollment plus 2 test pieces of 5 s); at least 2 are needed")
     timing = {"load": round(time.time() - t0, 1)}
     systems = {}
-    for key, (label, ex, cc, desc) in systems_to_run(args, speakers, VERIFICATION_SECONDS).items():
-        systems[key] = {"label": label, "description": desc}
-        if ex is None:
-            systems[key]["skipped"] = desc
-            continue
-        t1 = time.time()
-        emb = embed_as_enrolled(ex, speakers, cc, progress=_bar(args, f"Embedding ({label})", "chunks"))
-        t2 = time.time()
-        res = evaluate_embeddings(emb, classifier=cc, group_sizes=args.group_sizes, enroll_seconds=args.enroll_seconds,
-                                  curve_seconds=args.curve_seconds, draws=args.draws, seed=args.seed,
-                                  verification_seconds=VERIFICATION_SECONDS,
-                                  calibration=load_calibration(ex) if key == "default" else None,
-                                  progress=_bar(args, f"Groups ({label})", "sizes"))
-        if key == "default":
-            main_extractor, main_classifier = ex, cc
-        systems[key].update(model_id=ex.model_id, embedding_dim=int(getattr(ex, "dim", 0)), **res,
-                            timing_s={"embed": round(t2 - t1, 1), "groups": round(time.time() - t2, 1)})
-    main = systems["default"]
-    if args.conditions:
-        t1 = time.time()
-        main["conditions"] = run_conditions(args, speakers, main_extractor, main_classifier,
-                                            recordings=recordings)
-        main["timing_s"]["conditions"] = round(time.time() - t1, 1)
+    session, embed = engine(args)
+    with session:
+        for key, (label, ex, cc, desc) in systems_to_run(args, speakers, VERIFICATION_SECONDS).items():
+            systems[key] = {"label": label, "description": desc}
+            if ex is None:
+                systems[key]["skipped"] = desc
+                continue
+            t1 = time.time()
+            emb = embed_as_enrolled(ex, speakers, cc, progress=_bar(args, f"Embedding ({label})", "chunks"),
+                                    embed=embed)
+            t2 = time.time()
+            res = evaluate_embeddings(emb, classifier=cc, group_sizes=args.group_sizes,
+                                      enroll_seconds=args.enroll_seconds, curve_seconds=args.curve_seconds,
+                                      draws=args.draws, seed=args.seed, verification_seconds=VERIFICATION_SECONDS,
+                                      calibration=load_calibration(ex) if key == "default" else None,
+                                      progress=_bar(args, f"Groups ({label})", "sizes"))
+            if key == "default":
+                main_extractor, main_classifier = ex, cc
+            systems[key].update(model_id=ex.model_id, embedding_dim=int(getattr(ex, "dim", 0)), **res,
+                                timing_s={"embed": round(t2 - t1, 1), "groups": round(time.time() - t2, 1)})
+        main = systems["default"]
+        if args.conditions:
+            t1 = time.time()
+            main["conditions"] = run_conditions(args, speakers, main_extractor, main_classifier,
+                                                recordings=recordings, embed=embed)
+            main["timing_s"]["conditions"] = round(time.time() - t1, 1)
     genders = {}
     for s in speakers:
         if s.gender:
@@ -261,8 +289,9 @@ def noise_folder(args) -> Path:
     return Path(args.noise) if getattr(args, "noise", None) else Path(args.dataset).resolve().parent / "noise"
 
 
-def run_conditions(args, speakers, extractor, classifier, *, recordings=()) -> dict:
-    """Figures of the default system per test condition (enrollment stays clean).
+def run_conditions(args, speakers, extractor, classifier, *, recordings=(), embed=None) -> dict:
+    """Figures of the default system per test condition (enrollment stays clean), embedded by ``embed``
+    (default :func:`~fewshot.eval.benchmark.embed_protocol_chunked`; see :func:`engine`).
 
     Each condition is measured with the shipped classifier settings and, under
     ``"other_enrollment"``, with multi-condition enrollment switched the other
@@ -286,7 +315,7 @@ def run_conditions(args, speakers, extractor, classifier, *, recordings=()) -> d
         view = [dataclasses.replace(s, enroll={T: s.enroll[T]},
                                     tests=[degrader.apply(name, t, speaker=s.name, index=i) if name != "clean" else t
                                            for i, t in enumerate(s.tests)]) for s in speakers]
-        emb = embed_protocol_chunked(extractor, view, copies=copies is None)
+        emb = (embed or embed_protocol_chunked)(extractor, view, copies=copies is None)
         copies = emb.enroll_copies if copies is None else copies  # the enrollment is the same for every condition
         emb = dataclasses.replace(emb, enroll_copies=copies)
         c = CONDITIONS[name]
@@ -302,10 +331,16 @@ def cmd_evaluate(args) -> int:
     """Run the evaluation and print the headline table."""
     from .report import condition_lines, headline, open_set_lines, open_set_size_lines
 
+    from ..cluster import ClusterError
     from ..commands import require
 
-    require("matplotlib", *(["librosa"] if args.baselines else []), *(["pyroomacoustics"] if args.conditions else []))
-    metrics = run_evaluation(args)
+    require("matplotlib", *(["librosa"] if args.baselines else []), *(["pyroomacoustics"] if args.conditions else []),
+            *(["ray"] if args.cluster else []))
+    try:
+        metrics = run_evaluation(args)
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     head, rows = headline(metrics)
     print(" | ".join(head))
     for r in rows:

@@ -305,3 +305,70 @@ def test_evaluate_enrolls_with_degraded_copies_when_the_model_does(dataset, mode
                 open_set=False)
     # enrolled without the copies, this model gets 0.87 here: the figure tells the two apart
     assert cc.multi_condition and reported["accuracy_mean"] == pytest.approx(float(np.mean(r["y_true"] == r["y_pred"])))
+
+
+def _figures(tree):
+    """Every number and string of a metrics.json tree, without what differs from run to run (times, command)."""
+    if isinstance(tree, dict):
+        return {k: _figures(v) for k, v in tree.items() if k not in ("timing_s", "created", "command")}
+    if isinstance(tree, list):
+        return [_figures(v) for v in tree]
+    return pytest.approx(tree, rel=1e-5, abs=1e-6) if isinstance(tree, float) else tree
+
+
+@pytest.mark.cluster
+def test_evaluate_on_ray_reports_what_one_process_reports(dataset, tmp_path, capsys):
+    """`--cluster local`: the shipped model (identify's backend, multi-condition copies, calibrated decision)
+    embedded by Ray tasks in worker processes gives the report of one process."""
+    import re
+    import subprocess
+    import sys
+
+    from fewshot.cli import main
+
+    args = [str(dataset), "--draws", "3", "--group-sizes", "3", "all", "--enroll-seconds", "15",
+            "--curve-seconds", "15"]
+    assert main(["evaluate", *args, "--out", str(tmp_path / "here")]) == 0
+    here = capsys.readouterr().out
+    proc = subprocess.run([sys.executable, "-m", "fewshot.cli", "evaluate", *args, "--out", str(tmp_path / "ray"),
+                           "--cluster", "local", "--progress"], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    # the work went to Ray: more chunks than the one chunk of 8 speakers embedded in one process
+    chunks = re.findall(r"Embedding \(fewshot CNN\): +\d+%\|.*?\| \d+/(\d+) ", proc.stderr)
+    assert chunks and int(chunks[0]) > 1, proc.stderr
+    ray_lines, here_lines = (re.sub(r"report: \S+ \(\d+ s\)", "report", t) for t in (proc.stdout, here))
+    assert ray_lines == here_lines  # the same table and lines, but for the report's folder and time
+    ray_run, one = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("ray", "here"))
+    assert ray_run["command"].endswith("--cluster local")
+    assert _figures(ray_run) == _figures(one)
+
+
+def test_evaluate_on_ray_without_ray_is_one_line(dataset, tmp_path):
+    """Without the 'data' extra, `--cluster` is refused in one line before any work; without it, nothing changes."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "sys.modules['ray'] = None  # as if not installed: importing it raises ImportError\n"
+            "from fewshot.cli import main\n"
+            "print(main(['evaluate', sys.argv[1], '--out', sys.argv[2], '--cluster', 'local']))")
+    proc = subprocess.run([sys.executable, "-c", code, str(dataset), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.stdout.split() == ["2"], proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [(
+        "error: fewshot evaluate needs ray, which the 'data' extra installs: pip install 'fewshot[data]' "
+        "(in a clone: bash scripts/setup.sh installs every extra)")]
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_on_an_unreachable_cluster_is_one_line(dataset, tmp_path, capsys):
+    from local_cluster import free_ports
+
+    from fewshot.cli import main
+
+    pytest.importorskip("ray", reason="the data extra (pip install -e '.[data]') is not installed")
+    (port,) = free_ports(1)
+    assert main(["evaluate", str(dataset), "--out", str(tmp_path / "out"), "--cluster", f"127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no Ray head node answers at 127.0.0.1:{port}") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()

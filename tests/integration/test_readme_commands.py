@@ -81,6 +81,10 @@ SKIP = {
         "releases the training run above",
     ".venv/bin/python scripts/teacher_targets.py ../shared/data/train --cache cache/speech":
         "the teacher over the training speech: 34 minutes",
+    ".venv/bin/fewshot evaluate ../shared/data/dev --out report --cluster auto":
+        f"{_DATA} and a Ray cluster; test_evaluate.py runs evaluate with --cluster local on a small tree",
+    ".venv/bin/python scripts/benchmark_corpus.py --evaluate ../shared/data/dev --runs 3":
+        f"{_DATA}; starts Ray nodes, 15 minutes",
     ".venv/bin/python scripts/train_extractor.py ../shared/data/train --dev ../shared/data/dev --out models/distill2 "
     "--cache cache/speech --init models/robust1 --epochs 3 --lr 1e-3 --seed 1 --distill 3.0": "training: 35 minutes",
     ".venv/bin/python scripts/scrape_librivox.py --out corpus --speakers 500 --minutes 10":
