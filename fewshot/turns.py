@@ -60,8 +60,8 @@ class TurnDecoder:
 
     Without ``confirm_s`` nothing is final before :meth:`finish`, so windows fed in pieces give the turns
     of the same windows fed at once. With it, the first run is final as soon as another run follows it
-    and ``confirm_s`` of speech came after it; its windows are forgotten, and later decisions start at
-    its end.
+    and the windows reach ``confirm_s`` of speech past it; its windows are forgotten, and later decisions
+    start at its end.
 
     Parameters
     ----------
@@ -117,7 +117,7 @@ class TurnDecoder:
         final : list of Turn
             The turns that became final (only with ``confirm_s``).
         current : Turn or None
-            The last run as it stands: its start, the end of the speech so far, the provisional speaker.
+            The last run as it stands: its start, the end of the windows so far, the provisional speaker.
         """
         self._E += list(E)
         self._spans = np.concatenate([self._spans, np.asarray(spans, np.int64).reshape(-1, 2)])
@@ -126,8 +126,8 @@ class TurnDecoder:
             runs = self._runs(timeline, tail)
             if not runs:
                 return final, None
-            a, b, *_ = runs[0]
-            if self.confirm is None or len(runs) < 2 or timeline.n_speech - b < self.confirm:
+            b, end = runs[0][1], runs[-1][1]
+            if self.confirm is None or len(runs) < 2 or end - b < self.confirm:
                 return final, self._turns(runs[-1:], timeline)[-1]
             final += self._turns(runs[:1], timeline)
             keep = self._spans.mean(axis=1) >= b
@@ -160,7 +160,8 @@ class TurnDecoder:
             gap = int(np.ceil(tc.window_s / tc.hop_s - 1e-9))
             cuts = spans[change_points(E, context=gap, gap=gap, threshold=tc.change_threshold), 0]
         cuts = snap_to_pauses(cuts, timeline, within=int(tc.snap_s * self.sr))
-        edges = np.concatenate([[self.start], cuts[cuts > self.start], [timeline.n_speech]]).astype(np.int64)
+        end = min(int(spans[:, 1].max()), timeline.n_speech)  # the speech the windows reach
+        edges = np.concatenate([[self.start], cuts[(cuts > self.start) & (cuts < end)], [end]]).astype(np.int64)
         return named_runs(edges, E, C, centres, self.clf, unknown_cosine=tc.unknown_cosine)
 
     def _turns(self, runs, timeline: SpeechTimeline) -> list[Turn]:
