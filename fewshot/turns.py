@@ -144,12 +144,12 @@ class TurnDecoder:
 
     def _runs(self, timeline: SpeechTimeline, extra) -> list[tuple[int, int, str, float]]:
         """``(start, end, label, score)`` in samples of speech of the windows held (and ``extra``)."""
-        E, spans = (np.array(self._E).reshape(len(self._E), -1), self._spans) if self._E else (None, self._spans)
+        E, spans = list(self._E), self._spans
         if extra is not None:
-            E = np.asarray(extra[0]) if E is None else np.concatenate([E, extra[0]])
-            spans = np.concatenate([spans, np.asarray(extra[1], np.int64).reshape(-1, 2)])
-        if E is None or not len(E):
+            E, spans = E + list(extra[0]), np.concatenate([spans, np.asarray(extra[1], np.int64).reshape(-1, 2)])
+        if not E:
             return []
+        E = np.stack(E)
         tc, centres = self.config, spans.mean(axis=1)
         C = self.clf.cosine_scores(E)
         if tc.decoder == "viterbi":

@@ -55,6 +55,8 @@ class TurnStream:
         The turn being heard: its start, the end of the speech so far, the provisional speaker and score.
     level_dbfs : float
         The loudest frame of the last block.
+    decoder : fewshot.turns.TurnDecoder
+        Decides the turns of the speech since the stream began or the last long pause.
     """
 
     def __init__(self, clf, extractor, *, config: TurnConfig | None = None, confirm_s: float = 1.5,
