@@ -136,6 +136,8 @@ def test_turn_config_is_checked():
         TurnConfig(decoder="hmm")
     with pytest.raises(ValueError, match="hop_s"):
         TurnConfig(window_s=1.0, hop_s=2.0)
+    assert TurnConfig().pause_s(FeatureConfig(max_silence_s=0.7)) == 0.7  # the model's, unless given
+    assert TurnConfig(max_pause_s=1.5).pause_s(FeatureConfig(max_silence_s=0.7)) == 1.5
 
 
 def test_rttm_lines_are_one_speaker_record_per_turn():
