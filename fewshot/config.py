@@ -86,6 +86,52 @@ class FeatureConfig:
         return self
 
 
+TURN_DECODERS = ("viterbi", "changepoint")
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    """How speech is cut into turns (:class:`fewshot.turns.TurnDecoder`), for a whole file and a live stream.
+
+    Attributes
+    ----------
+    window_s, hop_s : float
+        Length and hop of the windows that are embedded and scored, in seconds of speech.
+    decoder : str
+        ``"viterbi"`` or ``"changepoint"``.
+    switch_penalty : float
+        Viterbi: cosine score a change of speaker costs.
+    unknown_cosine : float
+        The score of Viterbi's unknown state in every window; a run whose windows' best cosine averages
+        under it is unknown.
+    change_threshold : float
+        Change points: cosine distance between the windows before and after a point that makes it a change.
+    snap_s : float
+        A change moves to the longest pause at most this far away, in seconds of speech.
+    max_pause_s : float
+        Longer pauses end a turn (``None``: the model's ``FeatureConfig.max_silence_s``, see :meth:`pause_s`).
+    """
+
+    window_s: float = 1.0
+    hop_s: float = 0.5
+    decoder: str = "viterbi"
+    switch_penalty: float = 0.1
+    unknown_cosine: float = 0.2
+    change_threshold: float = 0.3
+    snap_s: float = 0.7
+    max_pause_s: float | None = None
+
+    def __post_init__(self):
+        if self.decoder not in TURN_DECODERS:
+            raise ValueError(f"decoder must be one of {TURN_DECODERS}, given {self.decoder!r}")
+        if not 0 < self.hop_s <= self.window_s:
+            raise ValueError(f"need 0 < hop_s <= window_s, given hop_s={self.hop_s}, window_s={self.window_s}")
+
+    def pause_s(self, features: FeatureConfig) -> float:
+        """Seconds of pause that end a turn: :attr:`max_pause_s`, or the model's ``max_silence_s``."""
+        return features.max_silence_s if self.max_pause_s is None else self.max_pause_s
+
+
 @dataclass(frozen=True)
 class ExtractorConfig:
     """Shape of the CNN built by :func:`fewshot.extractor.build_cnn`.

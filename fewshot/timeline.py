@@ -48,6 +48,16 @@ class SpeechTimeline:
         self._read = None
 
     @classmethod
+    def of_intervals(cls, intervals, *, sr: int):
+        """The timeline of speech at ``intervals`` (``[start, end)`` samples, in order, apart), without its
+        samples: a live stream's speech so far, which :class:`fewshot.turns.TurnDecoder` maps back to the stream."""
+        self = cls.__new__(cls)
+        self.sr, self.speech, self._read = sr, None, None
+        self.intervals = np.asarray(intervals, dtype=np.int64).reshape(-1, 2)
+        self.joins = np.concatenate([[0], np.cumsum(self.intervals[:, 1] - self.intervals[:, 0])]).astype(np.int64)
+        return self
+
+    @classmethod
     def scan(cls, source, *, config: FeatureConfig, sr_in: int | None = None, block_s: float | None = None):
         """The timeline of a file (or array) read block by block, without holding its speech.
 

@@ -18,23 +18,25 @@ else the group's SVM's speaker for the mean embedding of its windows, with the
 cosine to that speaker's centroid as the score. Neighbours of the same name are
 joined, and the runs are mapped back to the file: pauses longer than
 ``max_pause_s`` belong to nobody and end a turn.
+
+One :class:`TurnDecoder` does all of this, for a whole file (:func:`find_turns`,
+every window at once) and for a live stream (:mod:`fewshot.live.turns`, window
+by window); its settings are :class:`fewshot.config.TurnConfig`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
 
+from .config import TurnConfig
 from .decoders import change_points, viterbi
-from .errors import AudioError
 from .features import l2_normalize
 from .svm import UNKNOWN
 from .timeline import SpeechTimeline, embed_windows
-
-DECODERS = ("viterbi", "changepoint")
+from .vad import check_speech_seconds
 
 
 class Turn(NamedTuple):
@@ -46,47 +48,142 @@ class Turn(NamedTuple):
     score: float
 
 
-@dataclass(frozen=True)
-class TurnConfig:
-    """How a recording is cut into turns.
+class TurnDecoder:
+    """Turns of scored windows of speech, decided as the windows come: one decoder for a whole file
+    (:func:`find_turns` feeds it every window at once) and a live stream (:class:`fewshot.live.turns.TurnStream`
+    feeds it each new window).
+
+    Each decision decodes the windows not yet in a final turn: their cosine to each member's centroid, the
+    cuts (Viterbi or change points), each cut snapped to a pause of the timeline, and the runs between the
+    cuts named (:func:`named_runs`). The runs become turns in seconds of the file (or stream) through the
+    timeline, a pause longer than ``config.pause_s`` ending a turn.
+
+    Without ``confirm_s`` nothing is final before :meth:`finish`, so windows fed in pieces give the turns
+    of the same windows fed at once. With it, the first run is final as soon as another run follows it
+    and the windows reach ``confirm_s`` of speech past it; its windows are forgotten, and later decisions
+    start at its end.
+
+    Parameters
+    ----------
+    clf : fewshot.svm.FittedGroup or fewshot.classifier.GroupSVC
+        The group's fitted SVM.
+    features : fewshot.config.FeatureConfig
+        The model's settings (sample rate, ``max_silence_s``).
+    config : TurnConfig, optional
+    confirm_s : float, optional
+        Seconds of speech after a change of speaker before the run before it is final.
 
     Attributes
     ----------
-    window_s, hop_s : float
-        Length and hop of the windows that are embedded and scored, in seconds of speech.
-    decoder : str
-        ``"viterbi"`` or ``"changepoint"``.
-    switch_penalty : float
-        Viterbi: cosine score a change of speaker costs.
-    unknown_cosine : float
-        The score of Viterbi's unknown state in every window; a run whose windows' best cosine averages
-        under it is unknown.
-    change_threshold : float
-        Change points: cosine distance between the windows before and after a point that makes it a change.
-    snap_s : float
-        A change moves to the longest pause at most this far away, in seconds of speech.
-    max_pause_s : float
-        Longer pauses end a turn (``None``: the model's ``FeatureConfig.max_silence_s``).
+    start : int
+        Where the speech not yet in a final turn begins, in samples of the timeline's speech.
+
+    Examples
+    --------
+    >>> decoder = TurnDecoder(clf, features=cfg, confirm_s=1.5)            # doctest: +SKIP
+    >>> final, current = decoder.feed(E, spans, timeline)                  # doctest: +SKIP
+    >>> final += decoder.finish(timeline)                                  # doctest: +SKIP
     """
 
-    window_s: float = 1.0
-    hop_s: float = 0.5
-    decoder: str = "viterbi"
-    switch_penalty: float = 0.1
-    unknown_cosine: float = 0.2
-    change_threshold: float = 0.3
-    snap_s: float = 0.7
-    max_pause_s: float | None = None
+    def __init__(self, clf, *, features, config: TurnConfig | None = None, confirm_s: float | None = None):
+        self.clf, self.config, self.sr = clf, config or TurnConfig(), features.sr
+        self.max_pause = int(self.config.pause_s(features) * self.sr)
+        self.confirm = None if confirm_s is None else int(confirm_s * self.sr)
+        self.start = 0
+        self._E, self._spans = [], np.zeros((0, 2), np.int64)
 
-    def __post_init__(self):
-        if self.decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {DECODERS}, given {self.decoder!r}")
-        if not 0 < self.hop_s <= self.window_s:
-            raise ValueError(f"need 0 < hop_s <= window_s, given hop_s={self.hop_s}, window_s={self.window_s}")
+    @property
+    def end(self) -> int:
+        """Where the last window held ends, in samples of speech (``start`` when none is held)."""
+        return int(self._spans[-1, 1]) if len(self._spans) else self.start
+
+    def feed(self, E: np.ndarray, spans: np.ndarray, timeline: SpeechTimeline, *,
+             tail: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[list[Turn], Turn | None]:
+        """Take the next windows and decide.
+
+        Parameters
+        ----------
+        E : np.ndarray [shape=(n_windows, dim)]
+            Unit embeddings of the new windows, in order.
+        spans : np.ndarray [shape=(n_windows, 2)]
+            Each window's ``[start, end)`` in samples of the timeline's speech.
+        timeline : fewshot.timeline.SpeechTimeline
+            The speech so far (its intervals; the samples are not read).
+        tail : (E, spans), optional
+            Windows that end with the speech so far, used for this decision only.
+
+        Returns
+        -------
+        final : list of Turn
+            The turns that became final (only with ``confirm_s``).
+        current : Turn or None
+            The last run as it stands: its start, the end of the windows so far, the provisional speaker.
+        """
+        self._E += list(E)
+        self._spans = np.concatenate([self._spans, np.asarray(spans, np.int64).reshape(-1, 2)])
+        final = []
+        while True:
+            runs = self._runs(timeline, tail)
+            if not runs:
+                return final, None
+            b, end = runs[0][1], runs[-1][1]
+            if self.confirm is None or len(runs) < 2 or end - b < self.confirm:
+                return final, self._turns(runs[-1:], timeline)[-1]
+            final += self._turns(runs[:1], timeline)
+            keep = self._spans.mean(axis=1) >= b
+            self._E, self._spans, self.start = [e for e, k in zip(self._E, keep) if k], self._spans[keep], b
+
+    def finish(self, timeline: SpeechTimeline, E: np.ndarray | None = None,
+               spans: np.ndarray | None = None) -> list[Turn]:
+        """The turns of the speech not yet in a final turn, all final, with the last windows ``E`` (if any)
+        at ``spans``; the decoder holds nothing after it."""
+        last = None if E is None or not len(E) else (E, spans)
+        turns = self._turns(self._runs(timeline, last), timeline)
+        self.start, self._E, self._spans = timeline.n_speech, [], self._spans[:0]
+        return turns
+
+    def _runs(self, timeline: SpeechTimeline, extra) -> list[tuple[int, int, str, float]]:
+        """``(start, end, label, score)`` in samples of speech of the windows held (and ``extra``)."""
+        E, spans = list(self._E), self._spans
+        if extra is not None:
+            E, spans = E + list(extra[0]), np.concatenate([spans, np.asarray(extra[1], np.int64).reshape(-1, 2)])
+        if not E:
+            return []
+        E = np.stack(E)
+        tc, centres = self.config, spans.mean(axis=1)
+        C = self.clf.cosine_scores(E)
+        if tc.decoder == "viterbi":
+            scores = np.concatenate([C, np.full((len(E), 1), tc.unknown_cosine)], axis=1)
+            path = viterbi(scores, switch_penalty=tc.switch_penalty)
+            cuts = (centres[1:] + centres[:-1])[path[1:] != path[:-1]] / 2
+        else:
+            gap = int(np.ceil(tc.window_s / tc.hop_s - 1e-9))
+            cuts = spans[change_points(E, context=gap, gap=gap, threshold=tc.change_threshold), 0]
+        cuts = snap_to_pauses(cuts, timeline, within=int(tc.snap_s * self.sr))
+        end = min(int(spans[:, 1].max()), timeline.n_speech)  # the speech the windows reach
+        edges = np.concatenate([[self.start], cuts[(cuts > self.start) & (cuts < end)], [end]]).astype(np.int64)
+        return named_runs(edges, E, C, centres, self.clf, unknown_cosine=tc.unknown_cosine)
+
+    def _turns(self, runs, timeline: SpeechTimeline) -> list[Turn]:
+        """``runs`` in seconds of the file, each split at the pauses longer than the longest a turn holds."""
+        turns = []
+        for a, b, label, score in runs:
+            pieces = timeline.to_file(a, b)
+            start, end = pieces[0]
+            for s, e in pieces[1:] + [(None, None)]:
+                if s is not None and s - end <= self.max_pause:
+                    end = e
+                    continue
+                turns.append(Turn(round(start / self.sr, 2), round(end / self.sr, 2), label, round(score, 4)))
+                start, end = s, e
+        return turns
 
 
 def find_turns(y: np.ndarray, clf, extractor, *, config: TurnConfig | None = None, source="<array>") -> list[Turn]:
     """Who speaks when in ``y``: turns in seconds of ``y``.
+
+    The VAD's speech is cut into windows (:func:`fewshot.timeline.embed_windows`) and decoded at once by
+    a :class:`TurnDecoder`.
 
     Parameters
     ----------
@@ -103,7 +200,7 @@ def find_turns(y: np.ndarray, clf, extractor, *, config: TurnConfig | None = Non
     Returns
     -------
     turns : list of Turn
-        In order of time; no two overlap, and no turn holds a pause longer than ``max_pause_s``.
+        In order of time; no two overlap, and no turn holds a pause longer than ``config.pause_s``.
 
     Raises
     ------
@@ -112,35 +209,10 @@ def find_turns(y: np.ndarray, clf, extractor, *, config: TurnConfig | None = Non
     """
     cfg, tc = extractor.feature_config, config or TurnConfig()
     timeline = y if isinstance(y, SpeechTimeline) else SpeechTimeline(y, config=cfg)
-    if timeline.n_speech < cfg.min_speech_s * cfg.sr:
-        raise AudioError(source, f"too little speech to use: {timeline.n_speech / cfg.sr:.2f} s found, "
-                                 f"need at least {cfg.min_speech_s:g} s")
+    check_speech_seconds(timeline.n_speech / cfg.sr, config=cfg, source=source)
     E, bounds = embed_windows(extractor, timeline.chunks(), n_samples=timeline.n_speech, window_s=tc.window_s,
                               hop_s=tc.hop_s)
-    centres = bounds.mean(axis=1) * cfg.hop_length
-    C = clf.cosine_scores(E)
-    if tc.decoder == "viterbi":
-        scores = np.concatenate([C, np.full((len(E), 1), tc.unknown_cosine)], axis=1)
-        path = viterbi(scores, switch_penalty=tc.switch_penalty)
-        cuts = (centres[1:] + centres[:-1])[path[1:] != path[:-1]] / 2
-    else:
-        gap = int(np.ceil(tc.window_s / tc.hop_s - 1e-9))
-        cuts = bounds[change_points(E, context=gap, gap=gap, threshold=tc.change_threshold), 0] * cfg.hop_length
-    cuts = snap_to_pauses(cuts, timeline, within=int(tc.snap_s * cfg.sr))
-    edges = np.concatenate([[0], cuts, [timeline.n_speech]]).astype(np.int64)
-    runs = named_runs(edges, E, C, centres, clf, unknown_cosine=tc.unknown_cosine)
-    max_gap = int((cfg.max_silence_s if tc.max_pause_s is None else tc.max_pause_s) * cfg.sr)
-    turns = []
-    for a, b, label, score in runs:
-        pieces = timeline.to_file(a, b)
-        start, end = pieces[0]
-        for s, e in pieces[1:] + [(None, None)]:
-            if s is not None and s - end <= max_gap:
-                end = e
-                continue
-            turns.append(Turn(round(start / cfg.sr, 2), round(end / cfg.sr, 2), label, round(score, 4)))
-            start, end = s, e
-    return turns
+    return TurnDecoder(clf, features=cfg, config=tc).finish(timeline, E, bounds * cfg.hop_length)
 
 
 def snap_to_pauses(cuts: np.ndarray, timeline: SpeechTimeline, *, within: int) -> np.ndarray:

@@ -1,11 +1,11 @@
 """Who speaks when, as a stream: the turn decoder of :mod:`fewshot.turns`, fed a block at a time.
 
-:class:`TurnStream` keeps the speech heard since the last final turn (the
-causal gate of :mod:`fewshot.live.speech` drops the pauses), embeds each new
-1 s window of it (every 0.5 s of speech, as :func:`fewshot.timeline.embed_windows`
-cuts them, each window at the model's loudness) and re-decodes that pending
-speech with the same scores, Viterbi pass, snapping to pauses and naming of
-runs as :func:`fewshot.turns.find_turns`. The last run is the current turn's
+:class:`TurnStream` gates the stream (the causal gate of :mod:`fewshot.live.speech`
+drops the pauses), embeds each new 1 s window of its speech (every 0.5 s of
+speech, as :func:`fewshot.timeline.embed_windows` cuts them, each window at the
+model's loudness) and feeds it to a :class:`fewshot.turns.TurnDecoder`, the
+decoder of :func:`fewshot.turns.find_turns`, with the timeline of the speech
+since the last long pause. The decoder's last run is the current turn's
 provisional label (:attr:`TurnStream.current`); a turn is final when the
 speaker changed and ``confirm_s`` of speech after the change agree, or when a
 pause longer than ``max_pause_s`` ends it (or the input ends).
@@ -22,14 +22,13 @@ Examples
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
-from ..vad import normalize_loudness
-from ..decoders import viterbi
+from ..config import TurnConfig
 from ..features import l2_normalize, log_mel
-from ..turns import Turn, TurnConfig, named_runs, snap_to_pauses
+from ..timeline import SpeechTimeline
+from ..turns import Turn, TurnDecoder
+from ..vad import normalize_loudness
 from .speech import SpeechGate
 
 
@@ -56,6 +55,8 @@ class TurnStream:
         The turn being heard: its start, the end of the speech so far, the provisional speaker and score.
     level_dbfs : float
         The loudest frame of the last block.
+    decoder : fewshot.turns.TurnDecoder
+        Decides the turns of the speech since the stream began or the last long pause.
     """
 
     def __init__(self, clf, extractor, *, config: TurnConfig | None = None, confirm_s: float = 1.5,
@@ -67,8 +68,8 @@ class TurnStream:
         self.n = self.gate.n  # samples per gate frame
         self.win, self.hop = round(self.tc.window_s * self.sr), round(self.tc.hop_s * self.sr)
         self.win_frames = round(self.tc.window_s * 1000 / cfg.hop_ms)
-        self.max_pause = self.tc.max_pause_s if self.tc.max_pause_s is not None else cfg.max_silence_s
-        self.confirm = int(confirm_s * self.sr)
+        self.max_pause = self.tc.pause_s(cfg)
+        self.confirm_s = confirm_s
         self.min_turn = int(min_turn_s * self.sr)
         self.early = None if early_s is None else int(early_s * self.sr)
         self.samples_seen = 0
@@ -77,11 +78,16 @@ class TurnStream:
         self._reset()
 
     def _reset(self) -> None:
-        self._frames: list[np.ndarray] = []  # the pending speech, gate frame by gate frame
-        self._at: list[int] = []  # where each of those frames starts, in samples of the stream
-        self._E: list[np.ndarray] = []  # embeddings of the pending speech's windows, k * hop onwards
+        """Start afresh (the stream's start, or after a long pause): no speech, no windows."""
+        self.decoder = TurnDecoder(self.clf, features=self.extractor.feature_config, config=self.tc,
+                                   confirm_s=self.confirm_s)
+        self._intervals: list[list[int]] = []  # the speech since then, [start, end) in samples of the stream
+        self._n = 0  # samples of that speech
+        self._held: list[np.ndarray] = []  # its gate frames still to be embedded, from speech sample _held_at
+        self._held_at = 0
+        self._k = 0  # windows embedded: the next starts at _k * hop of the speech
         self._silence = 0  # samples of silence since the last speech frame
-        self._decoded = 0  # samples of pending speech at the last decoding
+        self._decoded = 0  # samples of speech at the last decoding
         self.current = None
 
     # ------------------------------------------------------------ input
@@ -92,15 +98,20 @@ class TurnStream:
             self.samples_seen += self.n
             levels.append(level)
             if speech:
-                self._frames.append(frame)
-                self._at.append(self.samples_seen - self.n)
+                at = self.samples_seen - self.n
+                if self._intervals and self._intervals[-1][1] == at:
+                    self._intervals[-1][1] += self.n
+                else:
+                    self._intervals.append([at, at + self.n])
+                self._held.append(frame)
+                self._n += self.n
                 self._silence = 0
-                n = len(self._frames) * self.n
-                if n >= len(self._E) * self.hop + self.win:
+                n = self._n
+                if n >= self._k * self.hop + self.win:
                     out += self._decode(final=False)
-                elif self.early and n >= self.hop and n - self._decoded >= self.early:
+                elif self.early and n - self.decoder.start >= self.hop and n - self._decoded >= self.early:
                     out += self._decode(final=False, tail=True)
-            elif self._frames:
+            elif self._n:
                 self._silence += self.n
                 if self._silence >= self.max_pause * self.sr - 1e-6:
                     out += self.flush()
@@ -110,66 +121,34 @@ class TurnStream:
 
     def flush(self) -> list[Turn]:
         """End the pending speech (a long pause, the end of the input): its turns, all final."""
-        out = self._decode(final=True) if len(self._frames) * self.n >= self.min_turn else []
+        out = self._decode(final=True) if self._n - self.decoder.start >= self.min_turn else []
         self._reset()
         return out
 
     # ------------------------------------------------------------ decoding
     def _decode(self, *, final: bool, tail: bool = False) -> list[Turn]:
-        out = []
-        while True:
-            speech = np.concatenate(self._frames)
-            self._decoded = len(speech)
-            self._embed_windows(speech)
-            E = np.stack(self._E) if self._E else np.zeros((0, self.extractor.dim), np.float32)
-            centres = np.arange(len(E)) * self.hop + self.win / 2
-            if (final or tail) and (not len(E) or centres[-1] + self.win / 2 < len(speech)):
-                a = max(0, len(speech) - self.win)  # as window_starts: a last window ends with the speech
-                E = np.concatenate([E, self._embed([speech[a:]])])
-                centres = np.append(centres, (a + len(speech)) / 2)
-            runs = self._runs(speech, E, centres)
-            if final:
-                return out + [self._turn(*r) for r in runs]
-            if len(runs) > 1 and len(speech) - runs[0][1] >= self.confirm:
-                out.append(self._turn(*runs[0]))
-                self._drop(runs[0][1] // self.n)
-                continue
-            self.current = self._turn(*runs[-1])
-            return out
-
-    def _runs(self, speech: np.ndarray, E: np.ndarray, centres: np.ndarray) -> list:
-        """``(start, end, label, score)`` in samples of the pending speech, as :func:`find_turns` names them."""
-        C = self.clf.cosine_scores(E)
-        scores = np.concatenate([C, np.full((len(E), 1), self.tc.unknown_cosine)], axis=1)
-        path = viterbi(scores, switch_penalty=self.tc.switch_penalty)
-        cuts = (centres[1:] + centres[:-1])[path[1:] != path[:-1]] / 2
-        cuts = snap_to_pauses(cuts, self._timeline(len(speech)), within=int(self.tc.snap_s * self.sr))
-        cuts = np.unique(np.clip(np.round(cuts / self.n).astype(np.int64), 1, len(self._frames) - 1)) * self.n
-        edges = np.concatenate([[0], cuts, [len(speech)]]).astype(np.int64)
-        return named_runs(edges, E, C, centres, self.clf, unknown_cosine=self.tc.unknown_cosine)
-
-    def _timeline(self, n_speech: int) -> SimpleNamespace:
-        """The joins and pauses of the pending speech, as :func:`fewshot.turns.snap_to_pauses` reads a timeline."""
-        at = np.asarray(self._at, dtype=np.int64)
-        jump = np.flatnonzero(at[1:] != at[:-1] + self.n) + 1
-        return SimpleNamespace(joins=np.concatenate([[0], jump * self.n, [n_speech]]),
-                               pauses_s=(at[jump] - at[jump - 1] - self.n) / self.sr)
-
-    def _turn(self, a: int, b: int, label: str, score: float) -> Turn:
-        """Speech samples ``[a, b)`` as a turn in seconds of the stream."""
-        start = self._at[a // self.n] + a % self.n
-        last = b - 1
-        stop = self._at[last // self.n] + last % self.n + 1
-        return Turn(round(int(start) / self.sr, 2), round(int(stop) / self.sr, 2), str(label), round(float(score), 4))
-
-    def _drop(self, k: int) -> None:
-        """Forget the first ``k`` frames (a final turn); the rest is embedded again from its own start."""
-        self._frames, self._at, self._E = self._frames[k:], self._at[k:], []
-
-    def _embed_windows(self, speech: np.ndarray) -> None:
-        starts = range(len(self._E) * self.hop, len(speech) - self.win + 1, self.hop)
-        if len(starts):
-            self._E += list(self._embed([speech[a:a + self.win] for a in starts]))
+        """Embed the new windows of the speech (and, for ``tail``/``final``, one ending with it) and feed them
+        to the decoder."""
+        n, self._decoded = self._n, self._n
+        speech = np.concatenate(self._held)  # speech samples _held_at onwards
+        starts = np.arange(self._k * self.hop, n - self.win + 1, self.hop, dtype=np.int64)
+        spans = np.stack([starts, starts + self.win], axis=1)
+        E = (self._embed([speech[a - self._held_at:a - self._held_at + self.win] for a in starts]) if len(starts)
+             else np.zeros((0, self.extractor.dim), np.float32))
+        self._k += len(starts)
+        last = None
+        if (final or tail) and (spans[-1, 1] if len(spans) else self.decoder.end) < n:
+            a = max(0, n - self.win)  # as window_starts: a last window ends with the speech
+            last = self._embed([speech[a - self._held_at:]]), np.array([[a, n]])
+        timeline = SpeechTimeline.of_intervals(self._intervals, sr=self.sr)
+        if final:
+            if last is not None:
+                E, spans = np.concatenate([E, last[0]]), np.concatenate([spans, last[1]])
+            return self.decoder.finish(timeline, E, spans)
+        out, self.current = self.decoder.feed(E, spans, timeline, tail=last)
+        keep = max(self._held_at, min(self._k * self.hop, n - self.win) // self.n * self.n)
+        self._held, self._held_at = self._held[(keep - self._held_at) // self.n:], keep
+        return out
 
     def _embed(self, pieces) -> np.ndarray:
         """Unit embeddings of speech pieces, each at the model's loudness (as ``embed_windows``, one piece at a time)."""

@@ -11,8 +11,8 @@ from fewshot.config import FeatureConfig
 from fewshot.decoders import change_points, viterbi
 from fewshot.errors import AudioError
 from fewshot.features import log_mel
-from fewshot.timeline import SpeechTimeline, log_mel_blocks, window_starts
-from fewshot.turns import Turn, TurnConfig, find_turns, rttm_lines
+from fewshot.timeline import SpeechTimeline, embed_windows, log_mel_blocks, window_starts
+from fewshot.turns import Turn, TurnConfig, TurnDecoder, find_turns, rttm_lines
 
 #: (speaker, seconds of speech, pause after it): changes after pauses of 0.6, 0.3, 1.2 and 0 s, and one
 #: person twice either side of a 1.2 s pause (two turns, the pause in neither).
@@ -73,6 +73,34 @@ def test_speech_timeline_maps_speech_back_to_the_file():
     assert tl.pauses_s == pytest.approx([(s1 - e0) / SR])
 
 
+def test_a_timeline_of_intervals_maps_a_stream_s_speech_back_to_it():
+    tl = SpeechTimeline.of_intervals([[100, 400], [900, 1000]], sr=100)
+    assert tl.n_speech == 400 and tl.joins.tolist() == [0, 300, 400]
+    assert tl.to_file(250, 350) == [(350, 400), (900, 950)]
+    assert tl.pauses_s == pytest.approx([5.0])
+
+
+@pytest.mark.parametrize("decoder", ["viterbi", "changepoint"])
+def test_windows_fed_in_pieces_give_the_turns_of_the_whole_file(group, default_extractor, decoder):
+    """A file's windows fed a few at a time, or one at a time with turns final once 1.5 s of speech follow a
+    change (as the live stream feeds them), give the turns of the file decoded at once."""
+    y, _ = conversation()
+    cfg, tc = default_extractor.feature_config, TurnConfig(decoder=decoder)
+    whole = find_turns(y, group, default_extractor, config=tc)
+    timeline = SpeechTimeline(y, config=cfg)
+    E, bounds = embed_windows(default_extractor, timeline.speech, window_s=tc.window_s, hop_s=tc.hop_s)
+    spans = bounds * cfg.hop_length
+    for confirm_s, step in [(None, 7), (1.5, 1)]:
+        turns, dec = [], TurnDecoder(group, features=cfg, config=tc, confirm_s=confirm_s)
+        for i in range(0, len(E), step):
+            final, current = dec.feed(E[i:i + step], spans[i:i + step], timeline)
+            turns += final
+        assert current == whole[-1]
+        early = len(turns)
+        assert turns + dec.finish(timeline) == whole, confirm_s
+        assert early == 0 if confirm_s is None else early >= 3  # final while windows still come
+
+
 @pytest.mark.parametrize("decoder, within_s", [("viterbi", 0.5), ("changepoint", 1.0)])
 def test_turns_of_a_conversation_are_in_file_time(group, default_extractor, decoder, within_s):
     y, reference = conversation()
@@ -108,6 +136,8 @@ def test_turn_config_is_checked():
         TurnConfig(decoder="hmm")
     with pytest.raises(ValueError, match="hop_s"):
         TurnConfig(window_s=1.0, hop_s=2.0)
+    assert TurnConfig().pause_s(FeatureConfig(max_silence_s=0.7)) == 0.7  # the model's, unless given
+    assert TurnConfig(max_pause_s=1.5).pause_s(FeatureConfig(max_silence_s=0.7)) == 1.5
 
 
 def test_rttm_lines_are_one_speaker_record_per_turn():
