@@ -66,7 +66,7 @@ def measure_decisions(emb: EmbeddedSpeakers, tests: dict, *, classifier, calibra
     done = {}
     for corpus, idx in corpus_speakers(emb.names).items():
         key = tuple(idx.tolist())
-        if key in done:
+        if key and key in done:
             for c in conditions:
                 for part in ("open_set", "verify"):
                     out[c][part][corpus] = {**out[c][part][done[key]], "same_as": done[key]}
