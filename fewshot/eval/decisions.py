@@ -57,7 +57,7 @@ def measure_decisions(emb: EmbeddedSpeakers, tests: dict, *, classifier, calibra
     dict
         ``{condition: {"open_set": {corpus: cell}, "verify": {corpus: cell}}}``. An open-set cell holds
         ``speakers``, ``by_size`` (``{str(K): {false_accept_rate, false_reject_rate, open_accuracy, n_groups,
-        outsider_pieces, member_pieces}}``), ``left_out`` (``{str(K) or "all": reason}``) and, for a corpus
+        outsider_pieces, member_pieces}}``), ``left_out`` (``{str(K): reason}``) and, for a corpus
         with the same speakers as another, ``same_as``; a verification cell ``false_accept_rate``,
         ``false_reject_rate``, ``eer``, ``n_target``, ``n_nontarget`` (or ``left_out``). Rates in [0, 1].
     """
