@@ -2,7 +2,9 @@
 
 :func:`verify` and :func:`verify_many` are methods of
 :class:`~fewshot.identifier.SpeakerIdentifier`; :func:`claim_scores` scores
-speech against one member of a group's :class:`~fewshot.svm.FittedGroup`.
+speech against one member of a group's :class:`~fewshot.svm.FittedGroup` and
+:func:`claim_decisions` accepts or rejects the claims (what ``fewshot evaluate``
+measures too).
 """
 
 from __future__ import annotations
@@ -49,6 +51,23 @@ def claim_scores(clf, X, speaker: str, *, seconds=None) -> tuple[np.ndarray, np.
     mc, dc = clf.calibration.cohort_stats(centroid[None])
     score = clf.calibration.normalize(cosine, Xn, None, centroid_stats=(mc[0], dc[0]))
     return score, clf.decision_thresholds(Xn, seconds, n_members=1)
+
+
+def claim_decisions(clf, X, speaker: str, *, seconds=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Whether each sample's claim to be ``speaker`` is accepted: its score reaches the threshold of a group of one
+    (:func:`claim_scores`) and the group's SVM names ``speaker``; with the scores and thresholds.
+
+    Returns
+    -------
+    accepted : np.ndarray of bool [shape=(n_samples,)]
+    scores : np.ndarray [shape=(n_samples,)]
+    thresholds : np.ndarray [shape=(n_samples,)] or None
+    """
+    scores, thresholds = claim_scores(clf, X, speaker, seconds=seconds)
+    accepted = clf.predict(X) == speaker
+    if thresholds is not None:
+        accepted &= scores >= thresholds
+    return accepted, scores, thresholds
 
 
 def verify(self, group: str, speaker: str, source, *, sr_in: int | None = None) -> Verification:
@@ -101,12 +120,10 @@ def verify_many(self, group: str, speaker: str, sources, *, sr_in: int | None = 
                 out[i] = exc
     if speech:
         X = np.stack(E)
-        scores, thresholds = claim_scores(clf, X, speaker, seconds=np.array(seconds))
-        named = clf.predict(X) == speaker
-        for (i, _), score, thr, ok in zip(speech, scores, [None] * len(E) if thresholds is None else thresholds,
-                                          named):
-            accepted = bool(ok) and (thr is None or score >= thr)
-            out[i] = Verification(speaker, bool(accepted), float(score), None if thr is None else float(thr))
+        accepted, scores, thresholds = claim_decisions(clf, X, speaker, seconds=np.array(seconds))
+        for (i, _), ok, score, thr in zip(speech, accepted, scores,
+                                          [None] * len(E) if thresholds is None else thresholds):
+            out[i] = Verification(speaker, bool(ok), float(score), None if thr is None else float(thr))
     return out
 
 def _short_or_error(sid, source, sr_in):

@@ -151,6 +151,23 @@ def embed_protocol(extractor, speakers: list[ProtocolSpeaker], *, copies: bool =
     return EmbeddedSpeakers([s.name for s in speakers], enroll, tests, [s.gender for s in speakers], extra)
 
 
+def fit_group(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfig | None = None,
+              calibration=None):
+    """The :class:`~fewshot.svm.FittedGroup` ``fewshot identify`` would use for the speakers ``idx`` enrolled
+    from ``T`` s (``classifier``'s settings; with ``multi_condition`` and ``emb.enroll_copies``, the degraded
+    enrollment copies join the SVM's training points but not the centroids; with ``calibration`` and the
+    classifier's ``false_accept_rate``, the calibrated unknown decision). Its classes are ``0 .. len(idx) - 1``."""
+    cc = classifier or ClassifierConfig()
+    parts = [(emb.enroll[T][i], k, True) for k, i in enumerate(idx)]
+    if cc.multi_condition and emb.enroll_copies is not None:
+        parts += [(emb.enroll_copies[T][i], k, False) for k, i in enumerate(idx)]
+    X = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
+    mask = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
+    clf = GroupSVC(C=cc.C, gamma=cc.gamma, unknown_threshold=cc.unknown_threshold).fit(X, y, centroid_mask=mask)
+    return clf.fitted_.with_open_set(calibration, cc.false_accept_rate)
+
+
 def episode(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfig | None = None,
             open_set: bool = True, calibration=None) -> dict:
     """One group: the SVM's labels for its members' test pieces and, with ``open_set``,
@@ -158,11 +175,8 @@ def episode(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfi
     impostors (test pieces of every speaker outside the group).
 
     The SVM and the unknown decision are those ``fewshot identify`` makes for
-    the group (``classifier``'s settings; with ``multi_condition`` and
-    ``emb.enroll_copies``, the degraded enrollment copies join the SVM's
-    training points but not the centroids; with ``calibration`` and the
-    classifier's ``false_accept_rate``, AS-normalised scores against the
-    threshold for the group's size, :mod:`fewshot.openset`).
+    the group (:func:`fit_group`; with ``calibration``, AS-normalised scores
+    against the threshold for the group's size, :mod:`fewshot.openset`).
 
     Returns
     -------
@@ -173,16 +187,8 @@ def episode(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfi
         unknown is decided on) and ``decision_threshold``, from which
         :func:`fewshot.eval.benchmark.open_rates` gives the rates.
     """
-    cc = classifier or ClassifierConfig()
     idx = np.asarray(idx)
-    parts = [(emb.enroll[T][i], k, True) for k, i in enumerate(idx)]
-    if cc.multi_condition and emb.enroll_copies is not None:
-        parts += [(emb.enroll_copies[T][i], k, False) for k, i in enumerate(idx)]
-    X = np.concatenate([p[0] for p in parts])
-    y = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
-    mask = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
-    clf = GroupSVC(C=cc.C, gamma=cc.gamma, unknown_threshold=cc.unknown_threshold).fit(X, y, centroid_mask=mask)
-    fitted = clf.fitted_.with_open_set(calibration, cc.false_accept_rate)
+    fitted = fit_group(emb, idx, T=T, classifier=classifier, calibration=calibration)
     Xt = np.concatenate([emb.tests[i] for i in idx])
     yt = np.concatenate([np.full(len(emb.tests[i]), k) for k, i in enumerate(idx)])
     if not open_set:

@@ -108,6 +108,89 @@ def condition_lines(metrics) -> list[str]:
     return [" | ".join(head)] + [" | ".join(r) for r in rows] if rows else []
 
 
+def _corpus_label(corpus: str) -> str:
+    return corpus if corpus == "all" else f"{corpus}-*"
+
+
+def _decision_cells(metrics, part: str):
+    """``(condition, row label, cell)`` of the per-condition decisions (``part``: ``open_set`` or ``verify``), one row
+    per distinct set of speakers (a corpus holding the same speakers as another is named in that one's label)."""
+    for name, c in (metrics["systems"]["default"].get("conditions") or {}).items():
+        cells = c.get(part) or {}
+        for corpus, cell in cells.items():
+            if "same_as" in cell or not cell.get("speakers"):
+                continue
+            same = [_corpus_label(k) for k, v in cells.items() if v.get("same_as") == corpus]
+            yield name, " = ".join([_corpus_label(corpus), *same]) + f" ({cell['speakers']})", cell
+
+
+def decision_sizes(metrics) -> list[str]:
+    """The group sizes of the per-condition open-set tables, smallest first."""
+    sizes = {K for _, _, cell in _decision_cells(metrics, "open_set") for K in (*cell["by_size"], *cell["left_out"])}
+    return sorted(sizes, key=int)
+
+
+def open_set_condition_rows(metrics, rate: str) -> tuple[list[str], list[list[str]]]:
+    """Per condition and corpus, ``rate`` (``false_accept_rate``: outsiders' pieces accepted;
+    ``false_reject_rate``: members' pieces called unknown) in % per group size; a dash where a cell is left out."""
+    sizes = decision_sizes(metrics)
+    head = ["test pieces", "speakers (number)"] + [f"{K} {'person' if K == '1' else 'people'} (%)" for K in sizes]
+    return head, [[name, label] + [pct(cell["by_size"][K][rate]) if K in cell["by_size"] else "–" for K in sizes]
+                  for name, label, cell in _decision_cells(metrics, "open_set")]
+
+
+VERIFY_HEAD = ["test pieces", "speakers (number)", "false accepts (%)", "false rejects (%)", "EER (%)",
+               "claims by others", "claims by the speaker"]
+
+
+def verify_condition_rows(metrics) -> list[list[str]]:
+    """``verify``'s false accepts and false rejects (%) beside the EER, per condition and corpus."""
+    return [[name, label, pct(c["false_accept_rate"]), pct(c["false_reject_rate"]), pct(c["eer"]),
+             str(c["n_nontarget"]), str(c["n_target"])] for name, label, c in _decision_cells(metrics, "verify")]
+
+
+def worst_cell_line(metrics) -> str | None:
+    """The per-condition open-set cell with the most outsiders accepted, in one line."""
+    w = metrics["systems"]["default"].get("open_set_worst")
+    if not w:
+        return None
+    return (f"Worst cell: {pct(w['false_accept_rate'])}% of outsiders' pieces accepted in groups of "
+            f"{w['group_size']} ({_corpus_label(w['corpus'])}, {w['condition']}); members' pieces called unknown "
+            f"there: {pct(w['false_reject_rate'])}%.")
+
+
+def decision_left_out(metrics) -> list[str]:
+    """Why cells of the per-condition decision tables are left out (the same in every condition)."""
+    conds = metrics["systems"]["default"].get("conditions") or {}
+    first = next(iter(conds.values()), {})
+    notes = []
+    for corpus, cell in first.get("open_set", {}).items():
+        if "same_as" in cell:
+            notes.append(f"{_corpus_label(corpus)}: the same speakers as {_corpus_label(cell['same_as'])}")
+        elif not cell["speakers"]:
+            notes.append(f"{_corpus_label(corpus)}: no such speakers in this dataset")
+        else:
+            notes += [f"groups of {K}, {_corpus_label(corpus)}: {why}" for K, why in cell["left_out"].items()]
+    for corpus, cell in first.get("verify", {}).items():
+        if cell.get("speakers") and "left_out" in cell:
+            notes.append(f"verification, {_corpus_label(corpus)}: {cell['left_out']}")
+    return notes
+
+
+def decision_lines(metrics) -> list[str]:
+    """The per-condition decision tables and the worst cell, as text lines for the terminal."""
+    if not metrics["systems"]["default"].get("conditions"):
+        return []
+    lines = []
+    for title, rate in (("outsiders' pieces accepted", "false_accept_rate"),
+                        ("members' pieces called unknown", "false_reject_rate")):
+        head, rows = open_set_condition_rows(metrics, rate)
+        lines += [f"{title}, by group size:", " | ".join(head)] + [" | ".join(r) for r in rows]
+    lines += ["verify:", " | ".join(VERIFY_HEAD)] + [" | ".join(r) for r in verify_condition_rows(metrics)]
+    worst = worst_cell_line(metrics)
+    return lines + ([worst] if worst else []) + [f"left out: {n}" for n in decision_left_out(metrics)]
+
+
 def blocks(metrics, figs) -> list[tuple]:
     """The report's content as ``(kind, ...)`` blocks, rendered by :func:`to_markdown` and :func:`to_html`."""
     d, p = metrics["dataset"], metrics["protocol"]
@@ -157,6 +240,7 @@ def blocks(metrics, figs) -> list[tuple]:
                       f"{metrics['protocol']['verification_seconds']:g} s enrollment, and the verification EER."),
                 ("table", head, rows)]
         out += [("img", n, figs[n]) for n in ("accuracy_vs_snr.png", "accuracy_vs_rt60.png") if n in figs]
+        out += _decision_blocks(metrics)
     out += [("h2", "Accuracy by group size and enrollment length"),
             ("img", "accuracy_vs_group_size.png", figs["accuracy_vs_group_size.png"]),
             ("table", ["system", "enroll (s)", "group", "accuracy (%)", "5th–95th pct", "macro F1 (%)", "groups"],
@@ -172,6 +256,34 @@ def blocks(metrics, figs) -> list[tuple]:
         out += [("p", "Not evaluated: " + "; ".join(f"{k}: {v}" for k, v in metrics["skipped_groups"].items()))]
     out += [("h2", "Protocol"), ("ul", [f"{k}: {v}" for k, v in p.items()]),
             ("h2", "Reproduce"), ("p", f"`{metrics['command']}`")]
+    return out
+
+
+def _decision_blocks(metrics) -> list[tuple]:
+    """The shipped unknown and verify decisions per condition and corpus (``--conditions``)."""
+    if not any(True for _ in _decision_cells(metrics, "open_set")):
+        return []
+    p = metrics["protocol"]
+    op = metrics["operating_point"]
+    rate = "" if op.get("false_accept_rate") is None else f" (target: {op['false_accept_rate']:.0%} of outsiders' speech)"
+    out = [("h2", "Unknown and verify in each condition, per corpus"),
+           ("p", f"The decisions `fewshot identify` and `fewshot verify` make at the shipped setting{rate}, with "
+                 f"**clean enrollment** ({p['verification_seconds']:g} s, as `fewshot enroll` prepares it) and test "
+                 f"pieces of {p['piece_s']:g} s degraded by the condition: members' pieces and outsiders' pieces "
+                 "alike. Groups are drawn among one corpus's speakers (folder names `so-*` or `ls-*`, or all "
+                 f"together), {p['draws']} random groups per size, the same groups in every condition; outsiders "
+                 "are that corpus's speakers outside the group. Number of speakers in brackets.")]
+    worst = worst_cell_line(metrics)
+    out += [("p", f"**{worst}**")] if worst else []
+    for title, rate_key in (("Outsiders' pieces accepted as a member (%), by group size", "false_accept_rate"),
+                            ("Members' pieces called unknown (%), by group size", "false_reject_rate")):
+        out += [("p", title + ":"), ("table", *open_set_condition_rows(metrics, rate_key))]
+    out += [("p", "`fewshot verify` (\"is this the claimed speaker?\"): each speaker enrolled alone, every test piece "
+                  "of the corpus claimed to be theirs (the trials of the EER beside it); false accepts: another "
+                  "speaker's pieces accepted, false rejects: the speaker's own refused."),
+            ("table", VERIFY_HEAD, verify_condition_rows(metrics))]
+    notes = decision_left_out(metrics)
+    out += [("p", "Left out: " + "; ".join(notes) + ".")] if notes else []
     return out
 
 

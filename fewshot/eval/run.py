@@ -209,6 +209,7 @@ def run_evaluation(args) -> dict:
     from ..datasets import speaker_folders
     from ..openset import load_calibration
     from .benchmark import embed_as_enrolled, evaluate_embeddings
+    from .decisions import worst_cell
     from .protocol import PROTOCOL_TOP_DB, prepare_protocol
     from .report import write_report
 
@@ -253,6 +254,7 @@ def run_evaluation(args) -> dict:
             t1 = time.time()
             main["conditions"] = run_conditions(args, speakers, main_extractor, main_classifier,
                                                 recordings=recordings, embed=embed)
+            main["open_set_worst"] = worst_cell(main["conditions"])
             main["timing_s"]["conditions"] = round(time.time() - t1, 1)
     genders = {}
     for s in speakers:
@@ -295,12 +297,15 @@ def run_conditions(args, speakers, extractor, classifier, *, recordings=(), embe
 
     Each condition is measured with the shipped classifier settings and, under
     ``"other_enrollment"``, with multi-condition enrollment switched the other
-    way, so its gain is measured on its own.
+    way, so its gain is measured on its own; ``"open_set"`` and ``"verify"``
+    hold the shipped decisions' rates per corpus (:mod:`fewshot.eval.decisions`).
     """
     import dataclasses
 
+    from ..openset import load_calibration
     from .benchmark import condition_figures, embed_protocol_chunked
     from .conditions import CONDITIONS, Degrader, parse_conditions
+    from .decisions import measure_decisions
 
     names = parse_conditions(args.conditions)
     T = VERIFICATION_SECONDS
@@ -308,7 +313,7 @@ def run_conditions(args, speakers, extractor, classifier, *, recordings=(), embe
                         recordings=recordings)
     sizes = [K for K in args.group_sizes if K in (3, 10, "all")] or args.group_sizes
     other = dataclasses.replace(classifier, multi_condition=not classifier.multi_condition)
-    out = {}
+    out, tests = {}, {}
     copies = None
     bar = _bar(args, "Conditions", "conditions")
     for name in bar(names, len(names)):
@@ -318,18 +323,21 @@ def run_conditions(args, speakers, extractor, classifier, *, recordings=(), embe
         emb = (embed or embed_protocol_chunked)(extractor, view, copies=copies is None)
         copies = emb.enroll_copies if copies is None else copies  # the enrollment is the same for every condition
         emb = dataclasses.replace(emb, enroll_copies=copies)
+        tests[name] = emb.tests
         c = CONDITIONS[name]
         figures = {k: condition_figures(emb, classifier=cc, group_sizes=sizes, T=T, draws=args.draws, seed=args.seed)
                    for k, cc in (("shipped", classifier), ("other", other))}
         out[name] = {"rt60_s": c.rt60_s, "noise": c.noise, "snr_db": c.snr_db, "channel": c.channel,
                      **figures["shipped"], "other_enrollment": {"multi_condition": other.multi_condition,
                                                                **figures["other"]}}
-    return out
+    decisions = measure_decisions(emb, tests, classifier=classifier, calibration=load_calibration(extractor), T=T,
+                                  draws=args.draws, seed=args.seed)
+    return {name: {**figures, **decisions[name]} for name, figures in out.items()}
 
 
 def cmd_evaluate(args) -> int:
     """Run the evaluation and print the headline table."""
-    from .report import condition_lines, headline, open_set_lines, open_set_size_lines
+    from .report import condition_lines, decision_lines, headline, open_set_lines, open_set_size_lines
 
     from ..cluster import ClusterError
     from ..commands import require
@@ -352,7 +360,7 @@ def cmd_evaluate(args) -> int:
     print(f"shipped operating point: unknown {metrics['systems']['default']['unknown_rule']} "
           f"(best case on this data: the cosine EER threshold {op['eer_threshold_here']:.3f}, "
           f"EER {100 * op['eer_here']:.2f} %)")
-    for line in open_set_size_lines(metrics) + open_set_lines(metrics) + condition_lines(metrics):
+    for line in open_set_size_lines(metrics) + open_set_lines(metrics) + condition_lines(metrics) + decision_lines(metrics):
         print(line)
     print(f"report: {Path(args.out) / 'report.html'} ({metrics['timing_s']['total']:.0f} s)")
     return 0

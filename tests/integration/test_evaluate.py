@@ -200,6 +200,29 @@ def test_evaluate_with_conditions(dataset, models, tmp_path, capsys):
     assert all(0 <= c["acc_3"] <= 1 and 0 <= c["eer"] <= 1 for c in conds.values())
     assert (out / "accuracy_vs_snr.png").is_file() and (out / "accuracy_vs_rt60.png").is_file()
     assert "room0.3" in (out / "report.md").read_text() and "ssn10" in capsys.readouterr().out
+    # the shipped unknown and verify decisions in every condition and corpus (5 spk-* speakers: "all" only)
+    m = json.loads((out / "metrics.json").read_text())
+    default = m["systems"]["default"]
+    table = {}
+    for name, c in conds.items():
+        cell = c["open_set"]["all"]
+        assert cell["speakers"] == 5 and set(cell["by_size"]) == {"1", "3"} and set(cell["left_out"]) == {"5", "10", "20"}
+        assert all(c["open_set"][k]["speakers"] == 0 for k in ("so", "ls"))
+        for K, r in cell["by_size"].items():
+            assert 0 <= r["false_accept_rate"] <= 1 and 0 <= r["false_reject_rate"] <= 1 and r["n_groups"] == 2
+            table[name, K] = r["false_accept_rate"]
+        v = c["verify"]["all"]
+        assert 0 <= v["false_accept_rate"] <= 1 and 0 <= v["false_reject_rate"] <= 1
+        assert v["eer"] == pytest.approx(c["eer"])  # the same trials as the condition's EER
+    worst = default["open_set_worst"]
+    assert worst["false_accept_rate"] == max(table.values()) == table[worst["condition"], str(worst["group_size"])]
+    for K, r in default["open_set_by_size"].items():  # clean: the clean open-set table's figures
+        assert conds["clean"]["open_set"]["all"]["by_size"][K]["false_accept_rate"] == pytest.approx(r["false_accept_rate"])
+        assert conds["clean"]["open_set"]["all"]["by_size"][K]["false_reject_rate"] == pytest.approx(r["false_reject_rate"])
+    md = (out / "report.md").read_text()
+    assert "## Unknown and verify in each condition, per corpus" in md and "**clean enrollment**" in md
+    assert "Worst cell: " in md and "| babble10 | all (5) |" in md and "ls-*: no such speakers" in md
+    assert md.index("## Rooms, noise and microphones") < md.index("## Unknown and verify in each condition")
 
 
 def test_recorded_noise_conditions_take_the_held_out_part_of_each_recording(dataset, tmp_path, capsys):
