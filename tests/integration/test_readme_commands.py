@@ -54,6 +54,8 @@ SKIP = {
         f"{_DATA} and 7 minutes; tests/integration/test_evaluate.py runs evaluate on a small tree",
     ".venv/bin/fewshot evaluate ../shared/data/dev --out report-conditions --conditions all --group-sizes 3 10 all "
     "--enroll-seconds 15 --curve-seconds 15": f"{_DATA} and 3.5 minutes; test_evaluate.py runs --conditions",
+    ".venv/bin/fewshot evaluate ../shared/data/dev --out report-decisions --conditions default --group-sizes 3 10 "
+    "all --enroll-seconds 15 --curve-seconds 15": f"{_DATA} and 23 minutes; test_evaluate.py runs --conditions",
     ".venv/bin/python scripts/benchmark_speed.py --parts enroll --repeats 7": f"{_DATA}; a benchmark of minutes",
     ".venv/bin/python scripts/benchmark_speed.py --parts speed --repeats 5": f"{_DATA}; a benchmark of minutes",
     ".venv/bin/python scripts/benchmark_speed.py --parts memory --hours 2": "writes 2-hour files; 10 minutes",
