@@ -47,6 +47,18 @@ if finder.asked:
 CLI_CODE = "from fewshot.cli import main\nrc = main(sys.argv[1:])\n" + CHECK_ASKED + "sys.exit(rc)\n"
 CLI = REFUSE_TENSORFLOW + CLI_CODE
 LEAN_CLI = REFUSE_TENSORFLOW_AND_SKLEARN + CLI_CODE
+#: two commands in one process (TensorFlow is loaded once): ``FIRST... --then SECOND...``; the second's output
+#: follows a line ``--then``
+TWO_COMMANDS = """
+import sys
+from fewshot.cli import main
+
+cut = sys.argv.index("--then")
+if main(sys.argv[1:cut]) != 0:
+    sys.exit(1)
+print("--then", flush=True)
+sys.exit(main(sys.argv[cut + 1:]))
+"""
 README_EXAMPLE = REFUSE_TENSORFLOW + """
 import numpy as np
 import fewshot
@@ -87,15 +99,15 @@ def test_enroll_identify_and_groups_without_tensorflow_agree_with_keras(voices, 
     for name in names[:2]:
         proc = run(CLI, "enroll", "--group", "g", "--speaker", name, voices[name][0], home=tmp_path)
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr
-    # a member enrolled through Keras joins the same group: both backends make embeddings under one model id
-    proc = run(None, "enroll", "--group", "g", "--speaker", names[2], voices[names[2]][0], home=tmp_path,
-               backend="keras")
-    assert proc.returncode == 0, proc.stderr
+    # a member enrolled through Keras joins the same group: both backends make embeddings under one model id;
+    # then the group identifies through Keras (one process: TensorFlow is loaded once)
     tests = [voices[n][1] for n in names]
+    keras = run(TWO_COMMANDS, "enroll", "--group", "g", "--speaker", names[2], voices[names[2]][0], "--then",
+                "identify", "--group", "g", "--json", *tests, home=tmp_path, backend="keras")
+    assert keras.returncode == 0 and "--then\n" in keras.stdout, keras.stdout + keras.stderr
+    keras.stdout = keras.stdout.split("--then\n", 1)[1]
     lite = run(LEAN_CLI, "identify", "--group", "g", "--json", *tests, home=tmp_path)
     assert lite.returncode == 0 and lite.stderr == "", lite.stderr
-    keras = run(None, "identify", "--group", "g", "--json", *tests, home=tmp_path, backend="keras")
-    assert keras.returncode == 0, keras.stderr
     lite_out, keras_out = ([json.loads(line) for line in p.stdout.splitlines()] for p in (lite, keras))
     assert [o["speaker"] for o in lite_out] == [o["speaker"] for o in keras_out] == names
     assert [o["score"] for o in lite_out] == pytest.approx([o["score"] for o in keras_out], abs=2e-3)

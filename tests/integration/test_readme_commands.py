@@ -56,6 +56,9 @@ SKIP = {
     "--enroll-seconds 15 --curve-seconds 15": f"{_DATA} and 3.5 minutes; test_evaluate.py runs --conditions",
     ".venv/bin/fewshot evaluate ../shared/data/dev --out report-decisions --conditions default --group-sizes 3 10 "
     "all --enroll-seconds 15 --curve-seconds 15": f"{_DATA} and 23 minutes; test_evaluate.py runs --conditions",
+    ".venv/bin/fewshot evaluate ../shared/data/dev --out report-rec --conditions rec10,rec5,room0.3+rec20,room0.6+rec10 "
+    "--group-sizes 3 10 all --enroll-seconds 15 --curve-seconds 15":
+        f"{_DATA} and minutes; test_evaluate.py runs the rec* conditions on recordings of its own",
     ".venv/bin/python scripts/benchmark_speed.py --parts enroll --repeats 7": f"{_DATA}; a benchmark of minutes",
     ".venv/bin/python scripts/benchmark_speed.py --parts speed --repeats 5": f"{_DATA}; a benchmark of minutes",
     ".venv/bin/python scripts/benchmark_speed.py --parts memory --hours 2": "writes 2-hour files; 10 minutes",
