@@ -47,13 +47,16 @@ class SpeechTimeline:
         self._read = None
 
     @classmethod
-    def scan(cls, source, *, config: FeatureConfig, sr_in: int | None = None, block_s: float | None = None):
+    def scan(cls, source, *, config: FeatureConfig, sr_in: int | None = None, block_s: float | None = None,
+             blocks=None):
         """The timeline of a file (or array) read block by block, without holding its speech.
 
         Its intervals are those ``SpeechTimeline(load(source))`` finds (the same
         frames, judged against the loudest frame of the whole input), and
         :meth:`chunks` gives the same speech, read again and scaled by the same
         gain (:func:`~fewshot.audio.normalize_loudness` over all of it).
+        ``blocks``: the ``(start_s, y)`` blocks of :func:`fewshot.audio.stream` of
+        ``source`` (``block_s`` long), when it is already being read.
 
         Raises
         ------
@@ -67,7 +70,7 @@ class SpeechTimeline:
         frame, hop = int(sr * 0.025), int(sr * 0.010)  # speech_intervals' frames
         half = frame // 2
         n, buf, tail, rms, power, peaks = 0, np.zeros(half), np.zeros(0), [], [], []
-        for _, y in stream(source, sr=sr, sr_in=sr_in, block_s=block_s):
+        for _, y in stream(source, sr=sr, sr_in=sr_in, block_s=block_s) if blocks is None else blocks:
             n += len(y)
             buf = np.concatenate([buf, y.astype(np.float64)])
             rms.append(padded_frame_rms(buf, frame_length=frame, hop_length=hop))
