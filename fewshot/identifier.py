@@ -30,6 +30,9 @@ from .svm import UNKNOWN, FittedGroup
 
 logger = logging.getLogger(__name__)
 
+#: Files :meth:`SpeakerIdentifier.identify_many` reads at a time: each over a minute holds its first two
+#: blocks (two minutes of samples) until it is streamed.
+IDENTIFY_BATCH = 16
 #: Under this much enrollment speech, a warning is given.
 MIN_RECOMMENDED_ENROLL_S = 15.0
 #: Above this fraction of clipped samples, enrollment warns ...
@@ -276,7 +279,8 @@ class SpeakerIdentifier:
         return dataclasses.replace(prediction, segments=find_turns(timeline, clf, self.extractor, source=name))
 
     def identify_many(self, group: str, sources, *, segments: bool = False, workers: int = 4, progress=None) -> list:
-        """:meth:`identify` for many files: decoded in a thread pool, embedded together (those over a minute after).
+        """:meth:`identify` for many files: decoded in a thread pool, embedded together (those over a minute after,
+        going on from the blocks read), :data:`IDENTIFY_BATCH` files at a time so that what is held stays bounded.
 
         Returns
         -------
@@ -292,6 +296,11 @@ class SpeakerIdentifier:
         from .turns import find_turns
 
         clf = self.classifier(group)
+        sources = list(sources)
+        if len(sources) > IDENTIFY_BATCH:
+            return [p for k in range(0, len(sources), IDENTIFY_BATCH)
+                    for p in self.identify_many(group, sources[k:k + IDENTIFY_BATCH], segments=segments,
+                                                workers=workers, progress=progress)]
         loaded = read_heads(sources, config=self.extractor.feature_config, workers=workers, keep_samples=segments)
         short = [got for got in loaded if not isinstance(got, (AudioError, Blocks))]
         predictions = iter(self._predictions(clf, [(got[0] if isinstance(got, tuple) else got).samples
