@@ -243,10 +243,10 @@ class SpeakerIdentifier:
         got = read_head(source, config=cfg, sr_in=sr_in)  # decoded once: one block, or the stream going on
         if not isinstance(got, Blocks):
             got = (speech_of(got, config=cfg, source=name), got)
-            return self._identified(group, clf, source, got, segments=segments)
-        return self._identified(group, clf, source, got, sr_in=sr_in, segments=segments, progress=progress)
+            return self._identified(clf, source, got, segments=segments)
+        return self._identified(clf, source, got, sr_in=sr_in, segments=segments, progress=progress)
 
-    def _identified(self, group: str, clf: FittedGroup, source, got, *, sr_in=None, segments=False,
+    def _identified(self, clf: FittedGroup, source, got, *, sr_in=None, segments=False,
                     progress=None) -> Prediction:
         """The :class:`Prediction` of ``source`` from ``got`` (:class:`~fewshot.vad.Speech` of one block, or its pair
         with the decoded samples; or the :class:`~fewshot.streaming.Blocks` of a longer input), with its turns when
@@ -309,7 +309,7 @@ class SpeakerIdentifier:
         for source, got in zip(sources, loaded):
             try:
                 if isinstance(got, Blocks):
-                    got = self._identified(group, clf, source, got, segments=segments, progress=progress)
+                    got = self._identified(clf, source, got, segments=segments, progress=progress)
                 elif not isinstance(got, AudioError):
                     prediction = next(predictions)
                     if segments:
