@@ -21,7 +21,7 @@ from ._native import quiet_stderr
 from .config import FeatureConfig
 from .errors import AudioError
 
-__all__ = ["BLOCK_S", "SAMPLE_RATE", "check_samples", "downmix", "load", "resample", "stream"]
+__all__ = ["BLOCK_S", "SAMPLE_RATE", "check_samples", "downmix", "load", "resample", "resampler", "stream"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def load(source, *, sr: int = SAMPLE_RATE, sr_in: int | None = None, max_seconds
 
 
 def stream(source, *, sr: int = SAMPLE_RATE, sr_in: int | None = None, block_s: float = BLOCK_S,
-           max_seconds: float | None = None):
+           max_seconds: float | None = None, sha256=None):
     """Decode a file (or take an array) block by block, as mono float32 at ``sr`` Hz.
 
     What libsndfile reads (wav, flac, ogg, mp3, ...) is read ``block_s``
@@ -80,6 +80,12 @@ def stream(source, *, sr: int = SAMPLE_RATE, sr_in: int | None = None, block_s: 
         Seconds of input per block.
     max_seconds : float, optional
         Decode at most this many seconds from the start.
+    sha256 : hashlib object, optional
+        Fed the file's bytes (an array's: its bytes) by the time the stream
+        ends or is closed, as libsndfile reads them where it can: the file's
+        checksum (:func:`fewshot.persistence.sha256_of`) with no second pass
+        over what was decoded. What is not decoded (the rest of a file read
+        only in part, or one ffmpeg decodes) is read for it at the end.
 
     Yields
     ------
@@ -101,9 +107,11 @@ def stream(source, *, sr: int = SAMPLE_RATE, sr_in: int | None = None, block_s: 
     """
     name = "<array>" if isinstance(source, np.ndarray) else os.fspath(source)
     if isinstance(source, np.ndarray):
+        if sha256 is not None:
+            sha256.update(np.ascontiguousarray(source).tobytes())
         native = _array_blocks(source, sr_in=sr_in or sr, block_s=block_s, max_seconds=max_seconds)
     else:
-        native = _file_blocks(Path(name), sr=sr, block_s=block_s, max_seconds=max_seconds)
+        native = _file_blocks(Path(name), sr=sr, block_s=block_s, max_seconds=max_seconds, sha256=sha256)
     start = 0
     for y in _resampled(native, sr=sr, source=name):
         yield start / sr, y
@@ -125,34 +133,39 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
     return np.pad(y_hat[:n], (0, max(0, n - len(y_hat)))).astype(np.float32, copy=False)
 
 
+def resampler(orig_sr: int, target_sr: int):
+    """A stateful soxr resampler of mono float32 chunks (``resample_chunk(y, last=False)``), at :func:`resample`'s
+    quality: the one every stream (a file's blocks, the live microphone) is resampled by."""
+    import soxr
+
+    return soxr.ResampleStream(orig_sr, target_sr, 1, dtype="float32", quality=_SOXR_QUALITY)
+
+
 def _resampled(blocks, *, sr: int, source):
     """Blocks ``(mono parts, sr_native)``, checked, joined and resampled to ``sr`` by one soxr stream.
 
     The output is fitted at the end as :func:`resample` fits it, so one block is held back.
     """
-    import soxr
-
-    resampler, n_in, n_out, held, sr_native = None, 0, 0, None, sr
+    stateful, n_in, n_out, held, sr_native = None, 0, 0, None, sr
     for parts, sr_native in blocks:
         out = []
         for y in parts:
             y = np.ascontiguousarray(check_samples(y, source=source), dtype=np.float32)
             if sr_native != sr:
-                resampler = resampler or soxr.ResampleStream(sr_native, sr, 1, dtype="float32",
-                                                             quality=_SOXR_QUALITY)
+                stateful = stateful or resampler(sr_native, sr)
                 n_in += len(y)
-                y = resampler.resample_chunk(y, last=False)
+                y = stateful.resample_chunk(y, last=False)
             out.append(y)
         out = out[0] if len(out) == 1 else np.concatenate(out) if out else np.zeros(0, np.float32)
-        if resampler is None:
+        if stateful is None:
             yield from [out] if len(out) else []
             continue
         if held is not None and len(held):
             n_out += len(held)
             yield held
         held = out
-    if resampler is not None:
-        tail = np.concatenate([held, resampler.resample_chunk(np.zeros(0, np.float32), last=True)])
+    if stateful is not None:
+        tail = np.concatenate([held, stateful.resample_chunk(np.zeros(0, np.float32), last=True)])
         n = int(np.ceil(n_in * sr / sr_native)) - n_out
         tail = np.pad(tail[:max(n, 0)], (0, max(0, n - len(tail)))).astype(np.float32, copy=False)
         yield from [tail] if len(tail) else []
@@ -175,19 +188,28 @@ def _parts(y: np.ndarray) -> list:
     return [y[i:i + _MIX_FRAMES] for i in range(0, max(len(y), 1), _MIX_FRAMES)]
 
 
-def _file_blocks(path: Path, *, sr: int, block_s: float, max_seconds: float | None):
-    """libsndfile's blocks of what it reads (at the file's rate), else ffmpeg's (at ``sr``)."""
+def _file_blocks(path: Path, *, sr: int, block_s: float, max_seconds: float | None, sha256=None):
+    """libsndfile's blocks of what it reads (at the file's rate), else ffmpeg's (at ``sr``); ``sha256`` is fed
+    the file's bytes by the end (:func:`stream`)."""
     if not path.exists():
         raise AudioError(path, "file not found")
     if path.is_dir():
         raise AudioError(path, "is a directory, not an audio file")
     if path.stat().st_size == 0:
         raise AudioError(path, "file is empty (0 bytes)")
+    raw = _HashingFile(path, sha256)
+    try:
+        yield from _sndfile_blocks(path, raw, sr=sr, block_s=block_s, max_seconds=max_seconds)
+    finally:
+        raw.finish()
+
+
+def _sndfile_blocks(path: Path, raw, *, sr: int, block_s: float, max_seconds: float | None):
     import soundfile as sf
 
     try:
         with quiet_stderr():
-            f = sf.SoundFile(str(path))
+            f = _open_sndfile(sf, path, raw)
     except Exception as exc:  # libsndfile does not know the format: try ffmpeg
         yield from _ffmpeg_blocks(path, sr=sr, block_s=block_s, max_seconds=max_seconds, first_error=exc)
         return
@@ -213,6 +235,61 @@ def _file_blocks(path: Path, *, sr: int, block_s: float, max_seconds: float | No
             left = None if left is None else left - got
             if got < want:
                 break
+
+
+def _open_sndfile(sf, path: Path, raw):
+    """libsndfile on ``raw`` (so that the bytes it reads are hashed as it reads them), else on ``path``."""
+    if raw.sha256 is None:
+        return sf.SoundFile(str(path))
+    try:
+        return sf.SoundFile(raw)
+    except Exception:  # a format libsndfile knows only by the file's name
+        raw.seek(0)
+        return sf.SoundFile(str(path))
+
+
+class _HashingFile:
+    """A file as libsndfile reads it through Python, its bytes fed to ``sha256`` in order as reads pass them.
+
+    :meth:`finish` reads what no read passed (a tail libsndfile skipped, the
+    rest of a file read in part) and closes it; without ``sha256`` nothing is opened.
+    """
+
+    def __init__(self, path: Path, sha256):
+        self.path, self.sha256, self.done = path, sha256, 0
+        self.f = None if sha256 is None else open(path, "rb")  # noqa: SIM115 - closed by finish()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self.f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        at, data = self.f.tell(), self.f.read(n)
+        self._passed(at, data)
+        return data
+
+    def readinto(self, buf) -> int:
+        at, n = self.f.tell(), self.f.readinto(buf)
+        self._passed(at, memoryview(buf).cast("B")[:n])
+        return n
+
+    def _passed(self, at: int, data) -> None:
+        if at <= self.done < at + len(data):
+            self.sha256.update(data[self.done - at:])
+            self.done = at + len(data)
+
+    def finish(self) -> None:
+        if self.f is None:
+            return
+        try:
+            self.f.seek(self.done)
+            while chunk := self.f.read(1 << 20):
+                self.sha256.update(chunk)
+        finally:
+            self.f.close()
+            self.f = None
 
 
 def _ffmpeg_blocks(path: Path, *, sr: int, block_s: float, max_seconds: float | None, first_error):

@@ -291,7 +291,7 @@ def cmd_spectrogram(args) -> int:
     from .vad import check_audio, load_speech
     from .features import save_spectrogram_png
 
-    y = load(args.file) if args.raw else load_speech(args.file)
+    y = load(args.file) if args.raw else load_speech(args.file).samples
     check_audio(y, source=args.file)
     out = Path(args.output)
     if out.is_dir():

@@ -10,6 +10,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+#: A sample at or above this level (of full scale) is clipped, in a file to enroll and at the live microphone
+#: alike. Decoding and resampling round off the flat tops of clipped audio, so the level is a little below 1.
+CLIP_LEVEL = 0.95
+
 
 @dataclass(frozen=True)
 class FeatureConfig:

@@ -23,6 +23,7 @@ from .backend import Backend, LiteRTBackend
 from .config import ExtractorConfig, FeatureConfig
 from .errors import CorruptModelError, IncompatibleModelError
 from .features import l2_normalize, log_mel, segment
+from .vad import normalize_loudness
 from .modeldir import (MODEL_FILE, keras_file, litert_entry, litert_file, model_identity, read_model_meta,
                        write_model_meta)
 
@@ -119,14 +120,13 @@ class Extractor:
         cfg = self.feature_config
         fixed = self.backend.fixed_frames
         if return_segments or fixed is not None:
-            frames = fixed or cfg.segment_frames
-            hop = cfg.segment_hop_frames if return_segments else frames
-            segs = [segment(log_mel(y, config=cfg), seg_frames=frames, hop_frames=hop) for y in waveforms]
-            E = l2_normalize(self._run(np.concatenate(segs))) if segs else np.zeros((0, self.dim), np.float32)
-            bounds = np.cumsum([0] + [len(s) for s in segs])
-            per_utt = [E[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+            window_s = (fixed or cfg.segment_frames) * cfg.hop_ms / 1000
+            hop_s = cfg.segment_hop_s if return_segments else window_s
+            per_utt = [self.windows(y, window_s=window_s, hop_s=hop_s, min_s=window_s) for y in waveforms]
             if return_segments:
                 return per_utt
+            if not per_utt:
+                return np.zeros((0, self.dim), np.float32)
             return l2_normalize(np.stack([e.mean(axis=0) for e in per_utt]))
         if not waveforms:
             return np.zeros((0, self.dim), np.float32)
@@ -152,13 +152,107 @@ class Extractor:
         np.add.at(out, np.asarray(owner), l2_normalize(E))
         return l2_normalize(out)
 
-    def _run(self, X: np.ndarray) -> np.ndarray:
-        """Raw ``"embedding"`` activations of log-mel inputs ``X`` (n, frames, n_mels), in batches."""
+    def windows(self, y, *, window_s: float, hop_s: float, batch: int | None = None, n_samples: int | None = None,
+                own_frames: bool = False, min_s: float | None = None, normalise: bool = False) -> np.ndarray:
+        """Unit-length embeddings of the windows of ``y``, ``window_s`` long every ``hop_s``: the network's one door.
+
+        Every path that embeds speech in pieces asks this: enrollment's 3 s
+        segments (:meth:`embed`), the turn decoder's 1 s windows
+        (:func:`fewshot.timeline.embed_windows`), the enrollment self-check
+        (:mod:`fewshot.selfcheck`) and the live stream
+        (:class:`fewshot.live.turns.TurnStream`). The windows go through the
+        CNN ``batch`` at a time, and a NaN or infinite embedding is refused.
+
+        Parameters
+        ----------
+        y : np.ndarray [shape=(n,)], or an iterable of such arrays
+            Speech at ``feature_config.sr``; pieces in order (with ``n_samples``
+            their total length) are read as the windows need them, so a long
+            recording's log-mel is never held whole.
+        window_s, hop_s : float
+            Length and hop of the windows, in seconds.
+        batch : int, optional
+            Windows per forward pass (default: ``batch_size``).
+        n_samples : int, optional
+            The length of ``y`` when it is given in pieces.
+        own_frames : bool
+            ``False``: the windows are cut from one log-mel pass over ``y``
+            (frames every ``hop_ms``; the last window ends with ``y``).
+            ``True``: the windows are ``y[a:a + window]`` for every ``hop``
+            that fits (``y`` itself when shorter), each with its own log-mel,
+            cut to ``window_s``.
+        min_s : float, optional
+            A window of fewer frames than this is repeated (wrapped) up to it
+            (:func:`fewshot.features.segment`'s rule); with shared frames only
+            ``y`` shorter than one window is.
+        normalise : bool
+            Bring each window to the model's loudness (``feature_config.target_dbfs``) first.
+
+        Returns
+        -------
+        E : np.ndarray [shape=(n_windows, dim), dtype=float32]
+            Unit-norm rows.
+
+        Raises
+        ------
+        CorruptModelError
+            When the network gives NaN or infinite embeddings.
+        """
+        cfg, batch = self.feature_config, batch or self.batch_size
+        window = round(window_s * 1000 / cfg.hop_ms)
+        least = 0 if min_s is None else round(min_s * 1000 / cfg.hop_ms)
+        fixed = self.backend.fixed_frames
+        if own_frames or (fixed is not None and fixed != window):
+            y = y if isinstance(y, np.ndarray) else np.concatenate(list(y))
+            if own_frames:
+                w, h = round(window_s * cfg.sr), round(hop_s * cfg.sr)
+                pieces = [y[a:a + w] for a in range(0, len(y) - w + 1, h)] or [y]
+            else:
+                n_frames = 1 + len(y) // cfg.hop_length
+                pieces = [y[a * cfg.hop_length:(a + window) * cfg.hop_length]
+                          for a in window_starts(n_frames, window=window, hop=round(hop_s * 1000 / cfg.hop_ms))]
+            if normalise:
+                pieces = [normalize_loudness(p, target_dbfs=cfg.target_dbfs) for p in pieces]
+            if fixed is not None:
+                return self.embed(pieces)
+            spectra = [log_mel(p, config=cfg) for p in pieces]
+            spectra = [segment(S, seg_frames=least, hop_frames=least)[0] if len(S) < least else S[:window]
+                       for S in spectra]
+            E = np.zeros((len(spectra), self.dim), np.float32)
+            by_length: dict[int, list[int]] = {}
+            for j, S in enumerate(spectra):
+                by_length.setdefault(len(S), []).append(j)
+            for idx in by_length.values():
+                E[idx] = self._run(np.stack([spectra[j] for j in idx]), batch=batch)
+            return l2_normalize(E)
+        n = len(y) if n_samples is None else n_samples
+        n_frames = 1 + n // cfg.hop_length
+        chunks = [y] if isinstance(y, np.ndarray) else y
+        if n_frames < window:
+            S = log_mel(np.concatenate(list(chunks)), config=cfg)
+            S = segment(S, seg_frames=least, hop_frames=least)[0] if len(S) < least else S
+            return l2_normalize(self._run(S[None], batch=batch))
+        starts = window_starts(n_frames, window=window, hop=round(hop_s * 1000 / cfg.hop_ms))
+        out, done, first, held = [], 0, 0, np.zeros((0, cfg.n_mels), np.float32)
+        for S in log_mel_stream(chunks, n_samples=n, config=cfg):
+            held = np.concatenate([held, S])  # frames first, first + 1, ...
+            ready = int(np.searchsorted(starts + window, first + len(held), side="right"))
+            for i in range(done, ready, batch):
+                part = starts[i:min(i + batch, ready)] - first
+                out.append(self._run(np.stack([held[a:a + window] for a in part]), batch=batch))
+            done = ready
+            if done < len(starts):
+                held, first = held[starts[done] - first:], int(starts[done])
+        return l2_normalize(np.concatenate(out))
+
+    def _run(self, X: np.ndarray, *, batch: int | None = None) -> np.ndarray:
+        """Raw ``"embedding"`` activations of log-mel inputs ``X`` (n, frames, n_mels), in batches; finite."""
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 3 or X.shape[-1] != self.feature_config.n_mels:
             raise ValueError(f"expected log-mel inputs of shape (n, frames, {self.feature_config.n_mels}), "
                              f"given X.shape={X.shape}")
-        out = [self.backend.run(X[i:i + self.batch_size]) for i in range(0, len(X), self.batch_size)]
+        batch = batch or self.batch_size
+        out = [self.backend.run(X[i:i + batch]) for i in range(0, len(X), batch)]
         E = np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
         if not np.all(np.isfinite(E)):
             raise CorruptModelError(f"extractor {self.model_id} produced NaN or infinite embeddings; "
@@ -229,6 +323,45 @@ class Extractor:
         extractor = cls(runner, feature_config=feature_config, extractor_config=extractor_config, meta=meta, **kwargs)
         extractor.path = path
         return extractor
+
+
+def window_starts(n_frames: int, *, window: int, hop: int) -> np.ndarray:
+    """First frames of windows of ``window`` frames every ``hop``, the last one ending at ``n_frames``.
+
+    Examples
+    --------
+    >>> window_starts(400, window=150, hop=50).tolist()
+    [0, 50, 100, 150, 200, 250]
+    >>> window_starts(100, window=150, hop=50).tolist()
+    [0]
+    """
+    if n_frames <= window:
+        return np.zeros(1, dtype=int)
+    starts = np.arange(0, n_frames - window + 1, hop)
+    return starts if starts[-1] + window >= n_frames else np.append(starts, n_frames - window)
+
+
+def log_mel_stream(chunks, *, n_samples: int, config: FeatureConfig, block_frames: int = 6000):
+    """:func:`fewshot.features.log_mel` of the ``n_samples`` samples that ``chunks`` give in order, the same
+    frames computed ``block_frames`` at a time, each block from the samples its frames see.
+
+    Yields
+    ------
+    S : np.ndarray [shape=(block_frames or fewer, n_mels), dtype=float32]
+        Consecutive blocks of the ``1 + n_samples // hop_length`` frames.
+    """
+    hop = config.hop_length
+    n_frames = 1 + n_samples // hop
+    margin = -(-(config.n_fft // 2) // hop)
+    chunks, buf, at = iter(chunks), np.zeros(0, np.float32), 0  # buf holds samples at, at + 1, ...
+    for f0 in range(0, n_frames, block_frames):
+        f1, a = min(f0 + block_frames, n_frames), max(0, f0 - margin)
+        end = min((f1 - 1 + margin) * hop + 1, n_samples)
+        while at + len(buf) < end:
+            buf = np.concatenate([buf, next(chunks)])
+        yield log_mel(buf[a * hop - at:end - at], config=config)[f0 - a:f1 - a]
+        drop = max(0, f1 - margin) * hop - at
+        buf, at = buf[drop:], at + drop
 
 
 def _backend_choice(meta: dict, requested: str | None) -> str:

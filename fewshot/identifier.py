@@ -9,31 +9,32 @@ the group's members change; answered from the
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import ClassifierConfig
+from .config import CLIP_LEVEL, ClassifierConfig
 from .enrollment import EnrollmentStore, Source
 from . import upgrade
 from .errors import AudioError, IncompatibleModelError, InvalidNameError
 from .names import name_key, normalize_name
 from .openset import load_calibration
-from .persistence import sha256_of
 from .selfcheck import check_enrollment
-from .streaming import identify_stream, short_speech, short_speeches, speech_prefix
+from .streaming import Blocks, Tee, identify_stream, read_head, read_heads, speech_prefix
+from .vad import speech as speech_of
 from .groupfit import keep_fit, kept_fit, stored_or_fit
 from .svm import UNKNOWN, FittedGroup
 
 logger = logging.getLogger(__name__)
 
+#: Files :meth:`SpeakerIdentifier.identify_many` reads at a time: each over a minute holds its first two
+#: blocks (two minutes of samples) until it is streamed.
+IDENTIFY_BATCH = 16
 #: Under this much enrollment speech, a warning is given.
 MIN_RECOMMENDED_ENROLL_S = 15.0
-#: A decoded sample at or above this level is clipped. Decoding and resampling
-#: round off the flat tops of clipped audio, so the level is a little below 1.
-CLIP_LEVEL = 0.95
 #: Above this fraction of clipped samples, enrollment warns ...
 WARN_CLIPPED_FRACTION = 0.001
 #: ... and above this one it refuses the file unless forced.
@@ -144,11 +145,13 @@ class SpeakerIdentifier:
         cfg = self.extractor.feature_config
         records, warnings = [], []
         budget = int(self.max_enroll_s * cfg.sr)
-        for src in sources:  # each file is read only as far as the speech still needed (at least checked)
+        for src in sources:  # each file is decoded once, only as far as the speech still needed (at least checked)
             left = max(budget - sum(len(y) for _, _, y in records), 0) / cfg.sr
-            y, warning = self._enrollment_speech(src, sr_in=sr_in, force=force, max_s=max(left, cfg.min_speech_s))
+            digest = hashlib.sha256()  # fed the file's bytes as they are decoded
+            speech, warning = self._enrollment_speech(src, sr_in=sr_in, force=force,
+                                                      max_s=max(left, cfg.min_speech_s), sha256=digest)
             name = "<recording>" if isinstance(src, np.ndarray) else os.path.basename(os.fspath(src))
-            records.append((name, sha256_of(src), y))
+            records.append((name, digest.hexdigest(), speech.samples))
             warnings += [warning] if warning else []
         available = sum(len(y) for _, _, y in records) / cfg.sr
         used, kept = [], []
@@ -180,11 +183,12 @@ class SpeakerIdentifier:
         for src in [sources] if isinstance(sources, (str, os.PathLike, np.ndarray)) else sources:
             self._enrollment_speech(src, sr_in=None, force=force)
 
-    def _enrollment_speech(self, src, *, sr_in, force: bool, max_s=None) -> tuple[np.ndarray, str | None]:
-        """One source's speech (its first ``max_s`` s, read only as far as needed), and a warning if clipped."""
+    def _enrollment_speech(self, src, *, sr_in, force: bool, max_s=None, sha256=None) -> tuple:
+        """One source's :class:`~fewshot.vad.Speech` (its first ``max_s`` s, read only as far as needed), and a
+        warning if clipped; ``sha256`` is fed the file's bytes."""
         name = "<array>" if isinstance(src, np.ndarray) else os.fspath(src)
         speech, clipped = speech_prefix(src, config=self.extractor.feature_config, sr_in=sr_in, clip_level=CLIP_LEVEL,
-                                        max_s=self.max_enroll_s if max_s is None else max_s)
+                                        max_s=self.max_enroll_s if max_s is None else max_s, sha256=sha256)
         if clipped > MAX_CLIPPED_FRACTION and not force:
             raise AudioError(name, f"{clipped:.0%} of the samples are clipped (at full scale; over "
                                    f"{MAX_CLIPPED_FRACTION:.0%} is refused): record it again at a lower level, "
@@ -235,15 +239,48 @@ class SpeakerIdentifier:
             For an unknown or empty group.
         """
         clf = self.classifier(group)
-        y = short_speech(source, config=self.extractor.feature_config, sr_in=sr_in)
-        prediction = self._predictions(clf, [y])[0] if y is not None else \
-            Prediction(*identify_stream(self.extractor, clf, source, sr_in=sr_in, progress=progress))
-        if segments:
-            prediction = dataclasses.replace(prediction, segments=self.turns(group, source, sr_in=sr_in))
-        return prediction
+        cfg, name = self.extractor.feature_config, _name(source)
+        got = read_head(source, config=cfg, sr_in=sr_in)  # decoded once: one block, or the stream going on
+        if not isinstance(got, Blocks):
+            got = (speech_of(got, config=cfg, source=name), got)
+            return self._identified(clf, source, got, segments=segments)
+        return self._identified(clf, source, got, sr_in=sr_in, segments=segments, progress=progress)
+
+    def _identified(self, clf: FittedGroup, source, got, *, sr_in=None, segments=False,
+                    progress=None) -> Prediction:
+        """The :class:`Prediction` of ``source`` from ``got`` (:class:`~fewshot.vad.Speech` of one block, or its pair
+        with the decoded samples; or the :class:`~fewshot.streaming.Blocks` of a longer input), with its turns when
+        ``segments``.
+
+        A long input's turns come from a timeline scanned from the same decoding as its prediction; the speech is
+        then read once more to embed its windows, as the loudest frame and the gain of the whole input are known
+        only at its end and holding the speech would make memory grow with the input's length.
+        """
+        from .timeline import SpeechTimeline
+        from .turns import find_turns
+
+        cfg, name = self.extractor.feature_config, _name(source)
+        if not isinstance(got, Blocks):
+            speech, y = got if isinstance(got, tuple) else (got, None)
+            prediction = self._predictions(clf, [speech.samples])[0]
+            if segments:
+                prediction = dataclasses.replace(prediction, segments=find_turns(y, clf, self.extractor, source=name))
+            return prediction
+        if not segments:
+            return Prediction(*identify_stream(self.extractor, clf, source, sr_in=sr_in, progress=progress,
+                                               blocks=got))
+        tee = Tee(got, lambda blocks: SpeechTimeline.scan(source, config=cfg, sr_in=sr_in, blocks=blocks))
+        try:
+            prediction = Prediction(*identify_stream(self.extractor, clf, source, sr_in=sr_in, progress=progress,
+                                                     blocks=tee))
+        finally:
+            tee.close()
+        timeline = tee.result()
+        return dataclasses.replace(prediction, segments=find_turns(timeline, clf, self.extractor, source=name))
 
     def identify_many(self, group: str, sources, *, segments: bool = False, workers: int = 4, progress=None) -> list:
-        """:meth:`identify` for many files: decoded in a thread pool, embedded together (those over a minute after).
+        """:meth:`identify` for many files: decoded in a thread pool, embedded together (those over a minute after,
+        going on from the blocks read), :data:`IDENTIFY_BATCH` files at a time so that what is held stays bounded.
 
         Returns
         -------
@@ -256,19 +293,32 @@ class SpeakerIdentifier:
         NotEnrolledError
             For an unknown or empty group (before any file is read).
         """
+        from .turns import find_turns
+
         clf = self.classifier(group)
-        loaded = short_speeches(sources, config=self.extractor.feature_config, workers=workers)
-        predictions = iter(self._predictions(clf, [y for y in loaded if isinstance(y, np.ndarray)]))
+        sources = list(sources)
+        if len(sources) > IDENTIFY_BATCH:
+            return [p for k in range(0, len(sources), IDENTIFY_BATCH)
+                    for p in self.identify_many(group, sources[k:k + IDENTIFY_BATCH], segments=segments,
+                                                workers=workers, progress=progress)]
+        loaded = read_heads(sources, config=self.extractor.feature_config, workers=workers, keep_samples=segments)
+        short = [got for got in loaded if not isinstance(got, (AudioError, Blocks))]
+        predictions = iter(self._predictions(clf, [(got[0] if isinstance(got, tuple) else got).samples
+                                                   for got in short]))
         out = []
-        for source, y in zip(sources, loaded):
+        for source, got in zip(sources, loaded):
             try:
-                y = Prediction(*identify_stream(self.extractor, clf, source, progress=progress)) if y is None else y
-                y = y if isinstance(y, (AudioError, Prediction)) else next(predictions)
-                if segments and isinstance(y, Prediction):
-                    y = dataclasses.replace(y, segments=self.turns(group, source))
+                if isinstance(got, Blocks):
+                    got = self._identified(clf, source, got, segments=segments, progress=progress)
+                elif not isinstance(got, AudioError):
+                    prediction = next(predictions)
+                    if segments:
+                        turns = find_turns(got[1], clf, self.extractor, source=_name(source))
+                        prediction = dataclasses.replace(prediction, segments=turns)
+                    got = prediction
             except AudioError as exc:
-                y = exc
-            out.append(y)
+                got = exc
+            out.append(got)
         return out
 
     from .verify import verify, verify_many  # noqa: E402 (methods: is this speech a given member's?)
@@ -296,6 +346,13 @@ class SpeakerIdentifier:
         from .timeline import SpeechTimeline
         from .turns import find_turns
 
-        cfg, name = self.extractor.feature_config, "<array>" if isinstance(source, np.ndarray) else os.fspath(source)
-        timeline = SpeechTimeline.scan(source, config=cfg, sr_in=sr_in)  # read twice, block by block
+        cfg, name = self.extractor.feature_config, _name(source)
+        got = read_head(source, config=cfg, sr_in=sr_in)
+        if not isinstance(got, Blocks):  # one block: decoded once
+            return find_turns(got, self.classifier(group), self.extractor, source=name)
+        timeline = SpeechTimeline.scan(source, config=cfg, sr_in=sr_in, blocks=got)  # read twice, block by block
         return find_turns(timeline, self.classifier(group), self.extractor, source=name)
+
+
+def _name(source) -> str:
+    return "<array>" if isinstance(source, np.ndarray) else os.fspath(source)

@@ -39,16 +39,16 @@ def split_coherence(W: np.ndarray) -> float:
     return lowest
 
 
-def windows(y: np.ndarray, *, sr: int) -> list[np.ndarray]:
-    """The check's windows of ``y`` (the speech, pauses cut)."""
-    w, h = int(WINDOW_S * sr), int(HOP_S * sr)
-    return [y[a:a + w] for a in range(0, len(y) - w + 1, h)]
+def windows(extractor, y: np.ndarray) -> np.ndarray:
+    """The embeddings of the check's windows of ``y`` (the speech, pauses cut), each with its own log-mel,
+    at least a segment long (:meth:`~fewshot.extractor.Extractor.windows`)."""
+    return extractor.windows(y, window_s=WINDOW_S, hop_s=HOP_S, own_frames=True,
+                             min_s=extractor.feature_config.segment_s)
 
 
 def coherence(extractor, y: np.ndarray) -> float:
-    """:func:`split_coherence` of the embeddings of ``y``'s windows."""
-    parts = windows(y, sr=extractor.feature_config.sr)
-    return split_coherence(extractor.embed(parts)) if len(parts) >= 4 else 1.0
+    """:func:`split_coherence` of the embeddings of ``y``'s windows (1.0 for under 4 windows)."""
+    return split_coherence(windows(extractor, y))
 
 
 def threshold_for(seconds: float, table) -> float:

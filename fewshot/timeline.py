@@ -2,8 +2,8 @@
 
 :class:`SpeechTimeline` joins the VAD's speech (:func:`fewshot.vad.speech_intervals`)
 without its pauses and maps it back to the file; :func:`embed_windows` embeds
-overlapping windows of it from one log-mel pass (:func:`log_mel_stream`, in
-bounded memory), in batches. A recording read from a file
+overlapping windows of it from one log-mel pass, in bounded memory
+(:meth:`fewshot.extractor.Extractor.windows`). A recording read from a file
 (:meth:`SpeechTimeline.scan`) is read twice, block by block: once to find its
 speech and its loudness, once to embed the speech, so memory does not grow
 with its length.
@@ -15,8 +15,7 @@ import numpy as np
 
 from .vad import is_silent, normalize_loudness, padded_frame_rms, speech_intervals, speech_threshold_db
 from .config import FeatureConfig
-from .errors import CorruptModelError
-from .features import l2_normalize, log_mel
+from .extractor import window_starts
 
 
 class SpeechTimeline:
@@ -58,13 +57,16 @@ class SpeechTimeline:
         return self
 
     @classmethod
-    def scan(cls, source, *, config: FeatureConfig, sr_in: int | None = None, block_s: float | None = None):
+    def scan(cls, source, *, config: FeatureConfig, sr_in: int | None = None, block_s: float | None = None,
+             blocks=None):
         """The timeline of a file (or array) read block by block, without holding its speech.
 
         Its intervals are those ``SpeechTimeline(load(source))`` finds (the same
         frames, judged against the loudest frame of the whole input), and
         :meth:`chunks` gives the same speech, read again and scaled by the same
         gain (:func:`~fewshot.audio.normalize_loudness` over all of it).
+        ``blocks``: the ``(start_s, y)`` blocks of :func:`fewshot.audio.stream` of
+        ``source`` (``block_s`` long), when it is already being read.
 
         Raises
         ------
@@ -78,7 +80,7 @@ class SpeechTimeline:
         frame, hop = int(sr * 0.025), int(sr * 0.010)  # speech_intervals' frames
         half = frame // 2
         n, buf, tail, rms, power, peaks = 0, np.zeros(half), np.zeros(0), [], [], []
-        for _, y in stream(source, sr=sr, sr_in=sr_in, block_s=block_s):
+        for _, y in stream(source, sr=sr, sr_in=sr_in, block_s=block_s) if blocks is None else blocks:
             n += len(y)
             buf = np.concatenate([buf, y.astype(np.float64)])
             rms.append(padded_frame_rms(buf, frame_length=frame, hop_length=hop))
@@ -160,25 +162,9 @@ class SpeechTimeline:
         return out
 
 
-def window_starts(n_frames: int, *, window: int, hop: int) -> np.ndarray:
-    """First frames of windows of ``window`` frames every ``hop``, the last one ending at ``n_frames``.
-
-    Examples
-    --------
-    >>> window_starts(400, window=150, hop=50).tolist()
-    [0, 50, 100, 150, 200, 250]
-    >>> window_starts(100, window=150, hop=50).tolist()
-    [0]
-    """
-    if n_frames <= window:
-        return np.zeros(1, dtype=int)
-    starts = np.arange(0, n_frames - window + 1, hop)
-    return starts if starts[-1] + window >= n_frames else np.append(starts, n_frames - window)
-
-
 def embed_windows(extractor, y, *, window_s: float, hop_s: float,
                   n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-length embeddings of overlapping windows of ``y``, from one log-mel pass.
+    """Unit-length embeddings of overlapping windows of ``y``, from one log-mel pass (:meth:`Extractor.windows`).
 
     ``y`` is an array, or its pieces in order (:meth:`SpeechTimeline.chunks`)
     with ``n_samples`` their total length: the windows are embedded as the
@@ -191,60 +177,9 @@ def embed_windows(extractor, y, *, window_s: float, hop_s: float,
         Each window's ``[start, end)`` in frames of ``y`` (``feature_config.hop_ms`` each).
     """
     cfg = extractor.feature_config
-    n = len(y) if n_samples is None else n_samples
-    n_frames = 1 + n // cfg.hop_length
+    n_frames = 1 + (len(y) if n_samples is None else n_samples) // cfg.hop_length
     window, hop = (round(s * 1000 / cfg.hop_ms) for s in (window_s, hop_s))
     starts = window_starts(n_frames, window=window, hop=hop)
     bounds = np.stack([starts, np.minimum(starts + window, n_frames)], axis=1)
-    if extractor.backend.fixed_frames is not None or n_frames < window:
-        y = y if isinstance(y, np.ndarray) else np.concatenate(list(y))
-        pieces = [y[a * cfg.hop_length:b * cfg.hop_length] for a, b in bounds]
-        return extractor.embed(pieces), bounds
-    out, done, first, held = [], 0, 0, np.zeros((0, cfg.n_mels), np.float32)
-    for S in log_mel_stream([y] if isinstance(y, np.ndarray) else y, n_samples=n, config=cfg):
-        held = np.concatenate([held, S])  # frames first, first + 1, ...
-        ready = int(np.searchsorted(starts + window, first + len(held), side="right"))
-        for i in range(done, ready, extractor.batch_size):
-            part = starts[i:min(i + extractor.batch_size, ready)] - first
-            out.append(extractor.backend.run(np.stack([held[a:a + window] for a in part])))
-        done = ready
-        if done < len(starts):
-            held, first = held[starts[done] - first:], int(starts[done])
-    E = np.concatenate(out)
-    if not np.all(np.isfinite(E)):
-        raise CorruptModelError(f"extractor {extractor.model_id} produced NaN or infinite embeddings")
-    return l2_normalize(E.astype(np.float32)), bounds
-
-
-def log_mel_stream(chunks, *, n_samples: int, config: FeatureConfig, block_frames: int = 6000):
-    """:func:`fewshot.features.log_mel` of the ``n_samples`` samples that ``chunks`` give in order, the same
-    frames computed ``block_frames`` at a time, each block from the samples its frames see.
-
-    Yields
-    ------
-    S : np.ndarray [shape=(block_frames or fewer, n_mels), dtype=float32]
-        Consecutive blocks of the ``1 + n_samples // hop_length`` frames.
-    """
-    hop = config.hop_length
-    n_frames = 1 + n_samples // hop
-    margin = -(-(config.n_fft // 2) // hop)
-    chunks, buf, at = iter(chunks), np.zeros(0, np.float32), 0  # buf holds samples at, at + 1, ...
-    for f0 in range(0, n_frames, block_frames):
-        f1, a = min(f0 + block_frames, n_frames), max(0, f0 - margin)
-        end = min((f1 - 1 + margin) * hop + 1, n_samples)
-        while at + len(buf) < end:
-            buf = np.concatenate([buf, next(chunks)])
-        yield log_mel(buf[a * hop - at:end - at], config=config)[f0 - a:f1 - a]
-        drop = max(0, f1 - margin) * hop - at
-        buf, at = buf[drop:], at + drop
-
-
-def log_mel_blocks(y: np.ndarray, *, config: FeatureConfig, block_frames: int = 6000) -> np.ndarray:
-    """:func:`fewshot.features.log_mel` of ``y``, the same frames computed ``block_frames`` at a time
-    (:func:`log_mel_stream`), so a long recording needs memory for one block's spectra, not the whole file's.
-
-    Returns
-    -------
-    S : np.ndarray [shape=(1 + n // hop_length, n_mels), dtype=float32]
-    """
-    return np.concatenate(list(log_mel_stream([y], n_samples=len(y), config=config, block_frames=block_frames)))
+    E = extractor.windows(y, window_s=window_s, hop_s=hop_s, n_samples=n_samples, min_s=cfg.segment_s)
+    return E, bounds

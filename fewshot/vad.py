@@ -5,13 +5,16 @@ An energy VAD: a frame (25 ms, every 10 ms) is speech when it is within
 input that is :func:`speech_intervals` and :func:`trim_silence`; over a stream
 of blocks, :func:`speech_blocks`, where the loudest frame is the loudest heard
 so far. :func:`load_speech` (whole) and :func:`stream_speech` (block by block)
-join it to the decoder of :mod:`fewshot.audio`. Every function takes the signal first and the rest keyword-only.
+join it to the decoder of :mod:`fewshot.audio`, and give a :class:`Speech`: the
+samples the extractor embeds, the VAD's intervals and the map back to file
+time. Every function takes the signal first and the rest keyword-only.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,6 +24,47 @@ from .errors import AudioError
 
 #: Below this absolute level (dBFS) a frame is silence, however quiet the file.
 SILENCE_FLOOR_DBFS = -60.0
+
+
+@dataclass(frozen=True, eq=False)
+class Speech:
+    """The speech of a recording: what the extractor embeds, and where each piece of it lies in the file.
+
+    Attributes
+    ----------
+    samples : np.ndarray [shape=(n,), dtype=float32]
+        The speech at ``sr`` (the model's rate), the kept stretches joined
+        end to end; loudness-normalised by :func:`load_speech` and
+        :func:`speech`, as read by :func:`stream_speech` (whose pieces the
+        caller normalises as it embeds them).
+    intervals : np.ndarray [shape=(m, 2), dtype=int64]
+        ``[start, end)`` samples of the file (at ``sr``) of each kept
+        stretch, in order; their lengths add up to ``n``.
+    sr : int
+    source : str
+        The file's name (``"<array>"`` for samples given in memory), for errors.
+    """
+
+    samples: np.ndarray
+    intervals: np.ndarray
+    sr: int
+    source: str = "<array>"
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of speech."""
+        return len(self.samples) / self.sr
+
+    @property
+    def joins(self) -> np.ndarray:
+        """Where each interval begins in :attr:`samples` (and their length at the end), shape ``(m + 1,)``."""
+        return np.concatenate([[0], np.cumsum(self.intervals[:, 1] - self.intervals[:, 0])]).astype(np.int64)
+
+    def file_s(self, i):
+        """Seconds of the file at speech sample(s) ``i`` (an index of :attr:`samples`, or an array of them)."""
+        joins = self.joins
+        k = np.clip(np.searchsorted(joins, i, side="right") - 1, 0, max(len(self.intervals) - 1, 0))
+        return (self.intervals[k, 0] + (np.asarray(i) - joins[k])) / self.sr
 
 
 def speech_threshold_db(ref_db: float, *, top_db: float, floor_dbfs: float | None = SILENCE_FLOOR_DBFS) -> float:
@@ -91,19 +135,29 @@ def trim_silence(
     With ``max_silence_s=None`` every non-speech frame is removed and the speech
     is concatenated (the evaluation protocol's VAD).
     """
-    intervals = speech_intervals(y, sr=sr, top_db=top_db)
+    intervals = kept_intervals(y, sr=sr, top_db=top_db, max_silence_s=max_silence_s)
     if len(intervals) == 0:
         return y[:0]
-    if max_silence_s is not None:
-        max_gap = int(max_silence_s * sr)
-        merged = [list(intervals[0])]
-        for start, end in intervals[1:]:
-            if start - merged[-1][1] <= max_gap:
-                merged[-1][1] = end
-            else:
-                merged.append([start, end])
-        intervals = np.asarray(merged)
     return np.concatenate([y[s:e] for s, e in intervals]).astype(np.float32)
+
+
+def kept_intervals(
+    y: np.ndarray, *, sr: int, top_db: float = FeatureConfig.top_db,
+    max_silence_s: float | None = FeatureConfig.max_silence_s,
+) -> np.ndarray:
+    """The VAD's intervals (:func:`speech_intervals`) with the pauses of up to ``max_silence_s`` inside them
+    (``None``: none): what :func:`trim_silence` keeps, shape ``(m, 2)``."""
+    intervals = speech_intervals(y, sr=sr, top_db=top_db).astype(np.int64)
+    if len(intervals) == 0 or max_silence_s is None:
+        return intervals
+    max_gap = int(max_silence_s * sr)
+    merged = [list(intervals[0])]
+    for start, end in intervals[1:]:
+        if start - merged[-1][1] <= max_gap:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    return np.asarray(merged, dtype=np.int64)
 
 
 def speech_blocks(
@@ -206,8 +260,8 @@ def check_audio(y: np.ndarray, *, source="<array>") -> np.ndarray:
     return y
 
 
-def load_speech(source, *, config: FeatureConfig | None = None, sr_in: int | None = None) -> np.ndarray:
-    """Load, check, cut silences and normalise: the speech the extractor embeds.
+def load_speech(source, *, config: FeatureConfig | None = None, sr_in: int | None = None) -> Speech:
+    """Load, check, cut silences and normalise: the speech the extractor embeds, as a :class:`Speech`.
 
     Raises
     ------
@@ -219,20 +273,22 @@ def load_speech(source, *, config: FeatureConfig | None = None, sr_in: int | Non
     return speech(load(source, sr=cfg.sr, sr_in=sr_in), config=cfg, source=_name(source))
 
 
-def speech(y: np.ndarray, *, config: FeatureConfig | None = None, source="<array>") -> np.ndarray:
+def speech(y: np.ndarray, *, config: FeatureConfig | None = None, source="<array>") -> Speech:
     """:func:`load_speech` of decoded audio (mono at ``config.sr``); errors name ``source``."""
     cfg = config or FeatureConfig()
     check_audio(y, source=source)
-    kept = trim_silence(y, sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s)
+    intervals = kept_intervals(y, sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s)
+    kept = np.concatenate([y[s:e] for s, e in intervals]).astype(np.float32) if len(intervals) else y[:0]
     check_speech_seconds(kept.size / cfg.sr, config=cfg, source=source)
-    return normalize_loudness(kept, target_dbfs=cfg.target_dbfs)
+    return Speech(normalize_loudness(kept, target_dbfs=cfg.target_dbfs), intervals, cfg.sr, str(source))
 
 
 def stream_speech(source, *, config: FeatureConfig | None = None, sr_in: int | None = None,
-                  block_s: float | None = None, on_block=None):
+                  block_s: float | None = None, on_block=None, blocks=None):
     """:func:`load_speech` for input of any length: its speech piece by piece, in flat memory, not normalised.
 
-    The input is read by :func:`fewshot.audio.stream` and its speech found by
+    The input is read by :func:`fewshot.audio.stream` (or taken from
+    ``blocks``, that stream already opened) and its speech found by
     :func:`speech_blocks`. Loudness is left to the caller, who embeds pieces
     of it: each is best normalised on its own, as a training crop is (the
     CNN's mean normalisation undoes a gain only above the log-mel floor).
@@ -247,12 +303,13 @@ def stream_speech(source, *, config: FeatureConfig | None = None, sr_in: int | N
         Seconds read at a time (default: :data:`fewshot.audio.BLOCK_S`).
     on_block : callable, optional
         Called with the seconds of each block read.
+    blocks : iterable, optional
+        The ``(start_s, y)`` blocks of :func:`fewshot.audio.stream` of ``source``, when it is already being read.
 
     Yields
     ------
-    start_s : float
-        Where the piece starts, in seconds of the input.
-    y : np.ndarray [shape=(n,), dtype=float32]
+    piece : Speech
+        One stretch of speech (pauses of up to ``max_silence_s`` inside), one interval of the file, not normalised.
 
     Raises
     ------
@@ -263,17 +320,19 @@ def stream_speech(source, *, config: FeatureConfig | None = None, sr_in: int | N
     cfg = config or FeatureConfig()
     peak, kept = 0.0, 0
 
-    def blocks():
+    def read():
         nonlocal peak
-        for _, y in stream(source, sr=cfg.sr, sr_in=sr_in, block_s=block_s or BLOCK_S):
+        for _, y in blocks if blocks is not None else stream(source, sr=cfg.sr, sr_in=sr_in,
+                                                              block_s=block_s or BLOCK_S):
             peak = max(peak, float(np.max(np.abs(y))))
             yield y
             if on_block is not None:
                 on_block(len(y) / cfg.sr)
 
-    for start_s, y in speech_blocks(blocks(), sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s):
+    for start_s, y in speech_blocks(read(), sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s):
         kept += len(y)
-        yield start_s, y
+        start = round(start_s * cfg.sr)
+        yield Speech(y, np.array([[start, start + len(y)]], dtype=np.int64), cfg.sr, _name(source))
     if is_silent(peak):
         raise AudioError(_name(source), "audio is all silence")
     check_speech_seconds(kept / cfg.sr, config=cfg, source=_name(source))

@@ -15,7 +15,8 @@ import numpy as np
 
 from .errors import AudioError
 from .names import normalize_name
-from .streaming import embed_stream, short_speech, short_speeches
+from .streaming import Blocks, embed_stream, read_head, read_heads
+from .vad import Speech, speech
 
 
 @dataclass(frozen=True)
@@ -105,29 +106,38 @@ def verify_many(self, group: str, speaker: str, sources, *, sr_in: int | None = 
     if sr_in is not None:
         loaded = [_short_or_error(self, src, sr_in) for src in sources]
     else:
-        loaded = short_speeches(sources, config=cfg, workers=workers)
+        loaded = read_heads(sources, config=cfg, workers=workers)
     out: list = list(loaded)
-    speech = [(i, y) for i, y in enumerate(loaded) if isinstance(y, np.ndarray)]
-    E = list(self.extractor.embed([y for _, y in speech])) if speech else []
-    seconds = [len(y) / cfg.sr for _, y in speech]
+    found = [(i, y.samples) for i, y in enumerate(loaded) if isinstance(y, Speech)]
+    E = list(self.extractor.embed([y for _, y in found])) if found else []
+    seconds = [len(y) / cfg.sr for _, y in found]
     for i, y in enumerate(loaded):
-        if y is None:  # over a minute: embedded block by block
+        if isinstance(y, Blocks):  # over a minute: embedded block by block, going on from the blocks read
             try:
-                E.append(embed_stream(self.extractor, sources[i], sr_in=sr_in))
+                E.append(embed_stream(self.extractor, sources[i], sr_in=sr_in, blocks=y))
                 seconds.append(np.inf)
-                speech.append((i, None))
+                found.append((i, None))
             except AudioError as exc:
                 out[i] = exc
-    if speech:
+    if found:
         X = np.stack(E)
         accepted, scores, thresholds = claim_decisions(clf, X, speaker, seconds=np.array(seconds))
-        for (i, _), ok, score, thr in zip(speech, accepted, scores,
+        for (i, _), ok, score, thr in zip(found, accepted, scores,
                                           [None] * len(E) if thresholds is None else thresholds):
             out[i] = Verification(speaker, bool(ok), float(score), None if thr is None else float(thr))
     return out
 
 def _short_or_error(sid, source, sr_in):
+    """:func:`~fewshot.streaming.read_head` of ``source``: its speech if of one block, else its blocks, or the error."""
+    cfg = sid.extractor.feature_config
     try:
-        return short_speech(source, config=sid.extractor.feature_config, sr_in=sr_in)
+        got = read_head(source, config=cfg, sr_in=sr_in)
+        return got if isinstance(got, Blocks) else speech(got, config=cfg, source=_name(source))
     except AudioError as exc:
         return exc
+
+
+def _name(source) -> str:
+    import os
+
+    return "<array>" if isinstance(source, np.ndarray) else os.fspath(source)

@@ -19,7 +19,7 @@ import shlex
 import signal
 import sys
 
-from .mic import SR, Microphone, NoMicrophone, list_devices
+from .mic import Microphone, NoMicrophone, list_devices
 from .session import LiveSession, members
 from .turns import stream_turns, warm_up
 from .ui import SessionLog, Terminal
@@ -136,7 +136,7 @@ def load_identifier(args):
 # ---------------------------------------------------------------------------- file mode
 def run_files(args) -> int:
     from ..audio import load
-    from ..vad import load_speech
+    from ..vad import speech
     from ..errors import AudioError
 
     out = sys.stderr if args.json else sys.stdout
@@ -144,12 +144,12 @@ def run_files(args) -> int:
     for name, path in args.enroll or []:
         people.setdefault(name, []).append(path)
     # every file is decoded and checked, as enrollment checks it, before anything is stored or written
-    y = None
-    if args.input:
-        load_speech(args.input)  # silence or too little speech is an error, as in `fewshot identify`
-        y = load(args.input, sr=SR)
     log_path = check_log_path(args.log) if args.log else None
     sid = load_identifier(args)
+    y = None
+    if args.input:  # decoded once, at the model's rate; silence or too little speech is an error, as in identify
+        y = load(args.input, sr=sid.extractor.feature_config.sr)
+        speech(y, config=sid.extractor.feature_config, source=args.input)
     for files in people.values():
         sid.check_sources(files)
     if args.input and not people:
@@ -214,6 +214,7 @@ def run_live(args) -> int:
         ui.say(f"Microphone: {mic.description}; another one: --list-devices, --device N")
         ui.say("Loading the speaker model ...")
         sid = load_identifier(args)
+        mic.set_rate(sid.extractor.feature_config.sr)
         ui.say(f"Model {sid.extractor.model_id}; enrollments in {sid.store.path}")
         return LiveSession(args, sid, mic, ui).run()
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from .._native import quiet_stderr
 from ..audio import SAMPLE_RATE as SR
+from ..audio import resampler
 
 #: Rates tried, in order, when a device will not record at 16 kHz (then resampled).
 FALLBACK_RATES = (48000, 44100, 32000, 22050)
@@ -105,18 +106,14 @@ class Microphone:
     Ctrl-C included).
     """
 
-    def __init__(self, device=None, *, block_s: float = 0.05):
+    def __init__(self, device=None, *, sr: int = SR, block_s: float = 0.05):
         self.sd = import_sounddevice()
         self.device = pick_device(self.sd, device)
         self.rate, self.channels = stream_settings(self.sd, self.device)
         self._queue: queue.Queue = queue.Queue()
         self._capturing = False
         self.overflows = 0
-        self._resampler = None
-        if self.rate != SR:
-            import soxr
-
-            self._resampler = soxr.ResampleStream(self.rate, SR, 1, dtype="float32", quality="HQ")
+        self.set_rate(sr)
         try:
             with quiet_stderr():
                 self.stream = self.sd.InputStream(device=self.device["index"], channels=self.channels,
@@ -126,9 +123,15 @@ class Microphone:
         except Exception as exc:  # noqa: BLE001 - PortAudioError, or a backend's own error
             raise NoMicrophone(f"input device {self.device['name']!r} fails to open: {exc}") from exc
 
+    def set_rate(self, sr: int) -> None:
+        """Deliver blocks at ``sr`` Hz (the model's), through :func:`fewshot.audio.resampler` if the device's rate
+        differs (the blocks kept so far are dropped)."""
+        self.sr, self._resampler = sr, None if self.rate == sr else resampler(self.rate, sr)
+        self.capture(False)
+
     @property
     def description(self) -> str:
-        note = "" if self.rate == SR else f", recorded at {self.rate} Hz and resampled to {SR} Hz"
+        note = "" if self.rate == self.sr else f", recorded at {self.rate} Hz and resampled to {self.sr} Hz"
         return f"{self.device['name']} ({self.device['hostapi_name']}, device {self.device['index']}{note})"
 
     def _callback(self, indata, frames, time_info, status):
@@ -156,7 +159,7 @@ class Microphone:
             blocks.append(self._queue.get_nowait())
         block = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
         if self._resampler is not None:
-            block = self._resampler.resample_chunk(block)
+            block = self._resampler.resample_chunk(block, last=False)
         return np.asarray(block, dtype=np.float32)
 
     def close(self) -> None:

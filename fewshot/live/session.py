@@ -157,7 +157,7 @@ class LiveSession:
             self.ui.status(f"Recording in {i} ...", force=True)
             time.sleep(1)
         self.ui.say(f"Recording {name}: read now.")
-        take = EnrollmentTake()
+        take = EnrollmentTake(sr=self.sid.extractor.feature_config.sr)
         self.mic.capture(True)
         started, hinted, shown = time.monotonic(), False, 0.0
         while take.speech_s < target and time.monotonic() - started < 3 * target + 30:

@@ -12,15 +12,12 @@ from collections import deque
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE as SR
 from ..vad import SILENCE_FLOOR_DBFS, speech_threshold_db
-from ..config import FeatureConfig
+from ..config import CLIP_LEVEL, FeatureConfig
 
 FRAME_S = 0.02
 #: Below this level (dBFS) nothing counts as speech, however quiet the room (the pipeline's floor).
 FLOOR_DBFS = SILENCE_FLOOR_DBFS
-#: Full scale, for clipping (int16 full scale is 32767/32768).
-CLIP_LEVEL = 0.999
 #: A speaker whose median speech level is under this is "too quiet".
 QUIET_DBFS = -40.0
 
@@ -41,7 +38,7 @@ class SpeechGate:
         How far back "recent" reaches, in seconds.
     """
 
-    def __init__(self, *, sr: int = SR, top_db: float = FeatureConfig.top_db, floor_dbfs: float = FLOOR_DBFS,
+    def __init__(self, *, sr: int, top_db: float = FeatureConfig.top_db, floor_dbfs: float = FLOOR_DBFS,
                  memory_s: float = 10.0):
         self.sr = sr
         self.n = int(round(FRAME_S * sr))
@@ -66,7 +63,7 @@ class SpeechGate:
 class EnrollmentTake:
     """One person's recording: audio, seconds of speech, level, clipping."""
 
-    def __init__(self, *, sr: int = SR):
+    def __init__(self, *, sr: int):
         self.sr = sr
         self.gate = SpeechGate(sr=sr)
         self.blocks: list[np.ndarray] = []

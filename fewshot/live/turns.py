@@ -25,10 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import TurnConfig
-from ..features import l2_normalize, log_mel
 from ..timeline import SpeechTimeline
 from ..turns import Turn, TurnDecoder
-from ..vad import normalize_loudness
 from .speech import SpeechGate
 
 
@@ -151,13 +149,14 @@ class TurnStream:
         return out
 
     def _embed(self, pieces) -> np.ndarray:
-        """Unit embeddings of speech pieces, each at the model's loudness (as ``embed_windows``, one piece at a time)."""
+        """Unit embeddings of speech pieces, each at the model's loudness (:meth:`Extractor.windows`, own frames):
+        whole windows cut to ``window_s``, a shorter piece as :meth:`Extractor.embed` pads it."""
         cfg, ex = self.extractor.feature_config, self.extractor
-        pieces = [normalize_loudness(p, target_dbfs=cfg.target_dbfs) for p in pieces]
-        if ex.backend.fixed_frames is not None or any(len(p) != self.win for p in pieces):
-            return ex.embed(pieces)
-        X = log_mel(np.stack(pieces), config=cfg)[:, :self.win_frames]
-        return l2_normalize(np.asarray(ex.backend.run(X), dtype=np.float32))
+        if all(len(p) == self.win for p in pieces):
+            return ex.windows(np.concatenate(pieces), window_s=self.tc.window_s, hop_s=self.tc.window_s,
+                              own_frames=True, normalise=True)
+        return np.concatenate([ex.windows(p, window_s=len(p) / self.sr, hop_s=len(p) / self.sr, own_frames=True,
+                                          normalise=True, min_s=cfg.segment_s) for p in pieces])
 
 
 def warm_up(extractor, *, config: TurnConfig | None = None) -> None:

@@ -49,7 +49,7 @@ def training_speech(root, *, max_seconds: float = 90.0, config=None):
         parts, total = [], 0
         for f in files:
             try:
-                y = load_speech(f, config=config)
+                y = load_speech(f, config=config).samples
             except AudioError as exc:
                 logger.info("%s: left out (%s)", f, exc.reason)
                 continue

@@ -85,7 +85,7 @@ def enrollment_check_scores(extractor, speakers, *, conditions=CHECK_CONDITIONS,
             if name != "clean":
                 y = normalize_loudness(degrader.apply(name, y, speaker=s.name, index=0), target_dbfs=cfg.target_dbfs)
             audio.append(y)
-        E = [extractor.embed(windows(y, sr=cfg.sr)) for y in audio]
+        E = [windows(extractor, y) for y in audio]
         for i in range(len(speakers)):
             for T, n in slots.items():
                 out.append((i, c, T, split_coherence(E[i][:n - per_window + 1]), False, 0))

@@ -82,7 +82,7 @@ def calibration_inputs(train, *, feature_config: FeatureConfig, n: int = 200, se
     for i in rng.permutation(len(names))[:n]:
         files = folders[names[i]]
         try:
-            y = load_speech(files[rng.integers(len(files))], config=feature_config)
+            y = load_speech(files[rng.integers(len(files))], config=feature_config).samples
         except AudioError:
             continue
         S = segment(log_mel(y, config=feature_config), seg_frames=frames, hop_frames=frames)

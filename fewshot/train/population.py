@@ -89,7 +89,7 @@ def prepare_speaker(name: str, files, *, subset: str, config: FeatureConfig) -> 
     parts = []
     for f in files:
         try:
-            parts.append(load_speech(f, config=config))
+            parts.append(load_speech(f, config=config).samples)
         except AudioError as exc:
             logger.info("%s: %s; left out", f, exc)
     y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
@@ -151,7 +151,7 @@ def condition_pieces(speaker: PopulationSpeaker, condition: str, degrader, *, co
         y = t if condition == "clean" else degrader.apply(condition, t, speaker=speaker.name, index=i)
         for part in (y, y[: int(SHORT_S * config.sr)]):
             try:
-                s = speech(part, config=config)
+                s = speech(part, config=config).samples
             except AudioError:
                 continue
             out.append((s, len(s) / config.sr, i))

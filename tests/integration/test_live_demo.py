@@ -168,16 +168,16 @@ def test_enrollment_take_counts_speech_only_and_warns(voices):
     from fewshot.live.speech import EnrollmentTake
 
     y = voices["ann"][1][0][: 6 * H.SR]
-    take = EnrollmentTake()
+    take = EnrollmentTake(sr=H.SR)
     feed(take, np.concatenate([np.zeros(3 * H.SR, np.float32), y, np.zeros(2 * H.SR, np.float32)]))
     assert 3.5 < take.speech_s <= 6.0 and abs(take.seconds - 11.0) < 0.06
     assert take.warnings() == []
     assert len(take.audio()) == 11 * H.SR
 
-    loud = EnrollmentTake()
+    loud = EnrollmentTake(sr=H.SR)
     feed(loud, np.clip(y * 20, -1, 1))
     assert loud.clipping_now and any("clipped" in w for w in loud.warnings())
-    quiet = EnrollmentTake()
+    quiet = EnrollmentTake(sr=H.SR)
     feed(quiet, y * 0.01)
     assert quiet.too_quiet_now and any("quiet" in w for w in quiet.warnings()) and quiet.speech_s > 1.5
 

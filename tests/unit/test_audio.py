@@ -98,7 +98,7 @@ def test_phase_inverted_stereo_falls_back_to_one_channel(voice, tmp_path, fmt):
         enc = tmp_path / f"inverted.{fmt}"
         subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(path), str(enc)], check=True)
         path = enc
-    out = load_speech(path)  # the plain mixdown would be "all silence"
+    out = load_speech(path).samples  # the plain mixdown would be "all silence"
     assert len(out) > 2 * SR
 
 

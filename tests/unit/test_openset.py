@@ -142,7 +142,7 @@ def test_identify_and_verify_use_the_threshold_model(calibrated_dir, tmp_path, v
     assert list(labels) == [n if d >= t else "unknown" for n, d, t in zip(nearest, decision, expected)]
     from fewshot.vad import speech
 
-    v, y = sid.verify("home", "ann", long), speech(long)  # prepared as identify prepares it
+    v, y = sid.verify("home", "ann", long), speech(long).samples  # prepared as identify prepares it
     x = ex.embed([y])
     from fewshot.verify import claim_scores
 

@@ -84,8 +84,8 @@ def test_stream_reference_is_the_loudest_frame_so_far(voice):
 
 def test_stream_speech_is_load_speech_before_normalising(voice, tmp_path):
     path = write_wav(tmp_path / "talk.wav", talk(voice, 9.0))
-    streamed = np.concatenate([p for _, p in stream_speech(path, block_s=2.0)])
-    whole = load_speech(path)
+    streamed = np.concatenate([p.samples for p in stream_speech(path, block_s=2.0)])
+    whole = load_speech(path).samples
     assert len(streamed) == len(whole)
     np.testing.assert_allclose(streamed / np.std(streamed), whole / np.std(whole), atol=1e-4)
 
@@ -124,15 +124,15 @@ def family(default_extractor, tmp_path_factory):
 
 def test_identify_streams_a_long_file_to_the_short_files_answer(family, voice, tmp_path):
     from fewshot.audio import BLOCK_S
-    from fewshot.streaming import short_speech
+    from fewshot.streaming import Blocks, read_head
 
     short = write_wav(tmp_path / "short.wav", talk(voice, 12.0, seed=3))
     long = write_wav(tmp_path / "long.wav", talk(voice, BLOCK_S + 15.0, seed=3))
     cfg = family.extractor.feature_config
-    assert short_speech(short, config=cfg) is not None and short_speech(long, config=cfg) is None
+    assert isinstance(read_head(short, config=cfg), np.ndarray) and isinstance(read_head(long, config=cfg), Blocks)
     p_short, p_long = family.identify("family", short), family.identify("family", long)
     assert p_short.label == p_long.label == "ann"
-    whole = family._predictions(family.classifier("family"), [load_speech(long)])[0]
+    whole = family._predictions(family.classifier("family"), [load_speech(long).samples])[0]
     assert whole.label == "ann" and abs(p_long.score - whole.score) < 0.02
     many = family.identify_many("family", [long, short, tmp_path / "missing.wav"])
     assert [p.label for p in many[:2]] == ["ann", "ann"] and isinstance(many[2], AudioError)
@@ -166,7 +166,7 @@ def peak_mb():
 for _ in stream_speech(sys.argv[1]):
     pass
 before = peak_mb()
-n = sum(len(y) for _, y in stream_speech(sys.argv[2]))
+n = sum(len(p.samples) for p in stream_speech(sys.argv[2]))
 print(before, peak_mb(), n / 16000)
 """
 

@@ -11,7 +11,8 @@ from fewshot.config import FeatureConfig
 from fewshot.decoders import change_points, viterbi
 from fewshot.errors import AudioError
 from fewshot.features import log_mel
-from fewshot.timeline import SpeechTimeline, embed_windows, log_mel_blocks, window_starts
+from fewshot.extractor import log_mel_stream, window_starts
+from fewshot.timeline import SpeechTimeline, embed_windows
 from fewshot.turns import Turn, TurnConfig, TurnDecoder, find_turns, rttm_lines
 
 #: (speaker, seconds of speech, pause after it): changes after pauses of 0.6, 0.3, 1.2 and 0 s, and one
@@ -57,7 +58,7 @@ def test_windows_cover_the_end_and_input_shorter_than_one():
 def test_log_mel_in_blocks_is_the_log_mel(rng, n):
     y = rng.standard_normal(n).astype(np.float32)
     S = log_mel(y, config=FeatureConfig())
-    assert np.allclose(log_mel_blocks(y, config=FeatureConfig(), block_frames=7), S, atol=1e-4)
+    assert np.allclose(np.concatenate(list(log_mel_stream([y], n_samples=len(y), config=FeatureConfig(), block_frames=7))), S, atol=1e-4)
 
 
 def test_speech_timeline_maps_speech_back_to_the_file():
