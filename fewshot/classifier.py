@@ -23,7 +23,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .config import ClassifierConfig
 from .features import l2_normalize
-from .svm import UNKNOWN, FittedGroup
+from .config import UNKNOWN
+from .svm import FittedGroup
 
 
 def _l2(X):

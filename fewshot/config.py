@@ -14,6 +14,9 @@ from typing import Any
 #: alike. Decoding and resampling round off the flat tops of clipped audio, so the level is a little below 1.
 CLIP_LEVEL = 0.95
 
+#: The label of speech that is none of a group's members: what identify, verify and the turns answer.
+UNKNOWN = "unknown"
+
 
 @dataclass(frozen=True)
 class FeatureConfig:

@@ -26,7 +26,8 @@ from .selfcheck import check_enrollment
 from .streaming import Blocks, Tee, identify_stream, read_head, read_heads, speech_prefix
 from .vad import speech as speech_of
 from .groupfit import keep_fit, kept_fit, stored_or_fit
-from .svm import UNKNOWN, FittedGroup
+from .config import UNKNOWN
+from .svm import FittedGroup
 
 logger = logging.getLogger(__name__)
 

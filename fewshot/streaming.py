@@ -19,7 +19,7 @@ from ._native import quiet_stderr
 from .audio import SAMPLE_RATE, stream
 from .errors import AudioError
 from .features import l2_normalize
-from .svm import UNKNOWN
+from .config import UNKNOWN
 from .vad import Speech, check_speech_seconds, is_silent, normalize_loudness, speech, speech_blocks, stream_speech
 
 #: Longest piece of speech, in seconds, the CNN embeds in one pass (:meth:`Extractor.embed`'s ``max_chunk_s``).

@@ -24,10 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import UNKNOWN
 from .features import l2_normalize
 from .persistence import read_npz_bytes
-
-UNKNOWN = "unknown"
 
 #: Bumped when the arrays' meaning changes, so older stored fits are not read.
 FIT_FORMAT = 1

@@ -34,7 +34,7 @@ import numpy as np
 from .config import TurnConfig
 from .decoders import change_points, viterbi
 from .features import l2_normalize
-from .svm import UNKNOWN
+from .config import UNKNOWN
 from .timeline import SpeechTimeline, embed_windows
 from .vad import check_speech_seconds
 

@@ -173,7 +173,7 @@ def evaluate_conversations(extractor, speakers, conversations, *, systems=SYSTEM
     """
     import time
 
-    from ..svm import UNKNOWN
+    from ..config import UNKNOWN
     from .diarization import Scores
 
     groups = [c.speakers[1:] if outsider else c.speakers for c in conversations]
