@@ -25,11 +25,11 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fewshot.audio import SAMPLE_RATE
+from fewshot.audio.decode import SAMPLE_RATE
 
-from fewshot.vad import trim_silence
+from fewshot.audio.vad import trim_silence
 from fewshot.config import FeatureConfig
-from fewshot.features import save_spectrogram_png
+from fewshot.audio.features import save_spectrogram_png
 from fewshot.persistence import atomic_write_json, read_json
 
 from .paths import safe_join

@@ -4,11 +4,11 @@ Contract
 --------
 Input: audio files the fewshot decoder reads (the chapter MP3s).
 Output: :func:`join_and_trim` gives mono float32 samples at the requested
-rate, decoded by :func:`fewshot.audio.load` (files past the limit are not
+rate, decoded by :func:`fewshot.audio.decode.load` (files past the limit are not
 decoded); :func:`fixed_segments` cuts speech into equal segments and drops the
 shorter tail; :func:`write_wav` stores 16-bit WAV atomically. Pauses are cut by
-the fewshot VAD (:func:`fewshot.vad.trim_silence`), spectrogram images are
-drawn by :func:`fewshot.features.save_spectrogram_png`.
+the fewshot VAD (:func:`fewshot.audio.vad.trim_silence`), spectrogram images are
+drawn by :func:`fewshot.audio.features.save_spectrogram_png`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Iterable
 
 import numpy as np
 
-from fewshot.audio import SAMPLE_RATE, load
+from fewshot.audio.decode import SAMPLE_RATE, load
 from fewshot.persistence import atomic_write_bytes
 
 

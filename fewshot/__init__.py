@@ -8,11 +8,11 @@
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load": "audio", "load_speech": "vad",
-    "log_mel": "features", "segment": "features",
-    "Extractor": "extractor", "build_cnn": "nn", "load_extractor": "extractor",
-    "GroupSVC": "classifier",
-    "EnrollmentStore": "enrollment",
+    "load": "audio.decode", "load_speech": "audio.vad",
+    "log_mel": "audio.features", "segment": "audio.features",
+    "Extractor": "model.extractor", "build_cnn": "model.nn", "load_extractor": "model.extractor",
+    "GroupSVC": "groups.svc",
+    "EnrollmentStore": "store.enrollments",
     "SpeakerIdentifier": "identifier", "Prediction": "identifier",
     "FeatureConfig": "config", "ExtractorConfig": "config", "ClassifierConfig": "config",
     "FewshotError": "errors", "AudioError": "errors", "NotEnrolledError": "errors",

@@ -16,7 +16,7 @@ def _add_common(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .openset import add_false_accept_arguments
+    from .groups.openset import add_false_accept_arguments
 
     parser = argparse.ArgumentParser(prog="fewshot", description="Tell who is speaking after hearing "
                                      "each person for 15 to 35 seconds.")
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .eval.run import add_evaluate_parser
     from .train.export import add_export_parser
-    from .openset import add_false_accept_arguments
+    from .groups.openset import add_false_accept_arguments
 
     p = sub.add_parser("verify", help="say whether each file is a given person's speech (accept or reject the claim)")
     _add_common(p)
@@ -121,17 +121,17 @@ def cmd_verify(args) -> int:
 
 
 def _identifier(args):
-    from .extractor import load_extractor
+    from .model.extractor import load_extractor
     from .identifier import SpeakerIdentifier
 
-    from .openset import chosen_false_accept_rate
+    from .groups.openset import chosen_false_accept_rate
 
     store = _store(args)  # a bad --store fails before the extractor loads
     return SpeakerIdentifier(load_extractor(args.model), store=store, false_accept_rate=chosen_false_accept_rate(args))
 
 
 def _store(args):
-    from .enrollment import EnrollmentStore
+    from .store.enrollments import EnrollmentStore
 
     return EnrollmentStore(args.store)
 
@@ -154,7 +154,7 @@ def _bars(args):
 
 
 def _reading(args):
-    """``progress`` for files over a minute (:func:`fewshot.streaming.embed_stream`): a bar of the seconds read."""
+    """``progress`` for files over a minute (:func:`fewshot.model.streaming.embed_stream`): a bar of the seconds read."""
     bars, fmt = _bars(args), "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"
     return bars and (lambda name, total_s: bars(total=total_s, desc=name, unit="s",
                                                 bar_format=fmt if total_s else None))
@@ -188,7 +188,7 @@ IDENTIFY_BATCH = 16
 def cmd_identify(args) -> int:
     from .errors import AudioError
     from .names import shown
-    from .turns import rttm_file_ids, rttm_lines, write_rttm
+    from .turns.decoder import rttm_file_ids, rttm_lines, write_rttm
 
     sid = _identifier(args)
     status, rttm, named, file_ids = 0, [], 0, rttm_file_ids(args.files)
@@ -234,7 +234,7 @@ def cmd_groups(args) -> int:
     if not args.group:
         raise ValueError(f"'fewshot groups {args.action}' needs a group name")
     if args.action == "show":
-        from .upgrade import mapped_note
+        from .store.upgrade import mapped_note
 
         members = store.speakers(args.group)
         print(f"group {args.group!r}: extractor {store.group_revision(args.group)[0]}")
@@ -256,7 +256,7 @@ def cmd_groups(args) -> int:
 
 
 def _upgrade(args, store) -> int:
-    from .extractor import load_extractor
+    from .model.extractor import load_extractor
     from .identifier import SpeakerIdentifier
 
     sid = SpeakerIdentifier(load_extractor(args.model), store=store)
@@ -287,9 +287,9 @@ def _mapped_with_audio(members) -> bool:
 
 
 def cmd_spectrogram(args) -> int:
-    from .audio import load
-    from .vad import check_audio, load_speech
-    from .features import save_spectrogram_png
+    from .audio.decode import load
+    from .audio.vad import check_audio, load_speech
+    from .audio.features import save_spectrogram_png
 
     y = load(args.file) if args.raw else load_speech(args.file).samples
     check_audio(y, source=args.file)

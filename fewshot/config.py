@@ -98,7 +98,7 @@ TURN_DECODERS = ("viterbi", "changepoint")
 
 @dataclass(frozen=True)
 class TurnConfig:
-    """How speech is cut into turns (:class:`fewshot.turns.TurnDecoder`), for a whole file and a live stream.
+    """How speech is cut into turns (:class:`fewshot.turns.decoder.TurnDecoder`), for a whole file and a live stream.
 
     Attributes
     ----------
@@ -141,7 +141,7 @@ class TurnConfig:
 
 @dataclass(frozen=True)
 class ExtractorConfig:
-    """Shape of the CNN built by :func:`fewshot.extractor.build_cnn`.
+    """Shape of the CNN built by :func:`fewshot.model.extractor.build_cnn`.
 
     Attributes
     ----------
@@ -184,7 +184,7 @@ class ExtractorConfig:
         return _from_dict(cls, d)
 
     def validate(self) -> "ExtractorConfig":
-        """Raise ``ValueError`` unless the shape is one :func:`fewshot.nn.build_cnn` makes, within bounds."""
+        """Raise ``ValueError`` unless the shape is one :func:`fewshot.model.nn.build_cnn` makes, within bounds."""
         _check_ranges(self, _EXTRACTOR_RANGES)
         if self.arch not in ("resnet", "original"):
             raise ValueError(f"arch must be 'resnet' or 'original', given {self.arch!r}")
@@ -214,9 +214,9 @@ class ClassifierConfig:
         How the threshold was chosen (written by the model release).
     multi_condition : bool
         Multi-condition enrollment: the SVM also learns from degraded copies of
-        each person's enrollment speech (:func:`fewshot.degrade.enrollment_copies`).
+        each person's enrollment speech (:func:`fewshot.audio.degrade.enrollment_copies`).
     false_accept_rate : float or None
-        For a model calibrated for open-set use (:mod:`fewshot.openset`): the
+        For a model calibrated for open-set use (:mod:`fewshot.groups.openset`): the
         fraction of outsiders' speech accepted as a member, at every group
         size; it replaces ``unknown_threshold``. ``None``: the cosine threshold.
     """
@@ -250,7 +250,7 @@ class ClassifierConfig:
         return self
 
     def svc_params(self) -> dict[str, float]:
-        """Keyword arguments of :class:`fewshot.classifier.GroupSVC`."""
+        """Keyword arguments of :class:`fewshot.groups.svc.GroupSVC`."""
         return {"C": self.C, "gamma": self.gamma, "unknown_threshold": self.unknown_threshold}
 
 

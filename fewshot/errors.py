@@ -31,7 +31,7 @@ class DuplicateAudioError(AudioError):
 
 
 class IncoherentEnrollmentError(AudioError):
-    """Enrollment speech that does not sound like one person throughout (:mod:`fewshot.selfcheck`)."""
+    """Enrollment speech that does not sound like one person throughout (:mod:`fewshot.groups.selfcheck`)."""
 
     def __init__(self, source, finding: str):
         self.finding = finding

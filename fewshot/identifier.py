@@ -1,9 +1,9 @@
-"""The public workflow: enroll people into a group, then identify (or verify, :mod:`fewshot.verify`) who speaks.
+"""The public workflow: enroll people into a group, then identify (or verify, :mod:`fewshot.groups.verify`) who speaks.
 
 :class:`SpeakerIdentifier` joins the frozen extractor, the enrollment store and
-one RBF SVM per group (:class:`~fewshot.classifier.GroupSVC`, fitted whenever
+one RBF SVM per group (:class:`~fewshot.groups.svc.GroupSVC`, fitted whenever
 the group's members change; answered from the
-:class:`~fewshot.svm.FittedGroup` the store keeps with the group).
+:class:`~fewshot.groups.fitted.FittedGroup` the store keeps with the group).
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import CLIP_LEVEL, ClassifierConfig
-from .enrollment import EnrollmentStore, Source
-from . import upgrade
+from .store.enrollments import EnrollmentStore, Source
+from .store import upgrade
 from .errors import AudioError, IncompatibleModelError, InvalidNameError
 from .names import name_key, normalize_name
-from .openset import load_calibration
-from .selfcheck import check_enrollment
-from .streaming import Blocks, Tee, identify_stream, read_head, read_heads, speech_prefix
-from .vad import speech as speech_of
-from .groupfit import keep_fit, kept_fit, stored_or_fit
+from .groups.openset import load_calibration
+from .groups.selfcheck import check_enrollment
+from .model.streaming import Blocks, Tee, identify_stream, read_head, read_heads, speech_prefix
+from .audio.vad import speech as speech_of
+from .groups.kept_fit import keep_fit, kept_fit, stored_or_fit
 from .config import UNKNOWN
-from .svm import FittedGroup
+from .groups.fitted import FittedGroup
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Prediction:
     """Who spoke: a group member's name or ``"unknown"``.
 
     ``score`` is the cosine similarity to the named speaker's enrollment centroid (for unknown: to the
-    closest one); ``segments`` holds who speaks when, as :class:`~fewshot.turns.Turn` ``(start_s, end_s,
+    closest one); ``segments`` holds who speaks when, as :class:`~fewshot.turns.decoder.Turn` ``(start_s, end_s,
     speaker, score)`` in seconds of the source (only when asked for).
     """
 
@@ -84,7 +84,7 @@ class SpeakerIdentifier:
         Default: the SVM settings and unknown decision saved with the extractor.
     false_accept_rate : float, optional
         The fraction of outsiders' speech that may be named as a member, at
-        every group size (:mod:`fewshot.openset`; the model must be calibrated
+        every group size (:mod:`fewshot.groups.openset`; the model must be calibrated
         for it). Default: the model's (``classifier_config``'s).
 
     Examples
@@ -98,7 +98,7 @@ class SpeakerIdentifier:
     def __init__(self, extractor=None, store=None, classifier_config: ClassifierConfig | None = None,
                  max_enroll_s: float = 60.0, *, false_accept_rate: float | None = None):
         if extractor is None:
-            from .extractor import load_extractor
+            from .model.extractor import load_extractor
 
             extractor = load_extractor()
         self.extractor = extractor
@@ -126,7 +126,7 @@ class SpeakerIdentifier:
         (:class:`~fewshot.errors.DuplicateAudioError`). A file with more than
         :data:`MAX_CLIPPED_FRACTION` of its samples clipped is refused unless
         ``force``; lesser clipping gives a warning. So is speech that does not
-        sound like one person throughout (:mod:`fewshot.selfcheck`, for models
+        sound like one person throughout (:mod:`fewshot.groups.selfcheck`, for models
         calibrated for it: :class:`~fewshot.errors.IncoherentEnrollmentError`).
 
         Raises
@@ -168,7 +168,7 @@ class SpeakerIdentifier:
         E = self.extractor.embed([y_all], return_segments=True)[0]
         copies = None
         if self.classifier_config.multi_condition:
-            from .degrade import enrollment_copies
+            from .audio.degrade import enrollment_copies
 
             copies = np.concatenate(self.extractor.embed(enrollment_copies(y_all, sr=cfg.sr), return_segments=True))
         added, total = self.store.enroll(group, speaker, E, extractor_id=self.extractor.model_id, sources=kept,
@@ -185,7 +185,7 @@ class SpeakerIdentifier:
             self._enrollment_speech(src, sr_in=None, force=force)
 
     def _enrollment_speech(self, src, *, sr_in, force: bool, max_s=None, sha256=None) -> tuple:
-        """One source's :class:`~fewshot.vad.Speech` (its first ``max_s`` s, read only as far as needed), and a
+        """One source's :class:`~fewshot.audio.vad.Speech` (its first ``max_s`` s, read only as far as needed), and a
         warning if clipped; ``sha256`` is fed the file's bytes."""
         name = "<array>" if isinstance(src, np.ndarray) else os.fspath(src)
         speech, clipped = speech_prefix(src, config=self.extractor.feature_config, sr_in=sr_in, clip_level=CLIP_LEVEL,
@@ -200,7 +200,7 @@ class SpeakerIdentifier:
                         "match this person's clean speech, record at a lower level")
 
     def classifier(self, group: str) -> FittedGroup:
-        """The group's fitted SVM (the store's, :func:`fewshot.groupfit.stored_or_fit`), refitted when its members changed."""
+        """The group's fitted SVM (the store's, :func:`fewshot.groups.kept_fit.stored_or_fit`), refitted when its members changed."""
         group = normalize_name(group, kind="group")
         key = self.store.group_revision(group)
         if key[0] != self.extractor.model_id:
@@ -220,7 +220,7 @@ class SpeakerIdentifier:
         return self._classifiers[group][1]
 
     def upgrade(self, group: str, *, progress=None) -> dict:
-        """Re-embed ``group``'s kept audio with this extractor (:func:`fewshot.upgrade.upgrade_group`)."""
+        """Re-embed ``group``'s kept audio with this extractor (:func:`fewshot.store.upgrade.upgrade_group`)."""
         result = upgrade.upgrade_group(self, normalize_name(group, kind="group"), progress=progress)
         self._classifiers.pop(normalize_name(group, kind="group"), None)
         return result
@@ -229,13 +229,13 @@ class SpeakerIdentifier:
                  progress=None) -> Prediction:
         """Who speaks in ``source`` (a file or an array), among ``group``'s members, or unknown.
 
-        Input over a minute is embedded block by block (:mod:`fewshot.streaming`, which ``progress`` follows).
+        Input over a minute is embedded block by block (:mod:`fewshot.model.streaming`, which ``progress`` follows).
         ``segments``: also who speaks when, the source's turns (:meth:`turns`).
 
         Raises
         ------
         AudioError
-            For unusable audio (see :func:`fewshot.vad.load_speech`).
+            For unusable audio (see :func:`fewshot.audio.vad.load_speech`).
         NotEnrolledError
             For an unknown or empty group.
         """
@@ -249,16 +249,16 @@ class SpeakerIdentifier:
 
     def _identified(self, clf: FittedGroup, source, got, *, sr_in=None, segments=False,
                     progress=None) -> Prediction:
-        """The :class:`Prediction` of ``source`` from ``got`` (:class:`~fewshot.vad.Speech` of one block, or its pair
-        with the decoded samples; or the :class:`~fewshot.streaming.Blocks` of a longer input), with its turns when
+        """The :class:`Prediction` of ``source`` from ``got`` (:class:`~fewshot.audio.vad.Speech` of one block, or its pair
+        with the decoded samples; or the :class:`~fewshot.model.streaming.Blocks` of a longer input), with its turns when
         ``segments``.
 
         A long input's turns come from a timeline scanned from the same decoding as its prediction; the speech is
         then read once more to embed its windows, as the loudest frame and the gain of the whole input are known
         only at its end and holding the speech would make memory grow with the input's length.
         """
-        from .timeline import SpeechTimeline
-        from .turns import find_turns
+        from .turns.timeline import SpeechTimeline
+        from .turns.decoder import find_turns
 
         cfg, name = self.extractor.feature_config, _name(source)
         if not isinstance(got, Blocks):
@@ -294,7 +294,7 @@ class SpeakerIdentifier:
         NotEnrolledError
             For an unknown or empty group (before any file is read).
         """
-        from .turns import find_turns
+        from .turns.decoder import find_turns
 
         clf = self.classifier(group)
         sources = list(sources)
@@ -322,7 +322,7 @@ class SpeakerIdentifier:
             out.append(got)
         return out
 
-    from .verify import verify, verify_many  # noqa: E402 (methods: is this speech a given member's?)
+    from .groups.verify import verify, verify_many  # noqa: E402 (methods: is this speech a given member's?)
 
     def _predictions(self, clf: FittedGroup, speech: list) -> list[Prediction]:
         """Predictions for utterances embedded in one pass."""
@@ -334,7 +334,7 @@ class SpeakerIdentifier:
                 for label, score, near in zip(labels, scores, nearest)]
 
     def turns(self, group: str, source, *, sr_in: int | None = None) -> list:
-        """Who speaks when in ``source`` (a file or an array, read block by block in flat memory): :class:`~fewshot.turns.Turn`
+        """Who speaks when in ``source`` (a file or an array, read block by block in flat memory): :class:`~fewshot.turns.decoder.Turn`
         ``(start_s, end_s, speaker, score)`` in seconds of the source, a member of ``group`` or unknown.
 
         Raises
@@ -344,8 +344,8 @@ class SpeakerIdentifier:
         NotEnrolledError
             For an unknown or empty group.
         """
-        from .timeline import SpeechTimeline
-        from .turns import find_turns
+        from .turns.timeline import SpeechTimeline
+        from .turns.decoder import find_turns
 
         cfg, name = self.extractor.feature_config, _name(source)
         got = read_head(source, config=cfg, sr_in=sr_in)

@@ -4,7 +4,7 @@ A name is stored and printed in Unicode NFC without surrounding whitespace, as
 first given. Two names are the same name when their keys (:func:`name_key`:
 NFKC, case folded, runs of spaces as one) are equal, so ``"Ann"``, ``"ann"``,
 a full-width ``"ａｎｎ"`` and a decomposed ``"ann"`` are one person; the store
-compares names by key (its ``NAME`` collation, :mod:`fewshot.storefile`).
+compares names by key (its ``NAME`` collation, :mod:`fewshot.store.file`).
 
 Refused, so that a name shows what it is: characters that would act on a
 terminal or reorder text (controls, bidirectional marks and overrides),

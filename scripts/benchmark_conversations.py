@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from fewshot.eval.conversations import conversation_speakers, evaluate_conversations, make_conversations
-    from fewshot.extractor import load_extractor
+    from fewshot.model.extractor import load_extractor
 
     args = build_parser().parse_args(argv)
     extractor = load_extractor(args.model)

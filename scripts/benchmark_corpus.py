@@ -80,7 +80,7 @@ def bench_evaluate(args, LocalCluster, path: str) -> int:
     from fewshot.eval.benchmark import embed_as_enrolled, embed_protocol_chunked
     from fewshot.eval.embed_pool import embed_protocol_on_ray
     from fewshot.eval.protocol import prepare_protocol
-    from fewshot.extractor import load_extractor
+    from fewshot.model.extractor import load_extractor
 
     dev = Path(args.evaluate)
     if not dev.is_dir():

@@ -13,7 +13,7 @@ medians of repeated runs:
 
 ``enroll`` prints what multi-condition enrollment costs: seconds to embed 15
 and 35 s of speech, and to embed its three degraded copies as well
-(:func:`fewshot.degrade.enrollment_copies`), with the default backend.
+(:func:`fewshot.audio.degrade.enrollment_copies`), with the default backend.
 
 ``memory`` writes a long file (``--hours``, 2 by default: the speech looped)
 in each of several formats into a temporary folder, one at a time, and
@@ -87,7 +87,7 @@ def enrolled_store(home: Path, model, y, sr) -> Path:
     """A store with a group of three people (15 s each, the first 45 s of ``y``), and the 5 s file to identify."""
     import soundfile as sf
 
-    from fewshot.extractor import load_extractor
+    from fewshot.model.extractor import load_extractor
     from fewshot.identifier import SpeakerIdentifier
 
     sid = SpeakerIdentifier(load_extractor(model), store=home / "s.sqlite")
@@ -105,7 +105,7 @@ def enrolled_store(home: Path, model, y, sr) -> Path:
 
 def measure(backend, model, y, home, clip, repeats, cold_repeats) -> dict:
     """Seconds per task for one backend: ``cold``, ``warm``, ``long`` (60 s) and ``batch`` (12 x 5 s)."""
-    from fewshot.extractor import load_extractor
+    from fewshot.model.extractor import load_extractor
     from fewshot.identifier import SpeakerIdentifier
 
     ex = load_extractor(model, backend=backend)
@@ -133,8 +133,8 @@ def measure(backend, model, y, home, clip, repeats, cold_repeats) -> dict:
 
 def enroll_cost(model, y, sr, repeats) -> list[str]:
     """Seconds to embed 15 and 35 s of enrollment speech, and what its degraded copies add."""
-    from fewshot.degrade import enrollment_copies
-    from fewshot.extractor import load_extractor
+    from fewshot.audio.degrade import enrollment_copies
+    from fewshot.model.extractor import load_extractor
 
     ex = load_extractor(model)
     lines = []
@@ -152,7 +152,7 @@ def available(model) -> list[str]:
     """The backends the model directory has files for."""
     import json
 
-    from fewshot.extractor import default_model_dir
+    from fewshot.model.extractor import default_model_dir
 
     meta = json.loads((Path(model or default_model_dir()) / "meta.json").read_text())
     lite = meta.get("litert", {})
@@ -182,7 +182,7 @@ def long_file(y, sr, fmt, folder: Path, hours: float) -> Path:
     import numpy as np
     import soundfile as sf
 
-    from fewshot.audio import resample
+    from fewshot.audio.decode import resample
 
     rate, channels, codec, repeat = FORMATS[fmt]
     x = resample(y, orig_sr=sr, target_sr=rate) if rate != sr else y
@@ -274,8 +274,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from fewshot.config import FeatureConfig
-    from fewshot.extractor import load_extractor
-    from fewshot.features import log_mel
+    from fewshot.model.extractor import load_extractor
+    from fewshot.audio.features import log_mel
 
     cfg = FeatureConfig()
     y, origin = speech_for_benchmark(args.data, cfg.sr)

@@ -8,7 +8,7 @@ Example
 Writes the cohort file and the ``open_set`` block into the model directory's
 ``meta.json`` and makes the model decide unknown at ``--rate`` outsiders
 accepted, at every group size, length of speech and condition
-(:mod:`fewshot.openset`). The model's id does not change, so enrolled groups
+(:mod:`fewshot.groups.openset`). The model's id does not change, so enrolled groups
 keep working. Before that it prints the checks: the model fitted on the
 training speakers and measured on dev's, and fitted without each corpus and
 measured on it. Embeddings are cached under ``--cache-dir`` (per model), so a

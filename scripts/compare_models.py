@@ -34,7 +34,7 @@ def from_history(model: str) -> None:
     FileNotFoundError
         When ``model`` is not among them, or the git history cannot be read.
     """
-    from fewshot.extractor import FORMER_NAMES
+    from fewshot.model.extractor import FORMER_NAMES
     from fewshot.train.previous import SHIPPED_PATH, previous_models
 
     path = Path(model)
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     from fewshot.errors import FewshotError
     from fewshot.eval.benchmark import embed_as_enrolled, paired_comparison
     from fewshot.eval.protocol import episode, prepare_protocol
-    from fewshot.extractor import load_extractor
+    from fewshot.model.extractor import load_extractor
 
     T = args.enroll_seconds
     try:

@@ -4,7 +4,7 @@ On real speech (a dev set: one folder of audio per speaker), each utterance is
 padded with 1 s of digital silence before and after, then degraded (clean;
 speech-shaped noise at 20, 10, 5 dB; babble of other dev speakers at 10 dB;
 a room of RT60 0.6 s plus speech-shaped noise at 10 dB; all from
-:mod:`fewshot.degrade`, seeded). Every detector labels each 10 ms frame, and
+:mod:`fewshot.audio.degrade`, seeded). Every detector labels each 10 ms frame, and
 is scored against reference labels from the CLEAN padded utterance:
 
 - reference ``energy35``: the energy VAD (top_db 35) on clean audio, the main one;
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fewshot.audio import load
+from fewshot.audio.decode import load
 from fewshot.eval import vad_compare as vc
 from fewshot.progress import add_progress_argument, progress_bar
 

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 def previous_extractors(args, dest: Path, sha256: str) -> list:
     """The earlier extractors to build aligners from: ``--previous`` folders, else the git history
     of the destination's folder and of the folders its model shipped in under a former name."""
-    from fewshot.extractor import FORMER_NAMES, default_model_dir
+    from fewshot.model.extractor import FORMER_NAMES, default_model_dir
     from fewshot.train.previous import SHIPPED_PATH, from_folder, previous_models
 
     if args.previous:
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     p.add_argument("--C", type=float, default=ClassifierConfig.C, help="SVM C stored with the model")
     p.add_argument("--gamma", type=float, default=ClassifierConfig.gamma, help="SVM gamma stored with the model")
     p.add_argument("--multi-condition", action="store_true",
-                   help="enroll with degraded copies of each person's speech as well (fewshot.degrade.enrollment_copies)")
+                   help="enroll with degraded copies of each person's speech as well (fewshot.audio.degrade.enrollment_copies)")
     p.add_argument("--train", help="training speech (speaker-per-folder tree or manifest.csv) for the aligners from "
                                    "earlier extractors; without it, none are shipped")
     p.add_argument("--previous", nargs="+", metavar="DIR",
@@ -98,8 +98,8 @@ def main(argv=None) -> int:
     import subprocess
 
     from fewshot.errors import FewshotError
-    from fewshot.extractor import default_model_dir
-    from fewshot.modeldir import read_model_meta
+    from fewshot.model.extractor import default_model_dir
+    from fewshot.model.modeldir import read_model_meta
     from fewshot.train.release import add_aligners, release
 
     dest = Path(args.model if args.aligners_only else (args.to or default_model_dir()))

@@ -35,10 +35,10 @@ def main(argv=None) -> int:
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from fewshot.classifier import GroupSVC
+    from fewshot.groups.svc import GroupSVC
     from fewshot.config import ClassifierConfig
     from fewshot.eval.protocol import embed_protocol, group_draws, prepare_protocol
-    from fewshot.extractor import load_extractor
+    from fewshot.model.extractor import load_extractor
 
     ex = load_extractor(args.model)
     speakers = prepare_protocol(args.dataset, enroll_seconds=(15,),

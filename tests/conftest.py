@@ -32,8 +32,8 @@ def voice():
 def tiny_model_dir(tmp_path_factory):
     """A tiny untrained extractor saved as a model directory."""
     from fewshot.config import ExtractorConfig, FeatureConfig
-    from fewshot.extractor import Extractor
-    from fewshot.nn import build_cnn
+    from fewshot.model.extractor import Extractor
+    from fewshot.model.nn import build_cnn
 
     ec = ExtractorConfig(channels=(4, 8), blocks=(1, 1), embedding_dim=16)
     ex = Extractor(build_cnn(ec, n_mels=64), feature_config=FeatureConfig(), extractor_config=ec)
@@ -43,7 +43,7 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture
 def identifier(tiny_model_dir, tmp_path):
     """A :class:`SpeakerIdentifier` on the tiny model, with a store of its own."""
-    from fewshot.extractor import load_extractor
+    from fewshot.model.extractor import load_extractor
     from fewshot.identifier import SpeakerIdentifier
 
     return SpeakerIdentifier(load_extractor(tiny_model_dir), store=tmp_path / "store.sqlite")
@@ -51,7 +51,7 @@ def identifier(tiny_model_dir, tmp_path):
 
 @pytest.fixture(scope="session")
 def default_extractor():
-    from fewshot.extractor import default_model_dir, load_extractor
+    from fewshot.model.extractor import default_model_dir, load_extractor
 
     if not (default_model_dir() / "meta.json").is_file():
         pytest.fail(f"the default model is missing from {default_model_dir()}")

@@ -97,7 +97,7 @@ def speak(text: str, *, voice: str, pitch: int = 50, speed: int = 160) -> np.nda
 
     import soundfile as sf
 
-    from fewshot.audio import load
+    from fewshot.audio.decode import load
 
     if shutil.which("espeak-ng") is None:
         pytest.fail("espeak-ng is not installed: run scripts/setup.sh")
@@ -124,7 +124,7 @@ def voice_audio(name: str, texts) -> np.ndarray:
 @functools.lru_cache(maxsize=8)
 def _spoken_stream(name: str) -> np.ndarray:
     """Every passage of :data:`TEXTS` read by the espeak-ng voice ``name``, pauses cut out (about a minute)."""
-    from fewshot.vad import speech_intervals
+    from fewshot.audio.vad import speech_intervals
 
     y = voice_audio(name, TEXTS)
     return np.concatenate([y[a:b] for a, b in speech_intervals(y, sr=SR)])

@@ -1,7 +1,7 @@
 """Systems the default extractor is compared with, shaped like an extractor.
 
 Each baseline offers what the evaluation code uses from
-:class:`fewshot.extractor.Extractor`: ``embed(waveforms) -> (n, d)``,
+:class:`fewshot.model.extractor.Extractor`: ``embed(waveforms) -> (n, d)``,
 ``embed(waveforms, return_segments=True) -> [(n_seg, d), ...]`` and
 ``model_id``, so the same episodes run for every system.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import FeatureConfig
-from ..features import l2_normalize, segment
+from ..audio.features import l2_normalize, segment
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def load_original(path=None):
     if not (path / "meta.json").is_file():
         return None, (f"skipped: no original-approach model at {path}. Train one with "
                       f"`{ORIGINAL_RECIPE}` and pass --original-model.")
-    from ..extractor import load_extractor
+    from ..model.extractor import load_extractor
 
     ex = load_extractor(path)
     if ex.extractor_config.arch != "original":

@@ -22,7 +22,7 @@ Conditions (``fewshot evaluate --conditions``):
   background noise (a folder of FLAC/WAV recordings, ``fewshot evaluate --noise``;
   by default the ``noise`` folder beside the dataset), from the last third of each
   recording, the part training never draws from
-  (:data:`fewshot.degrade.RECORDED_TRAIN_SHARE`). Not used to choose a model.
+  (:data:`fewshot.audio.degrade.RECORDED_TRAIN_SHARE`). Not used to choose a model.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import degrade
-from ..audio import SAMPLE_RATE
+from ..audio import degrade
+from ..audio.decode import SAMPLE_RATE
 
 #: Impulse responses drawn per room condition (pieces take them in turn).
 RIRS_PER_ROOM = 6
@@ -86,7 +86,7 @@ def load_recordings(folder, *, sr: int = SAMPLE_RATE) -> list[np.ndarray]:
     """The held-out (last) third of every noise recording in ``folder``, sorted by file name."""
     from pathlib import Path
 
-    from ..audio import load
+    from ..audio.decode import load
 
     folder = Path(folder)
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".flac", ".wav")) if folder.is_dir() else []

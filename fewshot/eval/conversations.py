@@ -10,7 +10,7 @@ all of it is drawn from one seed. The group is the conversation's speakers.
 
 Systems, each giving ``(start_s, end_s, speaker)`` in seconds of the file:
 
-- ``turns``: :func:`fewshot.turns.find_turns` (Viterbi);
+- ``turns``: :func:`fewshot.turns.decoder.find_turns` (Viterbi);
 - ``changepoint``: the same with the change-point decoder;
 - ``blocks``: ``fewshot identify --segments`` before turns, 3 s pieces of
   the speech after pauses over 0.5 s are cut, their times read as seconds of the file;
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..audio.decode import SAMPLE_RATE
 
-from ..vad import normalize_loudness, trim_silence
+from ..audio.vad import normalize_loudness, trim_silence
 from ..datasets import speaker_folders
 from .protocol import protocol_speech
 
@@ -137,9 +137,9 @@ def label_latencies(reference, shown, *, late_s: float = 1.0) -> list[float]:
 
 def group_classifiers(extractor, speakers: list[ConversationSpeaker], groups) -> list:
     """The fitted SVM of each group of speaker names, as ``fewshot identify`` fits it (the model's settings)."""
-    from ..classifier import GroupSVC
+    from ..groups.svc import GroupSVC
     from ..config import ClassifierConfig
-    from ..openset import load_calibration
+    from ..groups.openset import load_calibration
 
     cc, calibration = ClassifierConfig.of_model(extractor), load_calibration(extractor)
     E = dict(zip([s.name for s in speakers], extractor.embed([s.enroll for s in speakers], return_segments=True)))
@@ -152,7 +152,7 @@ def group_classifiers(extractor, speakers: list[ConversationSpeaker], groups) ->
 
 def run_system(system: str, y: np.ndarray, clf, extractor) -> list:
     """``(start_s, end_s, speaker, ...)`` of one of :data:`SYSTEMS` on the recording ``y``."""
-    from ..turns import TurnConfig, find_turns
+    from ..turns.decoder import TurnConfig, find_turns
 
     if system in ("turns", "changepoint"):
         return find_turns(y, clf, extractor, config=TurnConfig(decoder="viterbi" if system == "turns" else system))

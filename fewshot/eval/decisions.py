@@ -7,10 +7,10 @@ For ``fewshot evaluate --conditions``. Each corpus (speaker folders named
 repeat that table), each fitted once from the clean enrollment, as ``fewshot
 enroll`` fits a group (:func:`fewshot.eval.protocol.fit_group`), and asked
 about every condition's test pieces with the call ``fewshot identify`` makes
-(:meth:`fewshot.svm.FittedGroup.predict_open`): members' pieces called
+(:meth:`fewshot.groups.fitted.FittedGroup.predict_open`): members' pieces called
 unknown, and outsiders' pieces (the corpus's speakers outside the group, in
 the same condition) named as a member. Verification is ``fewshot verify``'s
-decision (:func:`fewshot.verify.claim_decisions`) on the trials of the EER:
+decision (:func:`fewshot.groups.verify.claim_decisions`) on the trials of the EER:
 each speaker enrolled alone, every piece of the corpus claimed to be theirs.
 """
 
@@ -48,7 +48,7 @@ def measure_decisions(emb: EmbeddedSpeakers, tests: dict, *, classifier, calibra
         ``{condition: [test embeddings of speaker i, shape=(n_i, dim)]}``, the speakers of ``emb`` in order.
     classifier, calibration
         The operating point ``fewshot identify`` runs (:class:`~fewshot.config.ClassifierConfig`, the model's
-        :class:`~fewshot.openset.Calibration` or ``None``).
+        :class:`~fewshot.groups.openset.Calibration` or ``None``).
     piece_s : float
         Seconds of speech in each test piece (what the threshold model is asked for).
 
@@ -118,7 +118,7 @@ def _open_set(emb, tests, idx, *, corpus, classifier, calibration, T, piece_s, d
 
 
 def _verify(emb, tests, idx, *, corpus, classifier, calibration, T, piece_s) -> dict:
-    from ..verify import claim_decisions
+    from ..groups.verify import claim_decisions
 
     n = len(idx)
     if n < 2:

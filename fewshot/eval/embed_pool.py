@@ -31,7 +31,7 @@ import numpy as np
 
 from ..cluster import ClusterError, cause, runtime
 from ..errors import IncompatibleModelError
-from ..extractor import Extractor
+from ..model.extractor import Extractor
 from .benchmark import merge_embedded
 from .protocol import EmbeddedSpeakers, ProtocolSpeaker, embed_protocol
 

@@ -2,7 +2,7 @@
 
 For a speaker-per-folder dataset: per speaker, its files in name order,
 resampled to 16 kHz mono, silences cut with the energy VAD of
-:func:`fewshot.vad.speech_intervals` (``top_db=35``, 25 ms frames, 10 ms hop,
+:func:`fewshot.audio.vad.speech_intervals` (``top_db=35``, 25 ms frames, 10 ms hop,
 no absolute floor: ``librosa.effects.split``'s rule), speech concatenated. Enrollment is the first T s of that speech; test pieces are
 non-overlapping 5 s pieces of the speech after 35 s, at most 12 per speaker;
 speakers with fewer than 2 test pieces are left out.
@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, load
+from ..audio.decode import SAMPLE_RATE, load
 
-from ..vad import speech_intervals
-from ..classifier import GroupSVC
+from ..audio.vad import speech_intervals
+from ..groups.svc import GroupSVC
 from ..config import ClassifierConfig
 from ..datasets import read_genders, speaker_folders
-from ..features import l2_normalize
+from ..audio.features import l2_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -134,9 +134,9 @@ def embed_protocol(extractor, speakers: list[ProtocolSpeaker], *, copies: bool =
     """Run the extractor over every speaker's enrollment speech and test pieces.
 
     With ``copies``, also over the degraded copies of the enrollment speech that
-    multi-condition enrollment adds (:func:`fewshot.degrade.enrollment_copies`).
+    multi-condition enrollment adds (:func:`fewshot.audio.degrade.enrollment_copies`).
     """
-    from ..degrade import enrollment_copies
+    from ..audio.degrade import enrollment_copies
 
     Ts = sorted(speakers[0].enroll) if speakers else []
     enroll = {T: extractor.embed([s.enroll[T] for s in speakers], return_segments=True) for T in Ts}
@@ -153,7 +153,7 @@ def embed_protocol(extractor, speakers: list[ProtocolSpeaker], *, copies: bool =
 
 def fit_group(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfig | None = None,
               calibration=None):
-    """The :class:`~fewshot.svm.FittedGroup` ``fewshot identify`` would use for the speakers ``idx`` enrolled
+    """The :class:`~fewshot.groups.fitted.FittedGroup` ``fewshot identify`` would use for the speakers ``idx`` enrolled
     from ``T`` s (``classifier``'s settings; with ``multi_condition`` and ``emb.enroll_copies``, the degraded
     enrollment copies join the SVM's training points but not the centroids; with ``calibration`` and the
     classifier's ``false_accept_rate``, the calibrated unknown decision). Its classes are ``0 .. len(idx) - 1``."""
@@ -176,7 +176,7 @@ def episode(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfi
 
     The SVM and the unknown decision are those ``fewshot identify`` makes for
     the group (:func:`fit_group`; with ``calibration``, AS-normalised scores
-    against the threshold for the group's size, :mod:`fewshot.openset`).
+    against the threshold for the group's size, :mod:`fewshot.groups.openset`).
 
     Returns
     -------
@@ -260,7 +260,7 @@ def compact(emb: EmbeddedSpeakers, *, T: float, keep_space: bool = False) -> Emb
     L2-normalised rows and cosine scores see exactly the same thing; wide
     embeddings (the original CNN's 19,200 numbers) then fit many times faster.
     Embeddings no wider than ``n``, and any with ``keep_space`` (scored against
-    a cohort in the model's own coordinates, :mod:`fewshot.openset`), are
+    a cohort in the model's own coordinates, :mod:`fewshot.groups.openset`), are
     returned as they are.
     """
     copies = list(emb.enroll_copies[T]) if emb.enroll_copies is not None else []

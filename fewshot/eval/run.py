@@ -54,7 +54,7 @@ def _checked(text, kind, ok, rule: str):
 
 def configure_parser(p):
     """Add the ``evaluate`` arguments to the parser ``p``."""
-    from ..openset import add_false_accept_arguments
+    from ..groups.openset import add_false_accept_arguments
     from ..progress import add_progress_argument
 
     p.add_argument("dataset", metavar="DATASET", help="speaker-per-folder tree (e.g. ../shared/data/dev)")
@@ -127,8 +127,8 @@ def systems_to_run(args, speakers, enroll_T):
     baselines get the default SVM settings and no threshold of their own.
     """
     from ..config import ClassifierConfig
-    from ..extractor import default_model_dir, load_extractor
-    from ..openset import chosen_false_accept_rate
+    from ..model.extractor import default_model_dir, load_extractor
+    from ..groups.openset import chosen_false_accept_rate
     from .baselines import MFCCStats, load_original
 
     main = load_extractor(args.model)
@@ -194,7 +194,7 @@ def engine(args):
 
     if not getattr(args, "cluster", None):
         return contextlib.nullcontext(), embed_protocol_chunked
-    from ..backend import cpu_threads
+    from ..model.backend import cpu_threads
     from ..cluster import runtime
     from .embed_pool import embed_protocol_on_ray
 
@@ -205,9 +205,9 @@ def engine(args):
 def run_evaluation(args) -> dict:
     """Prepare the protocol, embed and score every system, write the report; returns the metrics."""
     from .. import __version__
-    from ..audio import SAMPLE_RATE
+    from ..audio.decode import SAMPLE_RATE
     from ..datasets import speaker_folders
-    from ..openset import load_calibration
+    from ..groups.openset import load_calibration
     from .benchmark import embed_as_enrolled, evaluate_embeddings
     from .decisions import worst_cell
     from .protocol import PROTOCOL_TOP_DB, prepare_protocol
@@ -269,7 +269,7 @@ def run_evaluation(args) -> dict:
         "dataset": {"path": str(args.dataset), "speakers_found": len(folders), "speakers_evaluated": len(speakers),
                     "left_out": sorted(set(folders) - {s.name for s in speakers}),
                     "test_pieces": sum(len(s.tests) for s in speakers), "genders": genders},
-        "protocol": {"sr": SAMPLE_RATE, "vad": f"fewshot.vad.speech_intervals, top_db={PROTOCOL_TOP_DB:g}, "
+        "protocol": {"sr": SAMPLE_RATE, "vad": f"fewshot.audio.vad.speech_intervals, top_db={PROTOCOL_TOP_DB:g}, "
                                                   "25 ms frames, 10 ms hop, no absolute floor",
                      "enroll_seconds": [float(t) for t in args.enroll_seconds], "piece_s": 5.0,
                      "max_pieces": 12, "test_offset_s": 35.0, "min_test_pieces": 2,
@@ -302,7 +302,7 @@ def run_conditions(args, speakers, extractor, classifier, *, recordings=(), embe
     """
     import dataclasses
 
-    from ..openset import load_calibration
+    from ..groups.openset import load_calibration
     from .benchmark import condition_figures, embed_protocol_chunked
     from .conditions import CONDITIONS, Degrader, parse_conditions
     from .decisions import measure_decisions

@@ -1,6 +1,6 @@
 """Voice-activity detectors side by side, under noise: wrappers, test conditions and frame scoring.
 
-Every detector answers on one grid, the energy VAD's (:func:`fewshot.vad.speech_intervals`):
+Every detector answers on one grid, the energy VAD's (:func:`fewshot.audio.vad.speech_intervals`):
 a 25 ms frame centred every 10 ms, ``1 + n // 160`` frames for ``n`` samples at
 16 kHz. A detector with other frames (webrtcvad: 10, 20 or 30 ms back to back;
 silero: 32 ms chunks) gives each grid frame the decision of its own frame that
@@ -14,7 +14,7 @@ holds the grid frame's centre.
   ``threshold``; raw chunk decisions, without silero's own smoothing
   (``get_speech_timestamps``), as the other detectors are scored raw too.
 
-:func:`degraded` makes the test conditions from :mod:`fewshot.degrade` alone;
+:func:`degraded` makes the test conditions from :mod:`fewshot.audio.degrade` alone;
 :func:`score` counts a mask against a reference mask. webrtcvad, onnxruntime and
 silero-vad are imported here and by ``scripts/compare_vad.py`` only, never by the runtime.
 """
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import degrade
-from ..vad import speech_intervals
+from ..audio import degrade
+from ..audio.vad import speech_intervals
 
 SR = 16000
 HOP = SR // 100  # 10 ms: the grid every mask is on
@@ -38,7 +38,7 @@ PAD_S = 1.0  # silence before and after every utterance, so noise-only stretches
 
 
 def n_frames(n: int) -> int:
-    """Frames of the grid for ``n`` samples (those of :func:`fewshot.vad.frame_rms`)."""
+    """Frames of the grid for ``n`` samples (those of :func:`fewshot.audio.vad.frame_rms`)."""
     return 1 + n // HOP
 
 
@@ -49,7 +49,7 @@ def _grid_from(decisions: np.ndarray, *, frame_len: int, n: int) -> np.ndarray:
 
 
 def energy_mask(y: np.ndarray, *, top_db: float = 35.0) -> np.ndarray:
-    """The project's energy VAD (:func:`fewshot.vad.speech_intervals`) as a grid mask."""
+    """The project's energy VAD (:func:`fewshot.audio.vad.speech_intervals`) as a grid mask."""
     mask = np.zeros(n_frames(len(y)), bool)
     for s, e in speech_intervals(y, sr=SR, top_db=top_db):
         mask[s // HOP:int(np.ceil(e / HOP))] = True
@@ -172,7 +172,7 @@ def pad(y: np.ndarray, *, seconds: float = PAD_S) -> np.ndarray:
 def degraded(y: np.ndarray, cond: Condition, *, index: int, seed: int = 0, others=()) -> np.ndarray:
     """The padded utterance ``y`` (:func:`pad` of it) under ``cond``, seeded by name and ``index``.
 
-    Built from :mod:`fewshot.degrade` only. The SNR is the speech's (the
+    Built from :mod:`fewshot.audio.degrade` only. The SNR is the speech's (the
     unpadded utterance's power, pauses included, as in
     :mod:`fewshot.eval.conditions`), not the padded file's: the noise level is
     set from ``y`` and then runs through the padding at that level.

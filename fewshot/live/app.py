@@ -121,7 +121,7 @@ def file_mode_advice(args) -> list[str]:
 def load_identifier(args):
     """The pipeline with the chosen model and store, warmed up so the first label comes fast."""
     from ..errors import IncompatibleModelError
-    from ..extractor import default_model_dir, load_extractor
+    from ..model.extractor import default_model_dir, load_extractor
     from ..identifier import SpeakerIdentifier
 
     if args.model is None and not (default_model_dir() / "meta.json").is_file():
@@ -135,8 +135,8 @@ def load_identifier(args):
 
 # ---------------------------------------------------------------------------- file mode
 def run_files(args) -> int:
-    from ..audio import load
-    from ..vad import speech
+    from ..audio.decode import load
+    from ..audio.vad import speech
     from ..errors import AudioError
 
     out = sys.stderr if args.json else sys.stdout

@@ -12,8 +12,8 @@ import queue
 import numpy as np
 
 from .._native import quiet_stderr
-from ..audio import SAMPLE_RATE as SR
-from ..audio import resampler
+from ..audio.decode import SAMPLE_RATE as SR
+from ..audio.decode import resampler
 
 #: Rates tried, in order, when a device will not record at 16 kHz (then resampled).
 FALLBACK_RATES = (48000, 44100, 32000, 22050)
@@ -124,7 +124,7 @@ class Microphone:
             raise NoMicrophone(f"input device {self.device['name']!r} fails to open: {exc}") from exc
 
     def set_rate(self, sr: int) -> None:
-        """Deliver blocks at ``sr`` Hz (the model's), through :func:`fewshot.audio.resampler` if the device's rate
+        """Deliver blocks at ``sr`` Hz (the model's), through :func:`fewshot.audio.decode.resampler` if the device's rate
         differs (the blocks kept so far are dropped)."""
         self.sr, self._resampler = sr, None if self.rate == sr else resampler(self.rate, sr)
         self.capture(False)

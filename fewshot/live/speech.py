@@ -1,6 +1,6 @@
 """Speech in a stream: a causal energy VAD and an enrollment take (turns: :mod:`fewshot.live.turns`).
 
-The rule is the VAD's, :func:`fewshot.vad.speech_threshold_db` (a frame is
+The rule is the VAD's, :func:`fewshot.audio.vad.speech_threshold_db` (a frame is
 speech within ``top_db`` of the loudest frame, never below an absolute floor),
 made causal: the loudest frame is that of the last few seconds. What is finally enrolled or
 identified still goes through the pipeline's own ``load_speech``.
@@ -12,7 +12,7 @@ from collections import deque
 
 import numpy as np
 
-from ..vad import SILENCE_FLOOR_DBFS, speech_threshold_db
+from ..audio.vad import SILENCE_FLOOR_DBFS, speech_threshold_db
 from ..config import CLIP_LEVEL, FeatureConfig
 
 FRAME_S = 0.02

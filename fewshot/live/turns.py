@@ -1,10 +1,10 @@
-"""Who speaks when, as a stream: the turn decoder of :mod:`fewshot.turns`, fed a block at a time.
+"""Who speaks when, as a stream: the turn decoder of :mod:`fewshot.turns.decoder`, fed a block at a time.
 
 :class:`TurnStream` gates the stream (the causal gate of :mod:`fewshot.live.speech`
 drops the pauses), embeds each new 1 s window of its speech (every 0.5 s of
-speech, as :func:`fewshot.timeline.embed_windows` cuts them, each window at the
-model's loudness) and feeds it to a :class:`fewshot.turns.TurnDecoder`, the
-decoder of :func:`fewshot.turns.find_turns`, with the timeline of the speech
+speech, as :func:`fewshot.turns.timeline.embed_windows` cuts them, each window at the
+model's loudness) and feeds it to a :class:`fewshot.turns.decoder.TurnDecoder`, the
+decoder of :func:`fewshot.turns.decoder.find_turns`, with the timeline of the speech
 since the last long pause. The decoder's last run is the current turn's
 provisional label (:attr:`TurnStream.current`); a turn is final when the
 speaker changed and ``confirm_s`` of speech after the change agree, or when a
@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import TurnConfig
-from ..timeline import SpeechTimeline
-from ..turns import Turn, TurnDecoder
+from ..turns.timeline import SpeechTimeline
+from ..turns.decoder import Turn, TurnDecoder
 from .speech import SpeechGate
 
 
@@ -35,11 +35,11 @@ class TurnStream:
 
     Parameters
     ----------
-    clf : fewshot.svm.FittedGroup
+    clf : fewshot.groups.fitted.FittedGroup
         The group's fitted SVM (``SpeakerIdentifier.classifier(group)``).
-    extractor : fewshot.extractor.Extractor
+    extractor : fewshot.model.extractor.Extractor
     config : TurnConfig, optional
-        Windows, switch penalty, unknown score and snapping, as for :func:`fewshot.turns.find_turns`.
+        Windows, switch penalty, unknown score and snapping, as for :func:`fewshot.turns.decoder.find_turns`.
     confirm_s : float
         Seconds of speech after a change of speaker before the turn before it is final.
     min_turn_s : float
@@ -53,7 +53,7 @@ class TurnStream:
         The turn being heard: its start, the end of the speech so far, the provisional speaker and score.
     level_dbfs : float
         The loudest frame of the last block.
-    decoder : fewshot.turns.TurnDecoder
+    decoder : fewshot.turns.decoder.TurnDecoder
         Decides the turns of the speech since the stream began or the last long pause.
     """
 

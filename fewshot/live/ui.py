@@ -169,7 +169,7 @@ class SessionLog:
         self._row(kind, "", "", speaker, "", note)
 
     def turn(self, t) -> None:
-        """A final :class:`~fewshot.turns.Turn`."""
+        """A final :class:`~fewshot.turns.decoder.Turn`."""
         self._row("turn", f"{t.start_s:.2f}", f"{t.end_s:.2f}", t.speaker, f"{t.score:.4f}", "")
 
     def close(self) -> None:

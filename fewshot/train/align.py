@@ -1,10 +1,10 @@
 """Aligners from earlier extractors to a new one: paired embeddings, fitting, choice.
 
 The runtime side (applying an aligner to a group's voiceprints) is
-:mod:`fewshot.align`. Here, at release time:
+:mod:`fewshot.model.align`. Here, at release time:
 
 1. :func:`paired_embeddings`: the speech of every training speaker (the
-   runtime's decoding and VAD, :func:`fewshot.vad.load_speech`, at most
+   runtime's decoding and VAD, :func:`fewshot.audio.vad.load_speech`, at most
    ``max_seconds`` of it) cut into the 3 s enrollment segments the store keeps,
    embedded by every extractor; cached per model under ``cache_dir``.
 2. :func:`fit_aligner`: a map from the old embeddings to the new ones:
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..align import Aligner
-from ..vad import load_speech
+from ..model.align import Aligner
+from ..audio.vad import load_speech
 from ..errors import AudioError
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Training-time augmentation: rooms, noise and microphones on waveform crops.
 
-Each crop of a batch is degraded with the effects of :mod:`fewshot.degrade`,
+Each crop of a batch is degraded with the effects of :mod:`fewshot.audio.degrade`,
 drawn at random (the evaluation's conditions use other simulators and fixed
 draws, so a model is not measured on the simulator it was trained on):
 
@@ -9,7 +9,7 @@ draws, so a model is not measured on the simulator it was trained on):
 - **noise**: coloured noise, noise shaped like another speaker's spectrum, or
   babble of 1-4 other speakers, at 0-25 dB SNR; with ``noise_dir``, recorded
   background noise too (the first two thirds of each recording, see
-  :data:`fewshot.degrade.RECORDED_TRAIN_SHARE`);
+  :data:`fewshot.audio.degrade.RECORDED_TRAIN_SHARE`);
 - **microphone**: a random equaliser, a band-pass, the telephone band or mu-law
   quantisation;
 - **SpecAugment** on the log-mel crop: one band mask and one time mask.
@@ -25,9 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import degrade
-
-
+from ..audio import degrade
 @dataclass(frozen=True)
 class AugmentConfig:
     """Probabilities and ranges of the random degradations (saved with the run)."""
@@ -51,7 +49,7 @@ NOISE_SUFFIXES = (".flac", ".wav")
 @lru_cache(maxsize=4)
 def noise_recordings(folder: str, sr: int) -> tuple:
     """The training part of every noise recording in ``folder``, at ``sr`` Hz (sorted by name)."""
-    from ..audio import load
+    from ..audio.decode import load
 
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in NOISE_SUFFIXES)
     if not files:
@@ -66,7 +64,7 @@ def speed_perturb(y: np.ndarray, *, sr: int, factor: float) -> np.ndarray:
     """
     if factor == 1.0:
         return y
-    from ..audio import resample
+    from ..audio.decode import resample
 
     return resample(y, orig_sr=int(round(sr * factor)), target_sr=sr)
 

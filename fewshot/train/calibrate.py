@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from ..config import ClassifierConfig
-from ..openset import Calibration, ThresholdModel
+from ..groups.openset import Calibration, ThresholdModel
 from .calibration import (DEFAULT_RATE, RATES, SEED, SIZES, TOP_K, Trials, cell_rates, cohort_embeddings,
                           fit_threshold_model, trial_scores, trial_thresholds)
 from .enrollment_check import CHECK_CONDITIONS, CheckScores, check_rates, check_thresholds, enrollment_check_scores
@@ -85,8 +85,8 @@ def calibrate_model(model_dir, *, train, dev, cache_dir, speech_cache, rate: flo
     from collections import Counter
     from pathlib import Path
 
-    from ..extractor import Extractor
-    from ..modeldir import read_model_meta, write_model_meta
+    from ..model.extractor import Extractor
+    from ..model.modeldir import read_model_meta, write_model_meta
     from ..persistence import atomic_write_bytes
     from .population import embed_population, load_population
 

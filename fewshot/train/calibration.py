@@ -1,4 +1,4 @@
-"""Calibrating a model's unknown decision (:mod:`fewshot.openset`): its cohort and threshold table.
+"""Calibrating a model's unknown decision (:mod:`fewshot.groups.openset`): its cohort and threshold table.
 
 - The cohort: each training speaker's mean embedding of up to
   ``COHORT_PIECES`` random 5 s pieces of their speech.
@@ -17,8 +17,8 @@ import dataclasses
 import numpy as np
 
 from ..config import ClassifierConfig
-from ..features import l2_normalize
-from ..openset import Calibration, ThresholdModel
+from ..audio.features import l2_normalize
+from ..groups.openset import Calibration, ThresholdModel
 
 #: Group sizes of the table (larger groups use the last).
 SIZES = (1, 2, 3, 4, 5, 7, 10, 15, 20)
@@ -60,7 +60,7 @@ def cohort_embeddings(extractor, train, *, cache_dir, piece_s: float = 5.0, piec
 
 
 def cohort_top_stats(X: np.ndarray, cohort: np.ndarray, *, top_k: int = TOP_K, exclude=None):
-    """:meth:`fewshot.openset.Calibration.cohort_stats` with, for each row, one cohort row left out (``exclude``:
+    """:meth:`fewshot.groups.openset.Calibration.cohort_stats` with, for each row, one cohort row left out (``exclude``:
     its index, or -1): a calibration speaker is never normalised against their own cohort entry, as a
     user outside the cohort never is."""
     S = np.asarray(X, np.float64) @ cohort.T
@@ -109,7 +109,7 @@ def trial_scores(pop, cohort: np.ndarray, own: np.ndarray, *, classifier: Classi
     among those with more than N speakers, and scored with every piece of that corpus: people who
     live together sound alike more than two corpora do, and outsiders from another corpus would be easy.
     """
-    from ..classifier import GroupSVC
+    from ..groups.svc import GroupSVC
 
     pool = np.arange(len(pop.names)) if pool is None else np.asarray(pool)
     rows = np.flatnonzero(np.isin(pop.owner, pool))
@@ -153,7 +153,7 @@ def trial_scores(pop, cohort: np.ndarray, own: np.ndarray, *, classifier: Classi
                   cols[6])
 
 
-#: Terms of the threshold model (:class:`fewshot.openset.ThresholdModel`).
+#: Terms of the threshold model (:class:`fewshot.groups.openset.ThresholdModel`).
 TERMS = ("log_group_size", "log_seconds")
 #: Outsiders' pieces per cell (group size, condition, length) the quantile regression is fitted on.
 FIT_PER_CELL = 400

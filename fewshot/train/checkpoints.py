@@ -29,7 +29,7 @@ def start_point(run, *, feature_config: FeatureConfig, extractor_config: Extract
     folder = Path(run) / "checkpoint"
     state = folder / "checkpoint"
     if not folder.exists() and (Path(run) / "meta.json").is_file():
-        from ..modeldir import read_model_meta
+        from ..model.modeldir import read_model_meta
 
         _, fc, ec = read_model_meta(Path(run))
         if fc != feature_config or dataclasses.replace(ec, whitened=False) != extractor_config:
@@ -52,8 +52,8 @@ def extractor_start(path, waves, *, feature_config: FeatureConfig, extractor_con
     """The CNN weights of the extractor in model directory ``path`` (its whitening layer dropped)
     and a starting centre for each class: the mean unit embedding of its first 3 s segments
     (up to :data:`CENTRE_SECONDS`), so the head agrees with the network from the first step."""
-    from ..extractor import Extractor
-    from ..nn import build_cnn
+    from ..model.extractor import Extractor
+    from ..model.nn import build_cnn
     from .data import int16_to_float
 
     ex = Extractor.load(path, backend="keras")

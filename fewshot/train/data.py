@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import load
+from ..audio.decode import load
 
-from ..vad import normalize_loudness, trim_silence
+from ..audio.vad import normalize_loudness, trim_silence
 from ..config import FeatureConfig
-from ..features import log_mel
+from ..audio.features import log_mel
 from ..persistence import atomic_save_npz
 from .augment import AugmentConfig, degrade_crop, spec_augment, speed_perturb
 

@@ -1,4 +1,4 @@
-"""Calibrating the enrollment self-check (:mod:`fewshot.selfcheck`) on the calibration population.
+"""Calibrating the enrollment self-check (:mod:`fewshot.groups.selfcheck`) on the calibration population.
 
 Coherences of genuine enrollments and of enrollments with a share of
 another voice put in, per corpus and recording condition, and the thresholds
@@ -60,16 +60,16 @@ def _mix_plan(speakers, *, slots: dict, share: float, seed: int) -> list[tuple]:
 
 def enrollment_check_scores(extractor, speakers, *, conditions=CHECK_CONDITIONS, seconds=CHECK_SECONDS,
                             share: float = 0.2, seed: int = SEED, progress=None) -> CheckScores:
-    """The self-check's coherence (:mod:`fewshot.selfcheck`) of each speaker's enrollment speech, prepared as
+    """The self-check's coherence (:mod:`fewshot.groups.selfcheck`) of each speaker's enrollment speech, prepared as
     ``enroll`` prepares it (:mod:`fewshot.train.population`), in each recording condition (the whole enrollment
     put through it), and of the same with ``share`` of another speaker of the same corpus in one or two stretches.
 
     The windows of the check lie on a grid of hops, and the mixing replaces whole hops, so a mixed
     enrollment's windows are those of its two speakers except one per edge of a stretch, embedded anew.
     """
-    from ..vad import normalize_loudness
+    from ..audio.vad import normalize_loudness
     from ..eval.conditions import Degrader
-    from ..selfcheck import HOP_S, WINDOW_S, split_coherence, windows
+    from ..groups.selfcheck import HOP_S, WINDOW_S, split_coherence, windows
 
     cfg = extractor.feature_config
     h, per_window = int(HOP_S * cfg.sr), int(round(WINDOW_S / HOP_S))
@@ -129,7 +129,7 @@ def check_thresholds(scores: CheckScores, corpora, *, flagged: float = CHECK_CLE
 
 def check_rates(scores: CheckScores, table: np.ndarray, corpora, conditions) -> list[dict]:
     """Genuine enrollments refused and mixed ones caught per (seconds, corpus, condition)."""
-    from ..selfcheck import threshold_for
+    from ..groups.selfcheck import threshold_for
 
     corpus = np.asarray(corpora)[scores.speaker]
     flagged = scores.coherence < np.array([threshold_for(T, table) for T in scores.seconds])

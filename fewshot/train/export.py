@@ -5,7 +5,7 @@ number of frames). The int8 model is quantised after training: weights and
 activations in 8 bits, their ranges calibrated on log-mel inputs of training
 speech, with float input and output. Each file is named by its checksum
 (``extractor-<sha12>.tflite``, ``extractor-<sha12>-int8.tflite``) and recorded
-under ``"litert"`` in ``meta.json`` (:mod:`fewshot.modeldir`) with its parity
+under ``"litert"`` in ``meta.json`` (:mod:`fewshot.model.modeldir`) with its parity
 with the Keras model (:mod:`fewshot.train.parity`), so the runtime can run it
 without TensorFlow. The model id stays the Keras model's.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .._native import silenced
-from ..modeldir import litert_name, write_model_meta
+from ..model.modeldir import litert_name, write_model_meta
 from ..persistence import atomic_write_bytes, file_digest
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def export_tflite(model_dir, *, int8: bool = False, dev=None, train=None, speake
         0 when it is missing), and per exported precision its ``meta.json``
         entry (``file``, ``bytes``, ``parity``...).
     """
-    from ..extractor import Extractor
+    from ..model.extractor import Extractor
     from . import parity
 
     path = Path(model_dir)
@@ -133,8 +133,8 @@ def export_tflite(model_dir, *, int8: bool = False, dev=None, train=None, speake
 
 def _exported(path: Path, keras_ex, data: bytes, precision: str, speakers, reference, dev) -> dict:
     """Write one converted model and return its ``meta.json`` entry, with its parity on ``speakers`` (if any)."""
-    from ..backend import LiteRTBackend
-    from ..extractor import Extractor
+    from ..model.backend import LiteRTBackend
+    from ..model.extractor import Extractor
     from . import parity
 
     entry = {**write_litert(path, data, precision), "source_sha256": keras_ex.meta["sha256"]}
@@ -236,7 +236,7 @@ def export_target(model_dir, *, out=None, replace: bool = False) -> Path:
 def run_export(args) -> int:
     """``fewshot export``: export, then print :func:`describe`'s lines."""
     from ..commands import require
-    from ..extractor import default_model_dir
+    from ..model.extractor import default_model_dir
 
     require("tensorflow")
     target = export_target(args.model or default_model_dir(), out=args.out, replace=args.replace)

@@ -72,7 +72,7 @@ def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: T
     """
     import keras
 
-    from ..nn import build_cnn
+    from ..model.nn import build_cnn
     from .losses import AdditiveAngularMarginLoss, CosineClassifier, DistillationLoss
 
     frames = extractor_config.crop_frames if extractor_config.arch == "original" else None
@@ -138,7 +138,7 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
     import keras
     import tensorflow as tf
 
-    from ..extractor import Extractor
+    from ..model.extractor import Extractor
     from .validation import DevSet
 
     out.mkdir(parents=True, exist_ok=True)

@@ -62,17 +62,17 @@ def calibration_inputs(train, *, feature_config: FeatureConfig, n: int = 200, se
     """Log-mel inputs to calibrate int8 activations on: one 3 s segment from each of ``n`` training speakers.
 
     Speakers, files and segment positions are drawn from a generator seeded
-    with ``seed``; the speech goes through :func:`fewshot.vad.load_speech`
+    with ``seed``; the speech goes through :func:`fewshot.audio.vad.load_speech`
     like any input.
 
     Returns
     -------
     X : np.ndarray [shape=(n_inputs, segment_frames, n_mels), dtype=float32]
     """
-    from ..vad import load_speech
+    from ..audio.vad import load_speech
     from ..datasets import speaker_folders
     from ..errors import AudioError
-    from ..features import log_mel, segment
+    from ..audio.features import log_mel, segment
 
     rng = np.random.default_rng(seed)
     folders = speaker_folders(train)

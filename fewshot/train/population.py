@@ -1,13 +1,13 @@
 """The calibration population: speakers prepared as ``enroll`` and ``identify`` prepare them, in every condition.
 
 Each speaker's files (in name order) are read and their speech found as
-``fewshot enroll`` finds it (:func:`fewshot.vad.load_speech` per file,
+``fewshot enroll`` finds it (:func:`fewshot.audio.vad.load_speech` per file,
 concatenated). Enrollment is the first 15 s and 35 s of that speech; test
 pieces are non-overlapping 5 s stretches after 35 s (at most
 :data:`MAX_PIECES`), and the first 2 s of each, each put through a test
 condition of :mod:`fewshot.eval.conditions` (clean, rooms, noise, telephone)
 and then prepared as ``fewshot identify`` prepares a file
-(:func:`fewshot.vad.speech`). Speakers with fewer than 2 pieces are left out.
+(:func:`fewshot.audio.vad.speech`). Speakers with fewer than 2 pieces are left out.
 
 Speech is cached per speaker (it does not depend on the model) and embeddings
 per speaker and model id, so a second calibration of the same model embeds
@@ -84,7 +84,7 @@ def corpus_of(name: str) -> str:
 def prepare_speaker(name: str, files, *, subset: str, config: FeatureConfig) -> PopulationSpeaker | None:
     """A speaker's speech as ``enroll`` finds it, cut into enrollment and test pieces (``None``: too little)."""
     from ..errors import AudioError
-    from ..vad import load_speech
+    from ..audio.vad import load_speech
 
     parts = []
     for f in files:
@@ -144,7 +144,7 @@ def condition_pieces(speaker: PopulationSpeaker, condition: str, degrader, *, co
     """``(speech, seconds, piece index)`` of the speaker's test pieces under ``condition``, prepared as identify
     prepares a file, whole and their first :data:`SHORT_S` seconds."""
     from ..errors import AudioError
-    from ..vad import speech
+    from ..audio.vad import speech
 
     out = []
     for i, t in enumerate(speaker.tests):
@@ -164,8 +164,8 @@ def embed_population(extractor, speakers: list[PopulationSpeaker], *, cache_dir,
 
     The babble of the conditions is drawn from the population's own enrollments (never the speaker's own).
     """
-    from ..audio import SAMPLE_RATE
-    from ..degrade import enrollment_copies
+    from ..audio.decode import SAMPLE_RATE
+    from ..audio.degrade import enrollment_copies
     from ..eval.conditions import Degrader
     from ..persistence import atomic_write_bytes
 

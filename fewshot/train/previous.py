@@ -4,12 +4,12 @@ Every commit that changed the shipped model directory (``fewshot/models/default`
 by default) holds one shipped extractor: its ``meta.json`` and the Keras file
 it names. :func:`previous_models` writes each distinct one (by the SHA-256 of
 its Keras file, checked against its metadata) into ``DEST/<model id>/``, a
-model directory :meth:`fewshot.extractor.Extractor.load` reads with the Keras
+model directory :meth:`fewshot.model.extractor.Extractor.load` reads with the Keras
 backend. ``DEST`` belongs outside the package (``models/previous/`` is ignored
 by git): old models are not shipped, only the aligners made from them.
 
 A group enrolled with such a model carries one of these ids, all returned: the
-id of its Keras file and configuration (:func:`fewshot.modeldir.derived_id`
+id of its Keras file and configuration (:func:`fewshot.model.modeldir.derived_id`
 without LiteRT files; it names the model's folder), or, for groups enrolled
 before the configuration was part of the id, the first 16 hex digits of the
 Keras file's SHA-256, or, for a model that ran from LiteRT files, the id with
@@ -25,7 +25,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..modeldir import META_FILE, MODEL_FILE, derived_id
+from ..model.modeldir import META_FILE, MODEL_FILE, derived_id
 from ..persistence import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def previous_models(repo, dest, *, shipped: str = SHIPPED_PATH, exclude_sha256=(
 
 def from_folder(path) -> PreviousModel:
     """An earlier release kept as a model directory (a release folder rather than the git history)."""
-    from ..modeldir import read_model_meta
+    from ..model.modeldir import read_model_meta
 
     meta = read_model_meta(Path(path))[0]
     ids = model_ids(meta)

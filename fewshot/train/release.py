@@ -39,7 +39,7 @@ def release(model_dir, *, dev, dest=None, C: float = ClassifierConfig.C, gamma: 
         prepare_protocol,
         verification_scores,
     )
-    from ..extractor import Extractor, default_model_dir
+    from ..model.extractor import Extractor, default_model_dir
     from .export import export_tflite
 
     ex = Extractor.load(model_dir, backend="keras")
@@ -72,7 +72,7 @@ def add_aligners(model_dir, previous, *, train, dev, speakers=None, cache_dir=No
     on pairs of embeddings of ``train``'s speech, measured on ``dev``'s
     speakers (enrollment by the old model, mapped; test pieces by the new one)
     and the shape :func:`~fewshot.train.align.choose_shape` picks is written
-    beside the model and listed in its ``meta.json`` (:mod:`fewshot.align`),
+    beside the model and listed in its ``meta.json`` (:mod:`fewshot.model.align`),
     replacing any aligners it had.
 
     Returns
@@ -83,9 +83,9 @@ def add_aligners(model_dir, previous, *, train, dev, speakers=None, cache_dir=No
         ``candidates`` (the mapped row of each shape) and ``map_ms`` (mapping the enrollment
         segments of 10 speakers, median of 20 runs).
     """
-    from ..align import write_aligner
+    from ..model.align import write_aligner
     from ..eval.protocol import embed_protocol, prepare_protocol
-    from ..extractor import Extractor
+    from ..model.extractor import Extractor
     from .align import ROWS, SHAPES, choose_shape, fit_aligner, mapped_figures, paired_embeddings
 
     model_dir = Path(model_dir)
@@ -132,8 +132,8 @@ def _median_ms(f, *args, repeats: int = 20) -> float:
 
 def write_aligners(model_dir, entries: dict) -> None:
     """List ``entries`` as the aligners of ``model_dir``'s ``meta.json``; aligner files it no longer names go."""
-    from ..align import ALIGNERS
-    from ..modeldir import META_FILE, write_model_meta
+    from ..model.align import ALIGNERS
+    from ..model.modeldir import META_FILE, write_model_meta
     from ..persistence import read_meta
 
     model_dir = Path(model_dir)

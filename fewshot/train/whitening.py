@@ -110,13 +110,13 @@ def embed_classes(extractor, waves, *, max_segments: int = 40, seed: int = 0, au
 
 
 def whiten_extractor(extractor, mu: np.ndarray, W: np.ndarray):
-    """A new :class:`~fewshot.extractor.Extractor` ending in the frozen map ``(x - mu) W``.
+    """A new :class:`~fewshot.model.extractor.Extractor` ending in the frozen map ``(x - mu) W``.
 
     ``extractor`` must be an unwhitened ``"resnet"`` extractor; its weights are
     copied unchanged.
     """
-    from ..extractor import Extractor
-    from ..nn import build_cnn
+    from ..model.extractor import Extractor
+    from ..model.nn import build_cnn
 
     cfg = extractor.extractor_config
     if cfg.arch != "resnet" or cfg.whitened:
@@ -142,7 +142,7 @@ def whiten_kept_model(out: Path, waves, *, dev=None, draws: int = 20, reg: float
     ``augment`` the run's waveform augmentation, which adds degraded crops
     (see :func:`embed_classes`).
     """
-    from ..extractor import Extractor
+    from ..model.extractor import Extractor
 
     out = Path(out)
     ex = Extractor.load(out)

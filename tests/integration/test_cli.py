@@ -170,7 +170,7 @@ def test_bad_input_exit_status(home, tmp_path):
 
 def test_upgrading_a_group_already_on_the_model_says_so(home):
     """`groups upgrade G` of a current group has nothing to do, as plain `groups upgrade` says (speech not kept)."""
-    from fewshot.extractor import load_extractor
+    from fewshot.model.extractor import load_extractor
 
     model_id = load_extractor().model_id
     assert fewshot("groups", "upgrade", "family", home=home).stdout == \
@@ -333,7 +333,7 @@ def test_identify_segments_are_turns_in_file_time_and_rttm(home, tmp_path):
 
     from synth import speak
 
-    from fewshot.vad import speech_intervals
+    from fewshot.audio.vad import speech_intervals
 
     lines = ["Yesterday I walked to the market to buy apples and bread.", "The weather was cold but bright.",
              "Then we went home and made a pot of tea for everyone."]

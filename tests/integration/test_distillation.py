@@ -31,10 +31,10 @@ def test_teacher_tells_voices_apart(teacher):
 
 def test_crops_carry_the_teachers_embedding_of_their_own_window(teacher, tmp_path):
     from fewshot.config import FeatureConfig
-    from fewshot.features import log_mel
+    from fewshot.audio.features import log_mel
     from fewshot.train.data import CropSampler
     from fewshot.train.teacher import teacher_targets
-    from fewshot.vad import normalize_loudness
+    from fewshot.audio.vad import normalize_loudness
 
     cfg, frames, hop = FeatureConfig(), 60, 1600
     window = (frames - 1) * cfg.hop_length
@@ -71,7 +71,7 @@ def test_distilled_fine_tuning_run(corpus, tmp_path):  # noqa: F811
     assert training["teacher"]["name"] == "campplus_cn_en_common" and training["teacher"]["windows"] > 0
     assert training["recipe"]["init"] == str(base) and training["recipe"]["distill_weight"] == 1.0
     # the exported extractor is the student alone: the projection is training-only
-    from fewshot.extractor import load_extractor
+    from fewshot.model.extractor import load_extractor
 
     assert "teacher_projection" not in [layer.name for layer in load_extractor(tuned).model.layers]
 

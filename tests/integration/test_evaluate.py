@@ -44,8 +44,8 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     from fewshot.config import ExtractorConfig, FeatureConfig
-    from fewshot.extractor import Extractor
-    from fewshot.nn import build_cnn
+    from fewshot.model.extractor import Extractor
+    from fewshot.model.nn import build_cnn
 
     root = tmp_path_factory.mktemp("models")
     fc = FeatureConfig()
@@ -93,7 +93,7 @@ def test_evaluate_writes_report(dataset, models, tmp_path, capsys):
     assert m["systems"]["mfcc"]["model_id"].startswith("mfcc20-stats-")
     # the default system is measured at the operating point fewshot identify runs: its model's stored threshold
     from fewshot.config import ClassifierConfig
-    from fewshot.extractor import load_extractor
+    from fewshot.model.extractor import load_extractor
 
     shipped = ClassifierConfig.of_model(load_extractor(models / "tiny"))
     op = m["operating_point"]
@@ -248,9 +248,9 @@ def test_evaluate_runs_the_calibrated_decision_identify_runs(dataset, models, tm
     import shutil
 
     from fewshot.cli import main
-    from fewshot.extractor import load_extractor
-    from fewshot.modeldir import read_model_meta, write_model_meta
-    from fewshot.openset import Calibration, load_calibration
+    from fewshot.model.extractor import load_extractor
+    from fewshot.model.modeldir import read_model_meta, write_model_meta
+    from fewshot.groups.openset import Calibration, load_calibration
     from fewshot.persistence import file_digest
 
     model = tmp_path / "calibrated"
@@ -309,8 +309,8 @@ def test_evaluate_enrolls_with_degraded_copies_when_the_model_does(dataset, mode
     from fewshot.cli import main
     from fewshot.config import ClassifierConfig
     from fewshot.eval.protocol import embed_protocol, episode, prepare_protocol
-    from fewshot.extractor import load_extractor
-    from fewshot.modeldir import read_model_meta, write_model_meta
+    from fewshot.model.extractor import load_extractor
+    from fewshot.model.modeldir import read_model_meta, write_model_meta
 
     model = tmp_path / "multi"
     shutil.copytree(models / "tiny", model)

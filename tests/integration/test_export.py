@@ -9,8 +9,8 @@ import pytest
 
 from synth import VOICES, write_wav
 from fewshot.errors import CorruptModelError, IncompatibleModelError
-from fewshot.extractor import Extractor
-from fewshot.modeldir import former_ids, litert_name
+from fewshot.model.extractor import Extractor
+from fewshot.model.modeldir import former_ids, litert_name
 from fewshot.train.export import describe, export_tflite
 
 

@@ -50,7 +50,7 @@ def voices():
 @pytest.fixture(scope="module")
 def model(voices):
     """The shipped model; it must tell the test voices apart for the demo's answers to mean anything."""
-    from fewshot.extractor import default_model_dir, load_extractor
+    from fewshot.model.extractor import default_model_dir, load_extractor
 
     ex = load_extractor()
     names = list(voices)
@@ -109,7 +109,7 @@ def stop(child) -> None:
 
 
 def store_snapshot(home: Path) -> dict:
-    from fewshot.enrollment import EnrollmentStore
+    from fewshot.store.enrollments import EnrollmentStore
 
     with EnrollmentStore(home / "enrollments.sqlite") as store:
         snap = {"groups": store.groups()}
@@ -361,7 +361,7 @@ def test_microphone_enroll_then_identify(mic, voices, model, home, tmp_path):
 
 
 def test_ctrl_c_during_enrollment_keeps_the_store(mic, voices, model, home, tmp_path):
-    from fewshot.extractor import load_extractor
+    from fewshot.model.extractor import load_extractor
     from fewshot.identifier import SpeakerIdentifier
 
     sid = SpeakerIdentifier(load_extractor(model), store=home / "enrollments.sqlite")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from synth import VOICES, synth_voice, write_wav
-from fewshot.align import find_aligner
+from fewshot.model.align import find_aligner
 from fewshot.config import ExtractorConfig, FeatureConfig
-from fewshot.extractor import Extractor, default_model_dir, load_extractor
+from fewshot.model.extractor import Extractor, default_model_dir, load_extractor
 from fewshot.identifier import SpeakerIdentifier
-from fewshot.nn import build_cnn
+from fewshot.model.nn import build_cnn
 from fewshot.train.previous import from_folder
 from fewshot.train.release import add_aligners
 
@@ -185,7 +185,7 @@ REPO = default_model_dir().parents[2]
 
 @pytest.mark.skipif(not (REPO / ".git").exists(), reason="not a git checkout")
 def test_the_shipped_extractors_come_back_from_the_git_history(tmp_path):
-    from fewshot.modeldir import read_model_meta
+    from fewshot.model.modeldir import read_model_meta
     from fewshot.train.previous import previous_models
 
     current = json.loads((default_model_dir() / "meta.json").read_text())["sha256"]

@@ -17,8 +17,8 @@ import sys
 import pytest
 
 from synth import ESPEAK_VOICES, TEXTS, espeak
-from fewshot.extractor import default_model_dir
-from fewshot.modeldir import litert_entry
+from fewshot.model.extractor import default_model_dir
+from fewshot.model.modeldir import litert_entry
 
 REFUSE = """
 import sys

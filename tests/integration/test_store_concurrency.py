@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from synth import write_wav
-from fewshot import storefile
-from fewshot.enrollment import EnrollmentStore
+from fewshot.store import file
+from fewshot.store.enrollments import EnrollmentStore
 from fewshot.errors import StoreBusyError
-from fewshot.extractor import load_extractor
+from fewshot.model.extractor import load_extractor
 from fewshot.identifier import SpeakerIdentifier
 
 #: Another process's long write (as a VACUUM of a large store is): it holds the
@@ -112,7 +112,7 @@ def test_a_wait_that_runs_out_says_so(store_path, holder, extractor, monkeypatch
                              stdout=subprocess.PIPE, text=True)
     try:
         assert again.stdout.readline().strip() == "locked"
-        monkeypatch.setattr(storefile, "BUSY_TIMEOUT_S", 1.0)
+        monkeypatch.setattr(file, "BUSY_TIMEOUT_S", 1.0)
         rc = main(["groups", "remove", "g", "amy", "--store", str(store_path)])
         lines = capsys.readouterr().err.splitlines()
         assert rc == 2 and len(lines) == 1 and lines[0].startswith(f"error: {store_path}: busy: ")

@@ -37,7 +37,7 @@ def run(cmd, **kw):
 
 
 def weights(model_dir):
-    from fewshot.extractor import load_extractor
+    from fewshot.model.extractor import load_extractor
 
     return [w.copy() for w in load_extractor(model_dir).model.get_weights()]
 

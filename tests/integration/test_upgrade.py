@@ -9,9 +9,9 @@ import pytest
 from synth import VOICES, synth_voice, write_wav
 from fewshot.config import ExtractorConfig, FeatureConfig
 from fewshot.errors import IncompatibleModelError
-from fewshot.extractor import Extractor, load_extractor
+from fewshot.model.extractor import Extractor, load_extractor
 from fewshot.identifier import SpeakerIdentifier
-from fewshot.nn import build_cnn
+from fewshot.model.nn import build_cnn
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from stores import old_store
 
-from fewshot.align import Aligner, aligner_entry, map_group, read_aligner, write_aligner
-from fewshot.enrollment import SCHEMA_VERSION, EnrollmentStore
+from fewshot.model.align import Aligner, aligner_entry, map_group, read_aligner, write_aligner
+from fewshot.store.enrollments import SCHEMA_VERSION, EnrollmentStore
 from fewshot.errors import CorruptModelError
-from fewshot.features import l2_normalize
+from fewshot.audio.features import l2_normalize
 from fewshot.train.align import fit_linear
-from fewshot.upgrade import mapped_note
+from fewshot.store.upgrade import mapped_note
 
 
 def unit_rows(rng, n, d):

@@ -5,8 +5,8 @@ import pytest
 import soundfile as sf
 
 from synth import SR, write_wav
-from fewshot.audio import load
-from fewshot.vad import check_audio, load_speech, normalize_loudness, trim_silence
+from fewshot.audio.decode import load
+from fewshot.audio.vad import check_audio, load_speech, normalize_loudness, trim_silence
 from fewshot.errors import AudioError
 
 
@@ -121,7 +121,7 @@ def test_corrupt_mp3_prints_only_the_error_line(tmp_path, voice):
 
 def test_vad_frames_are_librosas(voice):
     import librosa
-    from fewshot.vad import frame_rms, speech_intervals
+    from fewshot.audio.vad import frame_rms, speech_intervals
 
     y = np.concatenate([voice("ann", 2.0), np.zeros(5000, np.float32), 0.05 * voice("bob", 1.3)])
     ref = librosa.feature.rms(y=y, frame_length=400, hop_length=160, center=True)[0]
@@ -133,7 +133,7 @@ def test_vad_frames_are_librosas(voice):
 @pytest.mark.parametrize("sr_in", [8000, 22050, 44100])
 def test_resampling_is_librosas_soxr_hq(voice, sr_in):
     import librosa
-    from fewshot.audio import resample
+    from fewshot.audio.decode import resample
 
     y = librosa.resample(voice("cat", 1.0), orig_sr=SR, target_sr=sr_in)
     np.testing.assert_array_equal(resample(y, orig_sr=sr_in, target_sr=SR),

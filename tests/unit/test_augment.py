@@ -3,7 +3,7 @@
 import numpy as np
 import soundfile as sf
 
-from fewshot import degrade
+from fewshot.audio import degrade
 from fewshot.train.augment import AugmentConfig, degrade_crop, noise_recordings
 
 SR = 16000

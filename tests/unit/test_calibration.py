@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from fewshot.extractor import load_extractor
-from fewshot.selfcheck import HOP_S, coherence
+from fewshot.model.extractor import load_extractor
+from fewshot.groups.selfcheck import HOP_S, coherence
 from fewshot.train.calibration import quantile_regression
 from fewshot.train.enrollment_check import _mix_plan, enrollment_check_scores
 from fewshot.train.population import PopulationSpeaker

@@ -8,7 +8,7 @@ import pytest
 
 from synth import write_wav
 from stores import snapshot
-from fewshot.enrollment import EnrollmentStore
+from fewshot.store.enrollments import EnrollmentStore
 from fewshot.errors import AudioError, DuplicateAudioError, InvalidNameError
 from fewshot.names import normalize_name
 

@@ -7,7 +7,7 @@ import pytest
 
 from synth import write_wav
 from stores import snapshot
-from fewshot.enrollment import EnrollmentStore, Source
+from fewshot.store.enrollments import EnrollmentStore, Source
 from fewshot.errors import AudioError, IncompatibleModelError, NotAStoreError, NotEnrolledError
 
 

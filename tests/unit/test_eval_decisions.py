@@ -9,7 +9,7 @@ from fewshot.config import ClassifierConfig
 from fewshot.eval.benchmark import open_set_by_size
 from fewshot.eval.decisions import corpus_speakers, measure_decisions, worst_cell
 from fewshot.eval.protocol import EmbeddedSpeakers, compute_eer, verification_scores
-from fewshot.features import l2_normalize
+from fewshot.audio.features import l2_normalize
 
 DIM = 24
 
@@ -59,7 +59,7 @@ def test_rates_per_condition_corpus_and_size(measured):
 
 def test_clean_cells_repeat_the_clean_open_set_table(rng):
     """Same groups, same decision: the clean row of "all" is the open-set-by-size figure, calibrated or not."""
-    from fewshot.openset import Calibration
+    from fewshot.groups.openset import Calibration
 
     emb, tests = speakers(rng)
     cohort = l2_normalize(rng.standard_normal((30, DIM)))

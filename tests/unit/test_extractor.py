@@ -5,8 +5,8 @@ import pytest
 
 from fewshot.config import ExtractorConfig, FeatureConfig
 from fewshot.errors import CorruptModelError, IncompatibleModelError
-from fewshot.extractor import Extractor, load_extractor
-from fewshot.nn import build_cnn
+from fewshot.model.extractor import Extractor, load_extractor
+from fewshot.model.nn import build_cnn
 
 
 def test_embed_any_length_unit_norm(tiny_model_dir, voice):
@@ -39,7 +39,7 @@ def test_corrupt_model_file_is_refused(tiny_model_dir, tmp_path):
 
 
 def test_save_replaces_the_model_and_its_metadata_as_a_pair(tiny_model_dir, tmp_path, monkeypatch):
-    import fewshot.modeldir as md
+    import fewshot.model.modeldir as md
     from fewshot.config import ExtractorConfig, FeatureConfig
 
     old = load_extractor(tiny_model_dir).save(tmp_path / "m")
@@ -91,8 +91,8 @@ def test_default_model_ships_and_separates_voices(default_extractor, voice):
 
 
 def test_embed_is_one_pass_per_utterance_and_chunks_long_ones(tiny_model_dir, voice):
-    from fewshot.extractor import l2_normalize
-    from fewshot.features import log_mel
+    from fewshot.model.extractor import l2_normalize
+    from fewshot.audio.features import log_mel
 
     ex = load_extractor(tiny_model_dir)
     y = voice("bob", 5.0)
@@ -113,7 +113,7 @@ def test_runtime_modules_import_no_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, fewshot.extractor, fewshot.identifier, fewshot.cli, fewshot.live.app; "
+    code = ("import sys, fewshot.model.extractor, fewshot.identifier, fewshot.cli, fewshot.live.app; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stdout.strip()) == (0, "[]"), proc.stderr

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fewshot.config import FeatureConfig
-from fewshot.features import log_mel, save_spectrogram_png, segment
+from fewshot.audio.features import log_mel, save_spectrogram_png, segment
 
 
 def test_log_mel_shape_and_finite(voice):
@@ -67,7 +67,7 @@ def test_log_mel_of_a_batch_is_each_signal_alone(voice):
 
 def test_mel_filterbank_is_librosas():
     import librosa
-    from fewshot.features import mel_filterbank
+    from fewshot.audio.features import mel_filterbank
 
     ref = librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, fmin=20.0, fmax=7600.0)
     np.testing.assert_allclose(mel_filterbank(sr=16000, n_fft=512, n_mels=64, fmin=20.0, fmax=7600.0), ref,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fewshot.config import FeatureConfig
-from fewshot.extractor import load_extractor
+from fewshot.model.extractor import load_extractor
 from fewshot.train.checkpoints import extractor_start, start_point
 from fewshot.train.loop import TrainConfig, build_training_model
 from fewshot.train.whitening import (
@@ -49,7 +49,7 @@ def test_training_starts_from_the_network_without_its_whitening_and_with_agreein
                                  total_steps=10, init_weights=(weights, centres))
     import keras
 
-    from fewshot.features import log_mel
+    from fewshot.audio.features import log_mel
 
     tests = [voice(name, 3.0, seed=9) for name in NAMES]
     X = np.stack([log_mel(y, config=fc)[:300] for y in tests])

@@ -15,7 +15,7 @@ PLAN = [("ann", 4.0, 0.0), ("bob", 3.0, 0.3), ("ann", 3.5, 0.0), ("bob", 4.0, 1.
 @pytest.fixture(scope="module")
 def pair(default_extractor):
     """The SVM of a group of two synthetic voices, 15 s of speech each."""
-    from fewshot.classifier import GroupSVC
+    from fewshot.groups.svc import GroupSVC
 
     names = ["ann", "bob"]
     E = default_extractor.embed([synth_voice(**VOICES[n], seconds=15.0, seed=0) for n in names],

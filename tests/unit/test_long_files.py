@@ -35,9 +35,9 @@ def test_enrollment_reads_only_the_speech_it_uses(identifier, wavs):
 
 def test_turns_of_a_scanned_file_are_those_of_the_file_read_whole(identifier, voice, tmp_path):
     from synth import conversation
-    from fewshot.audio import load
-    from fewshot.timeline import SpeechTimeline
-    from fewshot.turns import find_turns
+    from fewshot.audio.decode import load
+    from fewshot.turns.timeline import SpeechTimeline
+    from fewshot.turns.decoder import find_turns
 
     for i, name in enumerate(("ann", "bob")):
         identifier.enroll("g", name, [voice(name, 10.0, seed=i)])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fewshot.errors import CorruptModelError, FewshotError
-from fewshot.extractor import Extractor, load_extractor
+from fewshot.model.extractor import Extractor, load_extractor
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_shipped_models_load_by_name_and_former_name(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def shipped_copy(tmp_path_factory):
     """The shipped model's meta.json with its LiteRT and cohort files (the Keras file is not needed)."""
-    from fewshot.extractor import default_model_dir
+    from fewshot.model.extractor import default_model_dir
 
     src, d = default_model_dir(), tmp_path_factory.mktemp("shipped") / "m"
     d.mkdir()

@@ -6,11 +6,11 @@ import sqlite3
 import numpy as np
 from stores import old_store
 
-from fewshot.classifier import GroupSVC
+from fewshot.groups.svc import GroupSVC
 from fewshot.config import ClassifierConfig
-from fewshot.degrade import enrollment_copies
-from fewshot.enrollment import SCHEMA_VERSION, EnrollmentStore
-from fewshot.extractor import load_extractor
+from fewshot.audio.degrade import enrollment_copies
+from fewshot.store.enrollments import SCHEMA_VERSION, EnrollmentStore
+from fewshot.model.extractor import load_extractor
 from fewshot.identifier import SpeakerIdentifier
 
 
@@ -30,9 +30,9 @@ def test_copies_need_numpy_alone_and_filter_as_scipy_does(rng):
 
     from scipy.signal import fftconvolve, lfilter
 
-    from fewshot.degrade import one_pole, reverberate, synthetic_rir
+    from fewshot.audio.degrade import one_pole, reverberate, synthetic_rir
 
-    code = ("import sys, numpy as np; from fewshot.degrade import enrollment_copies; "
+    code = ("import sys, numpy as np; from fewshot.audio.degrade import enrollment_copies; "
             "enrollment_copies(np.random.default_rng(0).standard_normal(48000).astype('float32'), sr=16000); "
             "sys.exit('scipy.signal' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fewshot.enrollment import EnrollmentStore
+from fewshot.store.enrollments import EnrollmentStore
 from fewshot.errors import InvalidNameError
 from fewshot.names import MAX_NAME_CHARS, name_key, normalize_name
 

@@ -14,17 +14,16 @@ from synth import SR, VOICES, conversation, synth_voice, write_wav
 
 @pytest.fixture
 def decodes(monkeypatch):
-    """How many times a file has been opened for decoding (``fewshot.audio``'s one decoder of files)."""
-    from fewshot import audio
-
+    """How many times a file has been opened for decoding (``fewshot.audio.decode``'s one decoder of files)."""
+    from fewshot.audio import decode
     opened = []
-    real = audio._file_blocks
+    real = decode._file_blocks
 
     def counting(path, **kwargs):
         opened.append(path.name)
         return real(path, **kwargs)
 
-    monkeypatch.setattr(audio, "_file_blocks", counting)
+    monkeypatch.setattr(decode, "_file_blocks", counting)
     return opened
 
 
@@ -45,7 +44,7 @@ def test_enroll_decodes_each_file_once_and_stores_its_checksum(identifier, tmp_p
 
 @pytest.mark.parametrize("seconds", [40.0, 75.0])
 def test_identify_segments_decodes_once_per_pass(identifier, tmp_path, decodes, seconds):
-    from fewshot.audio import BLOCK_S
+    from fewshot.audio.decode import BLOCK_S
 
     for seed, name in enumerate(("ann", "bob")):
         identifier.enroll("g", name, [synth_voice(**VOICES[name], seconds=15.0, seed=10 + seed)])
@@ -67,7 +66,7 @@ def test_identify_segments_decodes_once_per_pass(identifier, tmp_path, decodes, 
 def test_the_checksum_taken_while_decoding_is_the_files(tmp_path):
     import soundfile as sf
 
-    from fewshot.audio import stream
+    from fewshot.audio.decode import stream
     from fewshot.persistence import sha256_of
 
     y = synth_voice(**VOICES["ann"], seconds=6.0, seed=3)
@@ -92,7 +91,7 @@ def test_the_checksum_taken_while_decoding_is_the_files(tmp_path):
 
 
 def test_speech_maps_back_to_file_time(tmp_path):
-    from fewshot.vad import load_speech, stream_speech
+    from fewshot.audio.vad import load_speech, stream_speech
 
     y = np.concatenate([np.zeros(2 * SR), synth_voice(**VOICES["ann"], seconds=3.0, seed=4), np.zeros(2 * SR),
                         synth_voice(**VOICES["ann"], seconds=3.0, seed=5)]).astype(np.float32)
@@ -108,7 +107,7 @@ def test_speech_maps_back_to_file_time(tmp_path):
 
 def test_a_nan_from_the_network_is_refused_on_the_live_path(tiny_model_dir, monkeypatch):
     from fewshot.errors import CorruptModelError
-    from fewshot.extractor import load_extractor
+    from fewshot.model.extractor import load_extractor
     from fewshot.live.turns import TurnStream
 
     ex = load_extractor(tiny_model_dir)
@@ -122,12 +121,12 @@ def test_a_nan_from_the_network_is_refused_on_the_live_path(tiny_model_dir, monk
 
 def test_every_window_path_gives_what_it_gave_before(default_extractor):
     """The window door reproduces each path's own former computation on the shipped model."""
-    from fewshot.extractor import window_starts
-    from fewshot.features import l2_normalize, log_mel, segment
+    from fewshot.model.extractor import window_starts
+    from fewshot.audio.features import l2_normalize, log_mel, segment
     from fewshot.live.turns import TurnStream
-    from fewshot.selfcheck import HOP_S, WINDOW_S, windows
-    from fewshot.timeline import embed_windows
-    from fewshot.vad import normalize_loudness
+    from fewshot.groups.selfcheck import HOP_S, WINDOW_S, windows
+    from fewshot.turns.timeline import embed_windows
+    from fewshot.audio.vad import normalize_loudness
 
     ex, cfg = default_extractor, default_extractor.feature_config
     y = normalize_loudness(synth_voice(**VOICES["ann"], seconds=7.3, seed=6), target_dbfs=cfg.target_dbfs)

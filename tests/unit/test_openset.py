@@ -8,10 +8,10 @@ import pytest
 
 from fewshot.config import ClassifierConfig
 from fewshot.errors import CorruptModelError, IncompatibleModelError
-from fewshot.extractor import load_extractor
+from fewshot.model.extractor import load_extractor
 from fewshot.identifier import SpeakerIdentifier
-from fewshot.modeldir import read_model_meta, write_model_meta
-from fewshot.openset import Calibration, load_calibration
+from fewshot.model.modeldir import read_model_meta, write_model_meta
+from fewshot.groups.openset import Calibration, load_calibration
 from fewshot.persistence import file_digest
 
 
@@ -101,7 +101,7 @@ def test_a_damaged_cohort_is_refused(calibrated_dir, damage):
 
 
 def model(terms=("log_group_size", "log_seconds", "cohort_mean")):
-    from fewshot.openset import ThresholdModel
+    from fewshot.groups.openset import ThresholdModel
 
     # rates 0.01 and 0.05: a higher bar for larger groups, shorter speech and speech nearer the cohort
     coef = np.array([[3.0, 0.5, -1.0, 2.0], [2.0, 0.5, -1.0, 2.0]])[:, :1 + len(terms)]
@@ -140,11 +140,11 @@ def test_identify_and_verify_use_the_threshold_model(calibrated_dir, tmp_path, v
     nearest, _, decision = clf.open_scores(X)
     labels, _ = clf.predict_open(X, seconds=np.array([2.5, 6.0]))
     assert list(labels) == [n if d >= t else "unknown" for n, d, t in zip(nearest, decision, expected)]
-    from fewshot.vad import speech
+    from fewshot.audio.vad import speech
 
     v, y = sid.verify("home", "ann", long), speech(long).samples  # prepared as identify prepares it
     x = ex.embed([y])
-    from fewshot.verify import claim_scores
+    from fewshot.groups.verify import claim_scores
 
     claim, bar = claim_scores(clf, x, "ann", seconds=np.array([len(y) / 16000]))
     assert (v.score, v.threshold) == (pytest.approx(claim[0], abs=1e-4), pytest.approx(bar[0], abs=1e-4))

@@ -6,7 +6,7 @@ import pytest
 from fewshot.config import ClassifierConfig
 from fewshot.eval.benchmark import evaluate_embeddings
 from fewshot.eval.protocol import EmbeddedSpeakers
-from fewshot.openset import Calibration
+from fewshot.groups.openset import Calibration
 
 
 def test_four_speakers_with_a_calibrated_model(rng):

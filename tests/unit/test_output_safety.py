@@ -2,7 +2,7 @@
 and no newline, escape or bidirectional character reaches the terminal or the RTTM raw."""
 
 from fewshot.names import shown
-from fewshot.turns import Turn, rttm_file_ids, rttm_lines
+from fewshot.turns.decoder import Turn, rttm_file_ids, rttm_lines
 
 
 def test_files_of_the_same_name_in_two_folders_get_two_rttm_ids():

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from fewshot.errors import AudioError
-from fewshot.extractor import load_extractor
+from fewshot.model.extractor import load_extractor
 from fewshot.identifier import SpeakerIdentifier
-from fewshot.modeldir import read_model_meta, write_model_meta
-from fewshot.openset import Calibration
+from fewshot.model.modeldir import read_model_meta, write_model_meta
+from fewshot.groups.openset import Calibration
 from fewshot.persistence import file_digest
-from fewshot.selfcheck import split_coherence, threshold_for
+from fewshot.groups.selfcheck import split_coherence, threshold_for
 
 
 def unit(v):

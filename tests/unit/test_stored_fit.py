@@ -7,10 +7,10 @@ import io
 import numpy as np
 import pytest
 
-from fewshot.classifier import GroupSVC
-from fewshot.groupfit import fit_key, stored_or_fit
-from fewshot.svm import FittedGroup
-from fewshot.storeschema import SCHEMA_VERSION
+from fewshot.groups.svc import GroupSVC
+from fewshot.groups.kept_fit import fit_key, stored_or_fit
+from fewshot.groups.fitted import FittedGroup
+from fewshot.store.schema import SCHEMA_VERSION
 
 
 PARAMS = {"C": 10.0, "gamma": 1.0, "unknown_threshold": 0.3}
@@ -28,7 +28,7 @@ def _files_under(root):
 
 def test_after_removal_no_file_under_fewshot_home_holds_the_persons_voiceprint(identifier, voice, tmp_path,
                                                                                monkeypatch):
-    from fewshot.enrollment import EnrollmentStore
+    from fewshot.store.enrollments import EnrollmentStore
     from fewshot.identifier import SpeakerIdentifier
 
     home = tmp_path / "home"
@@ -135,7 +135,7 @@ def test_a_blob_that_would_take_more_memory_than_its_size_is_refused(rng):
 
 def test_a_store_upgrade_removes_the_old_cache_files(tmp_path, monkeypatch):
     from stores import old_store
-    from fewshot.enrollment import EnrollmentStore
+    from fewshot.store.enrollments import EnrollmentStore
 
     monkeypatch.setenv("FEWSHOT_HOME", str(tmp_path))
     cache = tmp_path / "cache" / "svm"

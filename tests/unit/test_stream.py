@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from synth import SR, write_wav
-from fewshot.audio import downmix, load, resample, stream
-from fewshot.vad import load_speech, speech_blocks, stream_speech, trim_silence
+from fewshot.audio.decode import downmix, load, resample, stream
+from fewshot.audio.vad import load_speech, speech_blocks, stream_speech, trim_silence
 from fewshot.errors import AudioError
 
 
@@ -123,8 +123,8 @@ def family(default_extractor, tmp_path_factory):
 
 
 def test_identify_streams_a_long_file_to_the_short_files_answer(family, voice, tmp_path):
-    from fewshot.audio import BLOCK_S
-    from fewshot.streaming import Blocks, read_head
+    from fewshot.audio.decode import BLOCK_S
+    from fewshot.model.streaming import Blocks, read_head
 
     short = write_wav(tmp_path / "short.wav", talk(voice, 12.0, seed=3))
     long = write_wav(tmp_path / "long.wav", talk(voice, BLOCK_S + 15.0, seed=3))
@@ -140,7 +140,7 @@ def test_identify_streams_a_long_file_to_the_short_files_answer(family, voice, t
 
 
 def test_cli_shows_progress_on_long_files_and_enrollments(default_extractor, voice, tmp_path, capsys):
-    from fewshot.audio import BLOCK_S
+    from fewshot.audio.decode import BLOCK_S
     from fewshot.cli import main
 
     store = str(tmp_path / "s.sqlite")
@@ -155,7 +155,7 @@ def test_cli_shows_progress_on_long_files_and_enrollments(default_extractor, voi
 MEASURE = """
 import sys
 import numpy as np
-from fewshot.vad import stream_speech
+from fewshot.audio.vad import stream_speech
 
 
 def peak_mb():

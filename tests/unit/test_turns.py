@@ -8,12 +8,12 @@ import synth
 from synth import ESPEAK_VOICES, SR, VOICES, spoken, synth_voice
 
 from fewshot.config import FeatureConfig
-from fewshot.decoders import change_points, viterbi
+from fewshot.turns.runs import change_points, viterbi
 from fewshot.errors import AudioError
-from fewshot.features import log_mel
-from fewshot.extractor import log_mel_stream, window_starts
-from fewshot.timeline import SpeechTimeline, embed_windows
-from fewshot.turns import Turn, TurnConfig, TurnDecoder, find_turns, rttm_lines
+from fewshot.audio.features import log_mel
+from fewshot.model.extractor import log_mel_stream, window_starts
+from fewshot.turns.timeline import SpeechTimeline, embed_windows
+from fewshot.turns.decoder import Turn, TurnConfig, TurnDecoder, find_turns, rttm_lines
 
 #: (speaker, seconds of speech, pause after it): changes after pauses of 0.6, 0.3, 1.2 and 0 s, and one
 #: person twice either side of a 1.2 s pause (two turns, the pause in neither).
@@ -28,7 +28,7 @@ def conversation(plan=PLAN):
 @pytest.fixture(scope="module")
 def group(default_extractor):
     """The SVM of a group of the three espeak-ng voices, 15 s of speech each."""
-    from fewshot.classifier import GroupSVC
+    from fewshot.groups.svc import GroupSVC
 
     names = sorted(ESPEAK_VOICES)
     E = default_extractor.embed([spoken(n, 15.0) for n in names], return_segments=True)
@@ -115,7 +115,7 @@ def test_turns_of_a_conversation_are_in_file_time(group, default_extractor, deco
 
 
 def test_a_voice_outside_the_group_is_unknown(default_extractor):
-    from fewshot.classifier import GroupSVC
+    from fewshot.groups.svc import GroupSVC
 
     E = default_extractor.embed([spoken(n, 15.0) for n in ("ann", "cyd")], return_segments=True)
     clf = GroupSVC().fit(np.concatenate(E), np.repeat(["ann", "cyd"], [len(e) for e in E])).fitted_

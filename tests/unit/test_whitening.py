@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from fewshot.extractor import Extractor, load_extractor
-from fewshot.features import l2_normalize
+from fewshot.model.extractor import Extractor, load_extractor
+from fewshot.audio.features import l2_normalize
 from fewshot.train.whitening import embed_classes, whiten_extractor, within_class_whitening
 
 

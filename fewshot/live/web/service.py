@@ -46,8 +46,8 @@ def upload_name(filename: str | None) -> str:
 
 def check_length(path: Path, name: str, limits: Limits) -> None:
     """Refuse a file longer than the server takes (from its header; else by decoding up to the limit)."""
-    from ...audio import SAMPLE_RATE, load
-    from ...streaming import duration_s
+    from ...audio.decode import SAMPLE_RATE, load
+    from ...model.streaming import duration_s
 
     limit = limits.max_minutes * 60
     seconds = duration_s(path)
@@ -106,7 +106,7 @@ class Service:
                 for g in self.sid.store.groups()]
 
     def group(self, group: str) -> dict:
-        from ...upgrade import mapped_note
+        from ...store.upgrade import mapped_note
 
         store, model = self.sid.store, self.sid.extractor.model_id
         members = store.speakers(group)
@@ -154,7 +154,7 @@ class Service:
 
     def identify(self, group: str, path: Path, name: str) -> dict:
         """Who speaks in an uploaded file, and when: the CLI's ``identify --segments --json``, with its RTTM."""
-        from ...turns import rttm_lines
+        from ...turns.decoder import rttm_lines
 
         names = {str(path): name}
         try:

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from data_tools.process import NarratorJob, ProcessSettings, load_done, process_narrator
 from data_tools.segment import fixed_segments, join_and_trim, write_wav
-from fewshot.audio import SAMPLE_RATE, load
+from fewshot.audio.decode import SAMPLE_RATE, load
 
 SR = SAMPLE_RATE
 

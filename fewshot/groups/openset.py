@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CorruptModelError
-from .persistence import check_checksum
+from ..errors import CorruptModelError
+from ..persistence import check_checksum
 
 #: Seconds of test speech a threshold is quoted at when none are given (the protocol's test pieces).
 REFERENCE_SECONDS = 5.0
@@ -119,7 +119,7 @@ class Calibration:
         Where the table was measured.
     enrollment_check : np.ndarray [shape=(n, 2)], optional
         ``(seconds of speech, coherence threshold)`` pairs of the enrollment self-check
-        (:mod:`fewshot.selfcheck`).
+        (:mod:`fewshot.groups.selfcheck`).
     """
 
     cohort: np.ndarray

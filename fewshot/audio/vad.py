@@ -5,7 +5,7 @@ An energy VAD: a frame (25 ms, every 10 ms) is speech when it is within
 input that is :func:`speech_intervals` and :func:`trim_silence`; over a stream
 of blocks, :func:`speech_blocks`, where the loudest frame is the loudest heard
 so far. :func:`load_speech` (whole) and :func:`stream_speech` (block by block)
-join it to the decoder of :mod:`fewshot.audio`, and give a :class:`Speech`: the
+join it to the decoder of :mod:`fewshot.audio.decode`, and give a :class:`Speech`: the
 samples the extractor embeds, the VAD's intervals and the map back to file
 time. Every function takes the signal first and the rest keyword-only.
 """
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import BLOCK_S, check_samples, load, stream
-from .config import FeatureConfig
-from .errors import AudioError
+from .decode import BLOCK_S, check_samples, load, stream
+from ..config import FeatureConfig
+from ..errors import AudioError
 
 #: Below this absolute level (dBFS) a frame is silence, however quiet the file.
 SILENCE_FLOOR_DBFS = -60.0
@@ -287,7 +287,7 @@ def stream_speech(source, *, config: FeatureConfig | None = None, sr_in: int | N
                   block_s: float | None = None, on_block=None, blocks=None):
     """:func:`load_speech` for input of any length: its speech piece by piece, in flat memory, not normalised.
 
-    The input is read by :func:`fewshot.audio.stream` (or taken from
+    The input is read by :func:`fewshot.audio.decode.stream` (or taken from
     ``blocks``, that stream already opened) and its speech found by
     :func:`speech_blocks`. Loudness is left to the caller, who embeds pieces
     of it: each is best normalised on its own, as a training crop is (the
@@ -300,11 +300,11 @@ def stream_speech(source, *, config: FeatureConfig | None = None, sr_in: int | N
     sr_in : int, optional
         Sample rate of ``source`` when it is an array.
     block_s : float, optional
-        Seconds read at a time (default: :data:`fewshot.audio.BLOCK_S`).
+        Seconds read at a time (default: :data:`fewshot.audio.decode.BLOCK_S`).
     on_block : callable, optional
         Called with the seconds of each block read.
     blocks : iterable, optional
-        The ``(start_s, y)`` blocks of :func:`fewshot.audio.stream` of ``source``, when it is already being read.
+        The ``(start_s, y)`` blocks of :func:`fewshot.audio.decode.stream` of ``source``, when it is already being read.
 
     Yields
     ------

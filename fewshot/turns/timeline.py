@@ -1,9 +1,9 @@
 """The speech of a recording as one timeline, and the embeddings of its short windows.
 
-:class:`SpeechTimeline` joins the VAD's speech (:func:`fewshot.vad.speech_intervals`)
+:class:`SpeechTimeline` joins the VAD's speech (:func:`fewshot.audio.vad.speech_intervals`)
 without its pauses and maps it back to the file; :func:`embed_windows` embeds
 overlapping windows of it from one log-mel pass, in bounded memory
-(:meth:`fewshot.extractor.Extractor.windows`). A recording read from a file
+(:meth:`fewshot.model.extractor.Extractor.windows`). A recording read from a file
 (:meth:`SpeechTimeline.scan`) is read twice, block by block: once to find its
 speech and its loudness, once to embed the speech, so memory does not grow
 with its length.
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .vad import is_silent, normalize_loudness, padded_frame_rms, speech_intervals, speech_threshold_db
-from .config import FeatureConfig
-from .extractor import window_starts
+from ..audio.vad import is_silent, normalize_loudness, padded_frame_rms, speech_intervals, speech_threshold_db
+from ..config import FeatureConfig
+from ..model.extractor import window_starts
 
 
 class SpeechTimeline:
@@ -49,7 +49,7 @@ class SpeechTimeline:
     @classmethod
     def of_intervals(cls, intervals, *, sr: int):
         """The timeline of speech at ``intervals`` (``[start, end)`` samples, in order, apart), without its
-        samples: a live stream's speech so far, which :class:`fewshot.turns.TurnDecoder` maps back to the stream."""
+        samples: a live stream's speech so far, which :class:`fewshot.turns.decoder.TurnDecoder` maps back to the stream."""
         self = cls.__new__(cls)
         self.sr, self.speech, self._read = sr, None, None
         self.intervals = np.asarray(intervals, dtype=np.int64).reshape(-1, 2)
@@ -64,8 +64,8 @@ class SpeechTimeline:
         Its intervals are those ``SpeechTimeline(load(source))`` finds (the same
         frames, judged against the loudest frame of the whole input), and
         :meth:`chunks` gives the same speech, read again and scaled by the same
-        gain (:func:`~fewshot.audio.normalize_loudness` over all of it).
-        ``blocks``: the ``(start_s, y)`` blocks of :func:`fewshot.audio.stream` of
+        gain (:func:`~fewshot.audio.decode.normalize_loudness` over all of it).
+        ``blocks``: the ``(start_s, y)`` blocks of :func:`fewshot.audio.decode.stream` of
         ``source`` (``block_s`` long), when it is already being read.
 
         Raises
@@ -73,8 +73,8 @@ class SpeechTimeline:
         AudioError
             For a file that cannot be read, non-finite samples, or silence.
         """
-        from .audio import BLOCK_S, stream
-        from .errors import AudioError
+        from ..audio.decode import BLOCK_S, stream
+        from ..errors import AudioError
 
         sr, block_s = config.sr, block_s or BLOCK_S
         frame, hop = int(sr * 0.025), int(sr * 0.010)  # speech_intervals' frames
@@ -127,7 +127,7 @@ class SpeechTimeline:
         if self._read is None:
             yield self.speech
             return
-        from .audio import stream
+        from ..audio.decode import stream
 
         source, sr_in, block_s, gain = self._read
         k, start = 0, 0

@@ -2,7 +2,7 @@
 
 :func:`verify` and :func:`verify_many` are methods of
 :class:`~fewshot.identifier.SpeakerIdentifier`; :func:`claim_scores` scores
-speech against one member of a group's :class:`~fewshot.svm.FittedGroup` and
+speech against one member of a group's :class:`~fewshot.groups.fitted.FittedGroup` and
 :func:`claim_decisions` accepts or rejects the claims (what ``fewshot evaluate``
 measures too).
 """
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import AudioError
-from .names import normalize_name
-from .streaming import Blocks, embed_stream, read_head, read_heads
-from .vad import Speech, speech
+from ..errors import AudioError
+from ..names import normalize_name
+from ..model.streaming import Blocks, embed_stream, read_head, read_heads
+from ..audio.vad import Speech, speech
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def verify(self, group: str, speaker: str, source, *, sr_in: int | None = None) 
 def verify_many(self, group: str, speaker: str, sources, *, sr_in: int | None = None,
                 workers: int = 4) -> list:
     """:meth:`verify` for many sources: per source, its :class:`Verification` or its :class:`AudioError`."""
-    from .errors import NotEnrolledError
+    from ..errors import NotEnrolledError
 
     speaker = normalize_name(speaker, kind="person")
     clf = self.classifier(group)
@@ -128,7 +128,7 @@ def verify_many(self, group: str, speaker: str, sources, *, sr_in: int | None = 
     return out
 
 def _short_or_error(sid, source, sr_in):
-    """:func:`~fewshot.streaming.read_head` of ``source``: its speech if of one block, else its blocks, or the error."""
+    """:func:`~fewshot.model.streaming.read_head` of ``source``: its speech if of one block, else its blocks, or the error."""
     cfg = sid.extractor.feature_config
     try:
         got = read_head(source, config=cfg, sr_in=sr_in)

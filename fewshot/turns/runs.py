@@ -1,13 +1,13 @@
 """Decoders of who-speaks-when: a sequence of window scores or embeddings cut into runs of one speaker.
 
-Pure functions on arrays, used by :func:`fewshot.turns.find_turns`.
+Pure functions on arrays, used by :func:`fewshot.turns.decoder.find_turns`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .features import l2_normalize
+from ..audio.features import l2_normalize
 
 
 def viterbi(scores: np.ndarray, *, switch_penalty: float) -> np.ndarray:

@@ -6,8 +6,8 @@ The extractor's output is the layer named ``"embedding"``; those activations
 
 from __future__ import annotations
 
-from ._tf import import_tensorflow
-from .config import ExtractorConfig
+from .._tf import import_tensorflow
+from ..config import ExtractorConfig
 
 import_tensorflow()
 import keras  # noqa: E402

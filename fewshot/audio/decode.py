@@ -5,7 +5,7 @@ librosa's names (``y``, ``sr``). Decoding and resampling happen here alone:
 :func:`stream` reads any input in blocks (libsndfile's blockwise reads, or
 ffmpeg's output read from its pipe as it decodes) through one stateful
 resampler, and :func:`load` is its blocks joined. The VAD, silence cutting and
-loudness live in :mod:`fewshot.vad`, which reads its input through this module.
+loudness live in :mod:`fewshot.audio.vad`, which reads its input through this module.
 Nothing here imports librosa: NumPy and soxr compute what it would.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._native import quiet_stderr
-from .config import FeatureConfig
-from .errors import AudioError
+from .._native import quiet_stderr
+from ..config import FeatureConfig
+from ..errors import AudioError
 
 __all__ = ["BLOCK_S", "SAMPLE_RATE", "check_samples", "downmix", "load", "resample", "resampler", "stream"]
 

@@ -4,7 +4,7 @@ Two backends give the same embeddings (cosine >= 0.9999 for float LiteRT):
 
 - :class:`LiteRTBackend` (here): an exported ``.tflite`` file through
   ``ai_edge_litert``, without TensorFlow; what identification runs on;
-- :class:`fewshot.keras_backend.KerasBackend`: the ``.keras`` model through
+- :class:`fewshot.model.keras_backend.KerasBackend`: the ``.keras`` model through
   TensorFlow, for training, saving and export (imported only when asked for).
 """
 
@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-from ._native import quiet_stderr
+from .._native import quiet_stderr
 
 
 class Backend:

@@ -5,7 +5,7 @@ leaves the store as it was. Voiceprints are personal data: the file is created
 readable by its owner only, deletions overwrite the freed pages
 (``PRAGMA secure_delete``) and the file is vacuumed, so a removed speaker's
 embeddings are gone from the file, not just flagged. Reading never creates the
-file (sharing: :mod:`fewshot.storefile`; tables: :mod:`fewshot.storeschema`). Names
+file (sharing: :mod:`fewshot.store.file`; tables: :mod:`fewshot.store.schema`). Names
 go through :func:`fewshot.names.normalize_name` and are looked up by key
 (``COLLATE NAME``, :func:`fewshot.names.name_key`): the first spelling is kept.
 """
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import storefile
-from .errors import DuplicateAudioError, IncompatibleModelError, NotEnrolledError
-from .names import normalize_name
-from .storefile import Source, SpeakerInfo, default_store_path
-from .storeschema import SCHEMA, SCHEMA_VERSION, open_store
+from . import file
+from ..errors import DuplicateAudioError, IncompatibleModelError, NotEnrolledError
+from ..names import normalize_name
+from .file import Source, SpeakerInfo, default_store_path
+from .schema import SCHEMA, SCHEMA_VERSION, open_store
 
 
 class EnrollmentStore:
@@ -36,7 +36,7 @@ class EnrollmentStore:
         mode 0600, by the first enrollment; until then the store reads as empty.
     busy_timeout_s : float, optional
         How long to wait for another process's write (default
-        :data:`fewshot.storefile.BUSY_TIMEOUT_S`).
+        :data:`fewshot.store.file.BUSY_TIMEOUT_S`).
 
     Raises
     ------
@@ -46,9 +46,9 @@ class EnrollmentStore:
 
     def __init__(self, path=None, *, busy_timeout_s: float | None = None):
         self.path = Path(path) if path is not None else default_store_path()
-        self.busy_timeout_s = storefile.BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
+        self.busy_timeout_s = file.BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         self._db = self._empty = None
-        if storefile.exists(self.path):
+        if file.exists(self.path):
             self._open()
 
     def _open(self) -> None:
@@ -56,22 +56,22 @@ class EnrollmentStore:
 
     def _read(self) -> sqlite3.Connection:
         """The file's connection, or an empty in-memory store while there is no file."""
-        if self._db is None and storefile.exists(self.path):
+        if self._db is None and file.exists(self.path):
             self._open()
         if self._db is not None:
             return self._db
         if self._empty is None:
             self._empty = sqlite3.connect(":memory:")
-            storefile.add_collations(self._empty)
+            file.add_collations(self._empty)
             self._empty.executescript(SCHEMA)
         return self._empty
 
     def _write(self, work):
         """``work()`` in one write transaction, creating the file first when there is none."""
         if self._read() is self._empty:
-            storefile.create(self.path, SCHEMA)
+            file.create(self.path, SCHEMA)
             self._open()
-        return storefile.write(self._db, work, timeout_s=self.busy_timeout_s)
+        return file.write(self._db, work, timeout_s=self.busy_timeout_s)
 
     def close(self) -> None:
         for db in (self._db, self._empty):
@@ -270,7 +270,7 @@ class EnrollmentStore:
             return True
 
         if self._write(work):
-            storefile.purge(self._db)
+            file.purge(self._db)
             return True
         return False
 
@@ -286,15 +286,15 @@ class EnrollmentStore:
                 raise NotEnrolledError(f"group {group!r} has no speaker named {speaker!r}")
             self._db.execute("UPDATE groups SET revision = revision + 1 WHERE id=?", (gid,))
 
-        storefile.delete(self._db, work, timeout_s=self.busy_timeout_s)
+        file.delete(self._db, work, timeout_s=self.busy_timeout_s)
 
     def delete_group(self, group: str) -> None:
         """Delete ``group`` with all its speakers, embeddings and kept audio."""
         gid = self._group(normalize_name(group, kind="group"))[0]
-        storefile.delete(self._db, lambda: self._db.execute("DELETE FROM groups WHERE id=?", (gid,)),
+        file.delete(self._db, lambda: self._db.execute("DELETE FROM groups WHERE id=?", (gid,)),
                          timeout_s=self.busy_timeout_s)
 
 
 def _check_extractor(group: str, stored: str, given: str) -> None:
-    if stored != given:  # SpeakerIdentifier says what to do about it (see fewshot.upgrade)
+    if stored != given:  # SpeakerIdentifier says what to do about it (see fewshot.store.upgrade)
         raise IncompatibleModelError(f"group {group!r} was enrolled with extractor {stored}, not {given}")

@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from .config import FeatureConfig
+from ..config import FeatureConfig
 
 
 def log_mel(y: np.ndarray, *, config: FeatureConfig | None = None) -> np.ndarray:
@@ -156,7 +156,7 @@ def save_spectrogram_png(y: np.ndarray, path, *, config: FeatureConfig | None = 
     import librosa.display
     from matplotlib.figure import Figure
 
-    from .persistence import atomic_write_bytes
+    from ..persistence import atomic_write_bytes
 
     cfg = config or FeatureConfig()
     S_db = 10 * np.log10(np.exp(log_mel(y, config=cfg).T))

@@ -11,18 +11,18 @@ import os
 import sqlite3
 from pathlib import Path
 
-from .errors import IncompatibleModelError, NotAStoreError
-from .storefile import connect, read_only_error, result_code, writable, write
+from ..errors import IncompatibleModelError, NotAStoreError
+from .file import connect, read_only_error, result_code, writable, write
 
 
 #: The version of :data:`SCHEMA`; older stores are brought to it by :data:`MIGRATIONS` when opened.
 SCHEMA_VERSION = 4
 
 #: The tables of a store. ``speakers.mapped_from`` is the id of the extractor whose
-#: embeddings were mapped into the group's (:mod:`fewshot.align`), or NULL for a
+#: embeddings were mapped into the group's (:mod:`fewshot.model.align`), or NULL for a
 #: person embedded by the group's extractor itself; ``embeddings.copy`` marks
 #: degraded copies of the enrollment speech (multi-condition enrollment); ``fits`` holds
-#: each group's fitted SVM (:mod:`fewshot.svm`) with the digest of the rows it was fitted on,
+#: each group's fitted SVM (:mod:`fewshot.groups.fitted`) with the digest of the rows it was fitted on,
 #: and is emptied for a group in the same transaction as any change of its members.
 _FITS = """
 CREATE TABLE IF NOT EXISTS fits (

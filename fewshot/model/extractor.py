@@ -1,12 +1,12 @@
 """The frozen :class:`Extractor`: speech in, unit-length voice embeddings out.
 
-It runs the CNN of :mod:`fewshot.nn` over log-mel spectrograms and returns the
+It runs the CNN of :mod:`fewshot.model.nn` over log-mel spectrograms and returns the
 L2-normalised activations of the layer named ``"embedding"``, the features the
-per-group SVMs see. The CNN runs on a backend (:mod:`fewshot.backend`): the
+per-group SVMs see. The CNN runs on a backend (:mod:`fewshot.model.backend`): the
 exported LiteRT model when the model directory has one, with no TensorFlow
 imported, else the Keras model. Both give the same embeddings under the same
 model id, so groups work with either. What a model directory holds is
-described in :mod:`fewshot.modeldir`.
+described in :mod:`fewshot.model.modeldir`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from .backend import Backend, LiteRTBackend
-from .config import ExtractorConfig, FeatureConfig
-from .errors import CorruptModelError, IncompatibleModelError
-from .features import l2_normalize, log_mel, segment
-from .vad import normalize_loudness
+from ..config import ExtractorConfig, FeatureConfig
+from ..errors import CorruptModelError, IncompatibleModelError
+from ..audio.features import l2_normalize, log_mel, segment
+from ..audio.vad import normalize_loudness
 from .modeldir import (MODEL_FILE, keras_file, litert_entry, litert_file, model_identity, read_model_meta,
                        write_model_meta)
 
@@ -43,7 +43,7 @@ class Extractor:
     Parameters
     ----------
     model : keras.Model or Backend
-        A Keras model built by :func:`fewshot.nn.build_cnn` (or any with a layer
+        A Keras model built by :func:`fewshot.model.nn.build_cnn` (or any with a layer
         named ``"embedding"``), or a backend that runs one.
     feature_config : FeatureConfig
     extractor_config : ExtractorConfig
@@ -158,8 +158,8 @@ class Extractor:
 
         Every path that embeds speech in pieces asks this: enrollment's 3 s
         segments (:meth:`embed`), the turn decoder's 1 s windows
-        (:func:`fewshot.timeline.embed_windows`), the enrollment self-check
-        (:mod:`fewshot.selfcheck`) and the live stream
+        (:func:`fewshot.turns.timeline.embed_windows`), the enrollment self-check
+        (:mod:`fewshot.groups.selfcheck`) and the live stream
         (:class:`fewshot.live.turns.TurnStream`). The windows go through the
         CNN ``batch`` at a time, and a NaN or infinite embedding is refused.
 
@@ -183,7 +183,7 @@ class Extractor:
             cut to ``window_s``.
         min_s : float, optional
             A window of fewer frames than this is repeated (wrapped) up to it
-            (:func:`fewshot.features.segment`'s rule); with shared frames only
+            (:func:`fewshot.audio.features.segment`'s rule); with shared frames only
             ``y`` shorter than one window is.
         normalise : bool
             Bring each window to the model's loudness (``feature_config.target_dbfs``) first.
@@ -342,7 +342,7 @@ def window_starts(n_frames: int, *, window: int, hop: int) -> np.ndarray:
 
 
 def log_mel_stream(chunks, *, n_samples: int, config: FeatureConfig, block_frames: int = 6000):
-    """:func:`fewshot.features.log_mel` of the ``n_samples`` samples that ``chunks`` give in order, the same
+    """:func:`fewshot.audio.features.log_mel` of the ``n_samples`` samples that ``chunks`` give in order, the same
     frames computed ``block_frames`` at a time, each block from the samples its frames see.
 
     Yields
@@ -392,7 +392,7 @@ def _open_backend(path: Path, meta: dict, choice: str) -> Backend:
 
 
 def _keras_backend():
-    """:mod:`fewshot.keras_backend` (imports TensorFlow), or an error saying what to install or export."""
+    """:mod:`fewshot.model.keras_backend` (imports TensorFlow), or an error saying what to install or export."""
     try:
         from . import keras_backend
     except ImportError as exc:

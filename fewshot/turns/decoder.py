@@ -2,7 +2,7 @@
 
 The VAD's speech is joined without its pauses, normalised, and cut into short
 overlapping windows (1 s every 0.5 s) embedded in batches
-(:mod:`fewshot.timeline`). Each window is scored against the group's members
+(:mod:`fewshot.turns.timeline`). Each window is scored against the group's members
 (cosine to each speaker's centroid) and a decoder cuts the windows into runs of
 one speaker:
 
@@ -31,12 +31,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .config import TurnConfig
-from .decoders import change_points, viterbi
-from .features import l2_normalize
-from .config import UNKNOWN
+from ..config import TurnConfig
+from .runs import change_points, viterbi
+from ..audio.features import l2_normalize
+from ..config import UNKNOWN
 from .timeline import SpeechTimeline, embed_windows
-from .vad import check_speech_seconds
+from ..audio.vad import check_speech_seconds
 
 
 class Turn(NamedTuple):
@@ -65,7 +65,7 @@ class TurnDecoder:
 
     Parameters
     ----------
-    clf : fewshot.svm.FittedGroup or fewshot.classifier.GroupSVC
+    clf : fewshot.groups.fitted.FittedGroup or fewshot.groups.svc.GroupSVC
         The group's fitted SVM.
     features : fewshot.config.FeatureConfig
         The model's settings (sample rate, ``max_silence_s``).
@@ -107,7 +107,7 @@ class TurnDecoder:
             Unit embeddings of the new windows, in order.
         spans : np.ndarray [shape=(n_windows, 2)]
             Each window's ``[start, end)`` in samples of the timeline's speech.
-        timeline : fewshot.timeline.SpeechTimeline
+        timeline : fewshot.turns.timeline.SpeechTimeline
             The speech so far (its intervals; the samples are not read).
         tail : (E, spans), optional
             Windows that end with the speech so far, used for this decision only.
@@ -182,17 +182,17 @@ class TurnDecoder:
 def find_turns(y: np.ndarray, clf, extractor, *, config: TurnConfig | None = None, source="<array>") -> list[Turn]:
     """Who speaks when in ``y``: turns in seconds of ``y``.
 
-    The VAD's speech is cut into windows (:func:`fewshot.timeline.embed_windows`) and decoded at once by
+    The VAD's speech is cut into windows (:func:`fewshot.turns.timeline.embed_windows`) and decoded at once by
     a :class:`TurnDecoder`.
 
     Parameters
     ----------
-    y : np.ndarray [shape=(n,)] or fewshot.timeline.SpeechTimeline
+    y : np.ndarray [shape=(n,)] or fewshot.turns.timeline.SpeechTimeline
         The recording, mono at ``extractor.feature_config.sr``, or its timeline
-        (:meth:`~fewshot.timeline.SpeechTimeline.scan` reads a long file in flat memory).
-    clf : fewshot.svm.FittedGroup or fewshot.classifier.GroupSVC
+        (:meth:`~fewshot.turns.timeline.SpeechTimeline.scan` reads a long file in flat memory).
+    clf : fewshot.groups.fitted.FittedGroup or fewshot.groups.svc.GroupSVC
         The group's fitted SVM.
-    extractor : fewshot.extractor.Extractor
+    extractor : fewshot.model.extractor.Extractor
     config : TurnConfig, optional
     source : str
         The recording's name, for errors.
@@ -298,13 +298,13 @@ def rttm_file_ids(paths) -> list[str]:
 
 
 def _rttm_field(text) -> str:
-    from .names import shown
+    from ..names import shown
 
     return "_".join(shown(" ".join(str(text).split())).split()) or "_"
 
 
 def write_rttm(path, lines) -> None:
     """Write RTTM ``lines`` (:func:`rttm_lines`) to ``path``, atomically."""
-    from .persistence import atomic_write_text
+    from ..persistence import atomic_write_text
 
     atomic_write_text(path, "".join(f"{line}\n" for line in lines))

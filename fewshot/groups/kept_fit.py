@@ -2,7 +2,7 @@
 
 :func:`stored_or_fit` takes what the store holds for a group (:func:`kept_fit`, from the store's ``fits``
 table) and the group's rows; a kept fit is used only when its key (:func:`fit_key`) is that of these rows and
-settings and it passes :meth:`fewshot.svm.FittedGroup.matches`, else the group is fitted again
+settings and it passes :meth:`fewshot.groups.fitted.FittedGroup.matches`, else the group is fitted again
 (:func:`fit_group`, with scikit-learn) and the new fit returned for the store to keep (:func:`keep_fit`).
 """
 
@@ -13,9 +13,9 @@ import logging
 
 import numpy as np
 
-from .errors import StoreFullError, StoreReadOnlyError
-from .names import normalize_name
-from .svm import FIT_FORMAT, FittedGroup
+from ..errors import StoreFullError, StoreReadOnlyError
+from ..names import normalize_name
+from .fitted import FIT_FORMAT, FittedGroup
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def fit_key(X: np.ndarray, y: np.ndarray, centroid_mask: np.ndarray, params: dic
 
 def fit_group(X, y, *, centroid_mask, params: dict) -> FittedGroup:
     """Fit a group's SVM (with scikit-learn) on its rows."""
-    from .classifier import GroupSVC
+    from .svc import GroupSVC
 
     return GroupSVC(**params).fit(X, y, centroid_mask=centroid_mask).fitted_
 

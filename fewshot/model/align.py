@@ -11,7 +11,7 @@ when two extractors share one space), a residual MLP otherwise. It runs in NumPy
 ``"aligners"``, keyed by the earlier model's id, each with every id a group
 enrolled with that model may carry (``from_ids``), its file
 (``aligner-<from id>-<sha12>.npz``) and the file's SHA-256, checked before
-use as model files are (:mod:`fewshot.modeldir`).
+use as model files are (:mod:`fewshot.model.modeldir`).
 
 A group enrolled with an extractor the model has an aligner from is mapped
 once, by :func:`map_group`: its stored embeddings are replaced by their mapped
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CorruptModelError
-from .features import l2_normalize
-from .persistence import atomic_write_bytes, check_checksum
+from ..errors import CorruptModelError
+from ..audio.features import l2_normalize
+from ..persistence import atomic_write_bytes, check_checksum
 
 #: The key of ``meta.json`` that lists a model's aligners.
 ALIGNERS = "aligners"

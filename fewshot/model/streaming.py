@@ -1,6 +1,6 @@
 """Long inputs, embedded block by block in flat memory.
 
-An input that fits one block of :func:`fewshot.audio.stream` (60 s) is taken
+An input that fits one block of :func:`fewshot.audio.decode.stream` (60 s) is taken
 whole, as it always was (:func:`read_head`; :func:`read_heads` for many, in
 parallel). A longer one is read, cut and
 embedded as it comes (:func:`embed_stream`, :func:`identify_stream`), going on
@@ -15,19 +15,19 @@ import os
 
 import numpy as np
 
-from ._native import quiet_stderr
-from .audio import SAMPLE_RATE, stream
-from .errors import AudioError
-from .features import l2_normalize
-from .config import UNKNOWN
-from .vad import Speech, check_speech_seconds, is_silent, normalize_loudness, speech, speech_blocks, stream_speech
+from .._native import quiet_stderr
+from ..audio.decode import SAMPLE_RATE, stream
+from ..errors import AudioError
+from ..audio.features import l2_normalize
+from ..config import UNKNOWN
+from ..audio.vad import Speech, check_speech_seconds, is_silent, normalize_loudness, speech, speech_blocks, stream_speech
 
 #: Longest piece of speech, in seconds, the CNN embeds in one pass (:meth:`Extractor.embed`'s ``max_chunk_s``).
 STREAM_CHUNK_S = 20.0
 
 
 class Blocks:
-    """The blocks of :func:`fewshot.audio.stream` of an input, from its start: those already read, then the rest
+    """The blocks of :func:`fewshot.audio.decode.stream` of an input, from its start: those already read, then the rest
     as it is decoded. :meth:`close` ends the decoding."""
 
     def __init__(self, head: list, rest):
@@ -65,7 +65,7 @@ def read_heads(sources, *, config, workers: int = 4, keep_samples: bool = False)
     Returns
     -------
     list
-        Per source: its :class:`~fewshot.vad.Speech` (with ``keep_samples``, the pair of it and the decoded
+        Per source: its :class:`~fewshot.audio.vad.Speech` (with ``keep_samples``, the pair of it and the decoded
         samples), its :class:`Blocks` (to be streamed, two blocks held), or the ``AudioError`` that makes it
         unusable.
     """
@@ -148,11 +148,11 @@ def speech_prefix(source, *, config, max_s: float, sr_in: int | None = None, cli
                   sha256=None) -> tuple[Speech, float]:
     """The first ``max_s`` seconds of the speech of ``source``, read block by block only as far as needed.
 
-    The speech is :func:`~fewshot.vad.speech_blocks`' (for input of one block,
-    exactly :func:`~fewshot.vad.load_speech`'s), loudness-normalised over
+    The speech is :func:`~fewshot.audio.vad.speech_blocks`' (for input of one block,
+    exactly :func:`~fewshot.audio.vad.load_speech`'s), loudness-normalised over
     what is returned. Reading stops once there is enough of it, so a long
     recording costs what it gives; ``sha256`` is fed the file's bytes
-    (:func:`fewshot.audio.stream`).
+    (:func:`fewshot.audio.decode.stream`).
 
     Returns
     -------
@@ -218,11 +218,11 @@ def identify_stream(extractor, clf, source, *, sr_in: int | None = None, progres
 def embed_stream(extractor, source, *, sr_in: int | None = None, progress=None, blocks=None) -> np.ndarray:
     """The embedding of the speech of ``source`` (any length), read, cut and embedded block by block.
 
-    The speech (:func:`~fewshot.vad.stream_speech`) is cut as it comes into
+    The speech (:func:`~fewshot.audio.vad.stream_speech`) is cut as it comes into
     chunks as long as one pass of the CNN takes (:data:`STREAM_CHUNK_S`); what
     is left at the end is one chunk, or two equal ones when longer than a
     chunk. Each chunk is normalised on its own, and the embedding is the mean
-    of theirs, as :meth:`~fewshot.extractor.Extractor.embed` averages the
+    of theirs, as :meth:`~fewshot.model.extractor.Extractor.embed` averages the
     chunks of a long utterance.
 
     Parameters
@@ -246,7 +246,7 @@ def embed_stream(extractor, source, *, sr_in: int | None = None, progress=None, 
     Raises
     ------
     AudioError
-        As :func:`~fewshot.vad.load_speech`, possibly after the whole input is read.
+        As :func:`~fewshot.audio.vad.load_speech`, possibly after the whole input is read.
     """
     cfg = extractor.feature_config
     size = (round(STREAM_CHUNK_S * 1000 / cfg.hop_ms) - 1) * cfg.hop_length

@@ -21,9 +21,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from .config import ClassifierConfig, ExtractorConfig, FeatureConfig
-from .errors import CorruptModelError, IncompatibleModelError
-from .persistence import check_checksum, read_meta, write_meta
+from ..config import ClassifierConfig, ExtractorConfig, FeatureConfig
+from ..errors import CorruptModelError, IncompatibleModelError
+from ..persistence import check_checksum, read_meta, write_meta
 
 #: The model file of directories whose ``meta.json`` names none (the first shipped models).
 MODEL_FILE = "extractor.keras"
@@ -83,9 +83,9 @@ def check_meta(meta: dict) -> None:
     Each block the runtime reads is checked here, one entry per block in
     ``checks``: the weight files' names and checksums, the feature, extractor
     and classifier settings (types and ranges, :mod:`fewshot.config`), the
-    LiteRT entries and the open-set block (:func:`fewshot.openset.check_block`).
+    LiteRT entries and the open-set block (:func:`fewshot.groups.openset.check_block`).
     """
-    from .openset import check_block
+    from ..groups.openset import check_block
 
     def weights():
         if not _hex(meta["sha256"]) or not _file_name(meta.get("model_file", MODEL_FILE)):
@@ -194,7 +194,7 @@ def write_model_meta(path: Path, meta: dict) -> dict:
     """Replace ``meta.json`` of the directory with ``meta`` (library versions renewed), atomically.
 
     Its ``model_id`` is derived again (:func:`derived_id`), so adding a LiteRT file gives the directory a new
-    id. Model files (and cohort files, :mod:`fewshot.openset`) the new metadata no longer names are removed
+    id. Model files (and cohort files, :mod:`fewshot.groups.openset`) the new metadata no longer names are removed
     afterwards.
     """
     payload = {k: v for k, v in meta.items() if k not in _ENVELOPE}

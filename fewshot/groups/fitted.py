@@ -1,12 +1,12 @@
 """A group's fitted SVM as plain arrays: its predictions, in NumPy alone.
 
-:class:`~fewshot.classifier.GroupSVC` fits a group's RBF SVM with
+:class:`~fewshot.groups.svc.GroupSVC` fits a group's RBF SVM with
 scikit-learn; what it learned (support vectors, dual coefficients, intercepts,
 the speakers' centroids) becomes a :class:`FittedGroup`, which makes every
 prediction. The store keeps each group's :class:`FittedGroup` beside its
 members (deleted with them), named by a digest of the rows it was fitted on;
 ``fewshot identify`` uses it only when it is the fit of exactly the group's
-rows and passes every check (:func:`fewshot.groupfit.stored_or_fit`), so answering needs neither
+rows and passes every check (:func:`fewshot.groups.kept_fit.stored_or_fit`), so answering needs neither
 scikit-learn nor a refit: importing scikit-learn alone takes longer than the
 rest of a cold start.
 
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import UNKNOWN
-from .features import l2_normalize
-from .persistence import read_npz_bytes
+from ..config import UNKNOWN
+from ..audio.features import l2_normalize
+from ..persistence import read_npz_bytes
 
 #: Bumped when the arrays' meaning changes, so older stored fits are not read.
 FIT_FORMAT = 1
@@ -58,7 +58,7 @@ class FittedGroup:
     unknown_threshold : float or None
         Cosine to the predicted speaker's centroid below which the answer is ``unknown_label``.
     unknown_label : str
-    calibration : fewshot.openset.Calibration, optional
+    calibration : fewshot.groups.openset.Calibration, optional
         The model's cohort and threshold table (not part of the stored arrays).
     false_accept_rate : float, optional
         With ``calibration``: the unknown decision is the normalised score

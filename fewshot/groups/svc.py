@@ -1,7 +1,7 @@
 """Where the SVMs live: one RBF SVM per group, on L2-normalised embeddings.
 
 :class:`GroupSVC` fits with scikit-learn; its predictions come from the
-:class:`~fewshot.svm.FittedGroup` it learned (NumPy alone), the same code that
+:class:`~fewshot.groups.fitted.FittedGroup` it learned (NumPy alone), the same code that
 answers ``fewshot identify`` without importing scikit-learn.
 
 Measured on real embeddings (see README): L2 normalisation followed by an RBF
@@ -21,10 +21,10 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .config import ClassifierConfig
-from .features import l2_normalize
-from .config import UNKNOWN
-from .svm import FittedGroup
+from ..config import ClassifierConfig
+from ..audio.features import l2_normalize
+from ..config import UNKNOWN
+from .fitted import FittedGroup
 
 
 def _l2(X):

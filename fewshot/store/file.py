@@ -13,7 +13,7 @@
 - :func:`purge` leaves nothing deleted in the file or its WAL: ``secure_delete``
   zeroes freed content, VACUUM rewrites the file, and a TRUNCATE checkpoint
   copies the result into the file and empties the WAL.
-- The tables, their migrations and opening a store are in :mod:`fewshot.storeschema`.
+- The tables, their migrations and opening a store are in :mod:`fewshot.store.schema`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NotAStoreError, StoreBusyError, StoreFullError, StoreReadOnlyError
+from ..errors import NotAStoreError, StoreBusyError, StoreFullError, StoreReadOnlyError
 
 #: How long a command waits for another process's write before it gives up (seconds).
 BUSY_TIMEOUT_S = 60.0
@@ -136,7 +136,7 @@ def connect(path: Path, *, timeout_s: float, read_only: str = "") -> sqlite3.Con
 
 def add_collations(db: sqlite3.Connection) -> None:
     """``COLLATE NAME``: names compared as :func:`fewshot.names.name_key` compares them."""
-    from .names import compare
+    from ..names import compare
 
     db.create_collation("NAME", compare)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .features import l2_normalize
+from ..audio.features import l2_normalize
 
 #: Length and hop of the check's windows, in seconds.
 WINDOW_S, HOP_S = 1.5, 0.75
@@ -41,7 +41,7 @@ def split_coherence(W: np.ndarray) -> float:
 
 def windows(extractor, y: np.ndarray) -> np.ndarray:
     """The embeddings of the check's windows of ``y`` (the speech, pauses cut), each with its own log-mel,
-    at least a segment long (:meth:`~fewshot.extractor.Extractor.windows`)."""
+    at least a segment long (:meth:`~fewshot.model.extractor.Extractor.windows`)."""
     return extractor.windows(y, window_s=WINDOW_S, hop_s=HOP_S, own_frames=True,
                              min_s=extractor.feature_config.segment_s)
 
@@ -82,6 +82,6 @@ def check_enrollment(extractor, y: np.ndarray, table, *, name: str, force: bool)
               f"{threshold:.2f} for {seconds:.0f} s): another voice, a TV or music in the recording?")
     if force:
         return f"{name}: {reason} Enrolled anyway (forced); the voiceprint may be spoiled"
-    from .errors import IncoherentEnrollmentError
+    from ..errors import IncoherentEnrollmentError
 
     raise IncoherentEnrollmentError(name, reason)

@@ -1,7 +1,7 @@
 """Groups enrolled with another extractor: re-embedded from kept audio, or moved to the new id.
 
 A group remembers the id of the extractor that made its embeddings
-(:func:`fewshot.extractor.model_identity`). When the extractor in use has
+(:func:`fewshot.model.extractor.model_identity`). When the extractor in use has
 another id:
 
 - a group enrolled under one of this same model's former ids (the checksum of
@@ -9,7 +9,7 @@ another id:
   before the LiteRT files were part of it) is moved to the current id: its
   embeddings are those this model makes;
 - a group enrolled with an extractor the current model ships an aligner from
-  (:mod:`fewshot.align`) is mapped into the current model's space, once, and
+  (:mod:`fewshot.model.align`) is mapped into the current model's space, once, and
   its members are marked as running on mapped voiceprints;
 - a group whose members' speech is kept (``--keep-audio``) is upgraded by
   :func:`upgrade_group`: every member re-embedded with the current extractor,
@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import align, modeldir
-from .errors import IncompatibleModelError, StoreBusyError
+from ..model import align, modeldir
+from ..errors import IncompatibleModelError, StoreBusyError
 
 #: How many times an upgrade reads and re-embeds a group that another process changed meanwhile.
 UPGRADE_ATTEMPTS = 3
 
 
 def former_ids(extractor) -> tuple[str, ...]:
-    """The ids the same weights had before (:func:`fewshot.modeldir.former_ids`)."""
+    """The ids the same weights had before (:func:`fewshot.model.modeldir.former_ids`)."""
     if "sha256" not in extractor.meta:
         return ()
     return modeldir.former_ids(extractor.meta)
@@ -78,7 +78,7 @@ def _upgrade_once(sid, group: str, *, progress=None) -> dict | None:
         E = ex.embed([y], return_segments=True)[0]
         C = None
         if sid.classifier_config.multi_condition:
-            from .degrade import enrollment_copies
+            from ..audio.degrade import enrollment_copies
 
             C = np.concatenate(ex.embed(enrollment_copies(y, sr=ex.feature_config.sr), return_segments=True))
         embeddings[m.name] = (E, C)

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from .backend import Backend
-from .errors import CorruptModelError
+from ..errors import CorruptModelError
 from .nn import keras  # TensorFlow imported quietly
-from .persistence import file_digest
+from ..persistence import file_digest
 
 
 class KerasBackend(Backend):
@@ -23,7 +23,7 @@ class KerasBackend(Backend):
     Parameters
     ----------
     model : keras.Model
-        Built by :func:`fewshot.nn.build_cnn` (or any model with a layer named ``"embedding"``).
+        Built by :func:`fewshot.model.nn.build_cnn` (or any model with a layer named ``"embedding"``).
     """
 
     name = "keras"
