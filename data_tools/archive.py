@@ -15,9 +15,10 @@ import json
 import logging
 import posixpath
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from fewshot.persistence import atomic_write_json, read_json
 
@@ -95,13 +96,21 @@ def parse_files(data: Any) -> list[ArchiveFile]:
         if not isinstance(entry, dict) or not entry.get("name"):
             continue
         md5 = str(entry["md5"]).lower() if entry.get("md5") else None
-        files.append(ArchiveFile(str(entry["name"]), str(entry.get("format", "")),
-                                 _int_or_none(entry.get("size")), md5, parse_length(entry.get("length"))))
+        files.append(
+            ArchiveFile(
+                str(entry["name"]),
+                str(entry.get("format", "")),
+                _int_or_none(entry.get("size")),
+                md5,
+                parse_length(entry.get("length")),
+            )
+        )
     return files
 
 
-def fetch_metadata(client: PoliteClient, archive_base: str, identifier: str,
-                   cache_dir: str | Path | None = None) -> list[ArchiveFile]:
+def fetch_metadata(
+    client: PoliteClient, archive_base: str, identifier: str, cache_dir: str | Path | None = None
+) -> list[ArchiveFile]:
     """Files of item ``identifier``, from the cache or the metadata API.
 
     Raises

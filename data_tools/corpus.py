@@ -57,8 +57,14 @@ STATE_VERSION = 2
 
 
 def _selection_params(cfg: ScrapeConfig) -> dict:
-    return {"api_base": cfg.api_base, "page_size": cfg.page_size, "speakers": cfg.speakers,
-            "minutes": cfg.minutes, "language": cfg.language, "exclude": sorted(cfg.exclude_speakers)}
+    return {
+        "api_base": cfg.api_base,
+        "page_size": cfg.page_size,
+        "speakers": cfg.speakers,
+        "minutes": cfg.minutes,
+        "language": cfg.language,
+        "exclude": sorted(cfg.exclude_speakers),
+    }
 
 
 def load_or_select(cfg: ScrapeConfig, layout: Layout, read_books) -> Selection:
@@ -81,17 +87,28 @@ def load_or_select(cfg: ScrapeConfig, layout: Layout, read_books) -> Selection:
     params = _selection_params(cfg)
     state = read_json(layout.state)
     if isinstance(state, dict) and state.get("version") == STATE_VERSION and state.get("params") == params:
-        plans = [NarratorPlan(n["reader_id"], n["display_name"], [book_from_dict(b) for b in n["books"]])
-                 for n in state["narrators"]]
+        plans = [
+            NarratorPlan(n["reader_id"], n["display_name"], [book_from_dict(b) for b in n["books"]])
+            for n in state["narrators"]
+        ]
         return Selection(plans, state["eligible"], state["books_seen"], Counter(state["skipped"]))
     selection = select_narrators(read_books(), cfg.speakers, cfg.minutes * 60, cfg.language, cfg.exclude_speakers)
-    atomic_write_json(layout.state, {
-        "version": STATE_VERSION, "params": params, "eligible": selection.eligible,
-        "books_seen": selection.books_seen, "skipped": dict(selection.skipped),
-        "narrators": [{"reader_id": p.reader_id, "display_name": p.display_name,
-                       "books": [b.to_dict() for b in p.books]} for p in selection.narrators],
-    })
+    atomic_write_json(
+        layout.state,
+        {
+            "version": STATE_VERSION,
+            "params": params,
+            "eligible": selection.eligible,
+            "books_seen": selection.books_seen,
+            "skipped": dict(selection.skipped),
+            "narrators": [
+                {"reader_id": p.reader_id, "display_name": p.display_name, "books": [b.to_dict() for b in p.books]}
+                for p in selection.narrators
+            ],
+        },
+    )
     return selection
+
 
 def _clean_stale(audio: Path) -> None:
     if audio.is_dir():
@@ -115,8 +132,9 @@ def run_scrape(cfg: ScrapeConfig) -> ScrapeSummary:
     layout = Layout(cfg.out)
     layout.root.mkdir(parents=True, exist_ok=True)
     _clean_stale(layout.audio)
-    settings = ProcessSettings(max_seconds=cfg.minutes * 60, segment_seconds=cfg.segment_seconds,
-                               spectrograms=cfg.spectrograms)
+    settings = ProcessSettings(
+        max_seconds=cfg.minutes * 60, segment_seconds=cfg.segment_seconds, spectrograms=cfg.spectrograms
+    )
     with runtime(cfg.cluster, cpus=cfg.workers) as ray:
         gate = cluster_gate(ray, slots=cfg.downloads_per_host)
         ledger = ray.remote(num_cpus=0)(Ledger).options(scheduling_strategy=here(ray)).remote()
@@ -134,10 +152,16 @@ def run_scrape(cfg: ScrapeConfig) -> ScrapeSummary:
 
         selection = load_or_select(cfg, layout, read_books)
         plans = selection.narrators
-        summary = ScrapeSummary(requested=cfg.speakers, selected=len(plans), eligible=selection.eligible,
-                                books_seen=selection.books_seen, minutes=cfg.minutes,
-                                books_used=sum(len(p.books) for p in plans),
-                                skipped=Counter(selection.skipped), manifest=layout.manifest)
+        summary = ScrapeSummary(
+            requested=cfg.speakers,
+            selected=len(plans),
+            eligible=selection.eligible,
+            books_seen=selection.books_seen,
+            minutes=cfg.minutes,
+            books_used=sum(len(p.books) for p in plans),
+            skipped=Counter(selection.skipped),
+            manifest=layout.manifest,
+        )
         todo = [p for p in plans if load_done(layout.audio, p.reader_id, settings) is None]
         started = time.monotonic()
         build_narrators(ray, todo, cfg, settings, gate, ledger, summary)
@@ -153,10 +177,12 @@ def run_scrape(cfg: ScrapeConfig) -> ScrapeSummary:
         done = load_done(layout.audio, plan.reader_id, settings)
         folder = narrator_dir(layout.audio, plan.reader_id)
         for seg in (done or {}).get("segments", []):
-            rows.append(ManifestRow(folder / seg["file"], plan.reader_id, seg["book_id"],
-                                    float(seg["duration_s"]), "train"))
-    rows = apply_splits(sorted(rows, key=lambda r: str(r.path)), cfg.seed, cfg.val_fraction,
-                        cfg.test_fraction, cfg.exclude_speakers)
+            rows.append(
+                ManifestRow(folder / seg["file"], plan.reader_id, seg["book_id"], float(seg["duration_s"]), "train")
+            )
+    rows = apply_splits(
+        sorted(rows, key=lambda r: str(r.path)), cfg.seed, cfg.val_fraction, cfg.test_fraction, cfg.exclude_speakers
+    )
     write_manifest(layout.manifest, rows)
     speakers = {r.speaker_id: r.split for r in rows}
     summary.built = len(speakers)

@@ -92,8 +92,9 @@ def _attempt(client: PoliteClient, url: str, dest: Path, md5: str | None, size: 
     _finish(part, dest, md5, size)
 
 
-def download_file(client: PoliteClient, url: str, dest: str | os.PathLike, *,
-                  md5: str | None = None, size: int | None = None) -> bool:
+def download_file(
+    client: PoliteClient, url: str, dest: str | os.PathLike, *, md5: str | None = None, size: int | None = None
+) -> bool:
     """Download ``url`` to ``dest`` unless it is already there.
 
     Parameters

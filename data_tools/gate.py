@@ -17,8 +17,8 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 #: Seconds between two polls of a busy download slot.
 SLOT_POLL_S = 0.05
@@ -44,8 +44,7 @@ class HostBook:
         Monotonic clock in seconds.
     """
 
-    def __init__(self, slots: int = 1, lease_s: float | None = LEASE_S,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, slots: int = 1, lease_s: float | None = LEASE_S, clock: Callable[[], float] = time.monotonic):
         self.slots = max(1, int(slots))
         self.lease_s = lease_s
         self.clock = clock
@@ -120,6 +119,7 @@ class Gate:
         stop = threading.Event()
         keeper = None
         if self.lease_s is not None:
+
             def renew() -> None:
                 while not stop.wait(self.lease_s / 4):
                     self._call("renew", lease)

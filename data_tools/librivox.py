@@ -20,9 +20,10 @@ import hashlib
 import json
 import logging
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from fewshot.persistence import atomic_write_json, read_json
 
@@ -200,9 +201,14 @@ class Catalogue:
         Pages read before giving up; by default enough for :data:`MAX_CATALOGUE_BOOKS`.
     """
 
-    def __init__(self, client: PoliteClient, api_base: str = API_BASE,
-                 cache_dir: str | Path | None = None, page_size: int = PAGE_SIZE,
-                 max_pages: int | None = None):
+    def __init__(
+        self,
+        client: PoliteClient,
+        api_base: str = API_BASE,
+        cache_dir: str | Path | None = None,
+        page_size: int = PAGE_SIZE,
+        max_pages: int | None = None,
+    ):
         self.client = client
         self.api_base = api_base
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -282,6 +288,8 @@ class Catalogue:
             if raw is None:
                 return
             if number == self.max_pages:
-                raise CatalogueError(page_url(self.api_base, offset, self.page_size),
-                                     f"more than {self.max_pages} pages; the catalogue should have ended")
+                raise CatalogueError(
+                    page_url(self.api_base, offset, self.page_size),
+                    f"more than {self.max_pages} pages; the catalogue should have ended",
+                )
             yield [parse_book(b) for b in raw]

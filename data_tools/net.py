@@ -21,9 +21,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from .gate import Gate, local_gate
 
@@ -140,8 +141,9 @@ def classify(exc: BaseException) -> TransientError | None:
             retry_after = parse_retry_after(exc.headers.get("Retry-After") if exc.headers else None)
             return TransientError(f"HTTP {exc.code}", retry_after)
         return None
-    if isinstance(exc, (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError,
-                        http.client.HTTPException)):
+    if isinstance(
+        exc, (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, http.client.HTTPException)
+    ):
         return TransientError(f"{type(exc).__name__}: {exc}")
     return None
 
@@ -165,9 +167,15 @@ class PoliteClient:
         Where turns and download slots are booked; defaults to one for this process only.
     """
 
-    def __init__(self, user_agent: str = DEFAULT_USER_AGENT, request_interval: float = 1.0,
-                 timeout: float = 60.0, retry: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep, gate: Gate | None = None):
+    def __init__(
+        self,
+        user_agent: str = DEFAULT_USER_AGENT,
+        request_interval: float = 1.0,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        gate: Gate | None = None,
+    ):
         self.user_agent = user_agent
         self.request_interval = float(request_interval)
         self.timeout = float(timeout)
@@ -218,7 +226,7 @@ class PoliteClient:
         for number in range(self.retry.max_attempts):
             try:
                 return attempt()
-            except Exception as exc:  # noqa: BLE001 - classified below
+            except Exception as exc:
                 transient = classify(exc)
                 if transient is None:
                     status = exc.code if isinstance(exc, urllib.error.HTTPError) else None

@@ -26,10 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fewshot.audio.decode import SAMPLE_RATE
-
+from fewshot.audio.features import save_spectrogram_png
 from fewshot.audio.vad import trim_silence
 from fewshot.config import FeatureConfig
-from fewshot.audio.features import save_spectrogram_png
 from fewshot.persistence import atomic_write_json, read_json
 
 from .paths import safe_join
@@ -112,15 +111,19 @@ def process_narrator(job: NarratorJob) -> NarratorResult:
             write_wav(tmp / f"{name}.wav", seg, s.sample_rate)
             if s.spectrograms:
                 save_spectrogram_png(seg, tmp / f"{name}.png", config=FeatureConfig(sr=s.sample_rate))
-            result.segments.append({"file": f"{name}.wav", "book_id": book_id,
-                                    "duration_s": round(len(seg) / s.sample_rate, 3)})
-    atomic_write_json(tmp / SEGMENTS_FILE, {
-        "reader_id": job.reader_id,
-        "settings": asdict(s),
-        "input_seconds": round(result.input_seconds, 3),
-        "speech_seconds": round(result.speech_seconds, 3),
-        "segments": result.segments,
-    })
+            result.segments.append(
+                {"file": f"{name}.wav", "book_id": book_id, "duration_s": round(len(seg) / s.sample_rate, 3)}
+            )
+    atomic_write_json(
+        tmp / SEGMENTS_FILE,
+        {
+            "reader_id": job.reader_id,
+            "settings": asdict(s),
+            "input_seconds": round(result.input_seconds, 3),
+            "speech_seconds": round(result.speech_seconds, 3),
+            "segments": result.segments,
+        },
+    )
     if final.exists():
         old = final.with_name(f".{job.reader_id}.{uuid.uuid4().hex[:12]}.old")
         shutil.rmtree(old, ignore_errors=True)

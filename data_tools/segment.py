@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -23,8 +23,9 @@ from fewshot.audio.decode import SAMPLE_RATE, load
 from fewshot.persistence import atomic_write_bytes
 
 
-def join_and_trim(paths: Iterable[str | os.PathLike], max_seconds: float | None,
-                  sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def join_and_trim(
+    paths: Iterable[str | os.PathLike], max_seconds: float | None, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
     """Decode ``paths`` in order, join them and keep at most ``max_seconds``.
 
     Files past the limit are not decoded at all.
@@ -50,7 +51,7 @@ def fixed_segments(samples: np.ndarray, sample_rate: int, seconds: float = 5.0) 
     if size <= 0:
         raise ValueError("segment length must be positive")
     count = len(samples) // size
-    return [samples[i * size:(i + 1) * size] for i in range(count)]
+    return [samples[i * size : (i + 1) * size] for i in range(count)]
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:

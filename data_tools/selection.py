@@ -20,19 +20,34 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from .librivox import Book, Reader
 from .paths import is_valid_id
 
 logger = logging.getLogger(__name__)
 
-PLACEHOLDER_NAMES = frozenset({
-    "", "solo", "a librivox volunteer", "librivox volunteer", "librivox volunteers",
-    "librivox", "volunteer", "volunteers", "various", "various readers", "group",
-    "multiple readers", "unknown", "anonymous", "none", "n/a",
-})
+PLACEHOLDER_NAMES = frozenset(
+    {
+        "",
+        "solo",
+        "a librivox volunteer",
+        "librivox volunteer",
+        "librivox volunteers",
+        "librivox",
+        "volunteer",
+        "volunteers",
+        "various",
+        "various readers",
+        "group",
+        "multiple readers",
+        "unknown",
+        "anonymous",
+        "none",
+        "n/a",
+    }
+)
 EXCLUDED_GENRES = frozenset({"dramatic readings"})
 
 NO_ZIP = "no zip file"
@@ -126,8 +141,13 @@ def _book_order(book: Book) -> tuple[int, str]:
     return (int(book.book_id), book.book_id) if book.book_id.isdigit() else (2**62, book.book_id)
 
 
-def select_narrators(books: Iterable[Book], speakers: int, min_seconds: float,
-                     language: str | None = "English", exclude: Iterable[str] = ()) -> Selection:
+def select_narrators(
+    books: Iterable[Book],
+    speakers: int,
+    min_seconds: float,
+    language: str | None = "English",
+    exclude: Iterable[str] = (),
+) -> Selection:
     """Pick ``speakers`` distinct solo narrators with at least ``min_seconds`` each.
 
     Parameters
@@ -163,8 +183,9 @@ def select_narrators(books: Iterable[Book], speakers: int, min_seconds: float,
         if reason == BAD_BOOK_ID:
             logger.warning("book %r (%s): skipped: %s", book.book_id, book.title, reason)
         elif reason == BAD_READER_ID:
-            logger.warning("book %r (%s): skipped: %s: %r", book.book_id, book.title, reason,
-                           book.sections[0].readers[0].reader_id)
+            logger.warning(
+                "book %r (%s): skipped: %s: %r", book.book_id, book.title, reason, book.sections[0].readers[0].reader_id
+            )
         if reason is not None:
             skipped[reason] += 1
             continue

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from fewshot.datasets import ManifestRow, read_manifest, write_manifest
 
@@ -43,8 +43,13 @@ def _count(n: int, fraction: float) -> int:
     return max(1, int(round(n * fraction)))
 
 
-def assign_splits(speakers: Iterable[str], seed: int = 0, val_fraction: float = 0.1,
-                  test_fraction: float = 0.1, exclude: Iterable[str] = ()) -> dict[str, str]:
+def assign_splits(
+    speakers: Iterable[str],
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    exclude: Iterable[str] = (),
+) -> dict[str, str]:
     """Map each speaker to ``train``, ``val`` or ``test``.
 
     Parameters
@@ -82,8 +87,13 @@ def assign_splits(speakers: Iterable[str], seed: int = 0, val_fraction: float = 
     return splits
 
 
-def apply_splits(rows: Iterable[ManifestRow], seed: int = 0, val_fraction: float = 0.1,
-                 test_fraction: float = 0.1, exclude: Iterable[str] = ()) -> list[ManifestRow]:
+def apply_splits(
+    rows: Iterable[ManifestRow],
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    exclude: Iterable[str] = (),
+) -> list[ManifestRow]:
     """Rows with ``split`` set by :func:`assign_splits`; excluded speakers are dropped."""
     rows = list(rows)
     splits = assign_splits((r.speaker_id for r in rows), seed, val_fraction, test_fraction, exclude)
@@ -100,8 +110,7 @@ def main(argv=None) -> int:
     parser.add_argument("--exclude-speakers", type=Path, help="file with one reader_id per line")
     args = parser.parse_args(argv)
     exclude = read_speaker_list(args.exclude_speakers) if args.exclude_speakers else set()
-    rows = apply_splits(read_manifest(args.manifest), args.seed, args.val_fraction,
-                        args.test_fraction, exclude)
+    rows = apply_splits(read_manifest(args.manifest), args.seed, args.val_fraction, args.test_fraction, exclude)
     write_manifest(args.manifest, rows)
     counts = {s: len({r.speaker_id for r in rows if r.split == s}) for s in ("train", "val", "test")}
     print(f"{args.manifest}: {len(rows)} segments; speakers {counts}")

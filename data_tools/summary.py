@@ -86,8 +86,10 @@ class ScrapeSummary:
 
     def format(self) -> str:
         """Human-readable report."""
-        lines = [f"Narrators: {self.built} built, {self.selected} selected of {self.requested} requested "
-                 f"({self.eligible} solo narrators with at least {self.minutes:g} min in the catalogue)"]
+        lines = [
+            f"Narrators: {self.built} built, {self.selected} selected of {self.requested} requested "
+            f"({self.eligible} solo narrators with at least {self.minutes:g} min in the catalogue)"
+        ]
         if self.selected < self.requested:
             lines.append(f"  only {self.selected} narrators with at least {self.minutes:g} min were found")
         splits = ", ".join(f"{k} {v}" for k, v in self.split_speakers.items())
@@ -101,14 +103,18 @@ class ScrapeSummary:
         if self.processed:
             hours = self.processed_input_s / 3600
             per_hour = self.processing_s / hours if hours else 0.0
-            lines.append(f"Processing: {self.processed} narrators, {hours:.3f} h of audio in "
-                         f"{self.processing_s:.1f} s ({per_hour:.0f} s per hour of audio)")
+            lines.append(
+                f"Processing: {self.processed} narrators, {hours:.3f} h of audio in "
+                f"{self.processing_s:.1f} s ({per_hour:.0f} s per hour of audio)"
+            )
         retried = ", ".join(f"{stage} {self.retries.get(stage, 0)}" for stage in STAGES)
         lines.append(f"Tasks retried after a lost node or worker: {retried}")
         if self.elapsed_s > 0:
             per_minute = self.built_now / (self.elapsed_s / 60)
             nodes = f"{self.nodes} node{'s' if self.nodes != 1 else ''}"
-            lines.append(f"Throughput: {self.built_now} narrators downloaded and processed in {self.elapsed_s:.1f} s "
-                         f"({per_minute:.1f} per minute); tasks ran on {nodes}")
+            lines.append(
+                f"Throughput: {self.built_now} narrators downloaded and processed in {self.elapsed_s:.1f} s "
+                f"({per_minute:.1f} per minute); tasks ran on {nodes}"
+            )
         lines.append(f"Manifest: {self.manifest}")
         return "\n".join(lines)

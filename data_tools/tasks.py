@@ -82,8 +82,9 @@ class Downloaded:
     warnings: list[str] = field(default_factory=list)
 
 
-def download_narrator(plan: NarratorPlan, cfg: ScrapeConfig, settings: ProcessSettings, gate: Gate,
-                      ledger) -> Downloaded:
+def download_narrator(
+    plan: NarratorPlan, cfg: ScrapeConfig, settings: ProcessSettings, gate: Gate, ledger
+) -> Downloaded:
     """Download the chapters a narrator needs (the download task).
 
     Parameters
@@ -165,8 +166,10 @@ class _Progress:
             return
         self.last = now
         retries, counters, _ = self.ray.get(self.ledger.snapshot.remote())
-        text = (f"downloading {active['download']}, processing {active['process']}, "
-                f"files {counters.get('files', 0)}, retried {sum(retries.values())}")
+        text = (
+            f"downloading {active['download']}, processing {active['process']}, "
+            f"files {counters.get('files', 0)}, retried {sum(retries.values())}"
+        )
         self.bar.set_postfix_str(text, refresh=False)
         self.bar.refresh()
 
@@ -174,11 +177,17 @@ class _Progress:
         self.bar.close()
 
 
-def build_narrators(ray, todo: list[NarratorPlan], cfg: ScrapeConfig, settings: ProcessSettings, gate: Gate, ledger,
-           summary: ScrapeSummary) -> None:
+def build_narrators(
+    ray,
+    todo: list[NarratorPlan],
+    cfg: ScrapeConfig,
+    settings: ProcessSettings,
+    gate: Gate,
+    ledger,
+    summary: ScrapeSummary,
+) -> None:
     """Run the download and processing tasks of ``todo``; counts go to ``summary``."""
-    download = ray.remote(download_narrator).options(num_cpus=0, max_retries=TASK_RETRIES,
-                                                     scheduling_strategy="SPREAD")
+    download = ray.remote(download_narrator).options(num_cpus=0, max_retries=TASK_RETRIES, scheduling_strategy="SPREAD")
     process = ray.remote(process_job).options(num_cpus=1, max_retries=TASK_RETRIES)
     queue = deque(todo)
     running: dict = {}
@@ -207,7 +216,7 @@ def build_narrators(ray, todo: list[NarratorPlan], cfg: ScrapeConfig, settings: 
                 active[stage] -= 1
                 try:
                     value = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - a lost task must not stop the corpus
+                except Exception as exc:
                     reason = DOWNLOAD_FAILED if stage == "download" else PROCESSING_FAILED
                     failed(reason, reader_id, f"{stage} failed: {str(cause(exc)).splitlines()[0]}")
                     continue

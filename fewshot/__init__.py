@@ -8,16 +8,29 @@
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load": "audio.decode", "load_speech": "audio.vad",
-    "log_mel": "audio.features", "segment": "audio.features",
-    "Extractor": "model.extractor", "build_cnn": "model.nn", "load_extractor": "model.extractor",
+    "load": "audio.decode",
+    "load_speech": "audio.vad",
+    "log_mel": "audio.features",
+    "segment": "audio.features",
+    "Extractor": "model.extractor",
+    "build_cnn": "model.nn",
+    "load_extractor": "model.extractor",
     "GroupSVC": "groups.svc",
     "EnrollmentStore": "store.enrollments",
-    "SpeakerIdentifier": "identifier", "Prediction": "identifier",
-    "FeatureConfig": "config", "ExtractorConfig": "config", "ClassifierConfig": "config",
-    "FewshotError": "errors", "AudioError": "errors", "NotEnrolledError": "errors",
-    "IncompatibleModelError": "errors", "CorruptModelError": "errors", "InvalidNameError": "errors",
-    "StoreError": "errors", "NotAStoreError": "errors", "StoreBusyError": "errors",
+    "SpeakerIdentifier": "identifier",
+    "Prediction": "identifier",
+    "FeatureConfig": "config",
+    "ExtractorConfig": "config",
+    "ClassifierConfig": "config",
+    "FewshotError": "errors",
+    "AudioError": "errors",
+    "NotEnrolledError": "errors",
+    "IncompatibleModelError": "errors",
+    "CorruptModelError": "errors",
+    "InvalidNameError": "errors",
+    "StoreError": "errors",
+    "NotAStoreError": "errors",
+    "StoreBusyError": "errors",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -7,7 +7,6 @@ import os
 import sys
 import threading
 
-
 #: Per silenced descriptor: how many blocks silence it now, and the copy of what it pointed at.
 _silenced: dict[int, list] = {}
 _lock = threading.Lock()

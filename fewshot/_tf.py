@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 

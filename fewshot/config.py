@@ -80,16 +80,20 @@ class FeatureConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "FeatureConfig":
+    def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
         return _from_dict(cls, d)
 
-    def validate(self) -> "FeatureConfig":
+    def validate(self) -> FeatureConfig:
         """Raise ``ValueError`` unless every setting has its type and lies in its range (:data:`_FEATURE_RANGES`)."""
         _check_ranges(self, _FEATURE_RANGES)
-        if not (self.win_length <= self.n_fft and self.fmin_hz < self.fmax_hz <= self.sr / 2
-                and self.segment_hop_s <= self.segment_s):
-            raise ValueError(f"need win_ms within n_fft, fmin_hz < fmax_hz <= sr / 2 and segment_hop_s <= segment_s, "
-                             f"given {self}")
+        if not (
+            self.win_length <= self.n_fft
+            and self.fmin_hz < self.fmax_hz <= self.sr / 2
+            and self.segment_hop_s <= self.segment_s
+        ):
+            raise ValueError(
+                f"need win_ms within n_fft, fmin_hz < fmax_hz <= sr / 2 and segment_hop_s <= segment_s, given {self}"
+            )
         return self
 
 
@@ -176,14 +180,14 @@ class ExtractorConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ExtractorConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ExtractorConfig:
         d = dict(d)
         for key in ("channels", "blocks"):
             if key in d:
                 d[key] = tuple(d[key])
         return _from_dict(cls, d)
 
-    def validate(self) -> "ExtractorConfig":
+    def validate(self) -> ExtractorConfig:
         """Raise ``ValueError`` unless the shape is one :func:`fewshot.model.nn.build_cnn` makes, within bounds."""
         _check_ranges(self, _EXTRACTOR_RANGES)
         if self.arch not in ("resnet", "original"):
@@ -191,8 +195,11 @@ class ExtractorConfig:
         for name in ("channels", "blocks"):
             value = getattr(self, name)
             low = 1 if name == "channels" else 0
-            if (not isinstance(value, tuple) or not 1 <= len(value) <= 8
-                    or not all(_is_int(v) and low <= v <= 1024 for v in value)):
+            if (
+                not isinstance(value, tuple)
+                or not 1 <= len(value) <= 8
+                or not all(_is_int(v) and low <= v <= 1024 for v in value)
+            ):
                 raise ValueError(f"{name} must be 1 to 8 whole numbers from {low} to 1024, given {value!r}")
         if len(self.channels) != len(self.blocks):
             raise ValueError(f"channels and blocks must have one entry per stage, given {self.channels}, {self.blocks}")
@@ -232,15 +239,15 @@ class ClassifierConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ClassifierConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:
         return _from_dict(cls, d)
 
     @classmethod
-    def of_model(cls, extractor) -> "ClassifierConfig":
+    def of_model(cls, extractor) -> ClassifierConfig:
         """The operating point stored with a model (its ``meta.json`` block ``classifier``)."""
         return cls.from_dict(extractor.meta.get("classifier", {}))
 
-    def validate(self) -> "ClassifierConfig":
+    def validate(self) -> ClassifierConfig:
         """Raise ``ValueError`` unless every setting has its type and lies in its range (:data:`_CLASSIFIER_RANGES`):
         C and gamma positive and bounded, the threshold a cosine."""
         _check_ranges(self, _CLASSIFIER_RANGES)
@@ -255,16 +262,34 @@ class ClassifierConfig:
 
 
 #: ``name: (type, low, high)`` of every setting read from a model's ``meta.json`` (bounds included).
-_FEATURE_RANGES = {"sr": (int, 8000, 48000), "n_fft": (int, 64, 8192), "win_ms": (float, 5.0, 200.0),
-                   "hop_ms": (float, 1.0, 100.0), "n_mels": (int, 8, 256), "fmin_hz": (float, 0.0, 24000.0),
-                   "fmax_hz": (float, 1.0, 24000.0), "top_db": (float, 1.0, 120.0),
-                   "max_silence_s": (float, 0.0, 10.0), "min_speech_s": (float, 0.1, 60.0),
-                   "segment_s": (float, 0.5, 30.0), "segment_hop_s": (float, 0.05, 30.0),
-                   "target_dbfs": (float, -60.0, 0.0)}
-_EXTRACTOR_RANGES = {"arch": (str, None, None), "embedding_dim": (int, 1, 4096), "crop_frames": (int, 10, 10000),
-                     "whitened": (bool, None, None)}
-_CLASSIFIER_RANGES = {"C": (float, 1e-4, 1e6), "gamma": (float, 1e-4, 1e3), "unknown_threshold": (float, -1.0, 1.0),
-                      "threshold_from": (str, None, None), "multi_condition": (bool, None, None)}
+_FEATURE_RANGES = {
+    "sr": (int, 8000, 48000),
+    "n_fft": (int, 64, 8192),
+    "win_ms": (float, 5.0, 200.0),
+    "hop_ms": (float, 1.0, 100.0),
+    "n_mels": (int, 8, 256),
+    "fmin_hz": (float, 0.0, 24000.0),
+    "fmax_hz": (float, 1.0, 24000.0),
+    "top_db": (float, 1.0, 120.0),
+    "max_silence_s": (float, 0.0, 10.0),
+    "min_speech_s": (float, 0.1, 60.0),
+    "segment_s": (float, 0.5, 30.0),
+    "segment_hop_s": (float, 0.05, 30.0),
+    "target_dbfs": (float, -60.0, 0.0),
+}
+_EXTRACTOR_RANGES = {
+    "arch": (str, None, None),
+    "embedding_dim": (int, 1, 4096),
+    "crop_frames": (int, 10, 10000),
+    "whitened": (bool, None, None),
+}
+_CLASSIFIER_RANGES = {
+    "C": (float, 1e-4, 1e6),
+    "gamma": (float, 1e-4, 1e3),
+    "unknown_threshold": (float, -1.0, 1.0),
+    "threshold_from": (str, None, None),
+    "multi_condition": (bool, None, None),
+}
 
 
 def _is_int(v) -> bool:
@@ -281,11 +306,17 @@ def _check_ranges(config, ranges: dict) -> None:
     """Raise ``ValueError`` for the first field of ``config`` of the wrong type or outside its ``ranges``."""
     for name, (kind, low, high) in ranges.items():
         value = getattr(config, name)
-        ok = {int: _is_int, float: _is_number, bool: lambda v: isinstance(v, bool),
-              str: lambda v: isinstance(v, str) and len(v) <= 1000}[kind](value)
+        ok = {
+            int: _is_int,
+            float: _is_number,
+            bool: lambda v: isinstance(v, bool),
+            str: lambda v: isinstance(v, str) and len(v) <= 1000,
+        }[kind](value)
         if not ok:
-            raise ValueError(f"{name} must be {'a whole number' if kind is int else 'a number' if kind is float else kind.__name__}"
-                             f", given {value!r}")
+            raise ValueError(
+                f"{name} must be {'a whole number' if kind is int else 'a number' if kind is float else kind.__name__}"
+                f", given {value!r}"
+            )
         if low is not None and not low <= value <= high:
             raise ValueError(f"{name} must be from {low:g} to {high:g}, given {value!r}")
 
@@ -297,7 +328,6 @@ def _from_dict(cls, d):
         from .errors import IncompatibleModelError
 
         raise IncompatibleModelError(
-            f"{cls.__name__} has no field(s) {unknown}; the model was written by "
-            "another version of fewshot"
+            f"{cls.__name__} has no field(s) {unknown}; the model was written by another version of fewshot"
         )
     return cls(**d)

@@ -19,9 +19,9 @@ import csv
 import io
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from .persistence import atomic_write_text
 
@@ -62,6 +62,8 @@ def read_manifest_speakers(path, *, split: str = "train") -> dict[str, list[Path
         if r.split in ("", split):
             out.setdefault(str(r.speaker_id), []).append(Path(r.path))
     return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 SPLITS = ("train", "val", "test")
 
 
@@ -112,8 +114,7 @@ def validate_rows(rows: Iterable[ManifestRow]) -> None:
         seen.add(row.path)
         if not str(row.speaker_id).strip():
             problems.append(f"{where}: empty speaker_id")
-        if not (isinstance(row.duration_s, (int, float)) and math.isfinite(row.duration_s)
-                and row.duration_s > 0):
+        if not (isinstance(row.duration_s, (int, float)) and math.isfinite(row.duration_s) and row.duration_s > 0):
             problems.append(f"{where}: duration_s must be a positive number")
         if row.split not in SPLITS:
             problems.append(f"{where}: split {row.split!r} not in {SPLITS}")
@@ -146,7 +147,7 @@ def read_manifest(path) -> list[ManifestRow]:
     path = Path(path)
     root = Path(os.path.abspath(path)).parent
     rows: list[ManifestRow] = []
-    with open(path, "r", encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         if tuple(reader.fieldnames or ()) != COLUMNS:
             raise ManifestError(f"{path}: columns {reader.fieldnames} != {list(COLUMNS)}")
@@ -158,8 +159,15 @@ def read_manifest(path) -> list[ManifestRow]:
                 duration = float(record["duration_s"])
             except (TypeError, ValueError):
                 raise ManifestError(f"{path}:{line}: duration_s {record['duration_s']!r} is not a number") from None
-            rows.append(ManifestRow(Path(os.path.normpath(root / rel)), record["speaker_id"].strip(),
-                                    (record["book_id"] or "").strip(), duration, record["split"].strip()))
+            rows.append(
+                ManifestRow(
+                    Path(os.path.normpath(root / rel)),
+                    record["speaker_id"].strip(),
+                    (record["book_id"] or "").strip(),
+                    duration,
+                    record["split"].strip(),
+                )
+            )
     try:
         validate_rows(rows)
     except ManifestError as exc:

@@ -16,18 +16,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import CLIP_LEVEL, ClassifierConfig
-from .store.enrollments import EnrollmentStore, Source
-from .store import upgrade
+from .audio.vad import speech as speech_of
+from .config import CLIP_LEVEL, UNKNOWN, ClassifierConfig
 from .errors import AudioError, IncompatibleModelError, InvalidNameError
-from .names import name_key, normalize_name
+from .groups.fitted import FittedGroup
+from .groups.kept_fit import keep_fit, kept_fit, stored_or_fit
 from .groups.openset import load_calibration
 from .groups.selfcheck import check_enrollment
 from .model.streaming import Blocks, Tee, identify_stream, read_head, read_heads, speech_prefix
-from .audio.vad import speech as speech_of
-from .groups.kept_fit import keep_fit, kept_fit, stored_or_fit
-from .config import UNKNOWN
-from .groups.fitted import FittedGroup
+from .names import name_key, normalize_name
+from .store import upgrade
+from .store.enrollments import EnrollmentStore, Source
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +94,15 @@ class SpeakerIdentifier:
     'ann'
     """
 
-    def __init__(self, extractor=None, store=None, classifier_config: ClassifierConfig | None = None,
-                 max_enroll_s: float = 60.0, *, false_accept_rate: float | None = None):
+    def __init__(
+        self,
+        extractor=None,
+        store=None,
+        classifier_config: ClassifierConfig | None = None,
+        max_enroll_s: float = 60.0,
+        *,
+        false_accept_rate: float | None = None,
+    ):
         if extractor is None:
             from .model.extractor import load_extractor
 
@@ -105,18 +111,31 @@ class SpeakerIdentifier:
         self.store = store if isinstance(store, EnrollmentStore) else EnrollmentStore(store)
         self.classifier_config = classifier_config or ClassifierConfig.of_model(extractor)
         if false_accept_rate is not None:
-            self.classifier_config = dataclasses.replace(self.classifier_config, false_accept_rate=false_accept_rate).validate()
+            self.classifier_config = dataclasses.replace(
+                self.classifier_config, false_accept_rate=false_accept_rate
+            ).validate()
         self.calibration = load_calibration(extractor)
         if self.classifier_config.false_accept_rate is not None:
             if self.calibration is None:
-                raise IncompatibleModelError(f"extractor {extractor.model_id} has no open-set calibration, so no "
-                                             "false-accept rate can be chosen; its unknown threshold is a cosine")
+                raise IncompatibleModelError(
+                    f"extractor {extractor.model_id} has no open-set calibration, so no "
+                    "false-accept rate can be chosen; its unknown threshold is a cosine"
+                )
             self.calibration.threshold(1, self.classifier_config.false_accept_rate)  # in the calibrated range
         self.max_enroll_s = max_enroll_s
         self._classifiers: dict[str, tuple[tuple, FittedGroup]] = {}
 
-    def enroll(self, group: str, speaker: str, sources, *, keep_audio: bool = False, replace: bool = False,
-               force: bool = False, sr_in: int | None = None) -> EnrollResult:
+    def enroll(
+        self,
+        group: str,
+        speaker: str,
+        sources,
+        *,
+        keep_audio: bool = False,
+        replace: bool = False,
+        force: bool = False,
+        sr_in: int | None = None,
+    ) -> EnrollResult:
         """Enroll ``speaker`` into ``group`` from files (or 16 kHz arrays).
 
         All files are checked and embedded before anything is written; a bad
@@ -149,8 +168,9 @@ class SpeakerIdentifier:
         for src in sources:  # each file is decoded once, only as far as the speech still needed (at least checked)
             left = max(budget - sum(len(y) for _, _, y in records), 0) / cfg.sr
             digest = hashlib.sha256()  # fed the file's bytes as they are decoded
-            speech, warning = self._enrollment_speech(src, sr_in=sr_in, force=force,
-                                                      max_s=max(left, cfg.min_speech_s), sha256=digest)
+            speech, warning = self._enrollment_speech(
+                src, sr_in=sr_in, force=force, max_s=max(left, cfg.min_speech_s), sha256=digest
+            )
             name = "<recording>" if isinstance(src, np.ndarray) else os.path.basename(os.fspath(src))
             records.append((name, digest.hexdigest(), speech.samples))
             warnings += [warning] if warning else []
@@ -162,8 +182,13 @@ class SpeakerIdentifier:
                 used.append(take)
                 kept.append(Source(name, digest, len(take) / cfg.sr, take if keep_audio else None))
         y_all = np.concatenate(used)
-        warning = check_enrollment(self.extractor, y_all, self.calibration and self.calibration.enrollment_check,
-                                   name=", ".join(name for name, _, _ in records), force=force)
+        warning = check_enrollment(
+            self.extractor,
+            y_all,
+            self.calibration and self.calibration.enrollment_check,
+            name=", ".join(name for name, _, _ in records),
+            force=force,
+        )
         warnings += [warning] if warning else []
         E = self.extractor.embed([y_all], return_segments=True)[0]
         copies = None
@@ -171,8 +196,9 @@ class SpeakerIdentifier:
             from .audio.degrade import enrollment_copies
 
             copies = np.concatenate(self.extractor.embed(enrollment_copies(y_all, sr=cfg.sr), return_segments=True))
-        added, total = self.store.enroll(group, speaker, E, extractor_id=self.extractor.model_id, sources=kept,
-                                         replace=replace, copies=copies)
+        added, total = self.store.enroll(
+            group, speaker, E, extractor_id=self.extractor.model_id, sources=kept, replace=replace, copies=copies
+        )
         self.classifier(group)  # fitted now and kept in the store, so that identify answers without a refit
         if total < MIN_RECOMMENDED_ENROLL_S:
             warnings.append(f"only {total:.1f} s of speech for {speaker!r}; 15-35 s gives reliable results")
@@ -188,16 +214,27 @@ class SpeakerIdentifier:
         """One source's :class:`~fewshot.audio.vad.Speech` (its first ``max_s`` s, read only as far as needed), and a
         warning if clipped; ``sha256`` is fed the file's bytes."""
         name = "<array>" if isinstance(src, np.ndarray) else os.fspath(src)
-        speech, clipped = speech_prefix(src, config=self.extractor.feature_config, sr_in=sr_in, clip_level=CLIP_LEVEL,
-                                        max_s=self.max_enroll_s if max_s is None else max_s, sha256=sha256)
+        speech, clipped = speech_prefix(
+            src,
+            config=self.extractor.feature_config,
+            sr_in=sr_in,
+            clip_level=CLIP_LEVEL,
+            max_s=self.max_enroll_s if max_s is None else max_s,
+            sha256=sha256,
+        )
         if clipped > MAX_CLIPPED_FRACTION and not force:
-            raise AudioError(name, f"{clipped:.0%} of the samples are clipped (at full scale; over "
-                                   f"{MAX_CLIPPED_FRACTION:.0%} is refused): record it again at a lower level, "
-                                   "or enroll it anyway with --force (force=True)")
+            raise AudioError(
+                name,
+                f"{clipped:.0%} of the samples are clipped (at full scale; over "
+                f"{MAX_CLIPPED_FRACTION:.0%} is refused): record it again at a lower level, "
+                "or enroll it anyway with --force (force=True)",
+            )
         if clipped <= WARN_CLIPPED_FRACTION:
             return speech, None
-        return speech, (f"{name}: {clipped:.1%} of the samples are clipped (at full scale); the voiceprint may not "
-                        "match this person's clean speech, record at a lower level")
+        return speech, (
+            f"{name}: {clipped:.1%} of the samples are clipped (at full scale); the voiceprint may not "
+            "match this person's clean speech, record at a lower level"
+        )
 
     def classifier(self, group: str) -> FittedGroup:
         """The group's fitted SVM (the store's, :func:`fewshot.groups.kept_fit.stored_or_fit`), refitted when its members changed."""
@@ -212,8 +249,9 @@ class SpeakerIdentifier:
             cc = self.classifier_config
             if not cc.multi_condition:
                 X, y, is_copy = X[~is_copy], y[~is_copy], is_copy[~is_copy]
-            clf, new = stored_or_fit(kept_fit(self.store, group, revision=key), X, y, centroid_mask=~is_copy,
-                                     params=cc.svc_params())
+            clf, new = stored_or_fit(
+                kept_fit(self.store, group, revision=key), X, y, centroid_mask=~is_copy, params=cc.svc_params()
+            )
             if new is not None:
                 keep_fit(self.store, group, revision=key, key=new[0], data=new[1])
             self._classifiers[group] = (key, clf.with_open_set(self.calibration, cc.false_accept_rate))
@@ -225,8 +263,9 @@ class SpeakerIdentifier:
         self._classifiers.pop(normalize_name(group, kind="group"), None)
         return result
 
-    def identify(self, group: str, source, *, sr_in: int | None = None, segments: bool = False,
-                 progress=None) -> Prediction:
+    def identify(
+        self, group: str, source, *, sr_in: int | None = None, segments: bool = False, progress=None
+    ) -> Prediction:
         """Who speaks in ``source`` (a file or an array), among ``group``'s members, or unknown.
 
         Input over a minute is embedded block by block (:mod:`fewshot.model.streaming`, which ``progress`` follows).
@@ -247,8 +286,7 @@ class SpeakerIdentifier:
             return self._identified(clf, source, got, segments=segments)
         return self._identified(clf, source, got, sr_in=sr_in, segments=segments, progress=progress)
 
-    def _identified(self, clf: FittedGroup, source, got, *, sr_in=None, segments=False,
-                    progress=None) -> Prediction:
+    def _identified(self, clf: FittedGroup, source, got, *, sr_in=None, segments=False, progress=None) -> Prediction:
         """The :class:`Prediction` of ``source`` from ``got`` (:class:`~fewshot.audio.vad.Speech` of one block, or its pair
         with the decoded samples; or the :class:`~fewshot.model.streaming.Blocks` of a longer input), with its turns when
         ``segments``.
@@ -257,8 +295,8 @@ class SpeakerIdentifier:
         then read once more to embed its windows, as the loudest frame and the gain of the whole input are known
         only at its end and holding the speech would make memory grow with the input's length.
         """
-        from .turns.timeline import SpeechTimeline
         from .turns.decoder import find_turns
+        from .turns.timeline import SpeechTimeline
 
         cfg, name = self.extractor.feature_config, _name(source)
         if not isinstance(got, Blocks):
@@ -268,12 +306,12 @@ class SpeakerIdentifier:
                 prediction = dataclasses.replace(prediction, segments=find_turns(y, clf, self.extractor, source=name))
             return prediction
         if not segments:
-            return Prediction(*identify_stream(self.extractor, clf, source, sr_in=sr_in, progress=progress,
-                                               blocks=got))
+            return Prediction(*identify_stream(self.extractor, clf, source, sr_in=sr_in, progress=progress, blocks=got))
         tee = Tee(got, lambda blocks: SpeechTimeline.scan(source, config=cfg, sr_in=sr_in, blocks=blocks))
         try:
-            prediction = Prediction(*identify_stream(self.extractor, clf, source, sr_in=sr_in, progress=progress,
-                                                     blocks=tee))
+            prediction = Prediction(
+                *identify_stream(self.extractor, clf, source, sr_in=sr_in, progress=progress, blocks=tee)
+            )
         finally:
             tee.close()
         timeline = tee.result()
@@ -299,13 +337,18 @@ class SpeakerIdentifier:
         clf = self.classifier(group)
         sources = list(sources)
         if len(sources) > IDENTIFY_BATCH:
-            return [p for k in range(0, len(sources), IDENTIFY_BATCH)
-                    for p in self.identify_many(group, sources[k:k + IDENTIFY_BATCH], segments=segments,
-                                                workers=workers, progress=progress)]
+            return [
+                p
+                for k in range(0, len(sources), IDENTIFY_BATCH)
+                for p in self.identify_many(
+                    group, sources[k : k + IDENTIFY_BATCH], segments=segments, workers=workers, progress=progress
+                )
+            ]
         loaded = read_heads(sources, config=self.extractor.feature_config, workers=workers, keep_samples=segments)
         short = [got for got in loaded if not isinstance(got, (AudioError, Blocks))]
-        predictions = iter(self._predictions(clf, [(got[0] if isinstance(got, tuple) else got).samples
-                                                   for got in short]))
+        predictions = iter(
+            self._predictions(clf, [(got[0] if isinstance(got, tuple) else got).samples for got in short])
+        )
         out = []
         for source, got in zip(sources, loaded):
             try:
@@ -322,16 +365,21 @@ class SpeakerIdentifier:
             out.append(got)
         return out
 
-    from .groups.verify import verify, verify_many  # noqa: E402 (methods: is this speech a given member's?)
+    from .groups.verify import verify, verify_many
 
     def _predictions(self, clf: FittedGroup, speech: list) -> list[Prediction]:
         """Predictions for utterances embedded in one pass."""
         if not speech:
             return []
-        labels, scores, nearest = clf.predict_open(self.extractor.embed(speech), return_nearest=True,
-                                                   seconds=[len(y) / self.extractor.feature_config.sr for y in speech])
-        return [Prediction(str(label), float(score), label == UNKNOWN, str(near))
-                for label, score, near in zip(labels, scores, nearest)]
+        labels, scores, nearest = clf.predict_open(
+            self.extractor.embed(speech),
+            return_nearest=True,
+            seconds=[len(y) / self.extractor.feature_config.sr for y in speech],
+        )
+        return [
+            Prediction(str(label), float(score), label == UNKNOWN, str(near))
+            for label, score, near in zip(labels, scores, nearest)
+        ]
 
     def turns(self, group: str, source, *, sr_in: int | None = None) -> list:
         """Who speaks when in ``source`` (a file or an array, read block by block in flat memory): :class:`~fewshot.turns.decoder.Turn`
@@ -344,8 +392,8 @@ class SpeakerIdentifier:
         NotEnrolledError
             For an unknown or empty group.
         """
-        from .turns.timeline import SpeechTimeline
         from .turns.decoder import find_turns
+        from .turns.timeline import SpeechTimeline
 
         cfg, name = self.extractor.feature_config, _name(source)
         got = read_head(source, config=cfg, sr_in=sr_in)

@@ -54,16 +54,21 @@ def normalize_name(name, *, kind: str = "name") -> str:
     if not out:
         raise InvalidNameError(f"the {kind} name is empty")
     if len(out) > MAX_NAME_CHARS:
-        raise InvalidNameError(f"the {kind} name {out[:20]!r}... is {len(out)} characters long; at most "
-                               f"{MAX_NAME_CHARS}")
+        raise InvalidNameError(
+            f"the {kind} name {out[:20]!r}... is {len(out)} characters long; at most {MAX_NAME_CHARS}"
+        )
     for ch in out:
         if unicodedata.category(ch) in _REFUSED_CATEGORIES or unicodedata.bidirectional(ch) in _BIDI_CONTROLS:
-            raise InvalidNameError(f"the {kind} name {ascii(out)} holds the invisible or control character "
-                                   f"U+{ord(ch):04X}; use letters, digits, spaces and punctuation")
+            raise InvalidNameError(
+                f"the {kind} name {out!a} holds the invisible or control character "
+                f"U+{ord(ch):04X}; use letters, digits, spaces and punctuation"
+            )
     scripts = {_script(ch) for ch in unicodedata.normalize("NFKC", out) if ch.isalpha()} - {None}
     if len(scripts - _EAST_ASIAN) > 1:
-        raise InvalidNameError(f"the {kind} name {ascii(out)} mixes letters of {' and '.join(sorted(scripts))}, "
-                               "so it can look like another name; write it in one alphabet")
+        raise InvalidNameError(
+            f"the {kind} name {out!a} mixes letters of {' and '.join(sorted(scripts))}, "
+            "so it can look like another name; write it in one alphabet"
+        )
     return out
 
 
@@ -80,8 +85,11 @@ def shown(text) -> str:
     for ch in str(text):
         if ch == "\\":
             out.append("\\\\")
-        elif (unicodedata.category(ch) in _REFUSED_CATEGORIES or unicodedata.bidirectional(ch) in _BIDI_CONTROLS
-              or not ch.isprintable()):
+        elif (
+            unicodedata.category(ch) in _REFUSED_CATEGORIES
+            or unicodedata.bidirectional(ch) in _BIDI_CONTROLS
+            or not ch.isprintable()
+        ):
             out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
         else:
             out.append(ch)

@@ -85,7 +85,7 @@ def atomic_write_json(path, value: Any) -> None:
 def read_json(path) -> Any | None:
     """A JSON file's value, or ``None`` when it is missing or unreadable (a cache miss)."""
     try:
-        with open(path, "r", encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except (OSError, ValueError):
         return None
@@ -133,8 +133,9 @@ def read_npz_bytes(data: bytes, *, max_bytes: int) -> dict:
                 version = np.lib.format.read_magic(f)
                 if version not in ((1, 0), (2, 0)):
                     raise ValueError(f"member {info.filename!r}: .npy version {version}")
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                    np.lib.format.read_array_header_2_0
+                read_header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
                 shape, _, dtype = read_header(f)
                 if dtype.hasobject or int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > info.file_size:
                     raise ValueError(f"member {info.filename!r} claims more than it holds")

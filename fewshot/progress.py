@@ -11,8 +11,9 @@ import sys
 
 def add_progress_argument(parser) -> None:
     """``--progress`` on a command's parser."""
-    parser.add_argument("--progress", action="store_true",
-                        help="show progress bars on standard error even when it is not a terminal")
+    parser.add_argument(
+        "--progress", action="store_true", help="show progress bars on standard error even when it is not a terminal"
+    )
 
 
 def progress_bar(*, always: bool = False):

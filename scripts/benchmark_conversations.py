@@ -39,8 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conversations", type=int, default=50, help="how many conversations (default: 50)")
     p.add_argument("--seed", type=int, default=0, help="seed of the conversations (default: 0)")
     p.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS), help="systems to run (default: all)")
-    p.add_argument("--outsider", action="store_true",
-                   help="leave each conversation's first speaker out of the group: their turns should be unknown")
+    p.add_argument(
+        "--outsider",
+        action="store_true",
+        help="leave each conversation's first speaker out of the group: their turns should be unknown",
+    )
     p.add_argument("--model", help="extractor model directory (default: the model shipped with fewshot)")
     p.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     add_progress_argument(p)
@@ -53,30 +56,40 @@ def main(argv=None) -> int:
 
     args = build_parser().parse_args(argv)
     extractor = load_extractor(args.model)
-    speakers = conversation_speakers(args.data, progress=loader_progress("Loading speakers", "speakers",
-                                                                         always=args.progress))
+    speakers = conversation_speakers(
+        args.data, progress=loader_progress("Loading speakers", "speakers", always=args.progress)
+    )
     conversations = make_conversations(speakers, n=args.conversations, seed=args.seed)
     minutes = sum(len(c.y) for c in conversations) / 16000 / 60
-    print(f"{len(conversations)} conversations ({minutes:.1f} min) of {len(speakers)} speakers from {args.data}, "
-          f"seed {args.seed}{', first speaker of each outside the group' if args.outsider else ''}; "
-          f"extractor {extractor.model_id} ({extractor.backend.name})")
+    print(
+        f"{len(conversations)} conversations ({minutes:.1f} min) of {len(speakers)} speakers from {args.data}, "
+        f"seed {args.seed}{', first speaker of each outside the group' if args.outsider else ''}; "
+        f"extractor {extractor.model_id} ({extractor.backend.name})"
+    )
 
     def bar(items, total, desc):
         return progress_bar(always=args.progress)(items, total=total, desc=desc, unit="conversations")
 
-    figures = evaluate_conversations(extractor, speakers, conversations, systems=args.systems, outsider=args.outsider,
-                                     progress=bar)
-    print("| system | DER | identification error | speaker time right | median boundary error | changes within "
-          "0.5 s | median edge error | s per 10 min (CPU s) |")
+    figures = evaluate_conversations(
+        extractor, speakers, conversations, systems=args.systems, outsider=args.outsider, progress=bar
+    )
+    print(
+        "| system | DER | identification error | speaker time right | median boundary error | changes within "
+        "0.5 s | median edge error | s per 10 min (CPU s) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for system, f in figures.items():
-        print(f"| {system} | {f['der']:.1%} | {f['identification_error']:.1%} | {f['speaker_time_accuracy']:.1%} | "
-              f"{f['boundary_median_s']:.2f} s | {f['boundary_within_0_5s']:.1%} | {f['edge_median_s']:.2f} s | "
-              f"{f['seconds_per_10_min']:.1f} ({f['cpu_seconds_per_10_min']:.1f}) |")
+        print(
+            f"| {system} | {f['der']:.1%} | {f['identification_error']:.1%} | {f['speaker_time_accuracy']:.1%} | "
+            f"{f['boundary_median_s']:.2f} s | {f['boundary_within_0_5s']:.1%} | {f['edge_median_s']:.2f} s | "
+            f"{f['seconds_per_10_min']:.1f} ({f['cpu_seconds_per_10_min']:.1f}) |"
+        )
     for system, f in figures.items():
         if "label_latency_median_s" in f:
-            print(f"{system}: the provisional label names a turn's speaker a median {f['label_latency_median_s']:.2f} s "
-                  f"after the turn starts ({f['labelled_within_1_5s']:.1%} of turns within 1.5 s)")
+            print(
+                f"{system}: the provisional label names a turn's speaker a median {f['label_latency_median_s']:.2f} s "
+                f"after the turn starts ({f['labelled_within_1_5s']:.1%} of turns within 1.5 s)"
+            )
     if args.json:
         from fewshot.persistence import atomic_write_json
 

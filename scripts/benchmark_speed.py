@@ -87,45 +87,50 @@ def enrolled_store(home: Path, model, y, sr) -> Path:
     """A store with a group of three people (15 s each, the first 45 s of ``y``), and the 5 s file to identify."""
     import soundfile as sf
 
-    from fewshot.model.extractor import load_extractor
     from fewshot.identifier import SpeakerIdentifier
+    from fewshot.model.extractor import load_extractor
 
     sid = SpeakerIdentifier(load_extractor(model), store=home / "s.sqlite")
     for i in range(3):
         # a 15 s slice of the joined speech may hold two voices, which enrollment refuses unless forced
-        sid.enroll("bench", f"speaker{i}", [y[i * 15 * sr:(i + 1) * 15 * sr]], sr_in=sr, force=True)
-    sf.write(home / "five.wav", y[105 * sr:110 * sr], sr)
+        sid.enroll("bench", f"speaker{i}", [y[i * 15 * sr : (i + 1) * 15 * sr]], sr_in=sr, force=True)
+    sf.write(home / "five.wav", y[105 * sr : 110 * sr], sr)
     many = home / "many"
     many.mkdir()
     for k in range(MANY_FILES):  # 5 s pieces of the 60 s not enrolled, each starting 0.1 s later than the last
         a = 45 * sr + (k % 11) * 5 * sr + (k // 11) * sr // 10
-        sf.write(many / f"{k:03d}.wav", y[a:a + 5 * sr], sr)
+        sf.write(many / f"{k:03d}.wav", y[a : a + 5 * sr], sr)
     return home / "five.wav"
 
 
 def measure(backend, model, y, home, clip, repeats, cold_repeats) -> dict:
     """Seconds per task for one backend: ``cold``, ``warm``, ``long`` (60 s) and ``batch`` (12 x 5 s)."""
-    from fewshot.model.extractor import load_extractor
     from fewshot.identifier import SpeakerIdentifier
+    from fewshot.model.extractor import load_extractor
 
     ex = load_extractor(model, backend=backend)
     sr = ex.feature_config.sr
-    sixty = y[45 * sr:105 * sr]
-    pieces = [sixty[i * 5 * sr:(i + 1) * 5 * sr] for i in range(12)]
+    sixty = y[45 * sr : 105 * sr]
+    pieces = [sixty[i * 5 * sr : (i + 1) * 5 * sr] for i in range(12)]
     sid = SpeakerIdentifier(ex, store=home / "s.sqlite")
     sid.identify("bench", clip)  # warm-up: first calls build the graph or allocate the interpreter
     ex.embed(pieces)
-    out = {"warm": median_time(lambda: sid.identify("bench", clip), repeats),
-           "long": median_time(lambda: ex.embed([sixty]), repeats),
-           "batch": median_time(lambda: ex.embed(pieces), repeats)}
+    out = {
+        "warm": median_time(lambda: sid.identify("bench", clip), repeats),
+        "long": median_time(lambda: ex.embed([sixty]), repeats),
+        "batch": median_time(lambda: ex.embed(pieces), repeats),
+    }
     env = {**os.environ, "FEWSHOT_HOME": str(home), "FEWSHOT_BACKEND": backend}
-    base = [sys.executable, "-m", "fewshot.cli", "identify", "--group", "bench", "--store", str(home / "s.sqlite")] \
-        + (["--model", str(model)] if model else [])
-    out["cold"] = median_time(lambda: subprocess.run(base + [str(clip)], env=env, check=True, capture_output=True),
-                              cold_repeats)
+    base = [sys.executable, "-m", "fewshot.cli", "identify", "--group", "bench", "--store", str(home / "s.sqlite")] + (
+        ["--model", str(model)] if model else []
+    )
+    out["cold"] = median_time(
+        lambda: subprocess.run(base + [str(clip)], env=env, check=True, capture_output=True), cold_repeats
+    )
     files = sorted(str(f) for f in (home / "many").glob("*.wav"))
-    out["many"] = median_time(lambda: subprocess.run(base + files, env=env, check=True, capture_output=True),
-                              max(1, cold_repeats // 2))
+    out["many"] = median_time(
+        lambda: subprocess.run(base + files, env=env, check=True, capture_output=True), max(1, cold_repeats // 2)
+    )
     groups = [sys.executable, "-m", "fewshot.cli", "groups", "--store", str(home / "s.sqlite")]
     out["groups"] = median_time(lambda: subprocess.run(groups, env=env, check=True, capture_output=True), cold_repeats)
     return out
@@ -143,8 +148,10 @@ def enroll_cost(model, y, sr, repeats) -> list[str]:
         ex.embed([speech], return_segments=True)  # warm-up
         plain = median_time(lambda s=speech: ex.embed([s], return_segments=True), repeats)
         copies = median_time(lambda s=speech: ex.embed(enrollment_copies(s, sr=sr), return_segments=True), repeats)
-        lines.append(f"enrollment of {seconds} s of speech: embedding {plain:.3f} s; its three degraded copies "
-                     f"(multi-condition enrollment) {copies:.3f} s more")
+        lines.append(
+            f"enrollment of {seconds} s of speech: embedding {plain:.3f} s; its three degraded copies "
+            f"(multi-condition enrollment) {copies:.3f} s more"
+        )
     return lines
 
 
@@ -161,12 +168,14 @@ def available(model) -> list[str]:
 
 def table(results: dict) -> list[str]:
     """The side-by-side lines, one per measurement."""
-    rows = [("`fewshot identify` 5 s file, cold start", "cold", None),
-            ("identify 5 s file, within one process", "warm", None),
-            ("embed one 60 s utterance", "long", 60.0),
-            ("embed 12 pieces of 5 s, one call", "batch", 60.0),
-            (f"`fewshot identify` of {MANY_FILES} files of 5 s, cold", "many", None),
-            ("`fewshot groups`, cold start", "groups", None)]
+    rows = [
+        ("`fewshot identify` 5 s file, cold start", "cold", None),
+        ("identify 5 s file, within one process", "warm", None),
+        ("embed one 60 s utterance", "long", 60.0),
+        ("embed 12 pieces of 5 s, one call", "batch", 60.0),
+        (f"`fewshot identify` of {MANY_FILES} files of 5 s, cold", "many", None),
+        ("`fewshot groups`, cold start", "groups", None),
+    ]
     lines = [f"{'':42s}" + "".join(f"{b:>20s}" for b in BACKENDS)]
     for label, key, seconds in rows:
         cells = []
@@ -194,18 +203,22 @@ def long_file(y, sr, fmt, folder: Path, hours: float) -> Path:
     if repeat:
         subprocess.run(ffmpeg + ["-i", str(raw), *codec, str(loop)], check=True)
         codec = ["-c", "copy"]
-    subprocess.run(ffmpeg + ["-stream_loop", "-1", "-i", str(loop if repeat else raw), "-t", str(hours * 3600),
-                             *codec, str(out)], check=True)
+    subprocess.run(
+        ffmpeg + ["-stream_loop", "-1", "-i", str(loop if repeat else raw), "-t", str(hours * 3600), *codec, str(out)],
+        check=True,
+    )
     raw.unlink()
     loop.unlink(missing_ok=True)
     return out
 
 
 #: The small launcher: runs a command, then prints the peak resident memory (KB) of the largest process it ran.
-PEAK_RSS = ("import resource, subprocess, sys\n"
-            "rc = subprocess.run(sys.argv[1:]).returncode\n"
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
-            "sys.exit(rc)\n")
+PEAK_RSS = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.run(sys.argv[1:]).returncode\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(rc)\n"
+)
 
 
 def peak_memory(cmd, env) -> tuple[float, float, str]:
@@ -223,12 +236,18 @@ def memory(args, y, sr, home, clip) -> list[str]:
     import soundfile as sf
 
     env = {**os.environ, "FEWSHOT_HOME": str(home)}
-    cmd = [sys.executable, "-m", "fewshot.cli", "identify", "--group", "bench", "--store", str(home / "s.sqlite")] \
-        + (["--model", str(args.model)] if args.model else [])
+    cmd = [sys.executable, "-m", "fewshot.cli", "identify", "--group", "bench", "--store", str(home / "s.sqlite")] + (
+        ["--model", str(args.model)] if args.model else []
+    )
     mb, seconds, said = peak_memory(cmd + [str(clip)], env)
-    lines = ["| file | size | decoded by | peak memory | time | answer |", "|---|---|---|---|---|---|",
-             (f"| 5 s, 16 kHz mono wav | {clip.stat().st_size / 1e6:.1f} MB | libsndfile | {mb:.0f} MB | "
-              f"{seconds:.1f} s | {said.split(': ', 1)[-1]} |")]
+    lines = [
+        "| file | size | decoded by | peak memory | time | answer |",
+        "|---|---|---|---|---|---|",
+        (
+            f"| 5 s, 16 kHz mono wav | {clip.stat().st_size / 1e6:.1f} MB | libsndfile | {mb:.0f} MB | "
+            f"{seconds:.1f} s | {said.split(': ', 1)[-1]} |"
+        ),
+    ]
     print(lines[-1], flush=True)
     for fmt in args.formats:
         rate, channels = FORMATS[fmt][:2]
@@ -242,19 +261,34 @@ def memory(args, y, sr, home, clip) -> list[str]:
             except Exception:
                 decoder = "ffmpeg"
             mb, seconds, said = peak_memory(cmd + [str(path)], env)
-            lines.append(f"| {args.hours:g} h, {rate / 1000:g} kHz {'mono' if channels == 1 else 'stereo'} {fmt} | "
-                         f"{size / 1e6:.0f} MB | {decoder} | {mb:.0f} MB | {seconds:.0f} s | "
-                         f"{said.split(': ', 1)[-1]} |")
+            lines.append(
+                f"| {args.hours:g} h, {rate / 1000:g} kHz {'mono' if channels == 1 else 'stereo'} {fmt} | "
+                f"{size / 1e6:.0f} MB | {decoder} | {mb:.0f} MB | {seconds:.0f} s | "
+                f"{said.split(': ', 1)[-1]} |"
+            )
             print(lines[-1] + f"  (file written in {made:.0f} s)", flush=True)
             if fmt != args.formats[0]:
                 continue
-            other = {"identify --segments": cmd[:4] + ["--segments"] + cmd[4:],
-                     "enroll": [*cmd[:3], "enroll", "--group", "long", "--speaker", "reader", "--force", "--store",
-                                str(home / "enroll.sqlite"), *cmd[8:]]}
+            other = {
+                "identify --segments": cmd[:4] + ["--segments"] + cmd[4:],
+                "enroll": [
+                    *cmd[:3],
+                    "enroll",
+                    "--group",
+                    "long",
+                    "--speaker",
+                    "reader",
+                    "--force",
+                    "--store",
+                    str(home / "enroll.sqlite"),
+                    *cmd[8:],
+                ],
+            }
             for what, command in other.items():
                 mb, seconds, said = peak_memory(command + [str(path)], env)
-                lines.append(f"| the same, `fewshot {what}` | | | {mb:.0f} MB | {seconds:.0f} s | "
-                             f"{said.strip()[:60]} |")
+                lines.append(
+                    f"| the same, `fewshot {what}` | | | {mb:.0f} MB | {seconds:.0f} s | {said.strip()[:60]} |"
+                )
                 print(lines[-1], flush=True)
     return lines
 
@@ -264,39 +298,56 @@ def main(argv=None) -> int:
     p.add_argument("--data", default="../shared/data/dev", help="speaker-per-folder tree to take speech from")
     p.add_argument("--model", help="extractor model directory (default: the shipped model)")
     p.add_argument("--repeats", type=int, default=5, help="runs per measurement (median reported)")
-    p.add_argument("--parts", nargs="+", choices=["speed", "enroll", "memory"], default=["speed", "enroll", "memory"],
-                   help="what to measure (default: all)")
+    p.add_argument(
+        "--parts",
+        nargs="+",
+        choices=["speed", "enroll", "memory"],
+        default=["speed", "enroll", "memory"],
+        help="what to measure (default: all)",
+    )
     p.add_argument("--hours", type=float, default=2.0, help="length of the long files of the memory part")
     kinds = ", ".join(f"{f} ({r / 1000:g} kHz, {'mono' if c == 1 else 'stereo'})" for f, (r, c, *_) in FORMATS.items())
-    p.add_argument("--formats", nargs="+", choices=list(FORMATS), default=list(FORMATS),
-                   help=f"long files of the memory part: {kinds}")
+    p.add_argument(
+        "--formats",
+        nargs="+",
+        choices=list(FORMATS),
+        default=list(FORMATS),
+        help=f"long files of the memory part: {kinds}",
+    )
     p.add_argument("--tmp", help="folder for the long files (default: the system's temporary folder)")
     args = p.parse_args(argv)
 
+    from fewshot.audio.features import log_mel
     from fewshot.config import FeatureConfig
     from fewshot.model.extractor import load_extractor
-    from fewshot.audio.features import log_mel
 
     cfg = FeatureConfig()
     y, origin = speech_for_benchmark(args.data, cfg.sr)
-    print(f"audio: {origin}: 3 people enrolled from 0-45 s (15 s each), 45-105 s embedded as one 60 s utterance "
-          f"and as 12 pieces of 5 s, 105-110 s the file identified; the long files loop all 110 s")
-    print(f"model: {load_extractor(args.model).model_id}, CPU threads: {os.cpu_count()}, medians of {args.repeats} "
-          f"runs (cold start: {args.repeats} new processes)")
+    print(
+        f"audio: {origin}: 3 people enrolled from 0-45 s (15 s each), 45-105 s embedded as one 60 s utterance "
+        f"and as 12 pieces of 5 s, 105-110 s the file identified; the long files loop all 110 s"
+    )
+    print(
+        f"model: {load_extractor(args.model).model_id}, CPU threads: {os.cpu_count()}, medians of {args.repeats} "
+        f"runs (cold start: {args.repeats} new processes)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         os.environ["FEWSHOT_HOME"] = tmp  # the group's fitted SVM is cached there, for the new processes to find
         clip = enrolled_store(home, args.model, y, cfg.sr)
         if "speed" in args.parts:
             t_feat = median_time(lambda: log_mel(y[: 60 * cfg.sr], config=cfg), args.repeats)
-            results = {b: measure(b, args.model, y, home, clip, args.repeats, args.repeats)
-                       for b in available(args.model)}
+            results = {
+                b: measure(b, args.model, y, home, clip, args.repeats, args.repeats) for b in available(args.model)
+            }
             print("\n".join(table(results)))
             print(f"log-mel front end alone, 60 s: {t_feat:.3f} s ({60 / t_feat:.0f}x real time), every backend")
         if "enroll" in args.parts:
             print("\n".join(enroll_cost(args.model, y, cfg.sr, args.repeats)))
         if "memory" in args.parts:
-            print("\npeak memory of `fewshot identify` (and `--segments`, `enroll`), one run each, the default backend:")
+            print(
+                "\npeak memory of `fewshot identify` (and `--segments`, `enroll`), one run each, the default backend:"
+            )
             lines = memory(args, y, cfg.sr, home, clip)
             print("\n".join(lines))
     return 0

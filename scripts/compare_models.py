@@ -47,8 +47,10 @@ def from_history(model: str) -> None:
             seen |= {m.sha256 for m in found}
             ids += [m.model_id for m in found]
     except ValueError as exc:
-        raise FileNotFoundError(f"{model}: not found, and the extractors shipped before could not be taken from "
-                                f"the git history of {REPO} ({exc})") from None
+        raise FileNotFoundError(
+            f"{model}: not found, and the extractors shipped before could not be taken from "
+            f"the git history of {REPO} ({exc})"
+        ) from None
     if not path.exists():
         raise FileNotFoundError(f"{model}: no extractor of that id was shipped before (shipped: {', '.join(ids)})")
     print(f"wrote the extractors shipped before into {PREVIOUS}/ from the git history: {', '.join(ids)}")
@@ -92,10 +94,15 @@ def main(argv=None) -> int:
         right.append(r["y_true"] == r["y_pred"])
     c = paired_comparison(*right)
     print(f"{len(speakers)} speakers of {args.dev}, {c['pieces']} test pieces of 5 s, {T:g} s enrollment, all speakers")
-    for name, ex, acc in ((args.model_a, extractors[0], c["accuracy_a"]), (args.model_b, extractors[1], c["accuracy_b"])):
+    for name, ex, acc in (
+        (args.model_a, extractors[0], c["accuracy_a"]),
+        (args.model_b, extractors[1], c["accuracy_b"]),
+    ):
         print(f"  {name} ({ex.model_id}): {100 * acc:.1f}%")
-    print(f"  right with {args.model_a} only: {c['only_a_right']}; with {args.model_b} only: {c['only_b_right']}; "
-          f"exact McNemar test p = {c['mcnemar_p']:.2f}")
+    print(
+        f"  right with {args.model_a} only: {c['only_a_right']}; with {args.model_b} only: {c['only_b_right']}; "
+        f"exact McNemar test p = {c['mcnemar_p']:.2f}"
+    )
     return 0
 
 

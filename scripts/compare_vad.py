@@ -58,7 +58,7 @@ def pick(dataset: Path, n_speakers: int, n_babble: int):
     step = max(1, len(names) // max(n_speakers, 1))
     chosen = names[::step][:n_speakers]
     rest = [n for n in names if n not in chosen]
-    talkers = rest[::max(1, len(rest) // max(n_babble, 1))][:n_babble]
+    talkers = rest[:: max(1, len(rest) // max(n_babble, 1))][:n_babble]
     return chosen, talkers
 
 
@@ -91,16 +91,32 @@ def markdown(result: dict) -> str:
     for cond, by_vad in result["conditions"].items():
         for name, r in by_vad.items():
             a, b = r["ref_energy35"], r["ref_webrtc3"]
-            lines.append(f"| {cond} | {name} | " + " | ".join(fmt(a[m]) for m in METRICS) + " | "
-                         + " | ".join(fmt(b[m]) for m in METRICS) + f" | {fmt(a['padding_false_alarm'])} |")
+            lines.append(
+                f"| {cond} | {name} | "
+                + " | ".join(fmt(a[m]) for m in METRICS)
+                + " | "
+                + " | ".join(fmt(b[m]) for m in METRICS)
+                + f" | {fmt(a['padding_false_alarm'])} |"
+            )
     lines += ["", "Ranking by FA + miss (best first), reference A vs B:", ""]
     for cond, r in result["ranking"].items():
-        lines.append(f"- {cond}: A {' > '.join(r['ref_energy35'])}; B {' > '.join(r['ref_webrtc3'])}"
-                     + ("" if r["same"] else "  (differs" + ("; the same without energy35 and webrtc3)"
-                                                             if r["same_without_reference_detectors"] else ")")))
-    lines += ["", f"Speed, one thread, median of {result['speed']['repeats']} runs on "
-                  f"{result['speed']['audio_s']:.0f} s of {result['speed']['audio']}:", "",
-              "| VAD | x real time | ms per minute of audio |", "|---|---|---|"]
+        lines.append(
+            f"- {cond}: A {' > '.join(r['ref_energy35'])}; B {' > '.join(r['ref_webrtc3'])}"
+            + (
+                ""
+                if r["same"]
+                else "  (differs"
+                + ("; the same without energy35 and webrtc3)" if r["same_without_reference_detectors"] else ")")
+            )
+        )
+    lines += [
+        "",
+        f"Speed, one thread, median of {result['speed']['repeats']} runs on "
+        f"{result['speed']['audio_s']:.0f} s of {result['speed']['audio']}:",
+        "",
+        "| VAD | x real time | ms per minute of audio |",
+        "|---|---|---|",
+    ]
     for name, s in result["speed"]["by_vad"].items():
         lines.append(f"| {name} | {s['x_real_time']:.0f} | {1000 * s['seconds'] * 60 / s['audio_s']:.1f} |")
     return "\n".join(lines)
@@ -120,8 +136,10 @@ def main(argv=None) -> int:
     add_progress_argument(ap)
     args = ap.parse_args(argv)
     if not args.dataset.is_dir():
-        print(f"error: dataset folder {args.dataset} does not exist (expected one folder of audio per speaker)",
-              file=sys.stderr)
+        print(
+            f"error: dataset folder {args.dataset} does not exist (expected one folder of audio per speaker)",
+            file=sys.stderr,
+        )
         return 2
 
     speakers, talkers = pick(args.dataset, args.speakers, args.babble_talkers)
@@ -136,8 +154,9 @@ def main(argv=None) -> int:
 
     counts = {c.name: {d: {r: vc.Counts() for r in refs} for d in dets} for c in vc.CONDITIONS}
     noisy_for_speed = []
-    with progress_bar(always=args.progress)(total=len(vc.CONDITIONS) * len(utts), desc="VAD x condition",
-                                            unit="utt") as bar:
+    with progress_bar(always=args.progress)(
+        total=len(vc.CONDITIONS) * len(utts), desc="VAD x condition", unit="utt"
+    ) as bar:
         for cond in vc.CONDITIONS:
             for i, (_, _, y) in enumerate(utts):
                 x = vc.degraded(y, cond, index=i, seed=args.seed, others=others)
@@ -149,46 +168,75 @@ def main(argv=None) -> int:
                         counts[cond.name][d][r].add(mask, ref_masks[i][r], pads[i])
                 bar.update()
 
-    conditions = {c: {d: {r: cnt.rates() for r, cnt in by_ref.items()} for d, by_ref in by_vad.items()}
-                  for c, by_vad in counts.items()}
+    conditions = {
+        c: {d: {r: cnt.rates() for r, cnt in by_ref.items()} for d, by_ref in by_vad.items()}
+        for c, by_vad in counts.items()
+    }
     ranking = {}
     for c, by_vad in conditions.items():
         ranks = {r: sorted(by_vad, key=lambda d: by_vad[d][r]["false_alarm"] + by_vad[d][r]["miss"]) for r in refs}
         mine = [[d for d in ranks[r] if d not in ("energy35", "webrtc3")] for r in refs]
         # each reference puts its own detector first on clean audio; the other detectors' order is the test
-        ranking[c] = {**ranks, "same": ranks["ref_energy35"] == ranks["ref_webrtc3"],
-                      "same_without_reference_detectors": mine[0] == mine[1]}
+        ranking[c] = {
+            **ranks,
+            "same": ranks["ref_energy35"] == ranks["ref_webrtc3"],
+            "same_without_reference_detectors": mine[0] == mine[1],
+        }
     agree = np.concatenate([m["ref_energy35"] == m["ref_webrtc3"] for m in ref_masks])
 
     y_speed = np.concatenate(noisy_for_speed)
-    y_speed = np.tile(y_speed, -(-int(args.speed_seconds * vc.SR) // len(y_speed)))[:int(args.speed_seconds * vc.SR)]
+    y_speed = np.tile(y_speed, -(-int(args.speed_seconds * vc.SR) // len(y_speed)))[: int(args.speed_seconds * vc.SR)]
     speed_fns = {**dets, "silero-stream (1 ONNX call per 32 ms)": vc.SileroOnnx().mask}
-    speed = {"audio": "the ssn10 utterances (padded)", "audio_s": len(y_speed) / vc.SR, "repeats": args.repeats,
-             "by_vad": {d: vc.speed(fn, y_speed, repeats=args.repeats) for d, fn in speed_fns.items()}}
+    speed = {
+        "audio": "the ssn10 utterances (padded)",
+        "audio_s": len(y_speed) / vc.SR,
+        "repeats": args.repeats,
+        "by_vad": {d: vc.speed(fn, y_speed, repeats=args.repeats) for d, fn in speed_fns.items()},
+    }
     speed["by_vad"]["silero0.5"]["note"] = "sequence ONNX export, probabilities identical to the streaming model"
 
     result = {
-        "protocol": {"pad_s": vc.PAD_S, "frame_hop_ms": 10, "webrtc_frame_ms": args.webrtc_frame_ms,
-                     "silero": "silero_vad_16k_sequence.onnx, threshold 0.5 per 32 ms chunk, no smoothing",
-                     "snr": "relative to the unpadded utterance's power", "seed": args.seed,
-                     "references": {"ref_energy35": "energy VAD top_db 35 on the clean padded audio",
-                                    "ref_webrtc3": "webrtcvad mode 3 on the clean padded audio"},
-                     "conditions": [c.__dict__ for c in vc.CONDITIONS]},
-        "data": {"dataset": str(args.dataset), "speakers": speakers, "babble_talkers": talkers,
-                 "files": [str(f) for _, f, _ in utts], "utterances": len(utts),
-                 "speech_audio_s": sum(len(y) for _, _, y in utts) / vc.SR,
-                 "padded_audio_s": sum(len(c) for c in clean) / vc.SR},
-        "reference_agreement": {"frames": int(agree.size), "agree": float(agree.mean()),
-                                "speech_share_energy35": float(np.mean(np.concatenate([m["ref_energy35"] for m in ref_masks]))),
-                                "speech_share_webrtc3": float(np.mean(np.concatenate([m["ref_webrtc3"] for m in ref_masks])))},
-        "conditions": conditions, "ranking": ranking, "speed": speed, "versions": versions(),
+        "protocol": {
+            "pad_s": vc.PAD_S,
+            "frame_hop_ms": 10,
+            "webrtc_frame_ms": args.webrtc_frame_ms,
+            "silero": "silero_vad_16k_sequence.onnx, threshold 0.5 per 32 ms chunk, no smoothing",
+            "snr": "relative to the unpadded utterance's power",
+            "seed": args.seed,
+            "references": {
+                "ref_energy35": "energy VAD top_db 35 on the clean padded audio",
+                "ref_webrtc3": "webrtcvad mode 3 on the clean padded audio",
+            },
+            "conditions": [c.__dict__ for c in vc.CONDITIONS],
+        },
+        "data": {
+            "dataset": str(args.dataset),
+            "speakers": speakers,
+            "babble_talkers": talkers,
+            "files": [str(f) for _, f, _ in utts],
+            "utterances": len(utts),
+            "speech_audio_s": sum(len(y) for _, _, y in utts) / vc.SR,
+            "padded_audio_s": sum(len(c) for c in clean) / vc.SR,
+        },
+        "reference_agreement": {
+            "frames": int(agree.size),
+            "agree": float(agree.mean()),
+            "speech_share_energy35": float(np.mean(np.concatenate([m["ref_energy35"] for m in ref_masks]))),
+            "speech_share_webrtc3": float(np.mean(np.concatenate([m["ref_webrtc3"] for m in ref_masks]))),
+        },
+        "conditions": conditions,
+        "ranking": ranking,
+        "speed": speed,
+        "versions": versions(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "vad_comparison.json").write_text(json.dumps(result, indent=1))
     print(markdown(result))
     ra = result["reference_agreement"]
-    print(f"\nReferences A and B agree on {100 * ra['agree']:.1f}% of {ra['frames']} clean frames "
-          f"(speech share A {100 * ra['speech_share_energy35']:.1f}%, B {100 * ra['speech_share_webrtc3']:.1f}%).")
+    print(
+        f"\nReferences A and B agree on {100 * ra['agree']:.1f}% of {ra['frames']} clean frames "
+        f"(speech share A {100 * ra['speech_share_energy35']:.1f}%, B {100 * ra['speech_share_webrtc3']:.1f}%)."
+    )
     print(f"Wrote {args.out / 'vad_comparison.json'}")
     return 0
 

@@ -43,28 +43,48 @@ from fewshot.datasets import ManifestError
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder (corpus, caches, state)")
     p.add_argument("--speakers", type=int, required=True, help="number of distinct narrators wanted")
-    p.add_argument("--minutes", type=float, required=True,
-                   help="minutes of audio per narrator (before silence removal)")
+    p.add_argument(
+        "--minutes", type=float, required=True, help="minutes of audio per narrator (before silence removal)"
+    )
     p.add_argument("--language", default="English", help="book language; 'any' keeps all (default English)")
     p.add_argument("--api-base", default=API_BASE, help=f"LibriVox catalogue API (default {API_BASE})")
     p.add_argument("--archive-base", default=ARCHIVE_BASE, help=f"archive.org base address (default {ARCHIVE_BASE})")
-    p.add_argument("--cluster", metavar="ADDRESS",
-                   help="run on the Ray cluster whose head is at HOST:PORT ('auto': the cluster this machine "
-                        "is part of); default: a private Ray runtime on this machine")
-    p.add_argument("--workers", type=int, default=default_cpus(),
-                   help=f"CPUs of the private Ray runtime (default {default_cpus()}; ignored with --cluster)")
-    p.add_argument("--downloads-per-host", type=int, default=1,
-                   help="downloads at once from one host, for the whole cluster (default 1)")
-    p.add_argument("--exclude-speakers", type=Path, metavar="FILE", help="file with one reader_id per line to leave out")
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run on the Ray cluster whose head is at HOST:PORT ('auto': the cluster this machine "
+        "is part of); default: a private Ray runtime on this machine",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=default_cpus(),
+        help=f"CPUs of the private Ray runtime (default {default_cpus()}; ignored with --cluster)",
+    )
+    p.add_argument(
+        "--downloads-per-host",
+        type=int,
+        default=1,
+        help="downloads at once from one host, for the whole cluster (default 1)",
+    )
+    p.add_argument(
+        "--exclude-speakers", type=Path, metavar="FILE", help="file with one reader_id per line to leave out"
+    )
     p.add_argument("--segment-seconds", type=float, default=5.0, help="segment length in seconds (default 5)")
     p.add_argument("--spectrograms", action="store_true", help="also save a PNG spectrogram per segment")
-    p.add_argument("--request-interval", type=float, default=1.0, help="seconds between requests to one host (default 1)")
-    p.add_argument("--retry-backoff", type=float, default=2.0, help="first retry wait in seconds, doubled each retry (default 2)")
+    p.add_argument(
+        "--request-interval", type=float, default=1.0, help="seconds between requests to one host (default 1)"
+    )
+    p.add_argument(
+        "--retry-backoff", type=float, default=2.0, help="first retry wait in seconds, doubled each retry (default 2)"
+    )
     p.add_argument("--max-attempts", type=int, default=6, help="attempts per request or download (default 6)")
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
     p.add_argument("--page-size", type=int, default=50, help="catalogue books per page, at most 50 (default 50)")
@@ -72,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of narrators for validation (default 0.1)")
     p.add_argument("--test-fraction", type=float, default=0.1, help="share of narrators for test (default 0.1)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("--progress", action="store_true",
-                   help="show progress bars on standard error even when it is not a terminal")
+    p.add_argument(
+        "--progress", action="store_true", help="show progress bars on standard error even when it is not a terminal"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log retries and skipped items")
     return p
 
@@ -82,8 +103,9 @@ def main(argv=None) -> int:
     """Run the corpus builder; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if args.speakers < 1 or args.minutes <= 0 or args.segment_seconds <= 0:
         parser.error("--speakers, --minutes and --segment-seconds must be positive")
     if not 1 <= args.page_size <= 50:
@@ -97,13 +119,26 @@ def main(argv=None) -> int:
         return 2
     language = None if args.language.strip().lower() in ("", "any", "all") else args.language
     config = ScrapeConfig(
-        out=args.out, speakers=args.speakers, minutes=args.minutes, language=language,
-        api_base=args.api_base, archive_base=args.archive_base, workers=args.workers,
-        cluster=args.cluster, downloads_per_host=args.downloads_per_host,
-        exclude_speakers=exclude, segment_seconds=args.segment_seconds, spectrograms=args.spectrograms,
-        request_interval=args.request_interval, retry_backoff=args.retry_backoff,
-        max_attempts=max(1, args.max_attempts), timeout=args.timeout, page_size=args.page_size,
-        seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+        out=args.out,
+        speakers=args.speakers,
+        minutes=args.minutes,
+        language=language,
+        api_base=args.api_base,
+        archive_base=args.archive_base,
+        workers=args.workers,
+        cluster=args.cluster,
+        downloads_per_host=args.downloads_per_host,
+        exclude_speakers=exclude,
+        segment_seconds=args.segment_seconds,
+        spectrograms=args.spectrograms,
+        request_interval=args.request_interval,
+        retry_backoff=args.retry_backoff,
+        max_attempts=max(1, args.max_attempts),
+        timeout=args.timeout,
+        page_size=args.page_size,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
         progress=not args.no_progress and (args.progress or sys.stderr.isatty()),  # bars on a terminal only
     )
     try:

@@ -29,10 +29,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("train", help="speaker-per-folder tree (e.g. ../shared/data/train) or manifest.csv")
     p.add_argument("--cache", required=True, help="the feature cache folder the training run uses")
-    p.add_argument("--workers", type=int, default=2,
-                   help="processes for decoding, and CPUs of the private Ray runtime (default 2)")
-    p.add_argument("--cluster", metavar="ADDRESS",
-                   help="embed on the Ray cluster at HOST:PORT ('auto': the one this machine is part of)")
+    p.add_argument(
+        "--workers", type=int, default=2, help="processes for decoding, and CPUs of the private Ray runtime (default 2)"
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="embed on the Ray cluster at HOST:PORT ('auto': the one this machine is part of)",
+    )
     add_progress_argument(p)
     args = p.parse_args(argv)
 
@@ -50,20 +54,33 @@ def main(argv=None) -> int:
         return 2
     fc, ec = FeatureConfig(), ExtractorConfig()
     t0 = time.time()
-    waves, classes = corpus_speech(speakers, config=fc, cache_dir=Path(args.cache), workers=args.workers,
-                                   progress=loader_progress("Speech", "files", always=args.progress))
+    waves, classes = corpus_speech(
+        speakers,
+        config=fc,
+        cache_dir=Path(args.cache),
+        workers=args.workers,
+        progress=loader_progress("Speech", "files", always=args.progress),
+    )
     window = (ec.crop_frames - 1) * fc.hop_length
     engine = functools.partial(embed_classes, address=args.cluster, cpus=max(1, args.workers))
     try:
-        targets = teacher_targets(waves, classes, window=window, hop=int(HOP_S * fc.sr), cache_dir=args.cache,
-                                  embed_classes=engine,
-                                  progress=loader_progress("Teacher", "speakers", always=args.progress))
+        targets = teacher_targets(
+            waves,
+            classes,
+            window=window,
+            hop=int(HOP_S * fc.sr),
+            cache_dir=args.cache,
+            embed_classes=engine,
+            progress=loader_progress("Teacher", "speakers", always=args.progress),
+        )
     except (ClusterError, ImportError, RuntimeError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     n = sum(len(t) for t in targets)
-    print(f"{n} windows of {len(targets)} speakers embedded by the teacher in {time.time() - t0:.0f} s "
-          f"(cache: {args.cache})")
+    print(
+        f"{n} windows of {len(targets)} speakers embedded by the teacher in {time.time() - t0:.0f} s "
+        f"(cache: {args.cache})"
+    )
     return 0
 
 

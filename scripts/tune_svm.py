@@ -35,14 +35,15 @@ def main(argv=None) -> int:
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from fewshot.groups.svc import GroupSVC
     from fewshot.config import ClassifierConfig
     from fewshot.eval.protocol import embed_protocol, group_draws, prepare_protocol
+    from fewshot.groups.svc import GroupSVC
     from fewshot.model.extractor import load_extractor
 
     ex = load_extractor(args.model)
-    speakers = prepare_protocol(args.dataset, enroll_seconds=(15,),
-                                progress=loader_progress("Loading", "speakers", always=args.progress))
+    speakers = prepare_protocol(
+        args.dataset, enroll_seconds=(15,), progress=loader_progress("Loading", "speakers", always=args.progress)
+    )
     emb = embed_protocol(ex, speakers)
     print(f"{len(speakers)} speakers of {args.dataset}, model {ex.model_id}, {args.draws} draws per size")
 
@@ -50,11 +51,15 @@ def main(argv=None) -> int:
         clf = GroupSVC().fit(X, y)  # its unit-length centroids; the SVM is not used
         return clf.classes_[np.argmax(clf.cosine_scores(Xt), axis=1)]
 
-    systems = {f"RBF SVM, L2, C={C:g}, gamma={g:g}": (lambda C=C, g=g: GroupSVC(C=C, gamma=g))
-               for C in (1, 10, 100) for g in (0.25, 0.5, 1, 2, 4)}
+    systems = {
+        f"RBF SVM, L2, C={C:g}, gamma={g:g}": (lambda C=C, g=g: GroupSVC(C=C, gamma=g))
+        for C in (1, 10, 100)
+        for g in (0.25, 0.5, 1, 2, 4)
+    }
     C0 = ClassifierConfig.C
-    systems[f"RBF SVM, per-group StandardScaler, C={C0:g}, gamma=scale"] = (
-        lambda: make_pipeline(StandardScaler(), SVC(C=C0, gamma="scale", class_weight="balanced")))
+    systems[f"RBF SVM, per-group StandardScaler, C={C0:g}, gamma=scale"] = lambda: make_pipeline(
+        StandardScaler(), SVC(C=C0, gamma="scale", class_weight="balanced")
+    )
     systems["cosine to centroid"] = None
     rng = np.random.default_rng(args.seed)
     groups = {K: group_draws(len(emb.names), K, draws=args.draws, rng=rng) for K in (3, 10)}

@@ -10,7 +10,6 @@ import pytest
 
 from synth import VOICES, synth_voice
 
-
 # fewshot's files (store, caches) go to a folder of this run, never the user's, unless a test says otherwise
 os.environ.setdefault("FEWSHOT_HOME", tempfile.mkdtemp(prefix="fewshot-tests-"))
 
@@ -43,8 +42,8 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture
 def identifier(tiny_model_dir, tmp_path):
     """A :class:`SpeakerIdentifier` on the tiny model, with a store of its own."""
-    from fewshot.model.extractor import load_extractor
     from fewshot.identifier import SpeakerIdentifier
+    from fewshot.model.extractor import load_extractor
 
     return SpeakerIdentifier(load_extractor(tiny_model_dir), store=tmp_path / "store.sqlite")
 

@@ -34,7 +34,7 @@ def _die_with_parent():
         import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - not Linux: the fixture's teardown still stops it
+    except Exception:
         pass
 
 
@@ -64,29 +64,49 @@ class VirtualMic:
     @property
     def env(self) -> dict:
         env = dict(os.environ)
-        env.update(HOME=str(self.root), XDG_RUNTIME_DIR=str(self.root),
-                   PULSE_RUNTIME_PATH=str(self.root / "pulse"), PULSE_SERVER=f"unix:{self.socket}")
+        env.update(
+            HOME=str(self.root),
+            XDG_RUNTIME_DIR=str(self.root),
+            PULSE_RUNTIME_PATH=str(self.root / "pulse"),
+            PULSE_SERVER=f"unix:{self.socket}",
+        )
         env.pop("DISPLAY", None)
         return env
 
     def __enter__(self):
         exe = shutil.which("pulseaudio")
         if exe is None:
-            raise PulseUnavailable("pulseaudio is not installed (apt-get install pulseaudio pulseaudio-utils "
-                                   "libasound2-plugins)")
+            raise PulseUnavailable(
+                "pulseaudio is not installed (apt-get install pulseaudio pulseaudio-utils libasound2-plugins)"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         for p in (self.fifo, self.socket):
             if p.exists() or p.is_symlink():
                 p.unlink()
         self.log = open(self.root / "pulseaudio.log", "wb")
         self.proc = subprocess.Popen(
-            [exe, "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit", "--use-pid-file=no",
-             "--disable-shm=yes", "--log-target=stderr",
-             "-L", f"module-native-protocol-unix socket={self.socket} auth-anonymous=1",
-             "-L", f"module-pipe-source source_name=fifo_mic file={self.fifo} format=s16le rate={SR} channels=1",
-             "-L", "module-null-sink sink_name=null_out"],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent)
+            [
+                exe,
+                "-n",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--disallow-exit",
+                "--use-pid-file=no",
+                "--disable-shm=yes",
+                "--log-target=stderr",
+                "-L",
+                f"module-native-protocol-unix socket={self.socket} auth-anonymous=1",
+                "-L",
+                f"module-pipe-source source_name=fifo_mic file={self.fifo} format=s16le rate={SR} channels=1",
+                "-L",
+                "module-null-sink sink_name=null_out",
+            ],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
         deadline = time.monotonic() + 15
         while not (self.socket.exists() and self.fifo.exists()):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -205,7 +225,7 @@ def json_lines(text: str) -> list[dict]:
 def trim_ends(y: np.ndarray, *, level: float = 0.01) -> np.ndarray:
     """``y`` without leading and trailing near-silence, so its last sample is speech."""
     loud = np.flatnonzero(np.abs(y) > level)
-    return y[loud[0]:loud[-1] + 1] if len(loud) else y
+    return y[loud[0] : loud[-1] + 1] if len(loud) else y
 
 
 def render_terminal(raw: str) -> str:

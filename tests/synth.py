@@ -27,8 +27,9 @@ SR = 16000
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def synth_voice(*, f0: float, formants, seconds: float, sr: int = SR, seed: int = 0,
-                pause_every_s: float = 2.0) -> np.ndarray:
+def synth_voice(
+    *, f0: float, formants, seconds: float, sr: int = SR, seed: int = 0, pause_every_s: float = 2.0
+) -> np.ndarray:
     """A synthetic voiced "speaker": a jittered glottal pulse train through formant resonators,
     shaped into syllables, with short pauses every ``pause_every_s``."""
     from scipy.signal import lfilter
@@ -36,7 +37,9 @@ def synth_voice(*, f0: float, formants, seconds: float, sr: int = SR, seed: int 
     rng = np.random.default_rng(seed)
     n = int(seconds * sr)
     t = np.arange(n) / sr
-    f = f0 * (1 + 0.04 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)) + 0.01 * rng.standard_normal(n).cumsum() / np.sqrt(n))
+    f = f0 * (
+        1 + 0.04 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)) + 0.01 * rng.standard_normal(n).cumsum() / np.sqrt(n)
+    )
     phase = 2 * np.pi * np.cumsum(f) / sr
     source = (np.mod(phase, 2 * np.pi) / np.pi - 1.0) ** 3
     y = np.zeros(n)
@@ -49,7 +52,6 @@ def synth_voice(*, f0: float, formants, seconds: float, sr: int = SR, seed: int 
     return (0.3 * y / np.max(np.abs(y))).astype(np.float32)
 
 
-
 VOICES = {
     "ann": dict(f0=220.0, formants=[(850, 90), (1650, 120), (2900, 180)]),
     "bob": dict(f0=105.0, formants=[(500, 70), (1100, 100), (2400, 160)]),
@@ -57,13 +59,11 @@ VOICES = {
 }
 
 
-
 def write_wav(path, y, sr: int = SR) -> Path:
     import soundfile as sf
 
     sf.write(str(path), y, sr, subtype="PCM_16")
     return Path(path)
-
 
 
 #: Voices no extractor confuses: espeak-ng variants (female, low male, Klatt), pitch and speed.
@@ -101,8 +101,11 @@ def speak(text: str, *, voice: str, pitch: int = 50, speed: int = 160) -> np.nda
 
     if shutil.which("espeak-ng") is None:
         pytest.fail("espeak-ng is not installed: run scripts/setup.sh")
-    raw = subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "--stdout", text],
-                         check=True, capture_output=True).stdout
+    raw = subprocess.run(
+        ["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "--stdout", text],
+        check=True,
+        capture_output=True,
+    ).stdout
     y, sr = sf.read(io.BytesIO(raw), dtype="float32")
     return load(y, sr=SR, sr_in=sr)
 
@@ -136,7 +139,7 @@ def spoken(name: str, seconds: float, *, offset_s: float = 0.0) -> np.ndarray:
     a, n = int(offset_s * SR), int(seconds * SR)
     if a + n > len(y):
         raise ValueError(f"{name} reads {len(y) / SR:.1f} s in all; {offset_s} + {seconds} s asked")
-    return y[a:a + n].copy()
+    return y[a : a + n].copy()
 
 
 #: Where conversations start in each espeak-ng voice's reading: the first 20 s are for enrollment.

@@ -34,8 +34,13 @@ class Server:
 
     def __enter__(self):
         env = {**os.environ, "FEWSHOT_HOME": str(self.home)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "fewshot.cli", "serve", "--port", "0", *self.args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fewshot.cli", "serve", "--port", "0", *self.args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
         found = threading.Event()
 
         def read():
@@ -72,8 +77,10 @@ class Server:
 def chromium(*, microphone=None, size=(1000, 900)):
     """A headless Chromium (Selenium) whose microphone plays the WAV file ``microphone`` (in a loop)."""
     if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-        pytest.skip(f"no Chromium to drive ({CHROMIUM} and {CHROMEDRIVER}): apt-get install chromium "
-                    "chromium-driver (scripts/setup.sh does)")
+        pytest.skip(
+            f"no Chromium to drive ({CHROMIUM} and {CHROMEDRIVER}): apt-get install chromium "
+            "chromium-driver (scripts/setup.sh does)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -81,10 +88,20 @@ def chromium(*, microphone=None, size=(1000, 900)):
     profile = tempfile.mkdtemp(prefix="fewshot-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}",
-                 "--autoplay-policy=no-user-gesture-required"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        f"--window-size={size[0]},{size[1]}",
+        "--autoplay-policy=no-user-gesture-required",
+    ):
         opts.add_argument(flag)
     if microphone is not None:
         opts.add_argument("--use-fake-ui-for-media-stream")

@@ -54,8 +54,15 @@ def load(source, *, sr: int = SAMPLE_RATE, sr_in: int | None = None, max_seconds
     return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
 
-def stream(source, *, sr: int = SAMPLE_RATE, sr_in: int | None = None, block_s: float = BLOCK_S,
-           max_seconds: float | None = None, sha256=None):
+def stream(
+    source,
+    *,
+    sr: int = SAMPLE_RATE,
+    sr_in: int | None = None,
+    block_s: float = BLOCK_S,
+    max_seconds: float | None = None,
+    sha256=None,
+):
     """Decode a file (or take an array) block by block, as mono float32 at ``sr`` Hz.
 
     What libsndfile reads (wav, flac, ogg, mp3, ...) is read ``block_s``
@@ -167,7 +174,7 @@ def _resampled(blocks, *, sr: int, source):
     if stateful is not None:
         tail = np.concatenate([held, stateful.resample_chunk(np.zeros(0, np.float32), last=True)])
         n = int(np.ceil(n_in * sr / sr_native)) - n_out
-        tail = np.pad(tail[:max(n, 0)], (0, max(0, n - len(tail)))).astype(np.float32, copy=False)
+        tail = np.pad(tail[: max(n, 0)], (0, max(0, n - len(tail)))).astype(np.float32, copy=False)
         yield from [tail] if len(tail) else []
 
 
@@ -178,14 +185,14 @@ def _array_blocks(y, *, sr_in: int, block_s: float, max_seconds: float | None):
     y = y if max_seconds is None else y[: int(max_seconds * sr_in)]
     step = max(1, int(block_s * sr_in))
     for i in range(0, len(y) if y.ndim == 1 else 0, step):
-        yield [y[i:i + step]], sr_in
+        yield [y[i : i + step]], sr_in
     if y.ndim != 1 or y.size == 0:
         yield [y], sr_in  # for the checks to refuse
 
 
 def _parts(y: np.ndarray) -> list:
     """A block of ``(n, channels)`` samples as views of ``_MIX_FRAMES`` rows, the pieces it is mixed in."""
-    return [y[i:i + _MIX_FRAMES] for i in range(0, max(len(y), 1), _MIX_FRAMES)]
+    return [y[i : i + _MIX_FRAMES] for i in range(0, max(len(y), 1), _MIX_FRAMES)]
 
 
 def _file_blocks(path: Path, *, sr: int, block_s: float, max_seconds: float | None, sha256=None):
@@ -277,7 +284,7 @@ class _HashingFile:
 
     def _passed(self, at: int, data) -> None:
         if at <= self.done < at + len(data):
-            self.sha256.update(data[self.done - at:])
+            self.sha256.update(data[self.done - at :])
             self.done = at + len(data)
 
     def finish(self) -> None:

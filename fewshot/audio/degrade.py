@@ -38,7 +38,7 @@ def synthetic_rir(*, sr: int, rt60_s: float, drr_db: float, rng) -> np.ndarray:
     late = one_pole(tail, a)
     w = np.clip(t / max(rt60_s, 1e-3), 0.0, 1.0)
     tail = (1.0 - w) * tail + w * late
-    energy = float(np.sum(tail ** 2))
+    energy = float(np.sum(tail**2))
     if energy > 0:
         tail *= np.sqrt(10.0 ** (-drr_db / 10.0) / energy)
     tail[0] = 1.0
@@ -48,8 +48,9 @@ def synthetic_rir(*, sr: int, rt60_s: float, drr_db: float, rng) -> np.ndarray:
 def reverberate(y: np.ndarray, h: np.ndarray) -> np.ndarray:
     """``y`` convolved with the impulse response ``h``, same length and RMS as ``y``."""
     size = _fft_size(len(y) + len(h) - 1)  # NumPy's FFT is faster in float64 than in float32
-    out = np.fft.irfft(np.fft.rfft(np.asarray(y, np.float64), size) * np.fft.rfft(np.asarray(h, np.float64), size),
-                       size)[: len(y)]
+    out = np.fft.irfft(
+        np.fft.rfft(np.asarray(y, np.float64), size) * np.fft.rfft(np.asarray(h, np.float64), size), size
+    )[: len(y)]
     return _match_rms(out, y)
 
 
@@ -117,7 +118,7 @@ def babble(others, n: int, *, rng) -> np.ndarray:
         if len(y) < n:
             y = np.tile(y, -(-n // max(len(y), 1)))
         t0 = int(rng.integers(0, len(y) - n + 1))
-        piece = y[t0:t0 + n]
+        piece = y[t0 : t0 + n]
         out += piece / (_rms(piece) + 1e-8)
     return out
 
@@ -141,7 +142,7 @@ def recorded_noise(recording: np.ndarray, n: int, *, rng) -> np.ndarray:
     if len(rec) < n:
         rec = np.tile(rec, -(-n // len(rec)) + 1)
     t0 = int(rng.integers(0, len(rec) - n + 1))
-    return rec[t0:t0 + n]
+    return rec[t0 : t0 + n]
 
 
 def add_noise(y: np.ndarray, noise: np.ndarray, *, snr_db: float) -> np.ndarray:
@@ -178,7 +179,7 @@ def mu_law(y: np.ndarray, *, bits: int = 8) -> np.ndarray:
     """Mu-law companding to ``bits`` bits and back (a cheap codec's quantisation noise)."""
     peak = float(np.max(np.abs(y))) or 1.0
     x = np.clip(y / peak, -1.0, 1.0)
-    mu = 2 ** bits - 1
+    mu = 2**bits - 1
     c = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
     c = np.round((c + 1) / 2 * mu) / mu * 2 - 1
     return (peak * np.sign(c) * ((1 + mu) ** np.abs(c) - 1) / mu).astype(np.float32)

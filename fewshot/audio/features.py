@@ -40,7 +40,7 @@ def log_mel(y: np.ndarray, *, config: FeatureConfig | None = None) -> np.ndarray
     frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, pad), cfg.n_fft, axis=-1)[..., :: cfg.hop_length, :]
     window, basis = _analysis(cfg.sr, cfg.n_fft, cfg.win_length, cfg.n_mels, cfg.fmin_hz, cfg.fmax_hz)
     spectrum = np.fft.rfft(frames * window.astype(np.float64), axis=-1)  # NumPy's FFT is fastest in float64
-    power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
     with _blas().limit(limits=1, user_api="blas"):
         mel = power @ basis.T
     return np.log(mel + np.float32(1e-6)).astype(np.float32, copy=False)
@@ -66,7 +66,7 @@ def _analysis(sr: int, n_fft: int, win_length: int, n_mels: int, fmin: float, fm
     hann = 0.5 - 0.5 * np.cos(2 * np.pi * n / win_length)
     left = (n_fft - win_length) // 2
     window = np.zeros(n_fft)
-    window[left:left + win_length] = hann
+    window[left : left + win_length] = hann
     return window.astype(np.float32), mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
 
 
@@ -94,8 +94,9 @@ _MEL_LINEAR_HZ, _MEL_BREAK_HZ, _MEL_LOG_STEP = 200.0 / 3, 1000.0, np.log(6.4) / 
 def _hz_to_mel(hz):
     hz = np.asarray(hz, dtype=np.float64)
     brk = _MEL_BREAK_HZ / _MEL_LINEAR_HZ
-    return np.where(hz >= _MEL_BREAK_HZ, brk + np.log(np.maximum(hz, 1e-10) / _MEL_BREAK_HZ) / _MEL_LOG_STEP,
-                    hz / _MEL_LINEAR_HZ)
+    return np.where(
+        hz >= _MEL_BREAK_HZ, brk + np.log(np.maximum(hz, 1e-10) / _MEL_BREAK_HZ) / _MEL_LOG_STEP, hz / _MEL_LINEAR_HZ
+    )
 
 
 def _mel_to_hz(mel):
@@ -163,8 +164,15 @@ def save_spectrogram_png(y: np.ndarray, path, *, config: FeatureConfig | None = 
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax = fig.subplots()
     img = librosa.display.specshow(
-        S_db, sr=cfg.sr, hop_length=cfg.hop_length, x_axis="time", y_axis="mel",
-        fmin=cfg.fmin_hz, fmax=cfg.fmax_hz, ax=ax, cmap="magma",
+        S_db,
+        sr=cfg.sr,
+        hop_length=cfg.hop_length,
+        x_axis="time",
+        y_axis="mel",
+        fmin=cfg.fmin_hz,
+        fmax=cfg.fmax_hz,
+        ax=ax,
+        cmap="magma",
     )
     fig.colorbar(img, ax=ax, format="%+.0f dB")
     ax.set_title(title or f"log-mel spectrogram ({cfg.n_mels} bands, {cfg.hop_ms:g} ms hop)")

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decode import BLOCK_S, check_samples, load, stream
 from ..config import FeatureConfig
 from ..errors import AudioError
+from .decode import BLOCK_S, check_samples, load, stream
 
 #: Below this absolute level (dBFS) a frame is silence, however quiet the file.
 SILENCE_FLOOR_DBFS = -60.0
@@ -78,7 +78,12 @@ def speech_threshold_db(ref_db: float, *, top_db: float, floor_dbfs: float | Non
 
 
 def speech_intervals(
-    y: np.ndarray, *, sr: int, top_db: float = FeatureConfig.top_db, frame_ms: float = 25.0, hop_ms: float = 10.0,
+    y: np.ndarray,
+    *,
+    sr: int,
+    top_db: float = FeatureConfig.top_db,
+    frame_ms: float = 25.0,
+    hop_ms: float = 10.0,
     floor_dbfs: float | None = SILENCE_FLOOR_DBFS,
 ) -> np.ndarray:
     """Sample intervals of speech found by an energy VAD.
@@ -114,8 +119,9 @@ def frame_rms(y: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarra
     rms : np.ndarray [shape=(1 + n // hop_length,), dtype=float32]
     """
     half = frame_length // 2
-    return padded_frame_rms(np.pad(np.asarray(y, dtype=np.float64), (half, half)), frame_length=frame_length,
-                hop_length=hop_length)
+    return padded_frame_rms(
+        np.pad(np.asarray(y, dtype=np.float64), (half, half)), frame_length=frame_length, hop_length=hop_length
+    )
 
 
 def padded_frame_rms(padded: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
@@ -127,7 +133,10 @@ def padded_frame_rms(padded: np.ndarray, *, frame_length: int, hop_length: int) 
 
 
 def trim_silence(
-    y: np.ndarray, *, sr: int, top_db: float = FeatureConfig.top_db,
+    y: np.ndarray,
+    *,
+    sr: int,
+    top_db: float = FeatureConfig.top_db,
     max_silence_s: float | None = FeatureConfig.max_silence_s,
 ) -> np.ndarray:
     """Cut out every pause longer than ``max_silence_s``, and leading/trailing silence.
@@ -142,7 +151,10 @@ def trim_silence(
 
 
 def kept_intervals(
-    y: np.ndarray, *, sr: int, top_db: float = FeatureConfig.top_db,
+    y: np.ndarray,
+    *,
+    sr: int,
+    top_db: float = FeatureConfig.top_db,
     max_silence_s: float | None = FeatureConfig.max_silence_s,
 ) -> np.ndarray:
     """The VAD's intervals (:func:`speech_intervals`) with the pauses of up to ``max_silence_s`` inside them
@@ -161,8 +173,13 @@ def kept_intervals(
 
 
 def speech_blocks(
-    blocks, *, sr: int, top_db: float = FeatureConfig.top_db,
-    max_silence_s: float | None = FeatureConfig.max_silence_s, frame_ms: float = 25.0, hop_ms: float = 10.0,
+    blocks,
+    *,
+    sr: int,
+    top_db: float = FeatureConfig.top_db,
+    max_silence_s: float | None = FeatureConfig.max_silence_s,
+    frame_ms: float = 25.0,
+    hop_ms: float = 10.0,
     floor_dbfs: float | None = SILENCE_FLOOR_DBFS,
 ):
     """:func:`trim_silence` over a stream of blocks: the speech, piece by piece, in flat memory.
@@ -213,7 +230,7 @@ def speech_blocks(
         bounds = np.concatenate([[0], np.flatnonzero(np.diff(speech.astype(np.int8))) + 1, [len(speech)]])
         for a, b in itertools.pairwise(bounds):
             start, end = (first + a) * hop, min((first + b) * hop, n)
-            piece = buf[start - base:end - base].copy()
+            piece = buf[start - base : end - base].copy()
             if speech[a]:
                 if spoken and gap_n <= max_gap:
                     yield from gap
@@ -222,7 +239,7 @@ def speech_blocks(
             elif spoken:
                 gap_n += len(piece)
                 gap = gap + [(start / sr, piece)] if gap_n <= max_gap else []
-        buf = buf[len(db) * hop:]
+        buf = buf[len(db) * hop :]
         first += len(db)
 
     held = None
@@ -283,8 +300,15 @@ def speech(y: np.ndarray, *, config: FeatureConfig | None = None, source="<array
     return Speech(normalize_loudness(kept, target_dbfs=cfg.target_dbfs), intervals, cfg.sr, str(source))
 
 
-def stream_speech(source, *, config: FeatureConfig | None = None, sr_in: int | None = None,
-                  block_s: float | None = None, on_block=None, blocks=None):
+def stream_speech(
+    source,
+    *,
+    config: FeatureConfig | None = None,
+    sr_in: int | None = None,
+    block_s: float | None = None,
+    on_block=None,
+    blocks=None,
+):
     """:func:`load_speech` for input of any length: its speech piece by piece, in flat memory, not normalised.
 
     The input is read by :func:`fewshot.audio.decode.stream` (or taken from
@@ -322,8 +346,9 @@ def stream_speech(source, *, config: FeatureConfig | None = None, sr_in: int | N
 
     def read():
         nonlocal peak
-        for _, y in blocks if blocks is not None else stream(source, sr=cfg.sr, sr_in=sr_in,
-                                                              block_s=block_s or BLOCK_S):
+        for _, y in (
+            blocks if blocks is not None else stream(source, sr=cfg.sr, sr_in=sr_in, block_s=block_s or BLOCK_S)
+        ):
             peak = max(peak, float(np.max(np.abs(y))))
             yield y
             if on_block is not None:
@@ -346,8 +371,9 @@ def is_silent(peak: float) -> bool:
 def check_speech_seconds(seconds: float, *, config: FeatureConfig, source) -> None:
     """:class:`AudioError` naming ``source`` when ``seconds`` of speech are fewer than ``config.min_speech_s``."""
     if seconds < config.min_speech_s:
-        raise AudioError(source, f"too little speech to use: {seconds:.2f} s found, need at least "
-                                 f"{config.min_speech_s:g} s")
+        raise AudioError(
+            source, f"too little speech to use: {seconds:.2f} s found, need at least {config.min_speech_s:g} s"
+        )
 
 
 def _name(source) -> str:

@@ -21,14 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import FeatureConfig
 from ..audio.features import l2_normalize, segment
+from ..config import FeatureConfig
 
 logger = logging.getLogger(__name__)
 
-ORIGINAL_RECIPE = ("python scripts/train_extractor.py ../shared/data/train --dev ../shared/data/dev "
-                   "--out models/original --arch original --epochs 4 --steps-per-epoch 60 "
-                   "--batch-size 64 --lr 1e-3 --cache cache/features")
+ORIGINAL_RECIPE = (
+    "python scripts/train_extractor.py ../shared/data/train --dev ../shared/data/dev "
+    "--out models/original --arch original --epochs 4 --steps-per-epoch 60 "
+    "--batch-size 64 --lr 1e-3 --cache cache/features"
+)
 
 
 class MFCCStats:
@@ -93,9 +95,17 @@ class MFCCStats:
         import librosa
 
         cfg = self.config
-        M = librosa.feature.mfcc(y=np.asarray(y, dtype=np.float32), sr=cfg.sr, n_mfcc=self.n_mfcc,
-                                 n_fft=cfg.n_fft, win_length=cfg.win_length, hop_length=cfg.hop_length,
-                                 n_mels=self.n_mels, fmin=cfg.fmin_hz, fmax=cfg.fmax_hz)
+        M = librosa.feature.mfcc(
+            y=np.asarray(y, dtype=np.float32),
+            sr=cfg.sr,
+            n_mfcc=self.n_mfcc,
+            n_fft=cfg.n_fft,
+            win_length=cfg.win_length,
+            hop_length=cfg.hop_length,
+            n_mels=self.n_mels,
+            fmin=cfg.fmin_hz,
+            fmax=cfg.fmax_hz,
+        )
         D = librosa.feature.delta(M, width=9, mode="interp" if M.shape[1] >= 9 else "nearest")
         return np.concatenate([M, D]).T.astype(np.float32)
 
@@ -115,7 +125,7 @@ class MFCCStats:
         Z = (S - self.mean_) / self.scale_
         return l2_normalize(Z).astype(np.float32)
 
-    def fit(self, waveforms, *, description: str = "") -> "MFCCStats":
+    def fit(self, waveforms, *, description: str = "") -> MFCCStats:
         """Fit the global standardisation on the overlapping segments of ``waveforms``.
 
         Unsupervised: speaker labels are not used.
@@ -160,8 +170,10 @@ def load_original(path=None):
     """
     path = Path(path) if path is not None else Path("models") / "original"
     if not (path / "meta.json").is_file():
-        return None, (f"skipped: no original-approach model at {path}. Train one with "
-                      f"`{ORIGINAL_RECIPE}` and pass --original-model.")
+        return None, (
+            f"skipped: no original-approach model at {path}. Train one with "
+            f"`{ORIGINAL_RECIPE}` and pass --original-model."
+        )
     from ..model.extractor import load_extractor
 
     ex = load_extractor(path)

@@ -11,8 +11,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import ClassifierConfig
-from .protocol import (EmbeddedSpeakers, ProtocolSpeaker, compact, compute_eer, det, embed_protocol, episode,
-                       group_draws, verification_scores)
+from .protocol import (
+    EmbeddedSpeakers,
+    ProtocolSpeaker,
+    compact,
+    compute_eer,
+    det,
+    embed_protocol,
+    episode,
+    group_draws,
+    verification_scores,
+)
 
 SAME_GENDER_K = 5
 #: Group sizes of the open-set table and its DET curves.
@@ -27,21 +36,29 @@ def merge_embedded(parts: list[EmbeddedSpeakers]) -> EmbeddedSpeakers:
         enroll={T: [e for p in parts for e in p.enroll[T]] for T in Ts},
         tests=[t for p in parts for t in p.tests],
         genders=[g for p in parts for g in p.genders],
-        enroll_copies=None if not parts or parts[0].enroll_copies is None else
-        {T: [e for p in parts for e in p.enroll_copies[T]] for T in Ts},
+        enroll_copies=None
+        if not parts or parts[0].enroll_copies is None
+        else {T: [e for p in parts for e in p.enroll_copies[T]] for T in Ts},
     )
 
 
-def embed_protocol_chunked(extractor, speakers: list[ProtocolSpeaker], *, chunk: int = 8, copies: bool = False,
-                           progress=None) -> EmbeddedSpeakers:
+def embed_protocol_chunked(
+    extractor, speakers: list[ProtocolSpeaker], *, chunk: int = 8, copies: bool = False, progress=None
+) -> EmbeddedSpeakers:
     """:func:`embed_protocol` over chunks of ``chunk`` speakers (``progress`` wraps the chunks)."""
-    chunks = [speakers[i:i + chunk] for i in range(0, len(speakers), chunk)]
+    chunks = [speakers[i : i + chunk] for i in range(0, len(speakers), chunk)]
     it = progress(chunks, total=len(chunks)) if progress is not None else chunks
     return merge_embedded([embed_protocol(extractor, c, copies=copies) for c in it])
 
 
-def embed_as_enrolled(extractor, speakers: list[ProtocolSpeaker], classifier: ClassifierConfig | None, *,
-                      progress=None, embed=embed_protocol_chunked) -> EmbeddedSpeakers:
+def embed_as_enrolled(
+    extractor,
+    speakers: list[ProtocolSpeaker],
+    classifier: ClassifierConfig | None,
+    *,
+    progress=None,
+    embed=embed_protocol_chunked,
+) -> EmbeddedSpeakers:
     """:func:`embed_protocol_chunked` (or ``embed``, a function with its signature, such as
     :func:`fewshot.eval.embed_pool.embed_protocol_on_ray`) as ``fewshot identify`` enrolls with
     ``classifier``: with the degraded copies of the enrollment speech when it uses multi-condition enrollment."""
@@ -66,9 +83,12 @@ def draw_groups(n_speakers: int, specs: dict, *, draws: int, seed: int) -> dict[
     every enrollment length and every subset of sizes sees the same groups."""
     import zlib
 
-    return {key: group_draws(n_speakers, K, draws=draws, genders=g,
-                             rng=np.random.default_rng([seed, zlib.crc32(key.encode())]))
-            for key, (K, g) in specs.items()}
+    return {
+        key: group_draws(
+            n_speakers, K, draws=draws, genders=g, rng=np.random.default_rng([seed, zlib.crc32(key.encode())])
+        )
+        for key, (K, g) in specs.items()
+    }
 
 
 def open_rates(results: list[dict], threshold: float | None = None) -> dict:
@@ -81,25 +101,32 @@ def open_rates(results: list[dict], threshold: float | None = None) -> dict:
     shipped = threshold is None
     member = np.concatenate([r["member_score" if shipped else "member_cosine"] for r in results])
     imp = np.concatenate([r["impostor_score" if shipped else "impostor_cosine"] for r in results])
-    thr_m = np.concatenate([np.full(len(r["member_score"]), r["decision_threshold"] if shipped else threshold)
-                            for r in results])
-    thr_i = np.concatenate([np.full(len(r["impostor_score"]), r["decision_threshold"] if shipped else threshold)
-                            for r in results])
+    thr_m = np.concatenate(
+        [np.full(len(r["member_score"]), r["decision_threshold"] if shipped else threshold) for r in results]
+    )
+    thr_i = np.concatenate(
+        [np.full(len(r["impostor_score"]), r["decision_threshold"] if shipped else threshold) for r in results]
+    )
     correct = np.concatenate([r["y_true"] == r["y_pred"] for r in results])
     thresholds = sorted({float(r["decision_threshold"]) for r in results}) if shipped else [float(threshold)]
-    return {"threshold": thresholds[0] if len(thresholds) == 1 else thresholds,
-            "false_reject_rate": float(np.mean(member < thr_m)),
-            "open_accuracy": float(np.mean(correct & (member >= thr_m))),
-            "false_accept_rate": float(np.mean(imp >= thr_i)) if len(imp) else None,
-            "n_impostor_pieces": int(len(imp))}
+    return {
+        "threshold": thresholds[0] if len(thresholds) == 1 else thresholds,
+        "false_reject_rate": float(np.mean(member < thr_m)),
+        "open_accuracy": float(np.mean(correct & (member >= thr_m))),
+        "false_accept_rate": float(np.mean(imp >= thr_i)) if len(imp) else None,
+        "n_impostor_pieces": int(len(imp)),
+    }
 
 
 def det_points(target_scores, nontarget_scores, *, max_points: int = 300) -> dict:
     """False-accept and false-reject rates over thresholds (at most ``max_points``)."""
     far, frr, thr = det(target_scores, nontarget_scores)
     keep = np.unique(np.linspace(0, len(thr) - 1, min(max_points, len(thr))).round().astype(int))
-    return {"threshold": thr[keep].round(5).tolist(), "far": far[keep].round(6).tolist(),
-            "frr": frr[keep].round(6).tolist()}
+    return {
+        "threshold": thr[keep].round(5).tolist(),
+        "far": far[keep].round(6).tolist(),
+        "frr": frr[keep].round(6).tolist(),
+    }
 
 
 def verification_summary(emb: EmbeddedSpeakers, *, T: float = 15.0, bins: int = 60) -> dict:
@@ -108,39 +135,69 @@ def verification_summary(emb: EmbeddedSpeakers, *, T: float = 15.0, bins: int = 
     eer, thr = compute_eer(tgt, non)
     lo, hi = float(min(tgt.min(), non.min())), float(max(tgt.max(), non.max()))
     edges = np.linspace(lo, hi + 1e-9, bins + 1)
-    return {"enroll_seconds": T, "eer": eer, "eer_threshold": thr,
-            "n_target": int(len(tgt)), "n_nontarget": int(len(non)),
-            "target_mean": float(tgt.mean()), "nontarget_mean": float(non.mean()),
-            "histogram": {"edges": edges.round(5).tolist(),
-                          "target": np.histogram(tgt, edges)[0].tolist(),
-                          "nontarget": np.histogram(non, edges)[0].tolist()},
-            "det": det_points(tgt, non)}
+    return {
+        "enroll_seconds": T,
+        "eer": eer,
+        "eer_threshold": thr,
+        "n_target": int(len(tgt)),
+        "n_nontarget": int(len(non)),
+        "target_mean": float(tgt.mean()),
+        "nontarget_mean": float(non.mean()),
+        "histogram": {
+            "edges": edges.round(5).tolist(),
+            "target": np.histogram(tgt, edges)[0].tolist(),
+            "nontarget": np.histogram(non, edges)[0].tolist(),
+        },
+        "det": det_points(tgt, non),
+    }
 
 
 def _summarise(results: list[dict], groups: list[np.ndarray], names: list[str], *, thresholds: dict) -> dict:
     from sklearn.metrics import confusion_matrix, f1_score
 
     accs = np.array([np.mean(r["y_true"] == r["y_pred"]) for r in results])
-    f1s = np.array([f1_score(r["y_true"], r["y_pred"], labels=np.arange(len(g)), average="macro",
-                             zero_division=0) for r, g in zip(results, groups)])
+    f1s = np.array(
+        [
+            f1_score(r["y_true"], r["y_pred"], labels=np.arange(len(g)), average="macro", zero_division=0)
+            for r, g in zip(results, groups)
+        ]
+    )
     rep = int(np.argmin(np.abs(accs - np.median(accs))))
     g, r = groups[rep], results[rep]
-    out = {"k": len(g), "n_groups": len(groups), "n_test_pieces": int(sum(len(r["y_true"]) for r in results)),
-           "accuracy_mean": float(accs.mean()), "accuracy_std": float(accs.std()),
-           "accuracy_p5": float(np.percentile(accs, 5)), "accuracy_p95": float(np.percentile(accs, 95)),
-           "accuracy_min": float(accs.min()), "accuracy_max": float(accs.max()),
-           "macro_f1_mean": float(f1s.mean()), "macro_f1_std": float(f1s.std()),
-           "representative": {"speakers": [names[i] for i in g], "accuracy": float(accs[rep]),
-                              "confusion": confusion_matrix(r["y_true"], r["y_pred"],
-                                                            labels=np.arange(len(g))).tolist()}}
+    out = {
+        "k": len(g),
+        "n_groups": len(groups),
+        "n_test_pieces": int(sum(len(r["y_true"]) for r in results)),
+        "accuracy_mean": float(accs.mean()),
+        "accuracy_std": float(accs.std()),
+        "accuracy_p5": float(np.percentile(accs, 5)),
+        "accuracy_p95": float(np.percentile(accs, 95)),
+        "accuracy_min": float(accs.min()),
+        "accuracy_max": float(accs.max()),
+        "macro_f1_mean": float(f1s.mean()),
+        "macro_f1_std": float(f1s.std()),
+        "representative": {
+            "speakers": [names[i] for i in g],
+            "accuracy": float(accs[rep]),
+            "confusion": confusion_matrix(r["y_true"], r["y_pred"], labels=np.arange(len(g))).tolist(),
+        },
+    }
     if "member_score" in results[0]:
         for name, thr in thresholds.items():
             out[name] = open_rates(results, thr)
     return out
 
 
-def open_set_by_size(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig, calibration=None,
-                     sizes=OPEN_SET_SIZES, T: float = 15.0, draws: int = 100, seed: int = 0) -> dict:
+def open_set_by_size(
+    emb: EmbeddedSpeakers,
+    *,
+    classifier: ClassifierConfig,
+    calibration=None,
+    sizes=OPEN_SET_SIZES,
+    T: float = 15.0,
+    draws: int = 100,
+    seed: int = 0,
+) -> dict:
     """The unknown decision ``fewshot identify`` makes, per group size: members' pieces
     rejected, outsiders' pieces accepted, and the DET curve of the decision scores.
 
@@ -149,7 +206,7 @@ def open_set_by_size(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig, cal
     dict
         ``{str(K): {false_reject_rate, false_accept_rate, open_accuracy, threshold, n_groups, det}}``.
     """
-    specs = {str(K): (K, None) for K in sizes if K < len(emb.names)}
+    specs = {str(K): (K, None) for K in sizes if len(emb.names) > K}
     groups = draw_groups(len(emb.names), specs, draws=draws, seed=seed)
     view = compact(emb, T=T, keep_space=calibration is not None)
     out = {}
@@ -161,10 +218,19 @@ def open_set_by_size(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig, cal
     return out
 
 
-def evaluate_embeddings(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig | None = None,
-                        group_sizes=(3, 5, 10, 20, "all"), enroll_seconds=(15, 35),
-                        curve_seconds=(5, 10, 15, 20, 25, 30, 35), draws: int = 100, seed: int = 0,
-                        verification_seconds: float = 15.0, calibration=None, progress=None) -> dict:
+def evaluate_embeddings(
+    emb: EmbeddedSpeakers,
+    *,
+    classifier: ClassifierConfig | None = None,
+    group_sizes=(3, 5, 10, 20, "all"),
+    enroll_seconds=(15, 35),
+    curve_seconds=(5, 10, 15, 20, 25, 30, 35),
+    draws: int = 100,
+    seed: int = 0,
+    verification_seconds: float = 15.0,
+    calibration=None,
+    progress=None,
+) -> dict:
     """Every figure of the standard protocol for one system's embeddings.
 
     ``classifier`` (with the model's ``calibration``, when it has one) is the
@@ -196,34 +262,52 @@ def evaluate_embeddings(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig |
     closed, curve = {}, {key: {} for key in specs if not key.endswith("same_gender")}
     skipped = {key: "no gender has enough speakers" for key in specs if not groups[key]}
     view = None
-    for T, key in (progress(tasks, total=len(tasks)) if progress is not None else tasks):
+    for T, key in progress(tasks, total=len(tasks)) if progress is not None else tasks:
         detailed = T in {float(t) for t in enroll_seconds}
         if not groups[key] or (not detailed and key not in curve):
             continue
         if view is None or T not in view.enroll:
             view = compact(emb, T=T, keep_space=calibration is not None)
-        res = [episode(view, g, T=T, classifier=classifier, open_set=detailed, calibration=calibration)
-               for g in groups[key]]
+        res = [
+            episode(view, g, T=T, classifier=classifier, open_set=detailed, calibration=calibration)
+            for g in groups[key]
+        ]
         if key in curve:
             curve[key][f"{T:g}"] = float(np.mean([np.mean(r["y_true"] == r["y_pred"]) for r in res]))
         if detailed:
             closed.setdefault(f"{T:g}", {})[key] = _summarise(res, groups[key], emb.names, thresholds=thresholds)
-    out = {"verification": ver, "thresholds": thresholds,
-           "classifier": (classifier or ClassifierConfig()).to_dict(), "closed_set": closed,
-           "enrollment_curve": curve, "skipped_groups": skipped}
+    out = {
+        "verification": ver,
+        "thresholds": thresholds,
+        "classifier": (classifier or ClassifierConfig()).to_dict(),
+        "closed_set": closed,
+        "enrollment_curve": curve,
+        "skipped_groups": skipped,
+    }
     if classifier is not None:
         shipped = classifier.false_accept_rate is not None and calibration is not None
         thresholds["open_set"] = None if shipped else classifier.unknown_threshold
-        out["unknown_rule"] = (f"AS-normalised score against the threshold for the group's size at a target "
-                               f"false-accept rate of {classifier.false_accept_rate:g} ({calibration.source})"
-                               if shipped else f"cosine below {classifier.unknown_threshold:g}")
-        out["open_set_by_size"] = open_set_by_size(emb, classifier=classifier, calibration=calibration,
-                                                   T=verification_seconds, draws=draws, seed=seed)
+        out["unknown_rule"] = (
+            f"AS-normalised score against the threshold for the group's size at a target "
+            f"false-accept rate of {classifier.false_accept_rate:g} ({calibration.source})"
+            if shipped
+            else f"cosine below {classifier.unknown_threshold:g}"
+        )
+        out["open_set_by_size"] = open_set_by_size(
+            emb, classifier=classifier, calibration=calibration, T=verification_seconds, draws=draws, seed=seed
+        )
     return out
 
 
-def condition_figures(emb: EmbeddedSpeakers, *, classifier: ClassifierConfig | None = None, group_sizes=(3, 10, "all"),
-                      T: float = 15.0, draws: int = 100, seed: int = 0) -> dict:
+def condition_figures(
+    emb: EmbeddedSpeakers,
+    *,
+    classifier: ClassifierConfig | None = None,
+    group_sizes=(3, 10, "all"),
+    T: float = 15.0,
+    draws: int = 100,
+    seed: int = 0,
+) -> dict:
     """Mean accuracy per group size and the verification EER for one test condition.
 
     The groups are those of :func:`evaluate_embeddings` (same seed, same draws),
@@ -252,5 +336,11 @@ def paired_comparison(right_a: np.ndarray, right_b: np.ndarray) -> dict:
     right_a, right_b = np.asarray(right_a, bool), np.asarray(right_b, bool)
     only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
     p = binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
-    return {"pieces": len(right_a), "accuracy_a": float(right_a.mean()), "accuracy_b": float(right_b.mean()),
-            "only_a_right": only_a, "only_b_right": only_b, "mcnemar_p": float(p)}
+    return {
+        "pieces": len(right_a),
+        "accuracy_a": float(right_a.mean()),
+        "accuracy_b": float(right_b.mean()),
+        "only_a_right": only_a,
+        "only_b_right": only_b,
+        "mcnemar_p": float(p),
+    }

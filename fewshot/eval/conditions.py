@@ -48,29 +48,42 @@ class Condition:
     channel: str = ""
 
 
-CONDITIONS = {c.name: c for c in [
-    Condition("clean"),
-    Condition("room0.3", rt60_s=0.3), Condition("room0.6", rt60_s=0.6),
-    Condition("ssn20", noise="ssn", snr_db=20), Condition("ssn10", noise="ssn", snr_db=10),
-    Condition("ssn5", noise="ssn", snr_db=5),
-    Condition("babble20", noise="babble", snr_db=20), Condition("babble10", noise="babble", snr_db=10),
-    Condition("babble5", noise="babble", snr_db=5),
-    Condition("room0.3+ssn20", rt60_s=0.3, noise="ssn", snr_db=20),
-    Condition("room0.6+ssn10", rt60_s=0.6, noise="ssn", snr_db=10),
-    Condition("phone", channel="phone"), Condition("cheapmic", channel="cheapmic"),
-    Condition("rec20", noise="recorded", snr_db=20), Condition("rec10", noise="recorded", snr_db=10),
-    Condition("rec5", noise="recorded", snr_db=5),
-    Condition("room0.3+rec20", rt60_s=0.3, noise="recorded", snr_db=20),
-    Condition("room0.6+rec10", rt60_s=0.6, noise="recorded", snr_db=10),
-]}
+CONDITIONS = {
+    c.name: c
+    for c in [
+        Condition("clean"),
+        Condition("room0.3", rt60_s=0.3),
+        Condition("room0.6", rt60_s=0.6),
+        Condition("ssn20", noise="ssn", snr_db=20),
+        Condition("ssn10", noise="ssn", snr_db=10),
+        Condition("ssn5", noise="ssn", snr_db=5),
+        Condition("babble20", noise="babble", snr_db=20),
+        Condition("babble10", noise="babble", snr_db=10),
+        Condition("babble5", noise="babble", snr_db=5),
+        Condition("room0.3+ssn20", rt60_s=0.3, noise="ssn", snr_db=20),
+        Condition("room0.6+ssn10", rt60_s=0.6, noise="ssn", snr_db=10),
+        Condition("phone", channel="phone"),
+        Condition("cheapmic", channel="cheapmic"),
+        Condition("rec20", noise="recorded", snr_db=20),
+        Condition("rec10", noise="recorded", snr_db=10),
+        Condition("rec5", noise="recorded", snr_db=5),
+        Condition("room0.3+rec20", rt60_s=0.3, noise="recorded", snr_db=20),
+        Condition("room0.6+rec10", rt60_s=0.6, noise="recorded", snr_db=10),
+    ]
+}
 #: What ``--conditions default`` runs: clean and the issue-level headline conditions.
 DEFAULT = ("clean", "room0.3+ssn20", "room0.6+ssn10", "ssn10", "room0.6", "phone")
 
 
 def parse_conditions(text: str) -> list[str]:
     """``"all"``, ``"default"`` or a comma-separated list of names (``clean`` always first)."""
-    names = list(CONDITIONS) if text == "all" else list(DEFAULT) if text == "default" else \
-        [t.strip() for t in text.split(",") if t.strip()]
+    names = (
+        list(CONDITIONS)
+        if text == "all"
+        else list(DEFAULT)
+        if text == "default"
+        else [t.strip() for t in text.split(",") if t.strip()]
+    )
     unknown = [n for n in names if n not in CONDITIONS]
     if unknown:
         raise ValueError(f"unknown condition(s) {', '.join(unknown)}; known: {', '.join(CONDITIONS)}")

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio.decode import SAMPLE_RATE
-
 from ..audio.vad import normalize_loudness, trim_silence
 from ..datasets import speaker_folders
 from .protocol import protocol_speech
@@ -61,25 +60,41 @@ class Conversation:
     speakers: list
 
 
-def conversation_speakers(root, *, enroll_s: float = 15.0, offset_s: float = 35.0, min_speech_s: float = 10.0,
-                          sr: int = SAMPLE_RATE, progress=None) -> list[ConversationSpeaker]:
+def conversation_speakers(
+    root,
+    *,
+    enroll_s: float = 15.0,
+    offset_s: float = 35.0,
+    min_speech_s: float = 10.0,
+    sr: int = SAMPLE_RATE,
+    progress=None,
+) -> list[ConversationSpeaker]:
     """Speakers of a speaker-per-folder dataset with at least ``min_speech_s`` of speech after ``offset_s``."""
     folders = speaker_folders(root)
     items = folders.items() if progress is None else progress(folders.items(), total=len(folders))
     out = []
     for name, files in items:
         y = protocol_speech(files, sr=sr)
-        later = y[int(offset_s * sr):]
+        later = y[int(offset_s * sr) :]
         if len(later) >= min_speech_s * sr:
             out.append(ConversationSpeaker(name, y[: int(enroll_s * sr)], later))
     return out
 
 
-def make_conversation(speakers: list[ConversationSpeaker], rng, *, duration_s: float = 120.0, n_speakers=(3, 5),
-                      turn_s=(1.0, 8.0), pause_s=(0.0, 1.0), sr: int = SAMPLE_RATE) -> Conversation:
+def make_conversation(
+    speakers: list[ConversationSpeaker],
+    rng,
+    *,
+    duration_s: float = 120.0,
+    n_speakers=(3, 5),
+    turn_s=(1.0, 8.0),
+    pause_s=(0.0, 1.0),
+    sr: int = SAMPLE_RATE,
+) -> Conversation:
     """One conversation of ``n_speakers`` (inclusive range) drawn from ``speakers`` with ``rng``."""
-    chosen = [speakers[i] for i in rng.choice(len(speakers), rng.integers(n_speakers[0], n_speakers[1] + 1),
-                                              replace=False)]
+    chosen = [
+        speakers[i] for i in rng.choice(len(speakers), rng.integers(n_speakers[0], n_speakers[1] + 1), replace=False)
+    ]
     gains = 10 ** (rng.uniform(-4, 4, len(chosen)) / 20)
     parts, reference, t, last = [np.zeros(int(0.5 * sr), np.float32)], [], 0.5, -1
     while t < duration_s:
@@ -87,7 +102,7 @@ def make_conversation(speakers: list[ConversationSpeaker], rng, *, duration_s: f
         speech = chosen[k].speech
         n = min(len(speech), int(rng.uniform(*turn_s) * sr))
         a = int(rng.integers(0, len(speech) - n + 1))
-        parts.append(gains[k] * normalize_loudness(speech[a:a + n]))
+        parts.append(gains[k] * normalize_loudness(speech[a : a + n]))
         reference.append((round(t, 3), round(t + n / sr, 3), chosen[k].name))
         pause = int(rng.uniform(*pause_s) * sr)
         parts.append(np.zeros(pause, np.float32))
@@ -108,13 +123,16 @@ def make_conversations(speakers, *, n: int = 50, seed: int = 0, **kwargs) -> lis
 def blocks(y: np.ndarray, clf, extractor) -> list[tuple]:
     """``fewshot identify --segments`` before turns: 3 s pieces of the speech, in seconds of speech."""
     cfg = extractor.feature_config
-    speech = normalize_loudness(trim_silence(y, sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s),
-                                target_dbfs=cfg.target_dbfs)
+    speech = normalize_loudness(
+        trim_silence(y, sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s), target_dbfs=cfg.target_dbfs
+    )
     step = int(cfg.segment_s * cfg.sr)
-    pieces = [speech[i:i + step] for i in range(0, len(speech), step)]
+    pieces = [speech[i : i + step] for i in range(0, len(speech), step)]
     labels, _ = clf.predict_open(extractor.embed(pieces))
-    return [(i * cfg.segment_s, min((i + 1) * cfg.segment_s, len(speech) / cfg.sr), str(lab))
-            for i, lab in enumerate(labels)]
+    return [
+        (i * cfg.segment_s, min((i + 1) * cfg.segment_s, len(speech) / cfg.sr), str(lab))
+        for i, lab in enumerate(labels)
+    ]
 
 
 def demo_stream(y: np.ndarray, clf, extractor) -> tuple[list, list]:
@@ -137,9 +155,9 @@ def label_latencies(reference, shown, *, late_s: float = 1.0) -> list[float]:
 
 def group_classifiers(extractor, speakers: list[ConversationSpeaker], groups) -> list:
     """The fitted SVM of each group of speaker names, as ``fewshot identify`` fits it (the model's settings)."""
-    from ..groups.svc import GroupSVC
     from ..config import ClassifierConfig
     from ..groups.openset import load_calibration
+    from ..groups.svc import GroupSVC
 
     cc, calibration = ClassifierConfig.of_model(extractor), load_calibration(extractor)
     E = dict(zip([s.name for s in speakers], extractor.embed([s.enroll for s in speakers], return_segments=True)))
@@ -161,8 +179,9 @@ def run_system(system: str, y: np.ndarray, clf, extractor) -> list:
     return blocks(y, clf, extractor)
 
 
-def evaluate_conversations(extractor, speakers, conversations, *, systems=SYSTEMS, outsider: bool = False,
-                           progress=None) -> dict:
+def evaluate_conversations(
+    extractor, speakers, conversations, *, systems=SYSTEMS, outsider: bool = False, progress=None
+) -> dict:
     """Scores of each system over ``conversations`` (:meth:`fewshot.eval.diarization.Scores.summary`), with
     ``seconds_per_10_min`` and ``cpu_seconds_per_10_min``: its time to process 10 minutes of recording, on the
     clock and on the CPU (every thread of this process). The demo's also has ``label_latency_median_s`` and
@@ -193,9 +212,14 @@ def evaluate_conversations(extractor, speakers, conversations, *, systems=SYSTEM
             if system == "demo":
                 latencies += label_latencies(reference, shown)
             scores.add(reference, hypothesis, duration_s=len(c.y) / SAMPLE_RATE, uri=f"conversation{i:03d}")
-        out[system] = {**scores.summary(), "seconds_per_10_min": 600 * seconds / scores.seconds,
-                       "cpu_seconds_per_10_min": 600 * cpu / scores.seconds}
+        out[system] = {
+            **scores.summary(),
+            "seconds_per_10_min": 600 * seconds / scores.seconds,
+            "cpu_seconds_per_10_min": 600 * cpu / scores.seconds,
+        }
         if latencies:
-            out[system] |= {"label_latency_median_s": float(np.median(latencies)),
-                            "labelled_within_1_5s": float(np.mean(np.asarray(latencies) <= 1.5))}
+            out[system] |= {
+                "label_latency_median_s": float(np.median(latencies)),
+                "labelled_within_1_5s": float(np.mean(np.asarray(latencies) <= 1.5)),
+            }
     return out

@@ -32,12 +32,24 @@ ALL = "all"
 def corpus_speakers(names) -> dict[str, np.ndarray]:
     """``{"all": every index, "so": indices of so-* speakers, "ls": ...}`` (possibly empty)."""
     names = list(names)
-    return {ALL: np.arange(len(names)),
-            **{c: np.array([i for i, n in enumerate(names) if n.startswith(f"{c}-")], int) for c in CORPORA}}
+    return {
+        ALL: np.arange(len(names)),
+        **{c: np.array([i for i, n in enumerate(names) if n.startswith(f"{c}-")], int) for c in CORPORA},
+    }
 
 
-def measure_decisions(emb: EmbeddedSpeakers, tests: dict, *, classifier, calibration=None, T: float = 15.0,
-                      piece_s: float = 5.0, draws: int = 100, seed: int = 0, sizes=SIZES) -> dict:
+def measure_decisions(
+    emb: EmbeddedSpeakers,
+    tests: dict,
+    *,
+    classifier,
+    calibration=None,
+    T: float = 15.0,
+    piece_s: float = 5.0,
+    draws: int = 100,
+    seed: int = 0,
+    sizes=SIZES,
+) -> dict:
     """Open-set and verification rates of the shipped decisions per condition and corpus.
 
     Parameters
@@ -72,10 +84,22 @@ def measure_decisions(emb: EmbeddedSpeakers, tests: dict, *, classifier, calibra
                     out[c][part][corpus] = {**out[c][part][done[key]], "same_as": done[key]}
             continue
         done[key] = corpus
-        opened = _open_set(emb, tests, idx, corpus=corpus, classifier=classifier, calibration=calibration, T=T,
-                           piece_s=piece_s, draws=draws, seed=seed, sizes=sizes)
-        verified = _verify(emb, tests, idx, corpus=corpus, classifier=classifier, calibration=calibration, T=T,
-                           piece_s=piece_s)
+        opened = _open_set(
+            emb,
+            tests,
+            idx,
+            corpus=corpus,
+            classifier=classifier,
+            calibration=calibration,
+            T=T,
+            piece_s=piece_s,
+            draws=draws,
+            seed=seed,
+            sizes=sizes,
+        )
+        verified = _verify(
+            emb, tests, idx, corpus=corpus, classifier=classifier, calibration=calibration, T=T, piece_s=piece_s
+        )
         for c in conditions:
             out[c]["open_set"][corpus], out[c]["verify"][corpus] = opened[c], verified[c]
     return out
@@ -87,10 +111,16 @@ def _label(corpus: str) -> str:
 
 def _open_set(emb, tests, idx, *, corpus, classifier, calibration, T, piece_s, draws, seed, sizes) -> dict:
     n = len(idx)
-    left_out = {str(K): (f"no {_label(corpus)} in this dataset" if n == 0 else
-                         f"only {n} {_label(corpus)}; a group of {K} needs {K + 1} (one outsider at least)")
-                for K in sizes if K >= n}
-    groups = draw_groups(n, {str(K): (K, None) for K in sizes if K < n}, draws=draws, seed=seed)
+    left_out = {
+        str(K): (
+            f"no {_label(corpus)} in this dataset"
+            if n == 0
+            else f"only {n} {_label(corpus)}; a group of {K} needs {K + 1} (one outsider at least)"
+        )
+        for K in sizes
+        if n <= K
+    }
+    groups = draw_groups(n, {str(K): (K, None) for K in sizes if n > K}, draws=draws, seed=seed)
     counts = {c: {} for c in tests}
     owner = np.concatenate([np.full(len(emb.tests[i]), i) for i in idx]) if n else np.zeros(0, int)
     X = {c: np.concatenate([tests[c][i] for i in idx]) for c in tests} if n else {}
@@ -101,18 +131,29 @@ def _open_set(emb, tests, idx, *, corpus, classifier, calibration, T, piece_s, d
             member = np.isin(owner, members)
             truth = np.searchsorted(members, owner)  # the class of a member's piece (members are sorted)
             for c in tests:
-                labels, _, nearest = fitted.predict_open(X[c], seconds=np.full(len(X[c]), piece_s),
-                                                         return_nearest=True)
+                labels, _, nearest = fitted.predict_open(X[c], seconds=np.full(len(X[c]), piece_s), return_nearest=True)
                 unknown = np.asarray(labels == fitted.unknown_label, bool)
                 row = counts[c].setdefault(K, np.zeros(5, np.int64))
-                row += [np.sum(~unknown & ~member), np.sum(~member), np.sum(unknown & member), np.sum(member),
-                        np.sum(~unknown & member & (nearest.astype(np.int64) == truth))]
+                row += [
+                    np.sum(~unknown & ~member),
+                    np.sum(~member),
+                    np.sum(unknown & member),
+                    np.sum(member),
+                    np.sum(~unknown & member & (nearest.astype(np.int64) == truth)),
+                ]
     out = {}
     for c in tests:
-        by_size = {K: {"false_accept_rate": float(r[0] / r[1]) if r[1] else None,
-                       "false_reject_rate": float(r[2] / r[3]) if r[3] else None,
-                       "open_accuracy": float(r[4] / r[3]) if r[3] else None, "n_groups": len(groups[K]),
-                       "outsider_pieces": int(r[1]), "member_pieces": int(r[3])} for K, r in counts[c].items()}
+        by_size = {
+            K: {
+                "false_accept_rate": float(r[0] / r[1]) if r[1] else None,
+                "false_reject_rate": float(r[2] / r[3]) if r[3] else None,
+                "open_accuracy": float(r[4] / r[3]) if r[3] else None,
+                "n_groups": len(groups[K]),
+                "outsider_pieces": int(r[1]),
+                "member_pieces": int(r[3]),
+            }
+            for K, r in counts[c].items()
+        }
         out[c] = {"speakers": n, "by_size": by_size, "left_out": left_out}
     return out
 
@@ -135,19 +176,32 @@ def _verify(emb, tests, idx, *, corpus, classifier, calibration, T, piece_s) -> 
             counts[c] += [np.sum(accepted & ~target), np.sum(~target), np.sum(~accepted & target), np.sum(target)]
     out = {}
     for c in tests:
-        view = EmbeddedSpeakers([emb.names[i] for i in idx], {T: [emb.enroll[T][i] for i in idx]},
-                                [tests[c][i] for i in idx], [emb.genders[i] for i in idx])
+        view = EmbeddedSpeakers(
+            [emb.names[i] for i in idx],
+            {T: [emb.enroll[T][i] for i in idx]},
+            [tests[c][i] for i in idx],
+            [emb.genders[i] for i in idx],
+        )
         r = counts[c]
-        out[c] = {"speakers": n, "false_accept_rate": float(r[0] / r[1]), "false_reject_rate": float(r[2] / r[3]),
-                  "eer": compute_eer(*verification_scores(view, T=T))[0], "n_nontarget": int(r[1]),
-                  "n_target": int(r[3])}
+        out[c] = {
+            "speakers": n,
+            "false_accept_rate": float(r[0] / r[1]),
+            "false_reject_rate": float(r[2] / r[3]),
+            "eer": compute_eer(*verification_scores(view, T=T))[0],
+            "n_nontarget": int(r[1]),
+            "n_target": int(r[3]),
+        }
     return out
 
 
 def worst_cell(conditions: dict) -> dict | None:
     """The cell (condition, corpus, group size) where the most outsiders' pieces are accepted, with its rates."""
-    cells = [{"condition": c, "corpus": corpus, "group_size": int(K), **rates}
-             for c, figs in conditions.items() for corpus, cell in figs.get("open_set", {}).items()
-             if "same_as" not in cell for K, rates in cell["by_size"].items()
-             if rates["false_accept_rate"] is not None]
+    cells = [
+        {"condition": c, "corpus": corpus, "group_size": int(K), **rates}
+        for c, figs in conditions.items()
+        for corpus, cell in figs.get("open_set", {}).items()
+        if "same_as" not in cell
+        for K, rates in cell["by_size"].items()
+        if rates["false_accept_rate"] is not None
+    ]
     return max(cells, key=lambda x: x["false_accept_rate"]) if cells else None

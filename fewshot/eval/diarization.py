@@ -111,9 +111,13 @@ class Scores:
         ``edges``), ``recordings``, ``seconds``."""
         b = np.concatenate(self.boundaries) if self.boundaries else np.zeros(0)
         edges = np.concatenate(self.edges) if self.edges else np.zeros(0)
-        return {"der": float(abs(self.der)), "identification_error": float(abs(self.ier)),
-                "speaker_time_accuracy": self.right_s / self.speech_s if self.speech_s else float("nan"),
-                "boundary_median_s": float(np.median(b)) if len(b) else float("nan"),
-                "boundary_within_0_5s": float(np.mean(b <= 0.5)) if len(b) else float("nan"),
-                "edge_median_s": float(np.median(edges)) if len(edges) else float("nan"),
-                "recordings": self.recordings, "seconds": self.seconds}
+        return {
+            "der": float(abs(self.der)),
+            "identification_error": float(abs(self.ier)),
+            "speaker_time_accuracy": self.right_s / self.speech_s if self.speech_s else float("nan"),
+            "boundary_median_s": float(np.median(b)) if len(b) else float("nan"),
+            "boundary_within_0_5s": float(np.mean(b <= 0.5)) if len(b) else float("nan"),
+            "edge_median_s": float(np.median(edges)) if len(edges) else float("nan"),
+            "recordings": self.recordings,
+            "seconds": self.seconds,
+        }

@@ -62,8 +62,10 @@ def _extractor(recipe):
     if key not in _LOADED:
         loaded = Extractor.load(path, backend=backend, batch_size=batch_size)
         if loaded.model_id != model_id:
-            raise IncompatibleModelError(f"{path}: the model here is {loaded.model_id}, not {model_id} as where "
-                                         "the evaluation runs; every node needs the same model directory")
+            raise IncompatibleModelError(
+                f"{path}: the model here is {loaded.model_id}, not {model_id} as where "
+                "the evaluation runs; every node needs the same model directory"
+            )
         _LOADED[key] = loaded
     return _LOADED[key]
 
@@ -75,7 +77,7 @@ def _pack(speaker: ProtocolSpeaker):
     if not speaker.enroll:
         return speaker, None, None
     longest = max(speaker.enroll.values(), key=len)
-    if not all(np.array_equal(y, longest[:len(y)]) for y in speaker.enroll.values()):
+    if not all(np.array_equal(y, longest[: len(y)]) for y in speaker.enroll.values()):
         return speaker, None, None
     return dataclasses.replace(speaker, enroll={}), longest, {T: len(y) for T, y in speaker.enroll.items()}
 
@@ -89,7 +91,9 @@ def _unpack(packed) -> ProtocolSpeaker:
 
 def _nbytes(packed) -> int:
     speaker, longest, _ = packed
-    return sum(y.nbytes for y in (*speaker.enroll.values(), *speaker.tests)) + (0 if longest is None else longest.nbytes)
+    return sum(y.nbytes for y in (*speaker.enroll.values(), *speaker.tests)) + (
+        0 if longest is None else longest.nbytes
+    )
 
 
 def embed_chunk(recipe, chunk: list, copies: bool) -> EmbeddedSpeakers:
@@ -97,8 +101,16 @@ def embed_chunk(recipe, chunk: list, copies: bool) -> EmbeddedSpeakers:
     return embed_protocol(_extractor(recipe), [_unpack(p) for p in chunk], copies=copies)
 
 
-def embed_protocol_on_ray(extractor, speakers: list[ProtocolSpeaker], *, chunk: int | None = None, copies: bool = False,
-                          progress=None, address: str | None = None, cpus: int | None = None) -> EmbeddedSpeakers:
+def embed_protocol_on_ray(
+    extractor,
+    speakers: list[ProtocolSpeaker],
+    *,
+    chunk: int | None = None,
+    copies: bool = False,
+    progress=None,
+    address: str | None = None,
+    cpus: int | None = None,
+) -> EmbeddedSpeakers:
     """:func:`fewshot.eval.benchmark.embed_protocol_chunked` as Ray tasks (see the module contract).
 
     Parameters
@@ -140,7 +152,7 @@ def embed_protocol_on_ray(extractor, speakers: list[ProtocolSpeaker], *, chunk: 
         width = max(1, IN_FLIGHT_PER_CPU * int(resources.get("CPU", 1)))
         budget = resources.get("object_store_memory", 0) / 2
         chunk = chunk or min(MAX_CHUNK, -(-len(speakers) // width))
-        chunks = [[_pack(s) for s in speakers[i:i + chunk]] for i in range(0, len(speakers), chunk)]
+        chunks = [[_pack(s) for s in speakers[i : i + chunk]] for i in range(0, len(speakers), chunk)]
         out: list = [None] * len(chunks)
         done = _finished(ray, task, recipe, chunks, copies, width=width, budget=budget)
         for index, emb in progress(done, total=len(chunks)) if progress else done:
@@ -153,8 +165,10 @@ def _finished(ray, task, recipe, chunks, copies, *, width: int, budget: float):
     ``budget`` bytes of speech in flight (always at least one chunk)."""
     pending, sizes, following = {}, [sum(_nbytes(p) for p in c) for c in chunks], 0
     while following < len(chunks) or pending:
-        while following < len(chunks) and (not pending or (
-                len(pending) < width and sum(sizes[i] for i in pending.values()) + sizes[following] <= budget)):
+        while following < len(chunks) and (
+            not pending
+            or (len(pending) < width and sum(sizes[i] for i in pending.values()) + sizes[following] <= budget)
+        ):
             pending[task.remote(recipe, chunks[following], copies)] = following
             following += 1
         (ref,), _ = ray.wait(list(pending), num_returns=1)
@@ -164,6 +178,8 @@ def _finished(ray, task, recipe, chunks, copies, *, width: int, budget: float):
         except ray.exceptions.RayError as exc:
             if (inner := cause(exc)) is not exc:
                 raise inner from None  # the embedding's own error, unwrapped from Ray's
-            raise ClusterError(f"speakers {index * len(chunks[0]) + 1}-{index * len(chunks[0]) + len(chunks[index])} "
-                               f"were not embedded after {RETRIES} retries: {str(exc).splitlines()[0]}") from None
+            raise ClusterError(
+                f"speakers {index * len(chunks[0]) + 1}-{index * len(chunks[0]) + len(chunks[index])} "
+                f"were not embedded after {RETRIES} retries: {str(exc).splitlines()[0]}"
+            ) from None
         yield index, emb

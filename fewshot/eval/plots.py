@@ -43,15 +43,15 @@ def plot_confusion(rep, path, *, title=""):
     ax.set_xticks(range(k), names, rotation=90, fontsize=fs)
     ax.set_yticks(range(k), names, fontsize=fs)
     for i, j in zip(*np.nonzero(C)):
-        ax.text(j, i, str(C[i, j]), ha="center", va="center", fontsize=fs,
-                color="white" if R[i, j] > 0.6 else "black")
+        ax.text(j, i, str(C[i, j]), ha="center", va="center", fontsize=fs, color="white" if R[i, j] > 0.6 else "black")
     ax.set_xlabel("predicted speaker")
     ax.set_ylabel("true speaker")
     import textwrap
 
     title = title or f"{k} speakers, accuracy {pct(rep['accuracy'])} %"
-    ax.set_title("\n".join(w for line in title.split("\n") for w in textwrap.wrap(line, int(11 * (side + 0.9)))),
-                 fontsize=10)
+    ax.set_title(
+        "\n".join(w for line in title.split("\n") for w in textwrap.wrap(line, int(11 * (side + 0.9)))), fontsize=10
+    )
     fig.colorbar(im, ax=ax, shrink=0.6, label="share of the true speaker's pieces")
     fig.savefig(path)
 
@@ -77,8 +77,16 @@ def plot_accuracy_vs_group_size(metrics, path):
             if key == "default":
                 sd = np.array([100 * cells[K]["accuracy_std"] for K in ks])
                 ax.fill_between(x, y - sd, np.minimum(y + sd, 100), color=COLORS["default"], alpha=0.08)
-    ks = sorted({K for s in systems_of(metrics).values() for c in s["closed_set"].values() for K in c
-                 if not K.endswith("same_gender")}, key=lambda K: _x_of(K, n))
+    ks = sorted(
+        {
+            K
+            for s in systems_of(metrics).values()
+            for c in s["closed_set"].values()
+            for K in c
+            if not K.endswith("same_gender")
+        },
+        key=lambda K: _x_of(K, n),
+    )
     ax.set_xscale("log")
     ax.set_xticks([_x_of(K, n) for K in ks], [f"all ({n})" if K == "all" else K for K in ks])
     ax.minorticks_off()
@@ -101,8 +109,13 @@ def plot_accuracy_vs_seconds(metrics, path):
         curve = s["enrollment_curve"]
         for i, K in enumerate(sorted(curve, key=lambda K: _x_of(K, n))):
             Ts = sorted(curve[K], key=float)
-            ax.plot([float(T) for T in Ts], [100 * curve[K][T] for T in Ts], marker="o",
-                    color=f"C{i}", label=f"all ({n})" if K == "all" else f"{K} people")
+            ax.plot(
+                [float(T) for T in Ts],
+                [100 * curve[K][T] for T in Ts],
+                marker="o",
+                color=f"C{i}",
+                label=f"all ({n})" if K == "all" else f"{K} people",
+            )
         ax.set_title(s["label"], fontsize=10)
         ax.set_xlabel("enrollment speech per person (s)")
         ax.grid(alpha=0.3)
@@ -125,8 +138,13 @@ def plot_score_distributions(metrics, path):
             counts = np.array(v["histogram"][name], float)
             dens = counts / max(counts.sum(), 1) / np.diff(edges)
             ax.stairs(dens, edges, fill=True, alpha=0.35, color=color, label=f"{name}s ({int(counts.sum())})")
-        ax.axvline(v["eer_threshold"], color="k", ls="--", lw=1,
-                   label=f"EER threshold {v['eer_threshold']:.3f} (EER {pct(v['eer'])} %)")
+        ax.axvline(
+            v["eer_threshold"],
+            color="k",
+            ls="--",
+            lw=1,
+            label=f"EER threshold {v['eer_threshold']:.3f} (EER {pct(v['eer'])} %)",
+        )
         if s.get("thresholds", {}).get("open_set") is not None:  # a cosine threshold
             thr = s["thresholds"]["open_set"]
             ax.axvline(thr, color="k", lw=1.2, label=f"shipped threshold {thr:.3f}")
@@ -186,8 +204,13 @@ def plot_open_set_det(metrics, path):
     ax = fig.add_subplot()
     for i, (K, c) in enumerate(metrics["systems"]["default"]["open_set_by_size"].items()):
         color = f"C{i}"
-        _det_line(ax, c["det"], color=color, label=f"group of {K}: shipped {pct(c['false_accept_rate'])} % "
-                                                   f"accepted, {pct(c['false_reject_rate'])} % rejected")
+        _det_line(
+            ax,
+            c["det"],
+            color=color,
+            label=f"group of {K}: shipped {pct(c['false_accept_rate'])} % "
+            f"accepted, {pct(c['false_reject_rate'])} % rejected",
+        )
         if 0 < c["false_accept_rate"] < 1 and 0 < c["false_reject_rate"] < 1:
             ax.plot(norm.ppf(c["false_accept_rate"]), norm.ppf(c["false_reject_rate"]), "o", color=color)
     _det_axes(ax, "Unknown decision by group size: outsiders' pieces vs members' pieces")
@@ -211,26 +234,40 @@ def draw_figures(metrics, out) -> dict[str, str]:
                 continue
             name = f"confusion_{'all' if K == 'all' else 'k' + K}_{T_}s.png"
             what = "all speakers" if K == "all" else f"representative group of {K.replace('_', ' ')}"
-            plot_confusion(cell["representative"], out / name, title=f"{main['label']}: {what}\n{T_} s "
-                           f"enrollment, accuracy {pct(cell['representative']['accuracy'])} %")
-            figs[name] = (f"Confusion matrix, {what} ({T_} s enrollment; the group whose accuracy is the "
-                          f"median of the draws)" if K != "all" else f"Confusion matrix, {what}, {T_} s enrollment.")
+            plot_confusion(
+                cell["representative"],
+                out / name,
+                title=f"{main['label']}: {what}\n{T_} s "
+                f"enrollment, accuracy {pct(cell['representative']['accuracy'])} %",
+            )
+            figs[name] = (
+                f"Confusion matrix, {what} ({T_} s enrollment; the group whose accuracy is the median of the draws)"
+                if K != "all"
+                else f"Confusion matrix, {what}, {T_} s enrollment."
+            )
     for key, s in systems_of(metrics).items():
         if key != "default" and "all" in s["closed_set"].get(T, {}):
             name = f"confusion_all_{T}s_{key}.png"
             rep = s["closed_set"][T]["all"]["representative"]
-            plot_confusion(rep, out / name, title=f"{s['label']}: all speakers\n{T} s "
-                           f"enrollment, accuracy {pct(rep['accuracy'])} %")
+            plot_confusion(
+                rep,
+                out / name,
+                title=f"{s['label']}: all speakers\n{T} s enrollment, accuracy {pct(rep['accuracy'])} %",
+            )
             figs[name] = f"Confusion matrix of {s['label']}, all speakers, {T} s enrollment."
     plot_score_distributions(metrics, out / "score_distributions.png")
-    figs["score_distributions.png"] = ("Cosine scores of targets and non-targets; dashed: the EER threshold of "
-                                       "this data (best case), solid: the shipped unknown threshold.")
+    figs["score_distributions.png"] = (
+        "Cosine scores of targets and non-targets; dashed: the EER threshold of "
+        "this data (best case), solid: the shipped unknown threshold."
+    )
     plot_det(metrics, out / "det_curve.png")
     figs["det_curve.png"] = "Detection error trade-off of speaker verification."
     if main.get("open_set_by_size"):
         plot_open_set_det(metrics, out / "det_by_group_size.png")
-        figs["det_by_group_size.png"] = ("Detection error trade-off of the unknown decision per group size, on the "
-                                         "scores it is made from; dots: the shipped operating point.")
+        figs["det_by_group_size.png"] = (
+            "Detection error trade-off of the unknown decision per group size, on the "
+            "scores it is made from; dots: the shipped operating point."
+        )
     figs.update(plot_conditions(metrics, out))
     return figs
 
@@ -257,8 +294,10 @@ def plot_conditions(metrics, out) -> dict[str, str]:
         ax.legend(fontsize=8)
         fig.savefig(Path(out) / "accuracy_vs_snr.png")
         figs["accuracy_vs_snr.png"] = "Accuracy against signal-to-noise ratio of the test pieces, per kind of noise."
-    rooms = sorted([(0.0, conds["clean"][key])] + [(c["rt60_s"], c[key]) for c in conds.values()
-                                                    if c["rt60_s"] and not c["noise"] and not c["channel"]])
+    rooms = sorted(
+        [(0.0, conds["clean"][key])]
+        + [(c["rt60_s"], c[key]) for c in conds.values() if c["rt60_s"] and not c["noise"] and not c["channel"]]
+    )
     if len(rooms) > 1:
         fig = _fig(5.0, 3.4)
         ax = fig.subplots()

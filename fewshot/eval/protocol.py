@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..audio.decode import SAMPLE_RATE, load
-
+from ..audio.features import l2_normalize
 from ..audio.vad import speech_intervals
-from ..groups.svc import GroupSVC
 from ..config import ClassifierConfig
 from ..datasets import read_genders, speaker_folders
-from ..audio.features import l2_normalize
+from ..groups.svc import GroupSVC
 
 logger = logging.getLogger(__name__)
+
 
 @dataclass
 class ProtocolSpeaker:
@@ -54,8 +54,16 @@ def protocol_speech(files, *, sr: int = SAMPLE_RATE) -> np.ndarray:
 TEST_OFFSET_S = 35.0
 
 
-def prepare_protocol(root, *, enroll_seconds=(15, 35), piece_s: float = 5.0, max_pieces: int = 12,
-                     test_offset_s: float = TEST_OFFSET_S, sr: int = SAMPLE_RATE, progress=None) -> list[ProtocolSpeaker]:
+def prepare_protocol(
+    root,
+    *,
+    enroll_seconds=(15, 35),
+    piece_s: float = 5.0,
+    max_pieces: int = 12,
+    test_offset_s: float = TEST_OFFSET_S,
+    sr: int = SAMPLE_RATE,
+    progress=None,
+) -> list[ProtocolSpeaker]:
     """Load a speaker-per-folder dataset into enrollment speech and test pieces.
 
     ``progress`` wraps the speaker iterator (for example ``tqdm``) when given.
@@ -68,17 +76,21 @@ def prepare_protocol(root, *, enroll_seconds=(15, 35), piece_s: float = 5.0, max
     speakers = []
     for name, files in items:
         y = protocol_speech(files, sr=sr)
-        test = y[int(test_offset_s * sr):]
+        test = y[int(test_offset_s * sr) :]
         n = min(max_pieces, len(test) // int(piece_s * sr))
         if n < 2:
             logger.info("%s: %.1f s of speech, too little for the protocol; left out", name, len(y) / sr)
             continue
         p = int(piece_s * sr)
-        speakers.append(ProtocolSpeaker(
-            name=name, speech_s=len(y) / sr, gender=genders.get(name),
-            enroll={float(t): y[: int(t * sr)] for t in enroll_seconds},
-            tests=[test[i * p:(i + 1) * p] for i in range(n)],
-        ))
+        speakers.append(
+            ProtocolSpeaker(
+                name=name,
+                speech_s=len(y) / sr,
+                gender=genders.get(name),
+                enroll={float(t): y[: int(t * sr)] for t in enroll_seconds},
+                tests=[test[i * p : (i + 1) * p] for i in range(n)],
+            )
+        )
     return speakers
 
 
@@ -142,8 +154,13 @@ def embed_protocol(extractor, speakers: list[ProtocolSpeaker], *, copies: bool =
     enroll = {T: extractor.embed([s.enroll[T] for s in speakers], return_segments=True) for T in Ts}
     extra = None
     if copies:
-        extra = {T: [np.concatenate(extractor.embed(enrollment_copies(s.enroll[T], sr=SAMPLE_RATE),
-                                                    return_segments=True)) for s in speakers] for T in Ts}
+        extra = {
+            T: [
+                np.concatenate(extractor.embed(enrollment_copies(s.enroll[T], sr=SAMPLE_RATE), return_segments=True))
+                for s in speakers
+            ]
+            for T in Ts
+        }
     flat = [p for s in speakers for p in s.tests]
     E = extractor.embed(flat)
     bounds = np.cumsum([0] + [len(s.tests) for s in speakers])
@@ -151,8 +168,7 @@ def embed_protocol(extractor, speakers: list[ProtocolSpeaker], *, copies: bool =
     return EmbeddedSpeakers([s.name for s in speakers], enroll, tests, [s.gender for s in speakers], extra)
 
 
-def fit_group(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfig | None = None,
-              calibration=None):
+def fit_group(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfig | None = None, calibration=None):
     """The :class:`~fewshot.groups.fitted.FittedGroup` ``fewshot identify`` would use for the speakers ``idx`` enrolled
     from ``T`` s (``classifier``'s settings; with ``multi_condition`` and ``emb.enroll_copies``, the degraded
     enrollment copies join the SVM's training points but not the centroids; with ``calibration`` and the
@@ -168,8 +184,15 @@ def fit_group(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierCon
     return clf.fitted_.with_open_set(calibration, cc.false_accept_rate)
 
 
-def episode(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfig | None = None,
-            open_set: bool = True, calibration=None) -> dict:
+def episode(
+    emb: EmbeddedSpeakers,
+    idx,
+    *,
+    T: float,
+    classifier: ClassifierConfig | None = None,
+    open_set: bool = True,
+    calibration=None,
+) -> dict:
     """One group: the SVM's labels for its members' test pieces and, with ``open_set``,
     the scores the unknown decision is made from, for members and for
     impostors (test pieces of every speaker outside the group).
@@ -194,11 +217,17 @@ def episode(emb: EmbeddedSpeakers, idx, *, T: float, classifier: ClassifierConfi
     if not open_set:
         return {"y_true": yt, "y_pred": fitted.predict(Xt)}
     pred, cosine, decision = fitted.open_scores(Xt)
-    out = {"y_true": yt, "y_pred": pred, "member_cosine": cosine, "member_score": decision,
-           "decision_threshold": fitted.decision_threshold}
+    out = {
+        "y_true": yt,
+        "y_pred": pred,
+        "member_cosine": cosine,
+        "member_score": decision,
+        "decision_threshold": fitted.decision_threshold,
+    }
     others = [emb.tests[i] for i in np.setdiff1d(np.arange(len(emb.tests)), idx)]
-    _, out["impostor_cosine"], out["impostor_score"] = (fitted.open_scores(np.concatenate(others)) if others
-                                                        else (None, np.zeros(0), np.zeros(0)))
+    _, out["impostor_cosine"], out["impostor_score"] = (
+        fitted.open_scores(np.concatenate(others)) if others else (None, np.zeros(0), np.zeros(0))
+    )
     return out
 
 
@@ -208,7 +237,7 @@ def group_draws(n_speakers: int, K, *, draws: int, rng, genders=None) -> list[np
     With ``genders``, every group is drawn within one gender (chosen at random
     among those with at least K speakers).
     """
-    if K == "all" or K >= n_speakers:
+    if K == "all" or n_speakers <= K:
         return [np.arange(n_speakers)]
     if genders is None:
         return [np.sort(rng.choice(n_speakers, K, replace=False)) for _ in range(draws)]
@@ -237,15 +266,18 @@ def verification_scores(emb: EmbeddedSpeakers, *, T: float = 15.0):
     return S[mask], S[~mask]
 
 
-def quick_scores(emb: EmbeddedSpeakers, *, T: float = 15.0, group_sizes=(3, 10, "all"),
-                 draws: int = 30, seed: int = 0) -> dict[str, float]:
+def quick_scores(
+    emb: EmbeddedSpeakers, *, T: float = 15.0, group_sizes=(3, 10, "all"), draws: int = 30, seed: int = 0
+) -> dict[str, float]:
     """Mean accuracy per group size and EER: the figures training selects models by."""
     rng = np.random.default_rng(seed)
     out = {}
     view = compact(emb, T=T)
     for K in group_sizes:
-        accs = [np.mean([r["y_true"] == r["y_pred"] for r in [episode(view, g, T=T, open_set=False)]])
-                for g in group_draws(len(emb.names), K, draws=draws, rng=rng)]
+        accs = [
+            np.mean([r["y_true"] == r["y_pred"] for r in [episode(view, g, T=T, open_set=False)]])
+            for g in group_draws(len(emb.names), K, draws=draws, rng=rng)
+        ]
         out[f"acc_{K}"] = float(np.mean(accs))
     tgt, non = verification_scores(emb, T=T)
     out["eer"], out["eer_threshold"] = compute_eer(tgt, non)
@@ -267,8 +299,7 @@ def compact(emb: EmbeddedSpeakers, *, T: float, keep_space: bool = False) -> Emb
     parts = list(emb.enroll[T]) + list(emb.tests) + copies
     A = np.concatenate(parts).astype(np.float64)
     if keep_space or A.shape[1] <= A.shape[0]:
-        return EmbeddedSpeakers(emb.names, {T: emb.enroll[T]}, emb.tests, emb.genders,
-                                {T: copies} if copies else None)
+        return EmbeddedSpeakers(emb.names, {T: emb.enroll[T]}, emb.tests, emb.genders, {T: copies} if copies else None)
     w, V = np.linalg.eigh(A @ A.T)
     keep = w > max(w.max(), 0.0) * 1e-12
     keep[-1] = True  # at least one coordinate, even when every embedding is zero
@@ -276,5 +307,4 @@ def compact(emb: EmbeddedSpeakers, *, T: float, keep_space: bool = False) -> Emb
     bounds = np.cumsum([0] + [len(p) for p in parts])
     Ys = [Y[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     n, m = len(emb.enroll[T]), len(emb.tests)
-    return EmbeddedSpeakers(emb.names, {T: Ys[:n]}, Ys[n:n + m], emb.genders,
-                            {T: Ys[n + m:]} if copies else None)
+    return EmbeddedSpeakers(emb.names, {T: Ys[:n]}, Ys[n : n + m], emb.genders, {T: Ys[n + m :]} if copies else None)

@@ -43,14 +43,23 @@ def headline(metrics, *, sizes=HEADLINE_SIZES) -> tuple[list[str], list[list[str
         if "closed_set" not in s:
             rows.append([s["label"]] + ["skipped"] * (len(head) - 1) + ["–"])
             continue
-        rows.append([s["label"]] + [_acc(s["closed_set"].get(T, {}).get(K)) for T in Ts for K in sizes]
-                    + [pct(s["verification"]["eer"])])
+        rows.append(
+            [s["label"]]
+            + [_acc(s["closed_set"].get(T, {}).get(K)) for T in Ts for K in sizes]
+            + [pct(s["verification"]["eer"])]
+        )
     return head + ["EER (%)"], rows
 
 
-OPEN_SET_HEAD = ["group", "enroll (s)", "members rejected (%)", "impostors accepted (%)",
-                 "members right and accepted (%)", "best case: members rejected (%)",
-                 "best case: impostors accepted (%)"]
+OPEN_SET_HEAD = [
+    "group",
+    "enroll (s)",
+    "members rejected (%)",
+    "impostors accepted (%)",
+    "members right and accepted (%)",
+    "best case: members rejected (%)",
+    "best case: impostors accepted (%)",
+]
 
 
 def open_set_rows(metrics) -> list[list[str]]:
@@ -61,19 +70,35 @@ def open_set_rows(metrics) -> list[list[str]]:
         for K, c in cells.items():
             o, b = c.get("open_set"), c.get("open_set_at_eer")
             if o and b:
-                rows.append([K.replace("_", " "), T, pct(o["false_reject_rate"]), pct(o["false_accept_rate"]),
-                             pct(o["open_accuracy"]), pct(b["false_reject_rate"]), pct(b["false_accept_rate"])])
+                rows.append(
+                    [
+                        K.replace("_", " "),
+                        T,
+                        pct(o["false_reject_rate"]),
+                        pct(o["false_accept_rate"]),
+                        pct(o["open_accuracy"]),
+                        pct(b["false_reject_rate"]),
+                        pct(b["false_accept_rate"]),
+                    ]
+                )
     return rows
 
 
-OPEN_SET_SIZE_HEAD = ["group", "members' pieces rejected (%)", "outsiders' pieces accepted (%)",
-                      "members right and accepted (%)", "groups"]
+OPEN_SET_SIZE_HEAD = [
+    "group",
+    "members' pieces rejected (%)",
+    "outsiders' pieces accepted (%)",
+    "members right and accepted (%)",
+    "groups",
+]
 
 
 def open_set_size_rows(metrics) -> list[list[str]]:
     """The shipped unknown decision per group size (the default system)."""
-    return [[K, pct(c["false_reject_rate"]), pct(c["false_accept_rate"]), pct(c["open_accuracy"]), str(c["n_groups"])]
-            for K, c in metrics["systems"]["default"].get("open_set_by_size", {}).items()]
+    return [
+        [K, pct(c["false_reject_rate"]), pct(c["false_accept_rate"]), pct(c["open_accuracy"]), str(c["n_groups"])]
+        for K, c in metrics["systems"]["default"].get("open_set_by_size", {}).items()
+    ]
 
 
 def open_set_size_lines(metrics) -> list[str]:
@@ -96,11 +121,21 @@ def condition_rows(metrics) -> tuple[list[str], list[list[str]]]:
     n = metrics["dataset"]["speakers_evaluated"]
     cols = [f"{'all ' + str(n) if k == 'acc_all' else k[4:] + ' people'}" for k in keys]
     alt = "with" if first.get("other_enrollment", {}).get("multi_condition") else "without"
-    head = (["test pieces"] + [f"{c} (%)" for c in cols] + ["EER (%)"]
-            + [f"{alt} multi-condition enrollment: {c} (%)" for c in cols] + [f"{alt}: EER (%)"])
-    return head, [[name] + [pct(c[k]) for k in keys] + [pct(c["eer"])]
-                  + [pct(c["other_enrollment"][k]) for k in keys] + [pct(c["other_enrollment"]["eer"])]
-                  for name, c in conds.items()]
+    head = (
+        ["test pieces"]
+        + [f"{c} (%)" for c in cols]
+        + ["EER (%)"]
+        + [f"{alt} multi-condition enrollment: {c} (%)" for c in cols]
+        + [f"{alt}: EER (%)"]
+    )
+    return head, [
+        [name]
+        + [pct(c[k]) for k in keys]
+        + [pct(c["eer"])]
+        + [pct(c["other_enrollment"][k]) for k in keys]
+        + [pct(c["other_enrollment"]["eer"])]
+        for name, c in conds.items()
+    ]
 
 
 def condition_lines(metrics) -> list[str]:
@@ -135,18 +170,37 @@ def open_set_condition_rows(metrics, rate: str) -> tuple[list[str], list[list[st
     ``false_reject_rate``: members' pieces called unknown) in % per group size; a dash where a cell is left out."""
     sizes = decision_sizes(metrics)
     head = ["test pieces", "speakers (number)"] + [f"{K} {'person' if K == '1' else 'people'} (%)" for K in sizes]
-    return head, [[name, label] + [pct(cell["by_size"][K][rate]) if K in cell["by_size"] else "–" for K in sizes]
-                  for name, label, cell in _decision_cells(metrics, "open_set")]
+    return head, [
+        [name, label] + [pct(cell["by_size"][K][rate]) if K in cell["by_size"] else "–" for K in sizes]
+        for name, label, cell in _decision_cells(metrics, "open_set")
+    ]
 
 
-VERIFY_HEAD = ["test pieces", "speakers (number)", "false accepts (%)", "false rejects (%)", "EER (%)",
-               "claims by others", "claims by the speaker"]
+VERIFY_HEAD = [
+    "test pieces",
+    "speakers (number)",
+    "false accepts (%)",
+    "false rejects (%)",
+    "EER (%)",
+    "claims by others",
+    "claims by the speaker",
+]
 
 
 def verify_condition_rows(metrics) -> list[list[str]]:
     """``verify``'s false accepts and false rejects (%) beside the EER, per condition and corpus."""
-    return [[name, label, pct(c["false_accept_rate"]), pct(c["false_reject_rate"]), pct(c["eer"]),
-             str(c["n_nontarget"]), str(c["n_target"])] for name, label, c in _decision_cells(metrics, "verify")]
+    return [
+        [
+            name,
+            label,
+            pct(c["false_accept_rate"]),
+            pct(c["false_reject_rate"]),
+            pct(c["eer"]),
+            str(c["n_nontarget"]),
+            str(c["n_target"]),
+        ]
+        for name, label, c in _decision_cells(metrics, "verify")
+    ]
 
 
 def worst_cell_line(metrics) -> str | None:
@@ -154,9 +208,11 @@ def worst_cell_line(metrics) -> str | None:
     w = metrics["systems"]["default"].get("open_set_worst")
     if not w:
         return None
-    return (f"Worst cell: {pct(w['false_accept_rate'])}% of outsiders' pieces accepted in groups of "
-            f"{w['group_size']} ({_corpus_label(w['corpus'])}, {w['condition']}); members' pieces called unknown "
-            f"there: {pct(w['false_reject_rate'])}%.")
+    return (
+        f"Worst cell: {pct(w['false_accept_rate'])}% of outsiders' pieces accepted in groups of "
+        f"{w['group_size']} ({_corpus_label(w['corpus'])}, {w['condition']}); members' pieces called unknown "
+        f"there: {pct(w['false_reject_rate'])}%."
+    )
 
 
 def decision_left_out(metrics) -> list[str]:
@@ -182,8 +238,10 @@ def decision_lines(metrics) -> list[str]:
     if not metrics["systems"]["default"].get("conditions"):
         return []
     lines = []
-    for title, rate in (("outsiders' pieces accepted", "false_accept_rate"),
-                        ("members' pieces called unknown", "false_reject_rate")):
+    for title, rate in (
+        ("outsiders' pieces accepted", "false_accept_rate"),
+        ("members' pieces called unknown", "false_reject_rate"),
+    ):
         head, rows = open_set_condition_rows(metrics, rate)
         lines += [f"{title}, by group size:", " | ".join(head)] + [" | ".join(r) for r in rows]
     lines += ["verify:", " | ".join(VERIFY_HEAD)] + [" | ".join(r) for r in verify_condition_rows(metrics)]
@@ -197,65 +255,119 @@ def blocks(metrics, figs) -> list[tuple]:
     T = f"{p['verification_seconds']:g}"
     sysd = systems_of(metrics)
     genders = ", ".join(f"{v} {k}" for k, v in sorted(d.get("genders", {}).items()))
-    out = [("h1", metrics["title"]),
-           ("p", f"Model `{metrics['model_id']}`. Dataset `{d['path']}`: {d['speakers_found']} speakers, "
-                 f"{d['speakers_evaluated']} evaluated{f' (gender: {genders})' if genders else ''}, "
-                 f"{len(d['left_out'])} left out with fewer than {p['min_test_pieces']} test pieces; "
-                 f"{d['test_pieces']} test pieces of {p['piece_s']:g} s. {p['draws']} random groups per size, "
-                 f"seed {p['seed']}. Written {metrics['created']} in {metrics['timing_s']['total']:.0f} s."),
-           ("h2", "Headline"), ("table", *headline(metrics)),
-           ("p", f"Mean accuracy (%) over {p['piece_s']:g} s test pieces ± standard deviation over the random "
-                 f"groups (the all-speaker group is a single group). EER: verification of each speaker's "
-                 f"{T} s enrollment centroid against every test piece (cosine).")]
+    out = [
+        ("h1", metrics["title"]),
+        (
+            "p",
+            f"Model `{metrics['model_id']}`. Dataset `{d['path']}`: {d['speakers_found']} speakers, "
+            f"{d['speakers_evaluated']} evaluated{f' (gender: {genders})' if genders else ''}, "
+            f"{len(d['left_out'])} left out with fewer than {p['min_test_pieces']} test pieces; "
+            f"{d['test_pieces']} test pieces of {p['piece_s']:g} s. {p['draws']} random groups per size, "
+            f"seed {p['seed']}. Written {metrics['created']} in {metrics['timing_s']['total']:.0f} s.",
+        ),
+        ("h2", "Headline"),
+        ("table", *headline(metrics)),
+        (
+            "p",
+            f"Mean accuracy (%) over {p['piece_s']:g} s test pieces ± standard deviation over the random "
+            f"groups (the all-speaker group is a single group). EER: verification of each speaker's "
+            f"{T} s enrollment centroid against every test piece (cosine).",
+        ),
+    ]
     first = next((n for n in figs if n.startswith("confusion_all")), None)
     out += [("img", first, figs[first])] if first else []
     op = metrics["operating_point"]
     main = metrics["systems"]["default"]
     if op.get("false_accept_rate") is not None and main.get("unknown_rule", "").startswith("AS-norm"):
-        rule = (f"The product answers \"unknown\" when the score of an utterance against the speaker the SVM "
-                f"picks, normalised against a cohort of training speakers (AS-norm), is below the threshold the "
-                f"model stores for the group's size at a target of **{op['false_accept_rate']:.0%}** of outsiders' "
-                f"speech accepted ({main['unknown_rule']}).")
+        rule = (
+            f'The product answers "unknown" when the score of an utterance against the speaker the SVM '
+            f"picks, normalised against a cohort of training speakers (AS-norm), is below the threshold the "
+            f"model stores for the group's size at a target of **{op['false_accept_rate']:.0%}** of outsiders' "
+            f"speech accepted ({main['unknown_rule']})."
+        )
     else:
-        rule = (f"The product answers \"unknown\" when the cosine similarity of an utterance to the predicted "
-                f"speaker's centroid is below the threshold stored with the model: "
-                f"**{op['unknown_threshold']:.3f}** ({op.get('threshold_from') or 'no threshold stored: the default'}).")
-    out += [("h2", "Unknown: the shipped operating point"),
-            ("p", rule + f" `fewshot identify` runs exactly this (SVM C={op['C']:g}, gamma={op['gamma']:g}). "
-                  "Impostors are the test pieces of every speaker outside the group.")]
+        rule = (
+            f'The product answers "unknown" when the cosine similarity of an utterance to the predicted '
+            f"speaker's centroid is below the threshold stored with the model: "
+            f"**{op['unknown_threshold']:.3f}** ({op.get('threshold_from') or 'no threshold stored: the default'})."
+        )
+    out += [
+        ("h2", "Unknown: the shipped operating point"),
+        (
+            "p",
+            rule + f" `fewshot identify` runs exactly this (SVM C={op['C']:g}, gamma={op['gamma']:g}). "
+            "Impostors are the test pieces of every speaker outside the group.",
+        ),
+    ]
     if main.get("open_set_by_size"):
         out += [("table", OPEN_SET_SIZE_HEAD, open_set_size_rows(metrics))]
-    out += [("p", f"Per enrollment length and group size, with the rates at the cosine EER threshold of this "
-                  f"data's own verification scores beside them ({op['eer_threshold_here']:.3f}, EER "
-                  f"{pct(op['eer_here'], 2)} %), labelled best case: a threshold a user cannot know in advance, "
-                  f"and one that does not follow the group's size."),
-            ("table", OPEN_SET_HEAD, open_set_rows(metrics))]
-    out += [("img", n, figs[n]) for n in ("det_by_group_size.png", "score_distributions.png", "det_curve.png")
-            if n in figs]
+    out += [
+        (
+            "p",
+            f"Per enrollment length and group size, with the rates at the cosine EER threshold of this "
+            f"data's own verification scores beside them ({op['eer_threshold_here']:.3f}, EER "
+            f"{pct(op['eer_here'], 2)} %), labelled best case: a threshold a user cannot know in advance, "
+            f"and one that does not follow the group's size.",
+        ),
+        ("table", OPEN_SET_HEAD, open_set_rows(metrics)),
+    ]
+    out += [
+        ("img", n, figs[n]) for n in ("det_by_group_size.png", "score_distributions.png", "det_curve.png") if n in figs
+    ]
     head, rows = condition_rows(metrics)
     if rows:
-        out += [("h2", "Rooms, noise and microphones"),
-                ("p", "The default system with clean enrollment and degraded test pieces (seeded; see "
-                      "`fewshot.eval.conditions`): accuracy (%) over the same random groups as above, "
-                      f"{metrics['protocol']['verification_seconds']:g} s enrollment, and the verification EER."),
-                ("table", head, rows)]
+        out += [
+            ("h2", "Rooms, noise and microphones"),
+            (
+                "p",
+                "The default system with clean enrollment and degraded test pieces (seeded; see "
+                "`fewshot.eval.conditions`): accuracy (%) over the same random groups as above, "
+                f"{metrics['protocol']['verification_seconds']:g} s enrollment, and the verification EER.",
+            ),
+            ("table", head, rows),
+        ]
         out += [("img", n, figs[n]) for n in ("accuracy_vs_snr.png", "accuracy_vs_rt60.png") if n in figs]
         out += _decision_blocks(metrics)
-    out += [("h2", "Accuracy by group size and enrollment length"),
-            ("img", "accuracy_vs_group_size.png", figs["accuracy_vs_group_size.png"]),
-            ("table", ["system", "enroll (s)", "group", "accuracy (%)", "5th–95th pct", "macro F1 (%)", "groups"],
-             [[s["label"], Ts, K.replace("_", " ") + (f" ({c['k']})" if K == "all" else ""), _acc(c),
-               f"{pct(c['accuracy_p5'])}–{pct(c['accuracy_p95'])}", pct(c["macro_f1_mean"]), str(c["n_groups"])]
-              for s in sysd.values() for Ts, cells in s["closed_set"].items() for K, c in cells.items()]),
-            ("img", "accuracy_vs_enroll_seconds.png", figs["accuracy_vs_enroll_seconds.png"])]
+    out += [
+        ("h2", "Accuracy by group size and enrollment length"),
+        ("img", "accuracy_vs_group_size.png", figs["accuracy_vs_group_size.png"]),
+        (
+            "table",
+            ["system", "enroll (s)", "group", "accuracy (%)", "5th–95th pct", "macro F1 (%)", "groups"],
+            [
+                [
+                    s["label"],
+                    Ts,
+                    K.replace("_", " ") + (f" ({c['k']})" if K == "all" else ""),
+                    _acc(c),
+                    f"{pct(c['accuracy_p5'])}–{pct(c['accuracy_p95'])}",
+                    pct(c["macro_f1_mean"]),
+                    str(c["n_groups"]),
+                ]
+                for s in sysd.values()
+                for Ts, cells in s["closed_set"].items()
+                for K, c in cells.items()
+            ],
+        ),
+        ("img", "accuracy_vs_enroll_seconds.png", figs["accuracy_vs_enroll_seconds.png"]),
+    ]
     out += [("h2", "Which voices are confused")]
     out += [("img", n, c) for n, c in figs.items() if n.startswith("confusion") and n != first]
-    out += [("h2", "Systems"), ("ul", [f"**{s['label']}** (`{s.get('model_id', '–')}`): {s['description']}"
-                                       for s in metrics["systems"].values()])]
+    out += [
+        ("h2", "Systems"),
+        (
+            "ul",
+            [f"**{s['label']}** (`{s.get('model_id', '–')}`): {s['description']}" for s in metrics["systems"].values()],
+        ),
+    ]
     if metrics["skipped_groups"]:
         out += [("p", "Not evaluated: " + "; ".join(f"{k}: {v}" for k, v in metrics["skipped_groups"].items()))]
-    out += [("h2", "Protocol"), ("ul", [f"{k}: {v}" for k, v in p.items()]),
-            ("h2", "Reproduce"), ("p", f"`{metrics['command']}`")]
+    out += [
+        ("h2", "Protocol"),
+        ("ul", [f"{k}: {v}" for k, v in p.items()]),
+        ("h2", "Reproduce"),
+        ("p", f"`{metrics['command']}`"),
+    ]
     return out
 
 
@@ -265,23 +377,37 @@ def _decision_blocks(metrics) -> list[tuple]:
         return []
     p = metrics["protocol"]
     op = metrics["operating_point"]
-    rate = "" if op.get("false_accept_rate") is None else f" (target: {op['false_accept_rate']:.0%} of outsiders' speech)"
-    out = [("h2", "Unknown and verify in each condition, per corpus"),
-           ("p", f"The decisions `fewshot identify` and `fewshot verify` make at the shipped setting{rate}, with "
-                 f"**clean enrollment** ({p['verification_seconds']:g} s, as `fewshot enroll` prepares it) and test "
-                 f"pieces of {p['piece_s']:g} s degraded by the condition: members' pieces and outsiders' pieces "
-                 "alike. Groups are drawn among one corpus's speakers (folder names `so-*` or `ls-*`, or all "
-                 f"together), {p['draws']} random groups per size, the same groups in every condition; outsiders "
-                 "are that corpus's speakers outside the group. Number of speakers in brackets.")]
+    rate = (
+        "" if op.get("false_accept_rate") is None else f" (target: {op['false_accept_rate']:.0%} of outsiders' speech)"
+    )
+    out = [
+        ("h2", "Unknown and verify in each condition, per corpus"),
+        (
+            "p",
+            f"The decisions `fewshot identify` and `fewshot verify` make at the shipped setting{rate}, with "
+            f"**clean enrollment** ({p['verification_seconds']:g} s, as `fewshot enroll` prepares it) and test "
+            f"pieces of {p['piece_s']:g} s degraded by the condition: members' pieces and outsiders' pieces "
+            "alike. Groups are drawn among one corpus's speakers (folder names `so-*` or `ls-*`, or all "
+            f"together), {p['draws']} random groups per size, the same groups in every condition; outsiders "
+            "are that corpus's speakers outside the group. Number of speakers in brackets.",
+        ),
+    ]
     worst = worst_cell_line(metrics)
     out += [("p", f"**{worst}**")] if worst else []
-    for title, rate_key in (("Outsiders' pieces accepted as a member (%), by group size", "false_accept_rate"),
-                            ("Members' pieces called unknown (%), by group size", "false_reject_rate")):
+    for title, rate_key in (
+        ("Outsiders' pieces accepted as a member (%), by group size", "false_accept_rate"),
+        ("Members' pieces called unknown (%), by group size", "false_reject_rate"),
+    ):
         out += [("p", title + ":"), ("table", *open_set_condition_rows(metrics, rate_key))]
-    out += [("p", "`fewshot verify` (\"is this the claimed speaker?\"): each speaker enrolled alone, every test piece "
-                  "of the corpus claimed to be theirs (the trials of the EER beside it); false accepts: another "
-                  "speaker's pieces accepted, false rejects: the speaker's own refused."),
-            ("table", VERIFY_HEAD, verify_condition_rows(metrics))]
+    out += [
+        (
+            "p",
+            '`fewshot verify` ("is this the claimed speaker?"): each speaker enrolled alone, every test piece '
+            "of the corpus claimed to be theirs (the trials of the EER beside it); false accepts: another "
+            "speaker's pieces accepted, false rejects: the speaker's own refused.",
+        ),
+        ("table", VERIFY_HEAD, verify_condition_rows(metrics)),
+    ]
     notes = decision_left_out(metrics)
     out += [("p", "Left out: " + "; ".join(notes) + ".")] if notes else []
     return out
@@ -313,29 +439,38 @@ def to_markdown(content) -> str:
     return "\n".join(lines)
 
 
-CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-       "table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;"
-       "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f2f4f8}"
-       "figure{margin:1.5em 0}img{max-width:100%;height:auto;border:1px solid #eee}"
-       "figcaption{color:#555;font-size:14px}code{background:#f4f4f4;padding:1px 3px}")
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;"
+    "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f2f4f8}"
+    "figure{margin:1.5em 0}img{max-width:100%;height:auto;border:1px solid #eee}"
+    "figcaption{color:#555;font-size:14px}code{background:#f4f4f4;padding:1px 3px}"
+)
 
 
 def to_html(content, *, images: dict, title: str) -> str:
     """Render :func:`blocks` as one self-contained HTML page (``images``: name -> data URI)."""
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>"
-             f"<style>{CSS}</style></head><body>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style></head><body>"
+    ]
     for kind, *a in content:
         if kind in ("h1", "h2", "p"):
             parts.append(f"<{kind}>{_inline_html(a[0])}</{kind}>")
         elif kind == "ul":
             parts.append("<ul>" + "".join(f"<li>{_inline_html(x)}</li>" for x in a[0]) + "</ul>")
         elif kind == "table":
-            parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in a[0]) + "</tr>"
-                         + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in a[1])
-                         + "</table>")
+            parts.append(
+                "<table><tr>"
+                + "".join(f"<th>{html.escape(h)}</th>" for h in a[0])
+                + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in a[1])
+                + "</table>"
+            )
         elif kind == "img":
-            parts.append(f"<figure><img src='{images[a[0]]}' alt='{html.escape(a[1])}'>"
-                         f"<figcaption>{html.escape(a[1])}</figcaption></figure>")
+            parts.append(
+                f"<figure><img src='{images[a[0]]}' alt='{html.escape(a[1])}'>"
+                f"<figcaption>{html.escape(a[1])}</figcaption></figure>"
+            )
     return "\n".join(parts + ["</body></html>"])
 
 
@@ -351,5 +486,9 @@ def write_report(metrics: dict, out) -> dict[str, Path]:
     images = {n: "data:image/png;base64," + base64.b64encode((out / n).read_bytes()).decode() for n in figs}
     (out / "report.html").write_text(to_html(content, images=images, title=html.escape(metrics["title"])))
     logger.info("report written to %s", out)
-    return {"metrics": out / "metrics.json", "markdown": out / "report.md", "html": out / "report.html",
-            **{n: out / n for n in figs}}
+    return {
+        "metrics": out / "metrics.json",
+        "markdown": out / "report.md",
+        "html": out / "report.html",
+        **{n: out / n for n in figs},
+    }

@@ -52,7 +52,7 @@ def energy_mask(y: np.ndarray, *, top_db: float = 35.0) -> np.ndarray:
     """The project's energy VAD (:func:`fewshot.audio.vad.speech_intervals`) as a grid mask."""
     mask = np.zeros(n_frames(len(y)), bool)
     for s, e in speech_intervals(y, sr=SR, top_db=top_db):
-        mask[s // HOP:int(np.ceil(e / HOP))] = True
+        mask[s // HOP : int(np.ceil(e / HOP))] = True
     return mask
 
 
@@ -70,7 +70,7 @@ def webrtc_mask(y: np.ndarray, *, mode: int, frame_ms: int = 30) -> np.ndarray:
     pcm = np.pad(pcm, (0, -len(pcm) % frame_len))
     buf = pcm.tobytes()
     step = 2 * frame_len
-    decisions = np.array([vad.is_speech(buf[k:k + step], SR) for k in range(0, len(buf), step)], bool)
+    decisions = np.array([vad.is_speech(buf[k : k + step], SR) for k in range(0, len(buf), step)], bool)
     return _grid_from(decisions, frame_len=frame_len, n=len(y))
 
 
@@ -95,8 +95,9 @@ class SileroOnnx:
 
         opts = ort.SessionOptions()
         opts.inter_op_num_threads = opts.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path or silero_model_path()), sess_options=opts,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(path or silero_model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
 
     def probs(self, y: np.ndarray) -> np.ndarray:
         """Speech probability of each 512-sample chunk (state carried over, as in a stream)."""
@@ -107,10 +108,10 @@ class SileroOnnx:
         sr = np.array(SR, np.int64)
         out = np.empty(len(y) // self.CHUNK, np.float32)
         for j in range(len(out)):
-            x = np.concatenate([context, y[None, j * self.CHUNK:(j + 1) * self.CHUNK]], axis=1)
+            x = np.concatenate([context, y[None, j * self.CHUNK : (j + 1) * self.CHUNK]], axis=1)
             p, state = self.session.run(None, {"input": x, "state": state, "sr": sr})
             out[j] = p.reshape(-1)[0]
-            context = x[:, -self.CONTEXT:]
+            context = x[:, -self.CONTEXT :]
         return out
 
     def mask(self, y: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:
@@ -128,12 +129,14 @@ class SileroSequence(SileroOnnx):
     def probs(self, y: np.ndarray) -> np.ndarray:
         y = np.asarray(y, np.float32)
         frames = np.pad(y, (0, -len(y) % self.CHUNK)).reshape(-1, self.CHUNK)
-        context = np.concatenate([np.zeros((1, self.CONTEXT), np.float32), frames[:-1, -self.CONTEXT:]])
+        context = np.concatenate([np.zeros((1, self.CONTEXT), np.float32), frames[:-1, -self.CONTEXT :]])
         x = np.concatenate([context, frames], axis=1)
         h = c = np.zeros((1, 1, 128), np.float32)
         out = []
         for k in range(0, len(x), self.max_frames):
-            p, h, c = self.session.run(["speech_probs", "hn", "cn"], {"input": x[k:k + self.max_frames], "h": h, "c": c})
+            p, h, c = self.session.run(
+                ["speech_probs", "hn", "cn"], {"input": x[k : k + self.max_frames], "h": h, "c": c}
+            )
             out.append(np.asarray(p).reshape(-1))
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
@@ -150,6 +153,7 @@ def detectors(*, silero: SileroOnnx | None = None, webrtc_frame_ms: int = 30) ->
 
 # --- conditions -----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Condition:
     name: str
@@ -158,9 +162,14 @@ class Condition:
     rt60_s: float = 0.0
 
 
-CONDITIONS = (Condition("clean"), Condition("ssn20", "ssn", 20.0), Condition("ssn10", "ssn", 10.0),
-              Condition("ssn5", "ssn", 5.0), Condition("babble10", "babble", 10.0),
-              Condition("room0.6+ssn10", "ssn", 10.0, rt60_s=0.6))
+CONDITIONS = (
+    Condition("clean"),
+    Condition("ssn20", "ssn", 20.0),
+    Condition("ssn10", "ssn", 10.0),
+    Condition("ssn5", "ssn", 5.0),
+    Condition("babble10", "babble", 10.0),
+    Condition("room0.6+ssn10", "ssn", 10.0, rt60_s=0.6),
+)
 
 
 def pad(y: np.ndarray, *, seconds: float = PAD_S) -> np.ndarray:
@@ -186,8 +195,11 @@ def degraded(y: np.ndarray, cond: Condition, *, index: int, seed: int = 0, other
     if cond.rt60_s:
         out = degrade.reverberate(out, degrade.synthetic_rir(sr=SR, rt60_s=cond.rt60_s, drr_db=0.0, rng=rng))
     if cond.noise:
-        noise = (degrade.speech_shaped_noise(y, len(out), rng=rng) if cond.noise == "ssn"
-                 else degrade.babble(others, len(out), rng=rng))
+        noise = (
+            degrade.speech_shaped_noise(y, len(out), rng=rng)
+            if cond.noise == "ssn"
+            else degrade.babble(others, len(out), rng=rng)
+        )
         # add_noise sets the noise from the power of what it is given (the padded file); shift the SNR so
         # that the noise sits cond.snr_db below the utterance's own power
         shift_db = 20 * np.log10(_rms(out) / max(_rms(y), 1e-12))
@@ -209,9 +221,11 @@ def padding_mask(n_utt: int, *, seconds: float = PAD_S) -> np.ndarray:
 
 # --- scoring --------------------------------------------------------------------------------------
 
+
 @dataclass
 class Counts:
     """Frame counts of one detector under one condition, against one reference."""
+
     speech: int = 0  # reference speech frames
     noise: int = 0  # reference non-speech frames
     hits: int = 0  # speech frames called speech
@@ -219,7 +233,7 @@ class Counts:
     pad_frames: int = 0  # frames in the padding (reference-free noise-only)
     pad_alarms: int = 0  # of them called speech
 
-    def add(self, mask: np.ndarray, ref: np.ndarray, pad_only: np.ndarray | None = None) -> "Counts":
+    def add(self, mask: np.ndarray, ref: np.ndarray, pad_only: np.ndarray | None = None) -> Counts:
         mask, ref = np.asarray(mask, bool), np.asarray(ref, bool)
         if mask.shape != ref.shape:
             raise ValueError(f"mask of {mask.shape} frames against a reference of {ref.shape}")
@@ -241,7 +255,8 @@ class Counts:
             "noise_share_of_kept": self.false_alarms / kept if kept else nan,
             "kept_share": kept / (self.speech + self.noise) if self.speech + self.noise else nan,
             "padding_false_alarm": self.pad_alarms / self.pad_frames if self.pad_frames else nan,
-            "frames": self.speech + self.noise, "speech_frames": self.speech,
+            "frames": self.speech + self.noise,
+            "speech_frames": self.speech,
         }
 
 

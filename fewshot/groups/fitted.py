@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import UNKNOWN
 from ..audio.features import l2_normalize
+from ..config import UNKNOWN
 from ..persistence import read_npz_bytes
 
 #: Bumped when the arrays' meaning changes, so older stored fits are not read.
@@ -79,7 +79,7 @@ class FittedGroup:
     false_accept_rate: float | None = None
 
     @classmethod
-    def from_svc(cls, svc, *, classes, centroids, unknown_threshold=None, unknown_label=UNKNOWN) -> "FittedGroup":
+    def from_svc(cls, svc, *, classes, centroids, unknown_threshold=None, unknown_label=UNKNOWN) -> FittedGroup:
         """The arrays of a fitted ``sklearn.svm.SVC`` (or ``None`` for a group of one speaker)."""
         dim = np.asarray(centroids).shape[1]
         if svc is None:
@@ -87,9 +87,17 @@ class FittedGroup:
         else:
             sv, dual, icpt = svc.support_vectors_, svc._dual_coef_, svc._intercept_
             n_sup, gamma = svc.n_support_, float(svc._gamma)
-        return cls(np.asarray(classes), np.asarray(centroids, np.float64), np.asarray(sv, np.float64),
-                   np.asarray(dual, np.float64), np.asarray(icpt, np.float64), np.asarray(n_sup, np.int64), gamma,
-                   None if unknown_threshold is None else float(unknown_threshold), unknown_label)
+        return cls(
+            np.asarray(classes),
+            np.asarray(centroids, np.float64),
+            np.asarray(sv, np.float64),
+            np.asarray(dual, np.float64),
+            np.asarray(icpt, np.float64),
+            np.asarray(n_sup, np.int64),
+            gamma,
+            None if unknown_threshold is None else float(unknown_threshold),
+            unknown_label,
+        )
 
     @property
     def n_features_in_(self) -> int:
@@ -109,7 +117,7 @@ class FittedGroup:
 
     def _pairwise(self, Xn: np.ndarray) -> np.ndarray:
         """libsvm's one-vs-one decision values, shape ``(n_samples, n_pairs)``; positive favours the first class."""
-        sq = np.sum(Xn ** 2, axis=1)[:, None] + np.sum(self.support_vectors ** 2, axis=1)[None, :]
+        sq = np.sum(Xn**2, axis=1)[:, None] + np.sum(self.support_vectors**2, axis=1)[None, :]
         K = np.exp(-self.gamma * np.maximum(sq - 2 * Xn @ self.support_vectors.T, 0.0))
         start = np.concatenate([[0], np.cumsum(self.n_support)])
         n, out = len(self.classes_), []
@@ -122,7 +130,7 @@ class FittedGroup:
     def _votes(self, dec: np.ndarray) -> np.ndarray:
         n = len(self.classes_)
         votes = np.zeros((len(dec), n))
-        for p, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n)):
+        for p, (i, j) in enumerate((a, b) for a in range(n) for b in range(a + 1, n)):
             votes[:, i] += dec[:, p] > 0
             votes[:, j] += dec[:, p] <= 0
         return votes
@@ -144,7 +152,7 @@ class FittedGroup:
             return -dec[:, 0]
         # sklearn.utils.multiclass._ovr_decision_function, on libsvm's signs
         votes, confidences = self._votes(dec), np.zeros((len(dec), n))
-        for p, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n)):
+        for p, (i, j) in enumerate((a, b) for a in range(n) for b in range(a + 1, n)):
             confidences[:, i] += dec[:, p]
             confidences[:, j] -= dec[:, p]
         return votes + confidences / (3 * (np.abs(confidences) + 1))
@@ -156,10 +164,13 @@ class FittedGroup:
             return np.repeat(self.classes_, len(Xn))
         return self.classes_[np.argmax(self._votes(self._pairwise(Xn)), axis=1)]
 
-    def with_open_set(self, calibration, false_accept_rate: float | None) -> "FittedGroup":
+    def with_open_set(self, calibration, false_accept_rate: float | None) -> FittedGroup:
         """This group deciding unknown by ``calibration`` at ``false_accept_rate`` (``None``: by cosine)."""
-        return dataclasses.replace(self, calibration=calibration if false_accept_rate is not None else None,
-                                   false_accept_rate=false_accept_rate if calibration is not None else None)
+        return dataclasses.replace(
+            self,
+            calibration=calibration if false_accept_rate is not None else None,
+            false_accept_rate=false_accept_rate if calibration is not None else None,
+        )
 
     @property
     def decision_threshold(self) -> float | None:
@@ -175,9 +186,12 @@ class FittedGroup:
             return None if self.unknown_threshold is None else np.full(len(X), self.unknown_threshold)
         from .openset import REFERENCE_SECONDS
 
-        return self.calibration.decision_thresholds(len(self.classes_) if n_members is None else n_members,
-                                                    self.false_accept_rate, self._check(X),
-                                                    REFERENCE_SECONDS if seconds is None else seconds)
+        return self.calibration.decision_thresholds(
+            len(self.classes_) if n_members is None else n_members,
+            self.false_accept_rate,
+            self._check(X),
+            REFERENCE_SECONDS if seconds is None else seconds,
+        )
 
     def open_scores(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The SVM's speaker of each sample, its cosine to that speaker's centroid, and the score unknown is decided on.
@@ -196,8 +210,9 @@ class FittedGroup:
         if self.calibration is None:
             return nearest, cosine, cosine
         stats = self.calibration.cohort_stats(self.centroids_)
-        decision = self.calibration.normalize(cosine, Xn, self.centroids_[idx],
-                                              centroid_stats=(stats[0][idx], stats[1][idx]))
+        decision = self.calibration.normalize(
+            cosine, Xn, self.centroids_[idx], centroid_stats=(stats[0][idx], stats[1][idx])
+        )
         return nearest, cosine, decision
 
     def predict_open(self, X, *, seconds=None, return_nearest: bool = False):
@@ -222,15 +237,23 @@ class FittedGroup:
     def to_bytes(self) -> bytes:
         """The arrays as an uncompressed ``.npz`` (no pickles), as the store keeps them."""
         buf = io.BytesIO()
-        np.savez(buf, format=np.int64(FIT_FORMAT), classes=self.classes_.astype(str), centroids=self.centroids_,
-                 support_vectors=self.support_vectors, dual_coef=self.dual_coef, intercept=self.intercept,
-                 n_support=self.n_support, gamma=np.float64(self.gamma),
-                 unknown_threshold=np.float64(np.nan if self.unknown_threshold is None else self.unknown_threshold),
-                 unknown_label=np.str_(self.unknown_label))
+        np.savez(
+            buf,
+            format=np.int64(FIT_FORMAT),
+            classes=self.classes_.astype(str),
+            centroids=self.centroids_,
+            support_vectors=self.support_vectors,
+            dual_coef=self.dual_coef,
+            intercept=self.intercept,
+            n_support=self.n_support,
+            gamma=np.float64(self.gamma),
+            unknown_threshold=np.float64(np.nan if self.unknown_threshold is None else self.unknown_threshold),
+            unknown_label=np.str_(self.unknown_label),
+        )
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, max_bytes: int = 64 << 20) -> "FittedGroup":
+    def from_bytes(cls, data: bytes, *, max_bytes: int = 64 << 20) -> FittedGroup:
         """Inverse of :meth:`to_bytes`; ``ValueError`` for anything else.
 
         Nothing is trusted: the blob is at most ``max_bytes``, its members are
@@ -242,19 +265,31 @@ class FittedGroup:
             if int(arrays["format"]) != FIT_FORMAT:
                 raise ValueError("another format")
             threshold = float(arrays["unknown_threshold"])
-            fitted = cls(arrays["classes"], arrays["centroids"].astype(np.float64),
-                         arrays["support_vectors"].astype(np.float64), arrays["dual_coef"].astype(np.float64),
-                         arrays["intercept"].astype(np.float64), arrays["n_support"].astype(np.int64),
-                         float(arrays["gamma"]), None if np.isnan(threshold) else threshold,
-                         str(arrays["unknown_label"]))
+            fitted = cls(
+                arrays["classes"],
+                arrays["centroids"].astype(np.float64),
+                arrays["support_vectors"].astype(np.float64),
+                arrays["dual_coef"].astype(np.float64),
+                arrays["intercept"].astype(np.float64),
+                arrays["n_support"].astype(np.int64),
+                float(arrays["gamma"]),
+                None if np.isnan(threshold) else threshold,
+                str(arrays["unknown_label"]),
+            )
         except (OSError, KeyError, EOFError, ValueError, TypeError, zipfile.BadZipFile) as exc:
             raise ValueError(f"not a fitted group: {exc}") from None
         n, dim = fitted.centroids_.shape if fitted.centroids_.ndim == 2 else (-1, -1)
         n_sv = int(fitted.n_support.sum())
-        if (fitted.classes_.ndim != 1 or fitted.classes_.dtype.kind != "U" or len(fitted.classes_) != n
-                or fitted.n_support.shape != (n,) or np.any(fitted.n_support < 0)
-                or fitted.support_vectors.shape != (n_sv, dim)
-                or (n > 1 and fitted.dual_coef.shape != (n - 1, n_sv)) or fitted.intercept.shape != (n * (n - 1) // 2,)):
+        if (
+            fitted.classes_.ndim != 1
+            or fitted.classes_.dtype.kind != "U"
+            or len(fitted.classes_) != n
+            or fitted.n_support.shape != (n,)
+            or np.any(fitted.n_support < 0)
+            or fitted.support_vectors.shape != (n_sv, dim)
+            or (n > 1 and fitted.dual_coef.shape != (n - 1, n_sv))
+            or fitted.intercept.shape != (n * (n - 1) // 2,)
+        ):
             raise ValueError("not a fitted group: inconsistent array shapes")
         return fitted
 
@@ -264,10 +299,14 @@ class FittedGroup:
         still change is only how the SVM weighs the group's own rows."""
         Xn = _l2(X)
         classes, y_idx = np.unique(np.asarray(y).astype(str), return_inverse=True)
-        if not (np.array_equal(self.classes_, classes) and self.n_features_in_ == Xn.shape[1]
-                and self.gamma == float(params["gamma"]) and self.unknown_label == UNKNOWN
-                and self.unknown_threshold == params.get("unknown_threshold")
-                and len(self.support_vectors) <= len(Xn)):
+        if not (
+            np.array_equal(self.classes_, classes)
+            and self.n_features_in_ == Xn.shape[1]
+            and self.gamma == float(params["gamma"])
+            and self.unknown_label == UNKNOWN
+            and self.unknown_threshold == params.get("unknown_threshold")
+            and len(self.support_vectors) <= len(Xn)
+        ):
             return False
         arrays = (self.centroids_, self.support_vectors, self.dual_coef, self.intercept)
         if not all(np.all(np.isfinite(a)) for a in arrays):

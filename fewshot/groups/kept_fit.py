@@ -67,10 +67,15 @@ def _max_fit_bytes(X, y) -> int:
 
 def kept_fit(store, group: str, *, revision: tuple[str, int]) -> tuple[str, bytes] | None:
     """``(key, data)`` of the fit ``store`` keeps for ``group`` at ``revision`` (``group_revision``), or ``None``."""
-    row = store._read().execute(
-        "SELECT f.key, f.data FROM fits f JOIN groups g ON g.id=f.group_id "
-        "WHERE g.name=? COLLATE NAME AND g.extractor_id=? AND g.revision=? AND f.revision=g.revision",
-        (normalize_name(group, kind="group"), *revision)).fetchone()
+    row = (
+        store._read()
+        .execute(
+            "SELECT f.key, f.data FROM fits f JOIN groups g ON g.id=f.group_id "
+            "WHERE g.name=? COLLATE NAME AND g.extractor_id=? AND g.revision=? AND f.revision=g.revision",
+            (normalize_name(group, kind="group"), *revision),
+        )
+        .fetchone()
+    )
     return None if row is None else (str(row[0]), bytes(row[1]))
 
 
@@ -82,9 +87,14 @@ def keep_fit(store, group: str, *, revision: tuple[str, int], key: str, data: by
         return False
 
     def work():
-        return store._db.execute(
-            "INSERT OR REPLACE INTO fits (group_id, revision, key, data) SELECT id, revision, ?, ? FROM groups "
-            "WHERE name=? COLLATE NAME AND extractor_id=? AND revision=?", (key, data, group, *revision)).rowcount > 0
+        return (
+            store._db.execute(
+                "INSERT OR REPLACE INTO fits (group_id, revision, key, data) SELECT id, revision, ?, ? FROM groups "
+                "WHERE name=? COLLATE NAME AND extractor_id=? AND revision=?",
+                (key, data, group, *revision),
+            ).rowcount
+            > 0
+        )
 
     try:
         return store._write(work)

@@ -61,11 +61,21 @@ def check_block(block: dict) -> dict:
         raise ValueError("cohort_sha256 must be a SHA-256")
     if not (isinstance(top_k, int) and not isinstance(top_k, bool) and 1 <= top_k <= 10000):
         raise ValueError(f"top_k must be a whole number from 1 to 10000, given {top_k!r}")
-    sizes, rates = _numbers(block.get("group_sizes"), "group_sizes"), _numbers(block.get("false_accept_rates"),
-                                                                                "false_accept_rates")
+    sizes, rates = (
+        _numbers(block.get("group_sizes"), "group_sizes"),
+        _numbers(block.get("false_accept_rates"), "false_accept_rates"),
+    )
     table = _numbers(block.get("thresholds"), "thresholds", ndim=2)
-    if (len(sizes) < 1 or len(rates) < 2 or np.any(np.diff(sizes) <= 0) or np.any(np.diff(rates) <= 0)
-            or sizes[0] < 1 or sizes[-1] > 1e6 or rates[0] <= 0 or rates[-1] >= 1):
+    if (
+        len(sizes) < 1
+        or len(rates) < 2
+        or np.any(np.diff(sizes) <= 0)
+        or np.any(np.diff(rates) <= 0)
+        or sizes[0] < 1
+        or sizes[-1] > 1e6
+        or rates[0] <= 0
+        or rates[-1] >= 1
+    ):
         raise ValueError("group_sizes and false_accept_rates must increase, sizes from 1, rates between 0 and 1")
     if table.shape != (len(sizes), len(rates)):
         raise ValueError(f"thresholds are {table.shape}, need one row per group size and one column per rate")
@@ -74,8 +84,13 @@ def check_block(block: dict) -> dict:
         raise ValueError(f"thresholds must lie from {low:g} to {high:g} and fall as the rate rises")
     if block.get("enrollment_check") is not None:
         check = _numbers(block["enrollment_check"], "enrollment_check", ndim=2)
-        if (check.shape[1:] != (2,) or len(check) < 1 or np.any(np.diff(check[:, 0]) <= 0)
-                or np.any(check[:, 0] <= 0) or np.any(np.abs(check[:, 1]) > 2)):
+        if (
+            check.shape[1:] != (2,)
+            or len(check) < 1
+            or np.any(np.diff(check[:, 0]) <= 0)
+            or np.any(check[:, 0] <= 0)
+            or np.any(np.abs(check[:, 1]) > 2)
+        ):
             raise ValueError("enrollment_check must be rows of (seconds, coherence from -2 to 2), seconds increasing")
     if not isinstance(block.get("source", ""), str):
         raise ValueError("source must be text")
@@ -84,8 +99,11 @@ def check_block(block: dict) -> dict:
 
 def _numbers(value, name: str, *, ndim: int = 1) -> np.ndarray:
     """``value`` as a finite float array of ``ndim`` dimensions, at most :data:`MAX_TABLE` long in each."""
-    if not isinstance(value, list) or len(value) > MAX_TABLE or (
-            ndim == 2 and not all(isinstance(r, list) and len(r) <= MAX_TABLE for r in value)):
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_TABLE
+        or (ndim == 2 and not all(isinstance(r, list) and len(r) <= MAX_TABLE for r in value))
+    ):
         raise ValueError(f"{name} must be a list of at most {MAX_TABLE} {'lists' if ndim == 2 else 'numbers'}")
     flat = [v for r in value for v in r] if ndim == 2 else value
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
@@ -129,7 +147,7 @@ class Calibration:
     thresholds: np.ndarray
     source: str = ""
     enrollment_check: np.ndarray | None = None
-    model: "ThresholdModel | None" = None
+    model: ThresholdModel | None = None
 
     def cohort_stats(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of each unit row's ``top_k`` cosines to the cohort."""
@@ -145,8 +163,14 @@ class Calibration:
         s = np.asarray(scores, np.float64)
         return 0.5 * ((s - mx) / dx + (s - mc) / dc)
 
-    def threshold(self, n_members: int, false_accept_rate: float, *, seconds: float = REFERENCE_SECONDS,
-                  quality: float | None = None) -> float:
+    def threshold(
+        self,
+        n_members: int,
+        false_accept_rate: float,
+        *,
+        seconds: float = REFERENCE_SECONDS,
+        quality: float | None = None,
+    ) -> float:
         """The normalised-score threshold for a group of ``n_members`` at ``false_accept_rate``, for ``seconds``
         of test speech of cohort mean ``quality`` (``None``: clean speech's typical one).
 
@@ -162,8 +186,10 @@ class Calibration:
         """:meth:`threshold` for arrays of ``seconds`` and ``quality`` (cohort means of the test speech)."""
         rates = self.model.false_accept_rates if self.model is not None else self.false_accept_rates
         if not rates[0] <= false_accept_rate <= rates[-1]:
-            raise ValueError(f"false-accept rate {false_accept_rate:g} is outside this model's calibrated range "
-                             f"{rates[0]:g}-{rates[-1]:g}")
+            raise ValueError(
+                f"false-accept rate {false_accept_rate:g} is outside this model's calibrated range "
+                f"{rates[0]:g}-{rates[-1]:g}"
+            )
         seconds = np.asarray(seconds, np.float64)
         if self.model is not None:
             return self.model.thresholds(n_members, false_accept_rate, seconds, quality)
@@ -177,16 +203,24 @@ class Calibration:
 
     def to_meta(self, cohort_file: str, cohort_sha256: str) -> dict:
         """The ``open_set`` block of ``meta.json``."""
-        return {"cohort_file": cohort_file, "cohort_sha256": cohort_sha256, "top_k": int(self.top_k),
-                "group_sizes": [int(n) for n in self.group_sizes],
-                "false_accept_rates": [float(r) for r in self.false_accept_rates],
-                "thresholds": np.round(self.thresholds, 4).tolist(), "source": self.source,
-                **({} if self.enrollment_check is None else
-                   {"enrollment_check": np.round(self.enrollment_check, 4).tolist()}),
-                **({} if self.model is None else {"threshold_model": self.model.to_meta()})}
+        return {
+            "cohort_file": cohort_file,
+            "cohort_sha256": cohort_sha256,
+            "top_k": int(self.top_k),
+            "group_sizes": [int(n) for n in self.group_sizes],
+            "false_accept_rates": [float(r) for r in self.false_accept_rates],
+            "thresholds": np.round(self.thresholds, 4).tolist(),
+            "source": self.source,
+            **(
+                {}
+                if self.enrollment_check is None
+                else {"enrollment_check": np.round(self.enrollment_check, 4).tolist()}
+            ),
+            **({} if self.model is None else {"threshold_model": self.model.to_meta()}),
+        }
 
     @classmethod
-    def from_meta(cls, model_dir, block: dict) -> "Calibration":
+    def from_meta(cls, model_dir, block: dict) -> Calibration:
         """The calibration a model directory's ``meta.json`` block ``open_set`` describes, checked.
 
         Raises
@@ -214,14 +248,31 @@ class Calibration:
             model = None if block.get("threshold_model") is None else ThresholdModel.from_meta(block["threshold_model"])
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise CorruptModelError(f"{model_dir / 'meta.json'}: bad open_set block ({exc})") from None
-        if (cohort.ndim != 2 or not np.all(np.isfinite(cohort)) or table.shape != (len(sizes), len(rates))
-                or len(sizes) < 1 or len(rates) < 2 or np.any(np.diff(sizes) <= 0) or np.any(np.diff(rates) <= 0)
-                or sizes[0] < 1 or rates[0] <= 0 or rates[-1] >= 1 or top_k < 1 or not np.all(np.isfinite(table))):
+        if (
+            cohort.ndim != 2
+            or not np.all(np.isfinite(cohort))
+            or table.shape != (len(sizes), len(rates))
+            or len(sizes) < 1
+            or len(rates) < 2
+            or np.any(np.diff(sizes) <= 0)
+            or np.any(np.diff(rates) <= 0)
+            or sizes[0] < 1
+            or rates[0] <= 0
+            or rates[-1] >= 1
+            or top_k < 1
+            or not np.all(np.isfinite(table))
+        ):
             raise CorruptModelError(f"{model_dir / 'meta.json'}: inconsistent open_set block")
-        if check is not None and (check.ndim != 2 or check.shape[1] != 2 or len(check) < 1
-                                  or not np.all(np.isfinite(check)) or np.any(np.diff(check[:, 0]) <= 0)):
+        if check is not None and (
+            check.ndim != 2
+            or check.shape[1] != 2
+            or len(check) < 1
+            or not np.all(np.isfinite(check))
+            or np.any(np.diff(check[:, 0]) <= 0)
+        ):
             raise CorruptModelError(f"{model_dir / 'meta.json'}: bad enrollment_check table")
         return cls(cohort.astype(np.float64), top_k, sizes, rates, table, str(block.get("source", "")), check, model)
+
 
 #: The terms a threshold model may use besides its intercept.
 MODEL_TERMS = ("log_group_size", "log_seconds", "cohort_mean")
@@ -261,8 +312,7 @@ class ThresholdModel:
         seconds = np.asarray(seconds, np.float64)
         n = np.clip(np.broadcast_to(np.asarray(n_members, np.float64), seconds.shape), *self.group_sizes)
         q = np.full(seconds.shape, self.reference_quality) if quality is None else np.asarray(quality, np.float64)
-        cols = {"log_group_size": np.log(n), "log_seconds": np.log(np.clip(seconds, *self.seconds)),
-                "cohort_mean": q}
+        cols = {"log_group_size": np.log(n), "log_seconds": np.log(np.clip(seconds, *self.seconds)), "cohort_mean": q}
         return np.stack([np.ones(seconds.shape)] + [cols[t] for t in self.terms], axis=-1)
 
     def thresholds(self, n_members, false_accept_rate: float, seconds, quality=None) -> np.ndarray:
@@ -273,13 +323,17 @@ class ThresholdModel:
         return np.array([np.interp(np.log(false_accept_rate), lr, row) for row in rows]).reshape(np.shape(seconds))
 
     def to_meta(self) -> dict:
-        return {"terms": list(self.terms), "false_accept_rates": [float(r) for r in self.false_accept_rates],
-                "coefficients": np.round(self.coefficients, 5).tolist(),
-                "group_sizes": [float(v) for v in self.group_sizes], "seconds": [float(v) for v in self.seconds],
-                "reference_quality": round(float(self.reference_quality), 5)}
+        return {
+            "terms": list(self.terms),
+            "false_accept_rates": [float(r) for r in self.false_accept_rates],
+            "coefficients": np.round(self.coefficients, 5).tolist(),
+            "group_sizes": [float(v) for v in self.group_sizes],
+            "seconds": [float(v) for v in self.seconds],
+            "reference_quality": round(float(self.reference_quality), 5),
+        }
 
     @classmethod
-    def from_meta(cls, block: dict) -> "ThresholdModel":
+    def from_meta(cls, block: dict) -> ThresholdModel:
         """The model a ``threshold_model`` block describes; ``ValueError`` for anything inconsistent."""
         terms = tuple(str(t) for t in block["terms"])
         rates = np.asarray(block["false_accept_rates"], np.float64)
@@ -287,11 +341,22 @@ class ThresholdModel:
         sizes = tuple(float(v) for v in block["group_sizes"])
         seconds = tuple(float(v) for v in block["seconds"])
         ref = float(block["reference_quality"])
-        if (any(t not in MODEL_TERMS for t in terms) or len(set(terms)) != len(terms) or rates.ndim != 1
-                or len(rates) < 2 or np.any(np.diff(rates) <= 0) or rates[0] <= 0 or rates[-1] >= 1
-                or coef.shape != (len(rates), 1 + len(terms)) or not np.all(np.isfinite(coef))
-                or len(sizes) != 2 or not 1 <= sizes[0] <= sizes[1] or len(seconds) != 2
-                or not 0 < seconds[0] <= seconds[1] or not np.isfinite(ref)):
+        if (
+            any(t not in MODEL_TERMS for t in terms)
+            or len(set(terms)) != len(terms)
+            or rates.ndim != 1
+            or len(rates) < 2
+            or np.any(np.diff(rates) <= 0)
+            or rates[0] <= 0
+            or rates[-1] >= 1
+            or coef.shape != (len(rates), 1 + len(terms))
+            or not np.all(np.isfinite(coef))
+            or len(sizes) != 2
+            or not 1 <= sizes[0] <= sizes[1]
+            or len(seconds) != 2
+            or not 0 < seconds[0] <= seconds[1]
+            or not np.isfinite(ref)
+        ):
             raise ValueError("inconsistent threshold_model")
         return cls(terms, rates, coef, sizes, seconds, ref)
 
@@ -307,11 +372,18 @@ def load_calibration(extractor) -> Calibration | None:
 def add_false_accept_arguments(parser) -> None:
     """``--strict`` and ``--false-accept-rate R`` (one of them) on a command's ``parser``."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--false-accept-rate", type=_rate, metavar="R",
-                       help="fraction of outsiders' speech that may be named as a member, at every group size "
-                            "(default: the model's, see `fewshot groups show`)")
-    group.add_argument("--strict", action="store_true",
-                       help=f"fewer outsiders taken for members: --false-accept-rate {STRICT_FALSE_ACCEPT_RATE:g}")
+    group.add_argument(
+        "--false-accept-rate",
+        type=_rate,
+        metavar="R",
+        help="fraction of outsiders' speech that may be named as a member, at every group size "
+        "(default: the model's, see `fewshot groups show`)",
+    )
+    group.add_argument(
+        "--strict",
+        action="store_true",
+        help=f"fewer outsiders taken for members: --false-accept-rate {STRICT_FALSE_ACCEPT_RATE:g}",
+    )
 
 
 def chosen_false_accept_rate(args) -> float | None:
@@ -329,5 +401,7 @@ def _rate(text: str) -> float:
     except ValueError:
         rate = -1.0
     if not 0 < rate < 1:
-        raise argparse.ArgumentTypeError(f"a false-accept rate is a fraction between 0 and 1 (e.g. 0.02), given {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"a false-accept rate is a fraction between 0 and 1 (e.g. 0.02), given {text!r}"
+        )
     return rate

@@ -42,8 +42,9 @@ def split_coherence(W: np.ndarray) -> float:
 def windows(extractor, y: np.ndarray) -> np.ndarray:
     """The embeddings of the check's windows of ``y`` (the speech, pauses cut), each with its own log-mel,
     at least a segment long (:meth:`~fewshot.model.extractor.Extractor.windows`)."""
-    return extractor.windows(y, window_s=WINDOW_S, hop_s=HOP_S, own_frames=True,
-                             min_s=extractor.feature_config.segment_s)
+    return extractor.windows(
+        y, window_s=WINDOW_S, hop_s=HOP_S, own_frames=True, min_s=extractor.feature_config.segment_s
+    )
 
 
 def coherence(extractor, y: np.ndarray) -> float:
@@ -78,8 +79,10 @@ def check_enrollment(extractor, y: np.ndarray, table, *, name: str, force: bool)
     score, threshold = coherence(extractor, y), threshold_for(seconds, table)
     if score >= threshold:
         return None
-    reason = (f"the speech does not sound like one person throughout (coherence {score:.2f}, below "
-              f"{threshold:.2f} for {seconds:.0f} s): another voice, a TV or music in the recording?")
+    reason = (
+        f"the speech does not sound like one person throughout (coherence {score:.2f}, below "
+        f"{threshold:.2f} for {seconds:.0f} s): another voice, a TV or music in the recording?"
+    )
     if force:
         return f"{name}: {reason} Enrolled anyway (forced); the voiceprint may be spoiled"
     from ..errors import IncoherentEnrollmentError

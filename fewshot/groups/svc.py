@@ -21,9 +21,8 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..config import ClassifierConfig
 from ..audio.features import l2_normalize
-from ..config import UNKNOWN
+from ..config import UNKNOWN, ClassifierConfig
 from .fitted import FittedGroup
 
 
@@ -74,8 +73,9 @@ class GroupSVC(ClassifierMixin, BaseEstimator):
         "unknown_label": [str],
     }
 
-    def __init__(self, C=ClassifierConfig.C, gamma=ClassifierConfig.gamma, unknown_threshold=None,
-                 unknown_label=UNKNOWN):
+    def __init__(
+        self, C=ClassifierConfig.C, gamma=ClassifierConfig.gamma, unknown_threshold=None, unknown_label=UNKNOWN
+    ):
         self.C = C
         self.gamma = gamma
         self.unknown_threshold = unknown_threshold
@@ -102,10 +102,16 @@ class GroupSVC(ClassifierMixin, BaseEstimator):
         if len(self.classes_) == 1:
             self.svc_ = None
         else:
-            self.svc_ = SVC(kernel="rbf", C=self.C, gamma=self.gamma, class_weight="balanced",
-                            decision_function_shape="ovr").fit(Xn, y_idx)
-        self.fitted_ = FittedGroup.from_svc(self.svc_, classes=self.classes_, centroids=self.centroids_,
-                                            unknown_threshold=self.unknown_threshold, unknown_label=self.unknown_label)
+            self.svc_ = SVC(
+                kernel="rbf", C=self.C, gamma=self.gamma, class_weight="balanced", decision_function_shape="ovr"
+            ).fit(Xn, y_idx)
+        self.fitted_ = FittedGroup.from_svc(
+            self.svc_,
+            classes=self.classes_,
+            centroids=self.centroids_,
+            unknown_threshold=self.unknown_threshold,
+            unknown_label=self.unknown_label,
+        )
         return self
 
     def cosine_scores(self, X):

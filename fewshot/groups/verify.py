@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import AudioError
-from ..names import normalize_name
-from ..model.streaming import Blocks, embed_stream, read_head, read_heads
 from ..audio.vad import Speech, speech
+from ..errors import AudioError
+from ..model.streaming import Blocks, embed_stream, read_head, read_heads
+from ..names import normalize_name
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,6 @@ class Verification:
     accepted: bool
     score: float
     threshold: float | None
-
 
 
 def claim_scores(clf, X, speaker: str, *, seconds=None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -92,16 +91,18 @@ def verify(self, group: str, speaker: str, source, *, sr_in: int | None = None) 
         raise result
     return result
 
-def verify_many(self, group: str, speaker: str, sources, *, sr_in: int | None = None,
-                workers: int = 4) -> list:
+
+def verify_many(self, group: str, speaker: str, sources, *, sr_in: int | None = None, workers: int = 4) -> list:
     """:meth:`verify` for many sources: per source, its :class:`Verification` or its :class:`AudioError`."""
     from ..errors import NotEnrolledError
 
     speaker = normalize_name(speaker, kind="person")
     clf = self.classifier(group)
     if speaker not in set(map(str, clf.classes_)):
-        raise NotEnrolledError(f"{speaker!r} is not enrolled in group {normalize_name(group, kind='group')!r} "
-                               f"(its people: {', '.join(map(str, clf.classes_))})")
+        raise NotEnrolledError(
+            f"{speaker!r} is not enrolled in group {normalize_name(group, kind='group')!r} "
+            f"(its people: {', '.join(map(str, clf.classes_))})"
+        )
     cfg = self.extractor.feature_config
     if sr_in is not None:
         loaded = [_short_or_error(self, src, sr_in) for src in sources]
@@ -122,10 +123,12 @@ def verify_many(self, group: str, speaker: str, sources, *, sr_in: int | None = 
     if found:
         X = np.stack(E)
         accepted, scores, thresholds = claim_decisions(clf, X, speaker, seconds=np.array(seconds))
-        for (i, _), ok, score, thr in zip(found, accepted, scores,
-                                          [None] * len(E) if thresholds is None else thresholds):
+        for (i, _), ok, score, thr in zip(
+            found, accepted, scores, [None] * len(E) if thresholds is None else thresholds
+        ):
             out[i] = Verification(speaker, bool(ok), float(score), None if thr is None else float(thr))
     return out
+
 
 def _short_or_error(sid, source, sr_in):
     """:func:`~fewshot.model.streaming.read_head` of ``source``: its speech if of one block, else its blocks, or the error."""

@@ -44,8 +44,9 @@ def _countdown(text: str) -> int:
     except ValueError:
         value = -1
     if not 0 <= value <= MAX_COUNTDOWN_S:
-        raise argparse.ArgumentTypeError(f"must be a whole number of seconds from 0 to {MAX_COUNTDOWN_S}, "
-                                         f"given {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of seconds from 0 to {MAX_COUNTDOWN_S}, given {text!r}"
+        )
     return value
 
 
@@ -60,27 +61,53 @@ def build_parser(prog: str = "python demo/live.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
         description="Enroll people from the microphone (15-35 s of speech each), then name who is speaking. "
-                    "Without a microphone, --enroll and --input do the same from files.")
-    p.add_argument("--group", default=DEFAULT_GROUP, help=f"group of people to enroll and recognise "
-                   f"(default: {DEFAULT_GROUP!r}; created if new)")
+        "Without a microphone, --enroll and --input do the same from files.",
+    )
+    p.add_argument(
+        "--group",
+        default=DEFAULT_GROUP,
+        help=f"group of people to enroll and recognise (default: {DEFAULT_GROUP!r}; created if new)",
+    )
     p.add_argument("--device", help="input device: its number or part of its name (default: the system's)")
     p.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
-    p.add_argument("--seconds", type=_seconds, default=20.0, metavar="S",
-                   help="seconds of speech to record per person, 15 to 35 (default: 20)")
+    p.add_argument(
+        "--seconds",
+        type=_seconds,
+        default=20.0,
+        metavar="S",
+        help="seconds of speech to record per person, 15 to 35 (default: 20)",
+    )
     p.add_argument("--model", help="extractor model directory (default: the model shipped with fewshot)")
     p.add_argument("--store", help="enrollment database (default: $FEWSHOT_HOME/enrollments.sqlite)")
-    p.add_argument("--log", metavar="FILE", help="session log to write (default: a new file under "
-                   "sessions/ next to the store; file mode writes one only when asked)")
-    p.add_argument("--countdown", type=_countdown, default=3, metavar="N",
-                   help=f"seconds of countdown before each recording, 0 to {MAX_COUNTDOWN_S} (default: 3)")
+    p.add_argument(
+        "--log",
+        metavar="FILE",
+        help="session log to write (default: a new file under "
+        "sessions/ next to the store; file mode writes one only when asked)",
+    )
+    p.add_argument(
+        "--countdown",
+        type=_countdown,
+        default=3,
+        metavar="N",
+        help=f"seconds of countdown before each recording, 0 to {MAX_COUNTDOWN_S} (default: 3)",
+    )
     files = p.add_argument_group("file mode (no microphone)")
-    files.add_argument("--enroll", action="append", type=_name_file, metavar="NAME=FILE",
-                       help="enroll NAME from FILE, replacing an earlier enrollment (repeatable; "
-                            "repeat a NAME to use several files)")
-    files.add_argument("--input", metavar="FILE", help="say who speaks when in FILE, turn by turn, as the "
-                       "microphone would hear it")
-    files.add_argument("--json", action="store_true",
-                       help="with --input: one JSON object per turn on standard output (start, end, speaker, score)")
+    files.add_argument(
+        "--enroll",
+        action="append",
+        type=_name_file,
+        metavar="NAME=FILE",
+        help="enroll NAME from FILE, replacing an earlier enrollment (repeatable; repeat a NAME to use several files)",
+    )
+    files.add_argument(
+        "--input", metavar="FILE", help="say who speaks when in FILE, turn by turn, as the microphone would hear it"
+    )
+    files.add_argument(
+        "--json",
+        action="store_true",
+        help="with --input: one JSON object per turn on standard output (start, end, speaker, score)",
+    )
     return p
 
 
@@ -110,23 +137,30 @@ EXAMPLES_FOLDER = "voices"
 def file_mode_advice(args) -> list[str]:
     """Commands that run as printed, without a microphone: make example recordings, then file mode on them
     (with the group, model and store the demo was given)."""
-    given = [("--group", args.group if args.group != DEFAULT_GROUP else None), ("--model", args.model),
-             ("--store", args.store)]
+    given = [
+        ("--group", args.group if args.group != DEFAULT_GROUP else None),
+        ("--model", args.model),
+        ("--store", args.store),
+    ]
     options = "".join(f" {flag} {shlex.quote(value)}" for flag, value in given if value is not None)
     d = EXAMPLES_FOLDER
-    return [f"{shlex.quote(_path_as_typed(sys.executable))} -m fewshot.live.examples --out {d}",
-            f"{this_command()}{options} --enroll ann={d}/ann1.wav --enroll bob={d}/bob.mp3 --input {d}/meeting.flac"]
+    return [
+        f"{shlex.quote(_path_as_typed(sys.executable))} -m fewshot.live.examples --out {d}",
+        f"{this_command()}{options} --enroll ann={d}/ann1.wav --enroll bob={d}/bob.mp3 --input {d}/meeting.flac",
+    ]
 
 
 def load_identifier(args):
     """The pipeline with the chosen model and store, warmed up so the first label comes fast."""
     from ..errors import IncompatibleModelError
-    from ..model.extractor import default_model_dir, load_extractor
     from ..identifier import SpeakerIdentifier
+    from ..model.extractor import default_model_dir, load_extractor
 
     if args.model is None and not (default_model_dir() / "meta.json").is_file():
-        raise IncompatibleModelError(f"the default model is not installed ({default_model_dir()} has no "
-                                     "meta.json); pass --model DIR, a trained model directory")
+        raise IncompatibleModelError(
+            f"the default model is not installed ({default_model_dir()} has no "
+            "meta.json); pass --model DIR, a trained model directory"
+        )
     extractor = load_extractor(args.model)
     sid = SpeakerIdentifier(extractor, store=args.store)
     warm_up(extractor)
@@ -166,8 +200,12 @@ def run_files(args) -> int:
         done.append(name)
         for w in res.warnings:
             print(f"warning: {w}", file=sys.stderr)
-        print(f"enrolled {name!r} in group {args.group!r} from {', '.join(os.path.basename(f) for f in files)}: "
-              f"{res.seconds_used:.1f} s of speech, {res.n_segments} segments", file=out, flush=True)
+        print(
+            f"enrolled {name!r} in group {args.group!r} from {', '.join(os.path.basename(f) for f in files)}: "
+            f"{res.seconds_used:.1f} s of speech, {res.n_segments} segments",
+            file=out,
+            flush=True,
+        )
         if log:
             log.event("enrolled", name, f"{res.seconds_used:.1f} s of speech from {', '.join(files)}")
     if y is None:
@@ -177,8 +215,7 @@ def run_files(args) -> int:
 
     def show(t) -> None:
         if args.json:
-            print(json.dumps({"start": t.start_s, "end": t.end_s, "speaker": t.speaker, "score": t.score}),
-                  flush=True)
+            print(json.dumps({"start": t.start_s, "end": t.end_s, "speaker": t.speaker, "score": t.score}), flush=True)
         else:
             print(f"  {t.start_s:7.2f} - {t.end_s:7.2f} s  {t.speaker:<16} score {t.score:.3f}", flush=True)
         if log:
@@ -236,9 +273,11 @@ def main(argv=None, prog: str = "python demo/live.py") -> int:
             return run_live(args)
         except NoMicrophone as exc:
             advice = "\n".join(f"  {c}" for c in file_mode_advice(args))
-            print(f"error: no microphone to record from: {exc}\nWithout one, the demo runs on recordings "
-                  f"(--enroll NAME=FILE ... --input FILE); with example recordings of two people:\n{advice}",
-                  file=sys.stderr)
+            print(
+                f"error: no microphone to record from: {exc}\nWithout one, the demo runs on recordings "
+                f"(--enroll NAME=FILE ... --input FILE); with example recordings of two people:\n{advice}",
+                file=sys.stderr,
+            )
             return 2
 
     return exit_status(run, interrupted="interrupted; nothing half-done was stored")

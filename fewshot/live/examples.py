@@ -34,8 +34,11 @@ TEXTS = [
 def speak(path: Path, who: str, text: str) -> Path:
     voice, pitch, speed = VOICES[who]
     wav = path.with_suffix(".tmp.wav")
-    subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(wav), text],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(wav), text],
+        check=True,
+        capture_output=True,
+    )
     if path.suffix == ".wav":
         wav.replace(path)
     else:
@@ -50,20 +53,38 @@ def main(argv=None, prog=None) -> int:
     args = p.parse_args(argv)
     missing = [t for t in ("espeak-ng", "ffmpeg") if shutil.which(t) is None]
     if missing:
-        print(f"error: {', '.join(missing)} not installed: run scripts/setup.sh (or apt-get install espeak-ng ffmpeg)",
-              file=sys.stderr)
+        print(
+            f"error: {', '.join(missing)} not installed: run scripts/setup.sh (or apt-get install espeak-ng ffmpeg)",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    made = [speak(out / "ann1.wav", "ann", TEXTS[0] + " " + TEXTS[1]),
-            speak(out / "ann2.m4a", "ann", TEXTS[2]),
-            speak(out / "bob.mp3", "bob", " ".join(TEXTS[:3])),
-            speak(out / "who.wav", "ann", TEXTS[3])]
+    made = [
+        speak(out / "ann1.wav", "ann", TEXTS[0] + " " + TEXTS[1]),
+        speak(out / "ann2.m4a", "ann", TEXTS[2]),
+        speak(out / "bob.mp3", "bob", " ".join(TEXTS[:3])),
+        speak(out / "who.wav", "ann", TEXTS[3]),
+    ]
     parts = [speak(out / f"part{i}.wav", who, TEXTS[i % 4]) for i, who in enumerate(["ann", "bob", "ann", "bob"])]
     listing = out / "parts.txt"
     listing.write_text("".join(f"file '{q.resolve()}'\n" for q in parts))
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
-                    str(out / "meeting.flac")], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(listing),
+            str(out / "meeting.flac"),
+        ],
+        check=True,
+    )
     for q in parts + [listing]:
         q.unlink()
     made.append(out / "meeting.flac")

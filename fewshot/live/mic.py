@@ -59,7 +59,7 @@ def pick_device(sd, spec=None) -> dict:
         try:
             with quiet_stderr():
                 default = sd.query_devices(kind="input")["index"]
-        except Exception:  # noqa: BLE001 - PortAudio has no default input: take the first one
+        except Exception:
             default = None
         return next((d for d in inputs if d["index"] == default), inputs[0])
     spec = str(spec).strip()
@@ -77,8 +77,9 @@ def pick_device(sd, spec=None) -> dict:
         return matches[0]
     if not matches:
         raise NoMicrophone(f"no input device matches {spec!r} (inputs: {names})")
-    raise NoMicrophone(f"{spec!r} matches several input devices ({', '.join(d['name'] for d in matches)}); "
-                       "give its number")
+    raise NoMicrophone(
+        f"{spec!r} matches several input devices ({', '.join(d['name'] for d in matches)}); give its number"
+    )
 
 
 def stream_settings(sd, device: dict) -> tuple[int, int]:
@@ -90,10 +91,9 @@ def stream_settings(sd, device: dict) -> tuple[int, int]:
         for rate in dict.fromkeys(r for r in rates if r > 0):
             try:
                 with quiet_stderr():
-                    sd.check_input_settings(device=device["index"], channels=channels, dtype="float32",
-                                            samplerate=rate)
+                    sd.check_input_settings(device=device["index"], channels=channels, dtype="float32", samplerate=rate)
                 return rate, channels
-            except Exception as exc:  # noqa: BLE001 - PortAudioError or ValueError: try the next
+            except Exception as exc:
                 last = exc
     raise NoMicrophone(f"input device {device['name']!r} records at none of 16/44.1/48 kHz ({last})")
 
@@ -116,11 +116,16 @@ class Microphone:
         self.set_rate(sr)
         try:
             with quiet_stderr():
-                self.stream = self.sd.InputStream(device=self.device["index"], channels=self.channels,
-                                                  samplerate=self.rate, dtype="float32",
-                                                  blocksize=int(self.rate * block_s), callback=self._callback)
+                self.stream = self.sd.InputStream(
+                    device=self.device["index"],
+                    channels=self.channels,
+                    samplerate=self.rate,
+                    dtype="float32",
+                    blocksize=int(self.rate * block_s),
+                    callback=self._callback,
+                )
                 self.stream.start()
-        except Exception as exc:  # noqa: BLE001 - PortAudioError, or a backend's own error
+        except Exception as exc:
             raise NoMicrophone(f"input device {self.device['name']!r} fails to open: {exc}") from exc
 
     def set_rate(self, sr: int) -> None:
@@ -168,7 +173,7 @@ class Microphone:
             for step in (self.stream.abort, self.stream.close):
                 try:
                     step()
-                except Exception:  # noqa: BLE001 - a device that vanished cannot be closed twice
+                except Exception:
                     pass
 
     def __enter__(self):
@@ -186,6 +191,8 @@ def list_devices() -> str:
     if not inputs:
         raise NoMicrophone("PortAudio finds no input device (no microphone, or no sound server running)")
     default = pick_device(sd)["index"]
-    return "\n".join(f"{'*' if d['index'] == default else ' '} {d['index']:3d}  {d['name']}  "
-                     f"({d['hostapi_name']}, {d['max_input_channels']} in, {d['default_samplerate']:.0f} Hz)"
-                     for d in inputs)
+    return "\n".join(
+        f"{'*' if d['index'] == default else ' '} {d['index']:3d}  {d['name']}  "
+        f"({d['hostapi_name']}, {d['max_input_channels']} in, {d['default_samplerate']:.0f} Hz)"
+        for d in inputs
+    )

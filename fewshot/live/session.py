@@ -34,8 +34,12 @@ class LiveSession:
         self.enrolling: str | None = None
         self.n_takes = 0
         self.t0 = time.monotonic()  # one clock per session: every label's time counts from here
-        self.log = SessionLog(args.log or SessionLog.default_path(sid.store.path, args.group),
-                              group=args.group, model=sid.extractor.model_id, make_folder=not args.log)
+        self.log = SessionLog(
+            args.log or SessionLog.default_path(sid.store.path, args.group),
+            group=args.group,
+            model=sid.extractor.model_id,
+            make_folder=not args.log,
+        )
 
     def members(self) -> list[str]:
         return members(self.sid, self.group)
@@ -48,8 +52,10 @@ class LiveSession:
             why = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "the microphone failed"
             if self.enrolling:
                 earlier = "; their earlier enrollment is kept" if self.enrolling in self.members() else ""
-                self.ui.say(f"Stopped: the enrollment of {self.enrolling!r} was not finished and is dropped "
-                            f"(nothing of it was stored{earlier}).")
+                self.ui.say(
+                    f"Stopped: the enrollment of {self.enrolling!r} was not finished and is dropped "
+                    f"(nothing of it was stored{earlier})."
+                )
                 self.log.event("dropped", self.enrolling, f"enrollment interrupted ({why})")
             kept = self.members()
             self.ui.say(f"Kept in group {self.group!r}: {', '.join(kept) if kept else 'nobody'}.")
@@ -73,8 +79,10 @@ class LiveSession:
         if people:
             self.ui.say(f"Enrolled in group {self.group!r}: {', '.join(people)}.")
         else:
-            self.ui.say(f"Nobody is enrolled in group {self.group!r} yet: enroll each person in turn "
-                        f"(about {self.args.seconds:g} s of speech each; two people or more).")
+            self.ui.say(
+                f"Nobody is enrolled in group {self.group!r} yet: enroll each person in turn "
+                f"(about {self.args.seconds:g} s of speech each; two people or more)."
+            )
             self.enroll_people(loop=True)
         while True:
             key = self.listen() if self.members() else self.ui.ask_key(f"Nobody is enrolled. {self.KEYS}: ")
@@ -114,8 +122,7 @@ class LiveSession:
                 continue
             replace = False
             if name in people:
-                if not self.ui.ask(f"{name!r} is already enrolled. Record them again? [y/N] ").lower() \
-                        .startswith("y"):
+                if not self.ui.ask(f"{name!r} is already enrolled. Record them again? [y/N] ").lower().startswith("y"):
                     continue
                 replace = True
             self.record(name, replace=replace)
@@ -147,8 +154,10 @@ class LiveSession:
         target = self.args.seconds
         source, text = passage(self.n_takes)
         self.n_takes += 1
-        self.ui.say(f"\n{name}, please read this aloud in your normal voice until {target:g} s of speech "
-                    "are recorded (silence does not count):\n")
+        self.ui.say(
+            f"\n{name}, please read this aloud in your normal voice until {target:g} s of speech "
+            "are recorded (silence does not count):\n"
+        )
         self.ui.say_wrapped(text, indent="    ")
         self.ui.say(f"    ({source})\n")
         self.ui.ask("Press Enter to start recording (Ctrl-C quits) ")
@@ -164,9 +173,15 @@ class LiveSession:
             block = self.mic.read(0.2)
             if block is not None:
                 take.add(block)
-            self.ui.meter(take.level_dbfs, f"speech {take.speech_s:4.1f} / {target:g} s",
-                          alert="CLIPPING: move back" if take.clipping_now else
-                          "too quiet: come closer" if take.too_quiet_now else "")
+            self.ui.meter(
+                take.level_dbfs,
+                f"speech {take.speech_s:4.1f} / {target:g} s",
+                alert="CLIPPING: move back"
+                if take.clipping_now
+                else "too quiet: come closer"
+                if take.too_quiet_now
+                else "",
+            )
             if not self.ui.tty and take.speech_s - shown >= 5:
                 shown = take.speech_s
                 self.ui.say(f"  speech {take.speech_s:4.1f} / {target:g} s")
@@ -200,8 +215,10 @@ class LiveSession:
         for w in take.warnings() + list(res.warnings):
             self.ui.say(f"warning: {w}")
         what = "re-enrolled" if replace else "enrolled"
-        self.ui.say(f"{what.capitalize()} {name!r} in group {self.group!r}: {res.seconds_used:.1f} s of speech, "
-                    f"{res.n_segments} segments.")
+        self.ui.say(
+            f"{what.capitalize()} {name!r} in group {self.group!r}: {res.seconds_used:.1f} s of speech, "
+            f"{res.n_segments} segments."
+        )
         self.log.event(what, name, f"{res.seconds_used:.1f} s of speech")
         return True
 

@@ -38,8 +38,9 @@ class SpeechGate:
         How far back "recent" reaches, in seconds.
     """
 
-    def __init__(self, *, sr: int, top_db: float = FeatureConfig.top_db, floor_dbfs: float = FLOOR_DBFS,
-                 memory_s: float = 10.0):
+    def __init__(
+        self, *, sr: int, top_db: float = FeatureConfig.top_db, floor_dbfs: float = FLOOR_DBFS, memory_s: float = 10.0
+    ):
         self.sr = sr
         self.n = int(round(FRAME_S * sr))
         self.top_db = top_db
@@ -51,9 +52,9 @@ class SpeechGate:
         """Yield ``(frame, level_dbfs, is_speech)`` for each whole frame (the remainder waits)."""
         y = np.concatenate([self._rest, np.asarray(y, np.float32)])
         k = len(y) // self.n
-        self._rest = y[k * self.n:]
+        self._rest = y[k * self.n :]
         for i in range(k):
-            frame = y[i * self.n:(i + 1) * self.n]
+            frame = y[i * self.n : (i + 1) * self.n]
             level = dbfs(frame)
             self._recent.append(level)
             threshold = speech_threshold_db(max(self._recent), top_db=self.top_db, floor_dbfs=self.floor_dbfs)
@@ -101,7 +102,7 @@ class EnrollmentTake:
 
     @property
     def too_quiet_now(self) -> bool:
-        recent = self._speech_levels[-int(5 / FRAME_S):]
+        recent = self._speech_levels[-int(5 / FRAME_S) :]
         return len(recent) >= int(2 / FRAME_S) and float(np.median(recent)) < QUIET_DBFS
 
     def audio(self) -> np.ndarray:
@@ -112,10 +113,14 @@ class EnrollmentTake:
         out = []
         n = max(1, int(self.seconds * self.sr))
         if self.clipped_samples and self.clipped_samples / n > 1e-4:
-            out.append(f"the signal clipped ({self.clipped_samples} samples at full scale): move back from the "
-                       f"microphone or lower its input gain, then {again}")
+            out.append(
+                f"the signal clipped ({self.clipped_samples} samples at full scale): move back from the "
+                f"microphone or lower its input gain, then {again}"
+            )
         level = self.speech_level_dbfs
         if level is not None and level < QUIET_DBFS:
-            out.append(f"the signal is quiet (speech at {level:.0f} dBFS): move closer to the microphone or "
-                       f"raise its input gain, then {again}")
+            out.append(
+                f"the signal is quiet (speech at {level:.0f} dBFS): move closer to the microphone or "
+                f"raise its input gain, then {again}"
+            )
         return out

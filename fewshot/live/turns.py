@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import TurnConfig
-from ..turns.timeline import SpeechTimeline
 from ..turns.decoder import Turn, TurnDecoder
+from ..turns.timeline import SpeechTimeline
 from .speech import SpeechGate
 
 
@@ -57,8 +57,17 @@ class TurnStream:
         Decides the turns of the speech since the stream began or the last long pause.
     """
 
-    def __init__(self, clf, extractor, *, config: TurnConfig | None = None, confirm_s: float = 1.5,
-                 min_turn_s: float = 0.2, memory_s: float = 10.0, early_s: float | None = 0.25):
+    def __init__(
+        self,
+        clf,
+        extractor,
+        *,
+        config: TurnConfig | None = None,
+        confirm_s: float = 1.5,
+        min_turn_s: float = 0.2,
+        memory_s: float = 10.0,
+        early_s: float | None = 0.25,
+    ):
         self.clf, self.extractor = clf, extractor
         cfg, self.tc = extractor.feature_config, config or TurnConfig()
         self.sr = cfg.sr
@@ -77,8 +86,9 @@ class TurnStream:
 
     def _reset(self) -> None:
         """Start afresh (the stream's start, or after a long pause): no speech, no windows."""
-        self.decoder = TurnDecoder(self.clf, features=self.extractor.feature_config, config=self.tc,
-                                   confirm_s=self.confirm_s)
+        self.decoder = TurnDecoder(
+            self.clf, features=self.extractor.feature_config, config=self.tc, confirm_s=self.confirm_s
+        )
         self._intervals: list[list[int]] = []  # the speech since then, [start, end) in samples of the stream
         self._n = 0  # samples of that speech
         self._held: list[np.ndarray] = []  # its gate frames still to be embedded, from speech sample _held_at
@@ -131,13 +141,16 @@ class TurnStream:
         speech = np.concatenate(self._held)  # speech samples _held_at onwards
         starts = np.arange(self._k * self.hop, n - self.win + 1, self.hop, dtype=np.int64)
         spans = np.stack([starts, starts + self.win], axis=1)
-        E = (self._embed([speech[a - self._held_at:a - self._held_at + self.win] for a in starts]) if len(starts)
-             else np.zeros((0, self.extractor.dim), np.float32))
+        E = (
+            self._embed([speech[a - self._held_at : a - self._held_at + self.win] for a in starts])
+            if len(starts)
+            else np.zeros((0, self.extractor.dim), np.float32)
+        )
         self._k += len(starts)
         last = None
         if (final or tail) and (spans[-1, 1] if len(spans) else self.decoder.end) < n:
             a = max(0, n - self.win)  # as window_starts: a last window ends with the speech
-            last = self._embed([speech[a - self._held_at:]]), np.array([[a, n]])
+            last = self._embed([speech[a - self._held_at :]]), np.array([[a, n]])
         timeline = SpeechTimeline.of_intervals(self._intervals, sr=self.sr)
         if final:
             if last is not None:
@@ -145,7 +158,7 @@ class TurnStream:
             return self.decoder.finish(timeline, E, spans)
         out, self.current = self.decoder.feed(E, spans, timeline, tail=last)
         keep = max(self._held_at, min(self._k * self.hop, n - self.win) // self.n * self.n)
-        self._held, self._held_at = self._held[(keep - self._held_at) // self.n:], keep
+        self._held, self._held_at = self._held[(keep - self._held_at) // self.n :], keep
         return out
 
     def _embed(self, pieces) -> np.ndarray:
@@ -153,22 +166,39 @@ class TurnStream:
         whole windows cut to ``window_s``, a shorter piece as :meth:`Extractor.embed` pads it."""
         cfg, ex = self.extractor.feature_config, self.extractor
         if all(len(p) == self.win for p in pieces):
-            return ex.windows(np.concatenate(pieces), window_s=self.tc.window_s, hop_s=self.tc.window_s,
-                              own_frames=True, normalise=True)
-        return np.concatenate([ex.windows(p, window_s=len(p) / self.sr, hop_s=len(p) / self.sr, own_frames=True,
-                                          normalise=True, min_s=cfg.segment_s) for p in pieces])
+            return ex.windows(
+                np.concatenate(pieces),
+                window_s=self.tc.window_s,
+                hop_s=self.tc.window_s,
+                own_frames=True,
+                normalise=True,
+            )
+        return np.concatenate(
+            [
+                ex.windows(
+                    p,
+                    window_s=len(p) / self.sr,
+                    hop_s=len(p) / self.sr,
+                    own_frames=True,
+                    normalise=True,
+                    min_s=cfg.segment_s,
+                )
+                for p in pieces
+            ]
+        )
 
 
 def warm_up(extractor, *, config: TurnConfig | None = None) -> None:
     """Run the extractor once on each input shape a stream embeds, so that the first label comes fast."""
     noise = np.random.default_rng(0).normal(0, 0.05, extractor.feature_config.sr).astype(np.float32)
     stream = TurnStream(None, extractor, config=config)
-    stream._embed([noise[:stream.win]])
-    stream._embed([noise[:stream.hop]])
+    stream._embed([noise[: stream.win]])
+    stream._embed([noise[: stream.hop]])
 
 
-def stream_turns(y: np.ndarray, clf, extractor, *, block_s: float = 0.1, config: TurnConfig | None = None,
-                 on_turn=None) -> tuple[list[Turn], list[tuple[float, Turn]]]:
+def stream_turns(
+    y: np.ndarray, clf, extractor, *, block_s: float = 0.1, config: TurnConfig | None = None, on_turn=None
+) -> tuple[list[Turn], list[tuple[float, Turn]]]:
     """``y`` fed to a :class:`TurnStream` in blocks of ``block_s``, as a microphone would give it.
 
     Parameters
@@ -190,7 +220,7 @@ def stream_turns(y: np.ndarray, clf, extractor, *, block_s: float = 0.1, config:
     step = max(1, int(block_s * stream.sr))
     turns, shown = [], []
     for i in range(0, len(y) + step, step):
-        new = stream.add(y[i:i + step]) if i < len(y) else stream.flush()
+        new = stream.add(y[i : i + step]) if i < len(y) else stream.flush()
         for t in new:
             turns.append(t)
             if on_turn:

@@ -41,8 +41,13 @@ class Terminal:
         lines = []
         for line in text.split("\n"):
             indent = line[: len(line) - len(line.lstrip())]
-            lines.append(textwrap.fill(line, width=width, subsequent_indent=indent, break_long_words=False,
-                                       break_on_hyphens=False) if len(line) > width else line)
+            lines.append(
+                textwrap.fill(
+                    line, width=width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+                )
+                if len(line) > width
+                else line
+            )
         print("\n".join(lines), file=self.out, flush=True)
 
     def say_wrapped(self, text: str, *, indent: str = "") -> None:
@@ -147,8 +152,10 @@ class SessionLog:
         # names and times of people: readable by the owner only, like the store
         self._f = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a", encoding="utf-8")
         if new:
-            self._f.write(f"# fewshot live session: group {group!r}, model {model}, "
-                          f"started {dt.datetime.now().isoformat(timespec='seconds')}\n")
+            self._f.write(
+                f"# fewshot live session: group {group!r}, model {model}, "
+                f"started {dt.datetime.now().isoformat(timespec='seconds')}\n"
+            )
             self._f.write("\t".join(self.COLUMNS) + "\n")
             self._f.flush()
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CorruptModelError
 from ..audio.features import l2_normalize
+from ..errors import CorruptModelError
 from ..persistence import atomic_write_bytes, check_checksum
 
 #: The key of ``meta.json`` that lists a model's aligners.
@@ -112,8 +112,14 @@ def write_aligner(model_dir, aligner: Aligner, *, from_ids, **details) -> dict:
     digest = hashlib.sha256(data).hexdigest()
     name = f"aligner-{from_ids[0]}-{digest[:12]}.npz"
     atomic_write_bytes(Path(model_dir) / name, data)
-    return {"from_ids": list(from_ids), "file": name, "sha256": digest, "bytes": len(data), "shape": aligner.shape,
-            **details}
+    return {
+        "from_ids": list(from_ids),
+        "file": name,
+        "sha256": digest,
+        "bytes": len(data),
+        "shape": aligner.shape,
+        **details,
+    }
 
 
 def aligner_entry(meta: dict, stored_id: str) -> dict | None:
@@ -173,5 +179,6 @@ def map_group(store, group: str, stored_id: str, extractor, aligner: Aligner) ->
     X, y, is_copy = store.embeddings(group, extractor_id=stored_id, copies=True)
     M = aligner.transform(X)
     per = {n: (M[(y == n) & ~is_copy], M[(y == n) & is_copy]) for n in np.unique(y)}
-    return store.rewrite_group(group, extractor_id=extractor.model_id, embeddings=per, mapped_from=stored_id,
-                               expect=expect)
+    return store.rewrite_group(
+        group, extractor_id=extractor.model_id, embeddings=per, mapped_from=stored_id, expect=expect
+    )

@@ -19,17 +19,24 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import Backend, LiteRTBackend
-from ..config import ExtractorConfig, FeatureConfig
-from ..errors import CorruptModelError, IncompatibleModelError
 from ..audio.features import l2_normalize, log_mel, segment
 from ..audio.vad import normalize_loudness
-from .modeldir import (MODEL_FILE, keras_file, litert_entry, litert_file, model_identity, read_model_meta,
-                       write_model_meta)
+from ..config import ExtractorConfig, FeatureConfig
+from ..errors import CorruptModelError, IncompatibleModelError
+from .backend import Backend, LiteRTBackend
+from .modeldir import (
+    MODEL_FILE,
+    keras_file,
+    litert_entry,
+    litert_file,
+    model_identity,
+    read_model_meta,
+    write_model_meta,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Extractor", "load_extractor", "default_model_dir", "model_identity", "MODEL_FILE", "BACKENDS"]
+__all__ = ["BACKENDS", "MODEL_FILE", "Extractor", "default_model_dir", "load_extractor", "model_identity"]
 
 #: ``auto``: the float LiteRT model when the directory has one (and LiteRT is installed), else Keras.
 BACKENDS = ("auto", "keras", "litert", "litert-int8")
@@ -53,8 +60,15 @@ class Extractor:
         Segments per forward pass.
     """
 
-    def __init__(self, model, *, feature_config: FeatureConfig, extractor_config: ExtractorConfig,
-                 meta: dict | None = None, batch_size: int = 64):
+    def __init__(
+        self,
+        model,
+        *,
+        feature_config: FeatureConfig,
+        extractor_config: ExtractorConfig,
+        meta: dict | None = None,
+        batch_size: int = 64,
+    ):
         self.backend = model if isinstance(model, Backend) else _keras_backend().KerasBackend(model)
         self.feature_config = feature_config
         self.extractor_config = extractor_config
@@ -69,8 +83,9 @@ class Extractor:
         try:
             return self.backend.model
         except AttributeError:
-            raise AttributeError(f"the {self.backend.name} backend runs no Keras model; load the extractor with "
-                                 "backend='keras'") from None
+            raise AttributeError(
+                f"the {self.backend.name} backend runs no Keras model; load the extractor with backend='keras'"
+            ) from None
 
     @property
     def dim(self) -> int:
@@ -147,13 +162,23 @@ class Extractor:
         for length, idx in by_length.items():
             step = max(1, self.batch_size * cfg.segment_frames // length)  # as many frames as a batch of segments
             for a in range(0, len(idx), step):
-                E[idx[a:a + step]] = self._run(np.stack([chunks[j] for j in idx[a:a + step]]))
+                E[idx[a : a + step]] = self._run(np.stack([chunks[j] for j in idx[a : a + step]]))
         out = np.zeros((len(waveforms), self.dim), np.float32)
         np.add.at(out, np.asarray(owner), l2_normalize(E))
         return l2_normalize(out)
 
-    def windows(self, y, *, window_s: float, hop_s: float, batch: int | None = None, n_samples: int | None = None,
-                own_frames: bool = False, min_s: float | None = None, normalise: bool = False) -> np.ndarray:
+    def windows(
+        self,
+        y,
+        *,
+        window_s: float,
+        hop_s: float,
+        batch: int | None = None,
+        n_samples: int | None = None,
+        own_frames: bool = False,
+        min_s: float | None = None,
+        normalise: bool = False,
+    ) -> np.ndarray:
         """Unit-length embeddings of the windows of ``y``, ``window_s`` long every ``hop_s``: the network's one door.
 
         Every path that embeds speech in pieces asks this: enrollment's 3 s
@@ -206,18 +231,21 @@ class Extractor:
             y = y if isinstance(y, np.ndarray) else np.concatenate(list(y))
             if own_frames:
                 w, h = round(window_s * cfg.sr), round(hop_s * cfg.sr)
-                pieces = [y[a:a + w] for a in range(0, len(y) - w + 1, h)] or [y]
+                pieces = [y[a : a + w] for a in range(0, len(y) - w + 1, h)] or [y]
             else:
                 n_frames = 1 + len(y) // cfg.hop_length
-                pieces = [y[a * cfg.hop_length:(a + window) * cfg.hop_length]
-                          for a in window_starts(n_frames, window=window, hop=round(hop_s * 1000 / cfg.hop_ms))]
+                pieces = [
+                    y[a * cfg.hop_length : (a + window) * cfg.hop_length]
+                    for a in window_starts(n_frames, window=window, hop=round(hop_s * 1000 / cfg.hop_ms))
+                ]
             if normalise:
                 pieces = [normalize_loudness(p, target_dbfs=cfg.target_dbfs) for p in pieces]
             if fixed is not None:
                 return self.embed(pieces)
             spectra = [log_mel(p, config=cfg) for p in pieces]
-            spectra = [segment(S, seg_frames=least, hop_frames=least)[0] if len(S) < least else S[:window]
-                       for S in spectra]
+            spectra = [
+                segment(S, seg_frames=least, hop_frames=least)[0] if len(S) < least else S[:window] for S in spectra
+            ]
             E = np.zeros((len(spectra), self.dim), np.float32)
             by_length: dict[int, list[int]] = {}
             for j, S in enumerate(spectra):
@@ -238,25 +266,28 @@ class Extractor:
             held = np.concatenate([held, S])  # frames first, first + 1, ...
             ready = int(np.searchsorted(starts + window, first + len(held), side="right"))
             for i in range(done, ready, batch):
-                part = starts[i:min(i + batch, ready)] - first
-                out.append(self._run(np.stack([held[a:a + window] for a in part]), batch=batch))
+                part = starts[i : min(i + batch, ready)] - first
+                out.append(self._run(np.stack([held[a : a + window] for a in part]), batch=batch))
             done = ready
             if done < len(starts):
-                held, first = held[starts[done] - first:], int(starts[done])
+                held, first = held[starts[done] - first :], int(starts[done])
         return l2_normalize(np.concatenate(out))
 
     def _run(self, X: np.ndarray, *, batch: int | None = None) -> np.ndarray:
         """Raw ``"embedding"`` activations of log-mel inputs ``X`` (n, frames, n_mels), in batches; finite."""
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 3 or X.shape[-1] != self.feature_config.n_mels:
-            raise ValueError(f"expected log-mel inputs of shape (n, frames, {self.feature_config.n_mels}), "
-                             f"given X.shape={X.shape}")
+            raise ValueError(
+                f"expected log-mel inputs of shape (n, frames, {self.feature_config.n_mels}), given X.shape={X.shape}"
+            )
         batch = batch or self.batch_size
-        out = [self.backend.run(X[i:i + batch]) for i in range(0, len(X), batch)]
+        out = [self.backend.run(X[i : i + batch]) for i in range(0, len(X), batch)]
         E = np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
         if not np.all(np.isfinite(E)):
-            raise CorruptModelError(f"extractor {self.model_id} produced NaN or infinite embeddings; "
-                                    "its weights are damaged: copy or train it again")
+            raise CorruptModelError(
+                f"extractor {self.model_id} produced NaN or infinite embeddings; "
+                "its weights are damaged: copy or train it again"
+            )
         return E
 
     def save(self, path, *, training: dict | None = None) -> Path:
@@ -275,8 +306,9 @@ class Extractor:
             On a LiteRT backend, which has no Keras model to write.
         """
         if not hasattr(self.backend, "write"):
-            raise IncompatibleModelError(f"the {self.backend.name} backend cannot save a model; load the extractor "
-                                         "with backend='keras'")
+            raise IncompatibleModelError(
+                f"the {self.backend.name} backend cannot save a model; load the extractor with backend='keras'"
+            )
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         model_file, digest = self.backend.write(path)
@@ -296,7 +328,7 @@ class Extractor:
         return path
 
     @classmethod
-    def load(cls, path, *, backend: str | None = None, **kwargs) -> "Extractor":
+    def load(cls, path, *, backend: str | None = None, **kwargs) -> Extractor:
         """Load a model directory written by :meth:`save` (or by training), on a backend.
 
         Parameters
@@ -318,8 +350,10 @@ class Extractor:
         meta, feature_config, extractor_config = read_model_meta(path)
         runner = _open_backend(path, meta, _backend_choice(meta, backend))
         if runner.n_mels != feature_config.n_mels:
-            raise IncompatibleModelError(f"{path}: the {runner.name} model reads {runner.n_mels} mel bands but its "
-                                         f"feature config says n_mels={feature_config.n_mels}")
+            raise IncompatibleModelError(
+                f"{path}: the {runner.name} model reads {runner.n_mels} mel bands but its "
+                f"feature config says n_mels={feature_config.n_mels}"
+            )
         extractor = cls(runner, feature_config=feature_config, extractor_config=extractor_config, meta=meta, **kwargs)
         extractor.path = path
         return extractor
@@ -359,7 +393,7 @@ def log_mel_stream(chunks, *, n_samples: int, config: FeatureConfig, block_frame
         end = min((f1 - 1 + margin) * hop + 1, n_samples)
         while at + len(buf) < end:
             buf = np.concatenate([buf, next(chunks)])
-        yield log_mel(buf[a * hop - at:end - at], config=config)[f0 - a:f1 - a]
+        yield log_mel(buf[a * hop - at : end - at], config=config)[f0 - a : f1 - a]
         drop = max(0, f1 - margin) * hop - at
         buf, at = buf[drop:], at + drop
 
@@ -385,8 +419,9 @@ def _open_backend(path: Path, meta: dict, choice: str) -> Backend:
     try:
         return LiteRTBackend(file, precision=precision)
     except ImportError as exc:
-        raise IncompatibleModelError(f"the LiteRT backend needs ai-edge-litert ({exc}): pip install ai-edge-litert") \
-            from exc
+        raise IncompatibleModelError(
+            f"the LiteRT backend needs ai-edge-litert ({exc}): pip install ai-edge-litert"
+        ) from exc
     except (ValueError, RuntimeError) as exc:
         raise CorruptModelError(f"{file}: cannot be loaded by LiteRT ({exc})") from exc
 
@@ -396,10 +431,11 @@ def _keras_backend():
     try:
         from . import keras_backend
     except ImportError as exc:
-        raise IncompatibleModelError(f"the Keras backend needs TensorFlow, which cannot be imported ({exc}): "
-                                     "pip install 'fewshot[train]', or export a LiteRT model with "
-                                     "fewshot export MODEL --format tflite (in an environment with TensorFlow)") \
-            from exc
+        raise IncompatibleModelError(
+            f"the Keras backend needs TensorFlow, which cannot be imported ({exc}): "
+            "pip install 'fewshot[train]', or export a LiteRT model with "
+            "fewshot export MODEL --format tflite (in an environment with TensorFlow)"
+        ) from exc
     return keras_backend
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import Backend
 from ..errors import CorruptModelError
-from .nn import keras  # TensorFlow imported quietly
 from ..persistence import file_digest
+from .backend import Backend
+from .nn import keras  # TensorFlow imported quietly
 
 
 class KerasBackend(Backend):
@@ -50,8 +50,9 @@ class KerasBackend(Backend):
 
         if self._forward is None:  # one trace for every batch size and length: nothing to retrace
             spec = tf.TensorSpec([None, self.fixed_frames, self.n_mels], tf.float32)
-            self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec],
-                                        autograph=False)
+            self._forward = tf.function(
+                lambda x: self.model(x, training=False), input_signature=[spec], autograph=False
+            )
         return self._forward(tf.constant(X, dtype=tf.float32)).numpy()
 
     def write(self, path: Path) -> tuple[str, str]:
@@ -70,7 +71,7 @@ class KerasBackend(Backend):
         return name, digest
 
     @classmethod
-    def read(cls, file: Path) -> "KerasBackend":
+    def read(cls, file: Path) -> KerasBackend:
         """Load a ``.keras`` file (already checked against its checksum)."""
         try:
             return cls(keras.saving.load_model(file, compile=False))

@@ -35,15 +35,19 @@ _ENVELOPE = ("format_version", "kind", "versions")
 MAX_META_BYTES = 4 << 20
 
 
-def model_identity(sha256: str, feature_config: FeatureConfig, extractor_config: ExtractorConfig,
-                   *, litert: dict | None = None) -> str:
+def model_identity(
+    sha256: str, feature_config: FeatureConfig, extractor_config: ExtractorConfig, *, litert: dict | None = None
+) -> str:
     """The id of a model: a hash of its weight files' SHA-256 and of every setting that shapes its embeddings.
 
     ``litert`` maps each LiteRT precision the directory has to its file's SHA-256
     (:func:`litert_checksums`); without any, the id is that of the Keras file alone.
     """
-    fields = {"sha256": sha256, "feature_config": feature_config.to_dict(),
-              "extractor_config": extractor_config.to_dict()}
+    fields = {
+        "sha256": sha256,
+        "feature_config": feature_config.to_dict(),
+        "extractor_config": extractor_config.to_dict(),
+    }
     if litert:
         fields["litert"] = dict(sorted(litert.items()))
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
@@ -56,15 +60,22 @@ def litert_checksums(meta: dict) -> dict[str, str]:
 
 def derived_id(meta: dict) -> str:
     """The id of the model ``meta`` describes (:func:`model_identity` of every weight file it names)."""
-    return model_identity(meta["sha256"], FeatureConfig.from_dict(meta["feature_config"]),
-                          ExtractorConfig.from_dict(meta["extractor_config"]), litert=litert_checksums(meta))
+    return model_identity(
+        meta["sha256"],
+        FeatureConfig.from_dict(meta["feature_config"]),
+        ExtractorConfig.from_dict(meta["extractor_config"]),
+        litert=litert_checksums(meta),
+    )
 
 
 def former_ids(meta: dict) -> tuple[str, ...]:
     """Ids that groups enrolled with the same weights carried before: the id of the Keras file and configuration
     alone (before the LiteRT files were part of it), and the checksum of the Keras file alone (before that)."""
-    keras_only = model_identity(meta["sha256"], FeatureConfig.from_dict(meta["feature_config"]),
-                                ExtractorConfig.from_dict(meta["extractor_config"]))
+    keras_only = model_identity(
+        meta["sha256"],
+        FeatureConfig.from_dict(meta["feature_config"]),
+        ExtractorConfig.from_dict(meta["extractor_config"]),
+    )
     return tuple(i for i in dict.fromkeys([keras_only, str(meta["sha256"])[:16]]) if i != meta.get("model_id"))
 
 
@@ -73,8 +84,13 @@ def _hex(value, n: int = 64) -> bool:
 
 
 def _file_name(value) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 255 and "/" not in value and "\\" not in value \
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 255
+        and "/" not in value
+        and "\\" not in value
         and value not in (".", "..")
+    )
 
 
 def check_meta(meta: dict) -> None:
@@ -96,8 +112,12 @@ def check_meta(meta: dict) -> None:
         if not isinstance(block, dict) or not set(block) <= set(LITERT_PRECISIONS):
             raise ValueError(f"litert must map {' or '.join(LITERT_PRECISIONS)} to its file")
         for precision, entry in block.items():
-            if not (isinstance(entry, dict) and _file_name(entry.get("file")) and _hex(entry.get("sha256"))
-                    and _hex(entry.get("source_sha256"))):
+            if not (
+                isinstance(entry, dict)
+                and _file_name(entry.get("file"))
+                and _hex(entry.get("sha256"))
+                and _hex(entry.get("source_sha256"))
+            ):
                 raise ValueError(f"litert {precision}: needs a file name, its sha256 and the Keras file's")
 
     checks = {
@@ -128,8 +148,12 @@ def read_model_meta(path: Path) -> tuple[dict, FeatureConfig, ExtractorConfig]:
     CorruptModelError
         Damaged metadata, an id that does not match the model, or nonsense classifier settings.
     """
-    meta = read_meta(path / META_FILE, kind="extractor", required=("sha256", "feature_config", "extractor_config"),
-                     max_bytes=MAX_META_BYTES)
+    meta = read_meta(
+        path / META_FILE,
+        kind="extractor",
+        required=("sha256", "feature_config", "extractor_config"),
+        max_bytes=MAX_META_BYTES,
+    )
     try:
         check_meta(meta)
     except ValueError as exc:
@@ -138,8 +162,10 @@ def read_model_meta(path: Path) -> tuple[dict, FeatureConfig, ExtractorConfig]:
     extractor_config = ExtractorConfig.from_dict(meta["extractor_config"])
     derived = derived_id(meta)
     if "model_file" in meta and meta.get("model_id") != derived:
-        raise CorruptModelError(f"{path / META_FILE}: model_id {meta.get('model_id')!r} does not match the model "
-                                f"files and configuration ({derived}); the metadata was edited or damaged")
+        raise CorruptModelError(
+            f"{path / META_FILE}: model_id {meta.get('model_id')!r} does not match the model "
+            f"files and configuration ({derived}); the metadata was edited or damaged"
+        )
     meta["model_id"] = derived
     return meta, feature_config, extractor_config
 
@@ -177,11 +203,14 @@ def litert_file(path: Path, meta: dict, precision: str) -> Path:
     entry = litert_entry(meta, precision)
     if entry is None:
         flag = " --int8" if precision == "int8" else ""
-        raise IncompatibleModelError(f"{path}: no {precision} LiteRT model; make one with: "
-                                     f"fewshot export {path} --format tflite{flag}")
+        raise IncompatibleModelError(
+            f"{path}: no {precision} LiteRT model; make one with: fewshot export {path} --format tflite{flag}"
+        )
     if entry.get("source_sha256") != meta["sha256"]:
-        raise CorruptModelError(f"{path / str(entry['file'])}: exported from another Keras model than "
-                                f"{meta.get('model_file', MODEL_FILE)}; export it again")
+        raise CorruptModelError(
+            f"{path / str(entry['file'])}: exported from another Keras model than "
+            f"{meta.get('model_file', MODEL_FILE)}; export it again"
+        )
     return _checked_file(path, entry["file"], entry["sha256"])
 
 

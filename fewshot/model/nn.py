@@ -45,8 +45,9 @@ def _residual_block(x, filters: int, stride: int, name: str, bn):
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
 
 
-def build_cnn(config: ExtractorConfig, *, n_mels: int, n_frames: int | None = None,
-              sync_batchnorm: bool = False) -> keras.Model:
+def build_cnn(
+    config: ExtractorConfig, *, n_mels: int, n_frames: int | None = None, sync_batchnorm: bool = False
+) -> keras.Model:
     """Build the extractor CNN; its output is the layer named ``"embedding"``.
 
     Parameters
@@ -87,6 +88,7 @@ def build_cnn(config: ExtractorConfig, *, n_mels: int, n_frames: int | None = No
         raise ValueError(f"unknown arch {config.arch!r}; expected 'resnet' or 'original'")
     if len(config.channels) != len(config.blocks):
         raise ValueError(f"channels {config.channels} and blocks {config.blocks} differ in length")
+
     def bn(name):
         return layers.BatchNormalization(synchronized=sync_batchnorm, name=name)
 

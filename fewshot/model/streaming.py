@@ -17,10 +17,18 @@ import numpy as np
 
 from .._native import quiet_stderr
 from ..audio.decode import SAMPLE_RATE, stream
-from ..errors import AudioError
 from ..audio.features import l2_normalize
+from ..audio.vad import (
+    Speech,
+    check_speech_seconds,
+    is_silent,
+    normalize_loudness,
+    speech,
+    speech_blocks,
+    stream_speech,
+)
 from ..config import UNKNOWN
-from ..audio.vad import Speech, check_speech_seconds, is_silent, normalize_loudness, speech, speech_blocks, stream_speech
+from ..errors import AudioError
 
 #: Longest piece of speech, in seconds, the CNN embeds in one pass (:meth:`Extractor.embed`'s ``max_chunk_s``).
 STREAM_CHUNK_S = 20.0
@@ -108,7 +116,7 @@ class Tee:
 
         try:
             self.out = side(read())
-        except BaseException as exc:  # noqa: BLE001 - raised again by result()
+        except BaseException as exc:
             self.error = exc
 
     def _put(self, item) -> None:
@@ -144,8 +152,9 @@ def _name(source) -> str:
     return "<array>" if isinstance(source, np.ndarray) else os.fspath(source)
 
 
-def speech_prefix(source, *, config, max_s: float, sr_in: int | None = None, clip_level: float = 1.0,
-                  sha256=None) -> tuple[Speech, float]:
+def speech_prefix(
+    source, *, config, max_s: float, sr_in: int | None = None, clip_level: float = 1.0, sha256=None
+) -> tuple[Speech, float]:
     """The first ``max_s`` seconds of the speech of ``source``, read block by block only as far as needed.
 
     The speech is :func:`~fewshot.audio.vad.speech_blocks`' (for input of one block,
@@ -181,7 +190,7 @@ def speech_prefix(source, *, config, max_s: float, sr_in: int | None = None, cli
     found = speech_blocks(blocks(decoded), sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s)
     try:
         for start_s, y in found:
-            y = y[:limit - kept]
+            y = y[: limit - kept]
             start = round(start_s * cfg.sr)
             if intervals and intervals[-1][1] == start:
                 intervals[-1][1] += len(y)
@@ -275,7 +284,7 @@ def embed_stream(extractor, source, *, sr_in: int | None = None, progress=None, 
             if n >= 2 * size:
                 y = np.concatenate(pending)
                 cut = (n // size - 1) * size
-                take(y[i:i + size] for i in range(0, cut, size))
+                take(y[i : i + size] for i in range(0, cut, size))
                 pending, n = [y[cut:]], n - cut
         y = np.concatenate(pending)
         take(np.array_split(y, 2) if len(y) > size else [y])
@@ -302,4 +311,3 @@ def duration_s(source, *, sr_in: int | None = None) -> float | None:
     cmd = [ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", os.fspath(source)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip() if ffprobe else ""
     return float(out) if out.replace(".", "", 1).isdigit() else None
-

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import file
 from ..errors import DuplicateAudioError, IncompatibleModelError, NotEnrolledError
 from ..names import normalize_name
+from . import file
 from .file import Source, SpeakerInfo, default_store_path
 from .schema import SCHEMA, SCHEMA_VERSION, open_store
 
@@ -90,15 +90,28 @@ class EnrollmentStore:
         """Every group: name, extractor id, revision and its speakers' names."""
         db = self._read()
         rows = db.execute("SELECT id, name, extractor_id, revision FROM groups ORDER BY name").fetchall()
-        return [{"name": n, "extractor_id": e, "revision": r,
-                 "speakers": [s for (s,) in db.execute(
-                     "SELECT name FROM speakers WHERE group_id=? ORDER BY name", (i,))]}
-                for i, n, e, r in rows]
+        return [
+            {
+                "name": n,
+                "extractor_id": e,
+                "revision": r,
+                "speakers": [
+                    s for (s,) in db.execute("SELECT name FROM speakers WHERE group_id=? ORDER BY name", (i,))
+                ],
+            }
+            for i, n, e, r in rows
+        ]
 
     def _group(self, group: str):
         """``(id, extractor_id, revision)`` of ``group`` (a normalised name)."""
-        row = self._read().execute("SELECT id, extractor_id, revision FROM groups WHERE name=? COLLATE NAME "
-                                   "ORDER BY name=? DESC", (group, group)).fetchone()  # an exact spelling first
+        row = (
+            self._read()
+            .execute(
+                "SELECT id, extractor_id, revision FROM groups WHERE name=? COLLATE NAME ORDER BY name=? DESC",
+                (group, group),
+            )
+            .fetchone()
+        )  # an exact spelling first
         if row is None:
             known = ", ".join(g["name"] for g in self.groups()) or "none yet"
             raise NotEnrolledError(f"no group named {group!r} (groups: {known})")
@@ -112,13 +125,17 @@ class EnrollmentStore:
     def speakers(self, group: str) -> list[SpeakerInfo]:
         db, gid = self._read(), self._group(normalize_name(group, kind="group"))[0]
         out = []
-        rows = db.execute("SELECT id, name, seconds, mapped_from FROM speakers WHERE group_id=? ORDER BY name",
-                          (gid,)).fetchall()
+        rows = db.execute(
+            "SELECT id, name, seconds, mapped_from FROM speakers WHERE group_id=? ORDER BY name", (gid,)
+        ).fetchall()
         for sid, name, seconds, mapped_from in rows:
             n = db.execute("SELECT COUNT(*) FROM embeddings WHERE speaker_id=? AND copy=0", (sid,)).fetchone()[0]
             src = db.execute("SELECT file_name, audio IS NOT NULL FROM sources WHERE speaker_id=?", (sid,)).fetchall()
-            out.append(SpeakerInfo(name, seconds, n, tuple(s for s, _ in src), bool(src) and all(k for _, k in src),
-                                   mapped_from))
+            out.append(
+                SpeakerInfo(
+                    name, seconds, n, tuple(s for s, _ in src), bool(src) and all(k for _, k in src), mapped_from
+                )
+            )
         return out
 
     def embeddings(self, group: str, *, extractor_id: str, copies: bool = False):
@@ -140,9 +157,15 @@ class EnrollmentStore:
         group = normalize_name(group, kind="group")
         gid, group_extractor, _ = self._group(group)
         _check_extractor(group, group_extractor, extractor_id)
-        rows = self._read().execute(
-            "SELECT s.name, e.vector, e.copy FROM embeddings e JOIN speakers s ON s.id=e.speaker_id "
-            "WHERE s.group_id=? AND (? OR e.copy=0) ORDER BY s.name, e.id", (gid, copies)).fetchall()
+        rows = (
+            self._read()
+            .execute(
+                "SELECT s.name, e.vector, e.copy FROM embeddings e JOIN speakers s ON s.id=e.speaker_id "
+                "WHERE s.group_id=? AND (? OR e.copy=0) ORDER BY s.name, e.id",
+                (gid, copies),
+            )
+            .fetchall()
+        )
         if not rows:
             raise NotEnrolledError(f"group {group!r} has no enrolled speakers")
         X, y = np.stack([np.frombuffer(v, np.float32) for _, v, _ in rows]), np.array([n for n, _, _ in rows])
@@ -151,15 +174,29 @@ class EnrollmentStore:
     def kept_audio(self, group: str, speaker: str) -> list[np.ndarray]:
         """Enrollment audio kept with ``keep_audio`` (16 kHz float32), for re-embedding."""
         gid = self._group(normalize_name(group, kind="group"))[0]
-        rows = self._read().execute(
-            "SELECT so.audio FROM sources so JOIN speakers s ON s.id=so.speaker_id "
-            "WHERE s.group_id=? AND s.name=? COLLATE NAME AND so.audio IS NOT NULL",
-            (gid, normalize_name(speaker, kind="person"))).fetchall()
+        rows = (
+            self._read()
+            .execute(
+                "SELECT so.audio FROM sources so JOIN speakers s ON s.id=so.speaker_id "
+                "WHERE s.group_id=? AND s.name=? COLLATE NAME AND so.audio IS NOT NULL",
+                (gid, normalize_name(speaker, kind="person")),
+            )
+            .fetchall()
+        )
         return [np.load(io.BytesIO(a)) for (a,) in rows]
 
     # ------------------------------------------------------------------ writing
-    def enroll(self, group: str, speaker: str, embeddings: np.ndarray, *, extractor_id: str,
-               sources: list[Source], replace: bool = False, copies: np.ndarray | None = None) -> tuple[bool, float]:
+    def enroll(
+        self,
+        group: str,
+        speaker: str,
+        embeddings: np.ndarray,
+        *,
+        extractor_id: str,
+        sources: list[Source],
+        replace: bool = False,
+        copies: np.ndarray | None = None,
+    ) -> tuple[bool, float]:
         """Store ``speaker``'s segment embeddings in ``group`` (created if new), in one transaction.
 
         With ``replace``, the speaker's earlier enrollment is dropped; otherwise
@@ -190,24 +227,30 @@ class EnrollmentStore:
 
     def _enroll(self, group, speaker, E, C, extractor_id, sources, replace) -> tuple[bool, float]:
         db = self._db
-        row = db.execute("SELECT id, extractor_id FROM groups WHERE name=? COLLATE NAME ORDER BY name=? DESC",
-                         (group, group)).fetchone()
+        row = db.execute(
+            "SELECT id, extractor_id FROM groups WHERE name=? COLLATE NAME ORDER BY name=? DESC", (group, group)
+        ).fetchone()
         if row is None:
-            gid = db.execute("INSERT INTO groups (name, extractor_id, created) VALUES (?, ?, ?)",
-                             (group, extractor_id, time.time())).lastrowid
+            gid = db.execute(
+                "INSERT INTO groups (name, extractor_id, created) VALUES (?, ?, ?)", (group, extractor_id, time.time())
+            ).lastrowid
         else:
             gid = row[0]
             _check_extractor(group, row[1], extractor_id)
-        srow = db.execute("SELECT id FROM speakers WHERE group_id=? AND name=? COLLATE NAME ORDER BY name=? DESC",
-                          (gid, speaker, speaker)).fetchone()
+        srow = db.execute(
+            "SELECT id FROM speakers WHERE group_id=? AND name=? COLLATE NAME ORDER BY name=? DESC",
+            (gid, speaker, speaker),
+        ).fetchone()
         if srow is not None and replace:
             db.execute("DELETE FROM speakers WHERE id=?", (srow[0],))
             srow = None
         self._check_new_audio(None if srow is None else srow[0], sources, group=group, speaker=speaker)
         seconds = sum(s.seconds_used for s in sources)
         if srow is None:
-            sid = db.execute("INSERT INTO speakers (group_id, name, seconds, created) VALUES (?,?,?,?)",
-                             (gid, speaker, seconds, time.time())).lastrowid
+            sid = db.execute(
+                "INSERT INTO speakers (group_id, name, seconds, created) VALUES (?,?,?,?)",
+                (gid, speaker, seconds, time.time()),
+            ).lastrowid
         else:
             sid = srow[0]
             db.execute("UPDATE speakers SET seconds = seconds + ? WHERE id=?", (seconds, sid))
@@ -217,10 +260,14 @@ class EnrollmentStore:
                 buf = io.BytesIO()
                 np.save(buf, np.asarray(s.audio, np.float32))
                 blob = buf.getvalue()
-            db.execute("INSERT INTO sources (speaker_id, file_name, sha256, seconds_used, audio) "
-                       "VALUES (?,?,?,?,?)", (sid, s.file_name, s.sha256, s.seconds_used, blob))
-        db.executemany("INSERT INTO embeddings (speaker_id, vector, copy) VALUES (?, ?, ?)",
-                       [(sid, e.tobytes(), 0) for e in E] + [(sid, c.tobytes(), 1) for c in C])
+            db.execute(
+                "INSERT INTO sources (speaker_id, file_name, sha256, seconds_used, audio) VALUES (?,?,?,?,?)",
+                (sid, s.file_name, s.sha256, s.seconds_used, blob),
+            )
+        db.executemany(
+            "INSERT INTO embeddings (speaker_id, vector, copy) VALUES (?, ?, ?)",
+            [(sid, e.tobytes(), 0) for e in E] + [(sid, c.tobytes(), 1) for c in C],
+        )
         db.execute("UPDATE groups SET revision = revision + 1 WHERE id=?", (gid,))
         total = db.execute("SELECT seconds FROM speakers WHERE id=?", (sid,)).fetchone()[0]
         return srow is not None, float(total)
@@ -231,14 +278,22 @@ class EnrollmentStore:
         given = set()
         for s in sources:
             if s.sha256 in enrolled:
-                raise DuplicateAudioError(s.file_name, f"already enrolled for {speaker!r} in group {group!r}; "
-                                                       "use --replace to start over")
+                raise DuplicateAudioError(
+                    s.file_name, f"already enrolled for {speaker!r} in group {group!r}; use --replace to start over"
+                )
             if s.sha256 in given:
                 raise DuplicateAudioError(s.file_name, "the same audio is given twice")
             given.add(s.sha256)
 
-    def rewrite_group(self, group: str, *, extractor_id: str, embeddings: dict, mapped_from: str | None = None,
-                      expect: tuple[str, int] | None = None) -> bool:
+    def rewrite_group(
+        self,
+        group: str,
+        *,
+        extractor_id: str,
+        embeddings: dict,
+        mapped_from: str | None = None,
+        expect: tuple[str, int] | None = None,
+    ) -> bool:
         """Replace every member's embeddings and the group's extractor, in one transaction.
 
         ``embeddings`` maps each member's name to ``(E, copies)`` (``copies`` may be ``None``); every
@@ -252,8 +307,9 @@ class EnrollmentStore:
         gid = self._group(group)[0]
 
         def work():
-            if expect is not None and self._db.execute("SELECT extractor_id, revision FROM groups WHERE id=?",
-                                                       (gid,)).fetchone() != tuple(expect):
+            if expect is not None and self._db.execute(
+                "SELECT extractor_id, revision FROM groups WHERE id=?", (gid,)
+            ).fetchone() != tuple(expect):
                 return False
             names = {n for (n,) in self._db.execute("SELECT name FROM speakers WHERE group_id=?", (gid,))}
             if names != set(embeddings):
@@ -264,8 +320,9 @@ class EnrollmentStore:
                 rows = [(sid, e.tobytes(), 0) for e in np.asarray(E, np.float32)]
                 rows += [(sid, c.tobytes(), 1) for c in np.asarray(C if C is not None else [], np.float32)]
                 self._db.executemany("INSERT INTO embeddings (speaker_id, vector, copy) VALUES (?, ?, ?)", rows)
-            self._db.execute("UPDATE groups SET extractor_id=?, revision = revision + 1 WHERE id=?",
-                             (extractor_id, gid))
+            self._db.execute(
+                "UPDATE groups SET extractor_id=?, revision = revision + 1 WHERE id=?", (extractor_id, gid)
+            )
             self._db.execute("UPDATE speakers SET mapped_from=? WHERE group_id=?", (mapped_from, gid))
             return True
 
@@ -280,8 +337,11 @@ class EnrollmentStore:
         gid = self._group(group)[0]
 
         def work():
-            n = self._db.execute("DELETE FROM speakers WHERE id = (SELECT id FROM speakers WHERE group_id=? AND "
-                                 "name=? COLLATE NAME ORDER BY name=? DESC LIMIT 1)", (gid, speaker, speaker)).rowcount
+            n = self._db.execute(
+                "DELETE FROM speakers WHERE id = (SELECT id FROM speakers WHERE group_id=? AND "
+                "name=? COLLATE NAME ORDER BY name=? DESC LIMIT 1)",
+                (gid, speaker, speaker),
+            ).rowcount
             if n == 0:
                 raise NotEnrolledError(f"group {group!r} has no speaker named {speaker!r}")
             self._db.execute("UPDATE groups SET revision = revision + 1 WHERE id=?", (gid,))
@@ -291,8 +351,9 @@ class EnrollmentStore:
     def delete_group(self, group: str) -> None:
         """Delete ``group`` with all its speakers, embeddings and kept audio."""
         gid = self._group(normalize_name(group, kind="group"))[0]
-        file.delete(self._db, lambda: self._db.execute("DELETE FROM groups WHERE id=?", (gid,)),
-                         timeout_s=self.busy_timeout_s)
+        file.delete(
+            self._db, lambda: self._db.execute("DELETE FROM groups WHERE id=?", (gid,)), timeout_s=self.busy_timeout_s
+        )
 
 
 def _check_extractor(group: str, stored: str, given: str) -> None:

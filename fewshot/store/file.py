@@ -59,19 +59,24 @@ def _store_errors(db: _Connection):
     except sqlite3.OperationalError as exc:
         code = result_code(exc)
         if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            raise StoreBusyError(f"{db.store_path}: busy: another process has been using the store for over "
-                                 f"{db.timeout_s:g} s; try again") from exc
+            raise StoreBusyError(
+                f"{db.store_path}: busy: another process has been using the store for over "
+                f"{db.timeout_s:g} s; try again"
+            ) from exc
         if code == sqlite3.SQLITE_FULL:
-            raise StoreFullError(f"{db.store_path}: the disk is full ({exc}); nothing was changed: free some "
-                                 "space and try again") from exc
+            raise StoreFullError(
+                f"{db.store_path}: the disk is full ({exc}); nothing was changed: free some space and try again"
+            ) from exc
         if code == sqlite3.SQLITE_READONLY:
             raise read_only_error(db.store_path) from exc
         raise
 
 
 def read_only_error(path) -> StoreReadOnlyError:
-    return StoreReadOnlyError(f"{path}: the store is read-only (its file, folder or disk cannot be written): it can "
-                              "be read (identify, groups list and show), not changed")
+    return StoreReadOnlyError(
+        f"{path}: the store is read-only (its file, folder or disk cannot be written): it can "
+        "be read (identify, groups list and show), not changed"
+    )
 
 
 def result_code(exc: sqlite3.OperationalError) -> int | None:
@@ -80,9 +85,12 @@ def result_code(exc: sqlite3.OperationalError) -> int | None:
     if code is not None:
         return code & 0xFF
     text = str(exc)
-    for prefix, code in (("database is locked", sqlite3.SQLITE_BUSY), ("database table is locked", sqlite3.SQLITE_LOCKED),
-                         ("database or disk is full", sqlite3.SQLITE_FULL),
-                         ("attempt to write a readonly database", sqlite3.SQLITE_READONLY)):
+    for prefix, code in (
+        ("database is locked", sqlite3.SQLITE_BUSY),
+        ("database table is locked", sqlite3.SQLITE_LOCKED),
+        ("database or disk is full", sqlite3.SQLITE_FULL),
+        ("attempt to write a readonly database", sqlite3.SQLITE_READONLY),
+    ):
         if text.startswith(prefix):
             return code
     return None
@@ -122,8 +130,13 @@ def connect(path: Path, *, timeout_s: float, read_only: str = "") -> sqlite3.Con
         from urllib.parse import quote
 
         query = "mode=ro" if read_only == "ro" else "mode=ro&immutable=1"
-        db = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?{query}", uri=True, timeout=timeout_s,
-                             isolation_level=None, factory=_Connection)
+        db = sqlite3.connect(
+            f"file:{quote(os.path.abspath(path))}?{query}",
+            uri=True,
+            timeout=timeout_s,
+            isolation_level=None,
+            factory=_Connection,
+        )
         db.read_only = True
     else:
         db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None, factory=_Connection)
@@ -262,8 +275,10 @@ def delete(db: sqlite3.Connection, work, *, timeout_s: float) -> None:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             write(db, work, timeout_s=timeout_s, journal="MEMORY")
         except StoreFullError as exc:
-            raise StoreFullError(f"{db.store_path}: the disk is full, and even deleting in place could not be "
-                                 "written; nothing was deleted: free some space and try again") from exc
+            raise StoreFullError(
+                f"{db.store_path}: the disk is full, and even deleting in place could not be "
+                "written; nothing was deleted: free some space and try again"
+            ) from exc
         try:
             purge(db)
         except StoreFullError:
@@ -283,6 +298,8 @@ def purge(db: sqlite3.Connection) -> None:
     db.execute("VACUUM")
     busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
     if busy:
-        raise StoreBusyError(f"{db.store_path}: busy: the deletion is done, but other processes kept reading for "
-                             f"over {db.timeout_s:g} s, so {db.store_path}-wal still holds old pages; they are "
-                             "cleared when the last process using the store exits")
+        raise StoreBusyError(
+            f"{db.store_path}: busy: the deletion is done, but other processes kept reading for "
+            f"over {db.timeout_s:g} s, so {db.store_path}-wal still holds old pages; they are "
+            "cleared when the last process using the store exits"
+        )

@@ -14,7 +14,6 @@ from pathlib import Path
 from ..errors import IncompatibleModelError, NotAStoreError
 from .file import connect, read_only_error, result_code, writable, write
 
-
 #: The version of :data:`SCHEMA`; older stores are brought to it by :data:`MIGRATIONS` when opened.
 SCHEMA_VERSION = 4
 
@@ -51,9 +50,11 @@ INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
 
 #: Statements that bring a store of the key's schema version to the next one.
-MIGRATIONS = {1: "ALTER TABLE embeddings ADD COLUMN copy INTEGER NOT NULL DEFAULT 0",
-              2: "ALTER TABLE speakers ADD COLUMN mapped_from TEXT",
-              3: _FITS}
+MIGRATIONS = {
+    1: "ALTER TABLE embeddings ADD COLUMN copy INTEGER NOT NULL DEFAULT 0",
+    2: "ALTER TABLE speakers ADD COLUMN mapped_from TEXT",
+    3: _FITS,
+}
 
 
 def _migrate(db, path: Path, version: int, schema_version: int) -> None:
@@ -129,8 +130,11 @@ def open_store(path: Path, *, timeout_s: float, schema_version: int) -> sqlite3.
             db.close()
             retry = (sqlite3.SQLITE_IOERR,) if mode == "" else (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY)
             if mode == modes[-1] or result_code(exc) not in retry:
-                raise NotAStoreError(f"{path}: not a fewshot store" if mode in ("", "exclusive") else
-                                     f"{path}: the store is read-only and cannot be opened ({exc})") from None
+                raise NotAStoreError(
+                    f"{path}: not a fewshot store"
+                    if mode in ("", "exclusive")
+                    else f"{path}: the store is read-only and cannot be opened ({exc})"
+                ) from None
         except sqlite3.DatabaseError:
             db.close()
             raise NotAStoreError(f"{path}: not a fewshot store") from None
@@ -142,7 +146,8 @@ def open_store(path: Path, *, timeout_s: float, schema_version: int) -> sqlite3.
                 raise read_only_error(path)
             _migrate(db, path, int(row[0]), schema_version)
         missing = {"groups", "speakers", "sources", "embeddings", "fits"} - {
-            n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         if missing:
             raise NotAStoreError(f"{path}: not a fewshot store (no {', '.join(sorted(missing))} table)")
     except sqlite3.DatabaseError:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model import align, modeldir
 from ..errors import IncompatibleModelError, StoreBusyError
+from ..model import align, modeldir
 
 #: How many times an upgrade reads and re-embeds a group that another process changed meanwhile.
 UPGRADE_ATTEMPTS = 3
@@ -58,8 +58,10 @@ def upgrade_group(sid, group: str, *, progress=None) -> dict:
         result = _upgrade_once(sid, group, progress=progress)
         if result is not None:
             return result
-    raise StoreBusyError(f"group {group!r} changed while it was being upgraded, {UPGRADE_ATTEMPTS} times "
-                         "(someone is enrolling into it); nothing was changed: run the upgrade again when they are done")
+    raise StoreBusyError(
+        f"group {group!r} changed while it was being upgraded, {UPGRADE_ATTEMPTS} times "
+        "(someone is enrolling into it); nothing was changed: run the upgrade again when they are done"
+    )
 
 
 def _upgrade_once(sid, group: str, *, progress=None) -> dict | None:
@@ -70,8 +72,10 @@ def _upgrade_once(sid, group: str, *, progress=None) -> dict | None:
     members = store.speakers(group)
     missing = [m.name for m in members if not m.audio_kept]
     if missing:
-        raise IncompatibleModelError(f"group {group!r} cannot be upgraded: the speech of {', '.join(missing)} was not "
-                                     f"kept; {reenroll_hint(group)}")
+        raise IncompatibleModelError(
+            f"group {group!r} cannot be upgraded: the speech of {', '.join(missing)} was not "
+            f"kept; {reenroll_hint(group)}"
+        )
     embeddings, seconds = {}, 0.0
     for m in progress(members) if progress is not None else members:
         y = np.concatenate(store.kept_audio(group, m.name))
@@ -121,22 +125,28 @@ def mapped_note(group: str, members) -> str | None:
     if not mapped:
         return None
     sources = ", ".join(sorted({m.mapped_from for m in mapped}))
-    head = (f"{len(mapped)} of {len(members)} {'person' if len(members) == 1 else 'people'} run on voiceprints "
-            f"mapped from extractor {sources}, less accurate than the extractor's own")
+    head = (
+        f"{len(mapped)} of {len(members)} {'person' if len(members) == 1 else 'people'} run on voiceprints "
+        f"mapped from extractor {sources}, less accurate than the extractor's own"
+    )
     if all(m.audio_kept for m in mapped):
         return f"{head}; their speech is kept: run `fewshot groups upgrade {group}` to re-embed it"
     return f"{head}; {reenroll_hint(group)}"
 
 
 def reenroll_hint(group: str) -> str:
-    return (f"re-enroll them: `fewshot enroll --group {group} --speaker NAME FILE... --replace --keep-audio` "
-            f"(with --keep-audio, the next model upgrades the group by itself: `fewshot groups upgrade {group}`)")
+    return (
+        f"re-enroll them: `fewshot enroll --group {group} --speaker NAME FILE... --replace --keep-audio` "
+        f"(with --keep-audio, the next model upgrades the group by itself: `fewshot groups upgrade {group}`)"
+    )
 
 
 def mismatch_message(store, group: str, stored: str, extractor) -> str:
     """What to do about a group enrolled with the extractor ``stored``."""
-    head = (f"group {group!r} was enrolled with extractor {stored}, but the extractor in use is "
-            f"{extractor.model_id}; embeddings of two extractors cannot be mixed")
+    head = (
+        f"group {group!r} was enrolled with extractor {stored}, but the extractor in use is "
+        f"{extractor.model_id}; embeddings of two extractors cannot be mixed"
+    )
     if all(m.audio_kept for m in store.speakers(group)):
         return f"{head}. Its speech is kept: run `fewshot groups upgrade {group}` to re-embed it"
     return f"{head}; {reenroll_hint(group)}"

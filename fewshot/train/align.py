@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model.align import Aligner
 from ..audio.vad import load_speech
 from ..errors import AudioError
+from ..model.align import Aligner
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +64,18 @@ def training_speech(root, *, max_seconds: float = 90.0, config=None):
 def _cache_key(root, *, max_seconds: float, max_segments: int, seed: int) -> str:
     from .data import list_training_speakers
 
-    files = sorted((n, str(Path(f).resolve()), Path(f).stat().st_size)
-                   for n, fs in list_training_speakers(root).items() for f in fs)
+    files = sorted(
+        (n, str(Path(f).resolve()), Path(f).stat().st_size)
+        for n, fs in list_training_speakers(root).items()
+        for f in fs
+    )
     blob = json.dumps([files, max_seconds, max_segments, seed])
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def paired_embeddings(extractors, root, *, cache_dir=None, max_seconds: float = 90.0, max_segments: int = 60,
-                      seed: int = 0, progress=None) -> tuple[dict, np.ndarray]:
+def paired_embeddings(
+    extractors, root, *, cache_dir=None, max_seconds: float = 90.0, max_segments: int = 60, seed: int = 0, progress=None
+) -> tuple[dict, np.ndarray]:
     """Embeddings of the same training segments under every extractor.
 
     Parameters
@@ -136,8 +140,16 @@ def fit_linear(X: np.ndarray, Y: np.ndarray, *, reg: float = 1e-6) -> Aligner:
     return Aligner(B[:-1].astype(np.float32), B[-1].astype(np.float32))
 
 
-def fit_aligner(X: np.ndarray, Y: np.ndarray, *, shape: str = "linear", epochs: int = 40, batch_size: int = 256,
-                learning_rate: float = 1e-3, seed: int = 0) -> Aligner:
+def fit_aligner(
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    shape: str = "linear",
+    epochs: int = 40,
+    batch_size: int = 256,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+) -> Aligner:
     """An aligner of ``shape`` (:data:`SHAPES`) from old embeddings ``X`` to new ones ``Y``.
 
     Parameters
@@ -177,20 +189,40 @@ def fit_aligner(X: np.ndarray, Y: np.ndarray, *, shape: str = "linear", epochs: 
     model = keras.Model(inp, keras.layers.UnitNormalization()(out))
     model.get_layer("linear").set_weights([init.A, init.a])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=keras.losses.CosineSimilarity())
-    model.fit(np.asarray(X, np.float32), np.asarray(Y, np.float32), epochs=epochs, batch_size=batch_size,
-              shuffle=True, verbose=0)
+    model.fit(
+        np.asarray(X, np.float32),
+        np.asarray(Y, np.float32),
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=0,
+    )
     A, a = model.get_layer("linear").get_weights()
     hidden = tuple(tuple(model.get_layer(f"hidden{k}").get_weights()) for k in range(len(SHAPES[shape]) + 1))
     return Aligner(A, a, hidden)
 
 
 #: The rows of the model-change table: who embedded the enrollment, and who the test pieces.
-ROWS = ("old model / old model", "old model, mapped / new model", "old model, no mapping / new model",
-        "new model / new model")
+ROWS = (
+    "old model / old model",
+    "old model, mapped / new model",
+    "old model, no mapping / new model",
+    "new model / new model",
+)
 
 
-def mapped_figures(old, new, aligner: Aligner | None, *, rows=ROWS, T: float = 15.0, C: float = 10.0,
-                   gamma: float = 1.0, draws: int = 100, seed: int = 0) -> dict:
+def mapped_figures(
+    old,
+    new,
+    aligner: Aligner | None,
+    *,
+    rows=ROWS,
+    T: float = 15.0,
+    C: float = 10.0,
+    gamma: float = 1.0,
+    draws: int = 100,
+    seed: int = 0,
+) -> dict:
     """The standard protocol's figures for the ``rows`` of :data:`ROWS`.
 
     Parameters
@@ -214,14 +246,26 @@ def mapped_figures(old, new, aligner: Aligner | None, *, rows=ROWS, T: float = 1
     from ..eval.protocol import EmbeddedSpeakers
 
     same_dim = old.enroll[T][0].shape[1] == new.enroll[T][0].shape[1]
-    views = {ROWS[0]: (old.enroll[T], old.tests),
-             ROWS[1]: ([aligner.transform(e) for e in old.enroll[T]], new.tests) if aligner is not None else None,
-             ROWS[2]: (old.enroll[T], new.tests) if same_dim else None,
-             ROWS[3]: (new.enroll[T], new.tests)}
+    views = {
+        ROWS[0]: (old.enroll[T], old.tests),
+        ROWS[1]: ([aligner.transform(e) for e in old.enroll[T]], new.tests) if aligner is not None else None,
+        ROWS[2]: (old.enroll[T], new.tests) if same_dim else None,
+        ROWS[3]: (new.enroll[T], new.tests),
+    }
     cc = ClassifierConfig(C=C, gamma=gamma)
-    return {row: condition_figures(EmbeddedSpeakers(new.names, {T: enroll}, tests, new.genders), classifier=cc,
-                                   group_sizes=(3, 10, "all"), T=T, draws=draws, seed=seed)
-            for row, view in views.items() if row in rows and view is not None for enroll, tests in [view]}
+    return {
+        row: condition_figures(
+            EmbeddedSpeakers(new.names, {T: enroll}, tests, new.genders),
+            classifier=cc,
+            group_sizes=(3, 10, "all"),
+            T=T,
+            draws=draws,
+            seed=seed,
+        )
+        for row, view in views.items()
+        if row in rows and view is not None
+        for enroll, tests in [view]
+    }
 
 
 def choose_shape(candidates: dict, *, margin: float = 0.005) -> str:
@@ -233,6 +277,7 @@ def choose_shape(candidates: dict, *, margin: float = 0.005) -> str:
     about three of dev's 213 all-speaker test pieces (0.47 points of accuracy
     each), what one aligner differs from another by with the seed alone.
     """
+
     def merit(f):
         return (f["acc_10"] + f["acc_all"] + 1.0 - f["eer"]) / 3
 

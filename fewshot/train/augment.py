@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import degrade
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Probabilities and ranges of the random degradations (saved with the run)."""
@@ -118,9 +120,9 @@ def spec_augment(S: np.ndarray, *, rng, max_bands: int = 8, max_frames: int = 20
     w = int(rng.integers(0, max_bands + 1))
     if w:
         f0 = int(rng.integers(0, S.shape[1] - w + 1))
-        S[:, f0:f0 + w] = fill
+        S[:, f0 : f0 + w] = fill
     w = int(rng.integers(0, min(max_frames, S.shape[0] // 4) + 1))
     if w:
         t0 = int(rng.integers(0, S.shape[0] - w + 1))
-        S[t0:t0 + w] = fill
+        S[t0 : t0 + w] = fill
     return S

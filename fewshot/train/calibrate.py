@@ -13,8 +13,19 @@ import numpy as np
 
 from ..config import ClassifierConfig
 from ..groups.openset import Calibration, ThresholdModel
-from .calibration import (DEFAULT_RATE, RATES, SEED, SIZES, TOP_K, Trials, cell_rates, cohort_embeddings,
-                          fit_threshold_model, trial_scores, trial_thresholds)
+from .calibration import (
+    DEFAULT_RATE,
+    RATES,
+    SEED,
+    SIZES,
+    TOP_K,
+    Trials,
+    cell_rates,
+    cohort_embeddings,
+    fit_threshold_model,
+    trial_scores,
+    trial_thresholds,
+)
 from .enrollment_check import CHECK_CONDITIONS, CheckScores, check_rates, check_thresholds, enrollment_check_scores
 
 
@@ -42,24 +53,46 @@ def summary(trials: Trials, model: ThresholdModel, pop, *, rate: float) -> dict:
     cells = [c for c in cell_rates(trials, thr, pop) if c["false_accept_rate"] is not None]
     fa = [c["false_accept_rate"] for c in cells]
     five = trials.seconds > 3.5
-    members = {c["condition"]: c for c in cell_rates(trials.subset(five & (trials.N == 10)), thr[five & (trials.N == 10)],
-                                                         pop, by=("condition",))}
+    members = {
+        c["condition"]: c
+        for c in cell_rates(
+            trials.subset(five & (trials.N == 10)), thr[five & (trials.N == 10)], pop, by=("condition",)
+        )
+    }
     one = trials.N == 1
     verify = {}
     for c in cell_rates(trials.subset(one & five), thr[one & five], pop, by=("condition",)):
         m = one & five & (np.asarray(pop.conditions)[trials.condition] == c["condition"])
         eer = compute_eer(trials.score[m & trials.member], trials.score[m & ~trials.member])[0]
-        verify[c["condition"]] = {"false_accept_rate": c["false_accept_rate"], "false_reject_rate": c["false_reject_rate"],
-                                  "eer": eer}
-    return {"cells": cells, "false_accept_min": float(min(fa)), "false_accept_max": float(max(fa)),
-            "worst_low": min(cells, key=lambda c: c["false_accept_rate"]),
-            "worst_high": max(cells, key=lambda c: c["false_accept_rate"]),
-            "members_rejected_10": {k: v["false_reject_rate"] for k, v in members.items()},
-            "verify": verify}
+        verify[c["condition"]] = {
+            "false_accept_rate": c["false_accept_rate"],
+            "false_reject_rate": c["false_reject_rate"],
+            "eer": eer,
+        }
+    return {
+        "cells": cells,
+        "false_accept_min": float(min(fa)),
+        "false_accept_max": float(max(fa)),
+        "worst_low": min(cells, key=lambda c: c["false_accept_rate"]),
+        "worst_high": max(cells, key=lambda c: c["false_accept_rate"]),
+        "members_rejected_10": {k: v["false_reject_rate"] for k, v in members.items()},
+        "verify": verify,
+    }
 
 
-def calibrate_model(model_dir, *, train, dev, cache_dir, speech_cache, rate: float = DEFAULT_RATE, draws: int = 12,
-                    check_conditions=CHECK_CONDITIONS, progress=None, write: bool = True) -> dict:
+def calibrate_model(
+    model_dir,
+    *,
+    train,
+    dev,
+    cache_dir,
+    speech_cache,
+    rate: float = DEFAULT_RATE,
+    draws: int = 12,
+    check_conditions=CHECK_CONDITIONS,
+    progress=None,
+    write: bool = True,
+) -> dict:
     """Calibrate the model directory ``model_dir`` in place: cohort file, ``open_set`` block and default rate.
 
     The calibration population is every speaker of ``train`` and ``dev`` with
@@ -94,8 +127,9 @@ def calibrate_model(model_dir, *, train, dev, cache_dir, speech_cache, rate: flo
     ex = Extractor.load(model_dir)
     cc = dataclasses.replace(ClassifierConfig.of_model(ex), false_accept_rate=rate).validate()
     cohort, names = cohort_cached(ex, train, cache_dir=cache_dir, speech_cache=speech_cache, progress=progress)
-    speakers = load_population({"train": train, "dev": dev}, config=ex.feature_config, cache_dir=cache_dir,
-                               progress=progress)
+    speakers = load_population(
+        {"train": train, "dev": dev}, config=ex.feature_config, cache_dir=cache_dir, progress=progress
+    )
     pop = embed_population(ex, speakers, cache_dir=cache_dir, copies=cc.multi_condition, progress=progress)
     index = {n: k for k, n in enumerate(names)}
     own = np.array([index.get(n, -1) for n in pop.names])
@@ -106,8 +140,9 @@ def calibrate_model(model_dir, *, train, dev, cache_dir, speech_cache, rate: flo
             splits[f"without {c} -> {c}"] = (corpus != c, corpus == c)
 
     def trials_of(mask, seed):
-        return trial_scores(pop, cohort, own, classifier=cc, draws=draws, seed=seed,
-                            pool=None if mask is None else np.flatnonzero(mask))
+        return trial_scores(
+            pop, cohort, own, classifier=cc, draws=draws, seed=seed, pool=None if mask is None else np.flatnonzero(mask)
+        )
 
     path = Path(cache_dir) / "selfcheck" / f"{ex.model_id}-{'-'.join(check_conditions)}.npz"
     if not check_conditions:
@@ -136,14 +171,25 @@ def calibrate_model(model_dir, *, train, dev, cache_dir, speech_cache, rate: flo
     elif ex.meta.get("open_set", {}).get("enrollment_check") is not None:  # kept as the model has it
         check = np.asarray(ex.meta["open_set"]["enrollment_check"], np.float64)
     counts = Counter(f"{s}/{c}" for s, c in zip(pop.subsets, pop.corpora))
-    source = (f"{len(pop.names)} speakers ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}), 15 s "
-              f"enrollment, 5 s and 2 s pieces in {len(pop.conditions)} conditions ({', '.join(pop.conditions)}), "
-              f"{draws} groups per size; cohort of {len(names)} training speakers")
+    source = (
+        f"{len(pop.names)} speakers ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}), 15 s "
+        f"enrollment, 5 s and 2 s pieces in {len(pop.conditions)} conditions ({', '.join(pop.conditions)}), "
+        f"{draws} groups per size; cohort of {len(names)} training speakers"
+    )
     sizes = np.array(SIZES, np.float64)
-    table = np.maximum.accumulate(np.array([[final.thresholds(N, r, np.array([5.0]))[0] for r in RATES]
-                                            for N in sizes]), axis=0)
-    cal = Calibration(cohort=cohort, top_k=TOP_K, group_sizes=sizes, false_accept_rates=np.array(RATES),
-                      thresholds=table, source=source, enrollment_check=check, model=final)
+    table = np.maximum.accumulate(
+        np.array([[final.thresholds(N, r, np.array([5.0]))[0] for r in RATES] for N in sizes]), axis=0
+    )
+    cal = Calibration(
+        cohort=cohort,
+        top_k=TOP_K,
+        group_sizes=sizes,
+        false_accept_rates=np.array(RATES),
+        thresholds=table,
+        source=source,
+        enrollment_check=check,
+        model=final,
+    )
     buf = io.BytesIO()
     np.save(buf, cohort.astype(np.float32), allow_pickle=False)
     digest = hashlib.sha256(buf.getvalue()).hexdigest()
@@ -154,8 +200,16 @@ def calibrate_model(model_dir, *, train, dev, cache_dir, speech_cache, rate: flo
         meta["open_set"] = cal.to_meta(cohort_file, digest)
         meta["classifier"] = {**meta.get("classifier", {}), "false_accept_rate": rate}
         write_model_meta(model_dir, meta)
-    return {"model_id": ex.model_id, "population": dict(counts), "cohort_speakers": len(names), "rate": rate,
-            "source": source, "thresholds": {int(N): cal.threshold(int(N), rate) for N in sizes},
-            "model": final.to_meta(), "checks": checks, "enrollment_check": enrollment,
-            "check_table": [] if check is None else check.tolist(),
-            "cohort_file": cohort_file}
+    return {
+        "model_id": ex.model_id,
+        "population": dict(counts),
+        "cohort_speakers": len(names),
+        "rate": rate,
+        "source": source,
+        "thresholds": {int(N): cal.threshold(int(N), rate) for N in sizes},
+        "model": final.to_meta(),
+        "checks": checks,
+        "enrollment_check": enrollment,
+        "check_table": [] if check is None else check.tolist(),
+        "cohort_file": cohort_file,
+    }

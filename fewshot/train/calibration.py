@@ -16,9 +16,9 @@ import dataclasses
 
 import numpy as np
 
-from ..config import ClassifierConfig
 from ..audio.features import l2_normalize
-from ..groups.openset import Calibration, ThresholdModel
+from ..config import ClassifierConfig
+from ..groups.openset import ThresholdModel
 
 #: Group sizes of the table (larger groups use the last).
 SIZES = (1, 2, 3, 4, 5, 7, 10, 15, 20)
@@ -34,8 +34,9 @@ COHORT_PIECES = 4
 SEED = 1000
 
 
-def cohort_embeddings(extractor, train, *, cache_dir, piece_s: float = 5.0, pieces: int = COHORT_PIECES,
-                      seed: int = 0, progress=None) -> tuple[np.ndarray, list[str]]:
+def cohort_embeddings(
+    extractor, train, *, cache_dir, piece_s: float = 5.0, pieces: int = COHORT_PIECES, seed: int = 0, progress=None
+) -> tuple[np.ndarray, list[str]]:
     """Unit-length mean embeddings of the training speakers (those with at least one piece).
 
     Returns
@@ -46,14 +47,13 @@ def cohort_embeddings(extractor, train, *, cache_dir, piece_s: float = 5.0, piec
     from .data import corpus_speech, int16_to_float, list_training_speakers
 
     cfg = extractor.feature_config
-    waves, classes = corpus_speech(list_training_speakers(train), config=cfg, cache_dir=cache_dir,
-                                   progress=progress)
+    waves, classes = corpus_speech(list_training_speakers(train), config=cfg, cache_dir=cache_dir, progress=progress)
     rng, n = np.random.default_rng(seed), int(piece_s * cfg.sr)
     cohort, names = [], []
     for wave, name in zip(waves, classes):
         starts = rng.permutation(len(wave) // n)[:pieces] * n
         if len(starts):
-            y = [int16_to_float(wave[s:s + n]) for s in starts]
+            y = [int16_to_float(wave[s : s + n]) for s in starts]
             cohort.append(l2_normalize(extractor.embed(y).mean(axis=0, keepdims=True))[0])
             names.append(name)
     return np.stack(cohort), names
@@ -94,12 +94,22 @@ class Trials:
     score: np.ndarray
     quality: np.ndarray
 
-    def subset(self, keep) -> "Trials":
+    def subset(self, keep) -> Trials:
         return Trials(**{f.name: getattr(self, f.name)[keep] for f in dataclasses.fields(self)})
 
 
-def trial_scores(pop, cohort: np.ndarray, own: np.ndarray, *, classifier: ClassifierConfig, sizes=SIZES,
-                 draws: int = 40, seed: int = SEED, pool=None, top_k: int = TOP_K) -> Trials:
+def trial_scores(
+    pop,
+    cohort: np.ndarray,
+    own: np.ndarray,
+    *,
+    classifier: ClassifierConfig,
+    sizes=SIZES,
+    draws: int = 40,
+    seed: int = SEED,
+    pool=None,
+    top_k: int = TOP_K,
+) -> Trials:
     """Test pieces against ``draws`` random groups of each size, as ``fewshot identify`` decides: the group's
     SVM (with the enrollment copies of multi-condition enrollment) picks the member, and the piece's cosine to
     that member's centroid is AS-normalised. ``own[i]`` is population speaker ``i``'s cohort row (-1: none),
@@ -144,13 +154,15 @@ def trial_scores(pop, cohort: np.ndarray, own: np.ndarray, *, classifier: Classi
             i = np.flatnonzero(inside)
             cos = np.sum(Xt[i] * centroids[near[i]], axis=1)
             score = 0.5 * ((cos - mx[i]) / dx[i] + (cos - mc[near[i]]) / dc[near[i]])
-            parts.append((np.full(len(i), N), np.full(len(i), gid), rows[i], np.isin(ot[i], g), near[i] == ot[i],
-                          score, mx[i]))
+            parts.append(
+                (np.full(len(i), N), np.full(len(i), gid), rows[i], np.isin(ot[i], g), near[i] == ot[i], score, mx[i])
+            )
             gid += 1
     cols = [np.concatenate([p[k] for p in parts]) for k in range(7)]
     at = cols[2]
-    return Trials(cols[0], cols[1], pop.owner[at], pop.condition[at], pop.seconds[at], cols[3], cols[4], cols[5],
-                  cols[6])
+    return Trials(
+        cols[0], cols[1], pop.owner[at], pop.condition[at], pop.seconds[at], cols[3], cols[4], cols[5], cols[6]
+    )
 
 
 #: Terms of the threshold model (:class:`fewshot.groups.openset.ThresholdModel`).
@@ -159,8 +171,9 @@ TERMS = ("log_group_size", "log_seconds")
 FIT_PER_CELL = 400
 
 
-def fit_threshold_model(trials: Trials, *, rates=RATES, terms=TERMS, seed: int = SEED,
-                        per_cell: int = FIT_PER_CELL) -> ThresholdModel:
+def fit_threshold_model(
+    trials: Trials, *, rates=RATES, terms=TERMS, seed: int = SEED, per_cell: int = FIT_PER_CELL
+) -> ThresholdModel:
     """Linear quantile regression of outsiders' scores on the model's terms, one per rate.
 
     Every cell (group size, condition, test length) weighs the same: up to
@@ -172,17 +185,22 @@ def fit_threshold_model(trials: Trials, *, rates=RATES, terms=TERMS, seed: int =
     cell = np.unique(np.stack([imp.N, imp.condition, length], axis=1), axis=0, return_inverse=True)[1].ravel()
     pick = np.concatenate([rng.permutation(np.flatnonzero(cell == c))[:per_cell] for c in np.unique(cell)])
     clean = trials.condition == 0
-    model = ThresholdModel(tuple(terms), np.asarray(rates, np.float64), np.zeros((len(rates), 1 + len(terms))),
-                           (float(trials.N.min()), float(trials.N.max())),
-                           (float(np.quantile(trials.seconds, 0.01)), float(trials.seconds.max())),
-                           float(np.median(trials.quality[clean])) if clean.any() else 0.0)
+    model = ThresholdModel(
+        tuple(terms),
+        np.asarray(rates, np.float64),
+        np.zeros((len(rates), 1 + len(terms))),
+        (float(trials.N.min()), float(trials.N.max())),
+        (float(np.quantile(trials.seconds, 0.01)), float(trials.seconds.max())),
+        float(np.median(trials.quality[clean])) if clean.any() else 0.0,
+    )
     A = model.design(imp.N[pick], imp.seconds[pick], imp.quality[pick])
     coef = [quantile_regression(A, imp.score[pick], 1 - r) for r in rates]
     return dataclasses.replace(model, coefficients=np.array(coef))
 
 
-def quantile_regression(A: np.ndarray, y: np.ndarray, quantile: float, *, iterations: int = 200,
-                        eps: float = 1e-4) -> np.ndarray:
+def quantile_regression(
+    A: np.ndarray, y: np.ndarray, quantile: float, *, iterations: int = 200, eps: float = 1e-4
+) -> np.ndarray:
     """Coefficients ``b`` minimising the pinball loss of ``y - A b`` at ``quantile``, by iteratively reweighted
     least squares (each residual weighted by its side's share over its size)."""
     b = np.linalg.lstsq(A, y, rcond=None)[0]
@@ -204,8 +222,12 @@ def trial_thresholds(model: ThresholdModel, trials: Trials, rate: float) -> np.n
 def cell_rates(trials: Trials, thresholds: np.ndarray, pop, *, by=("N", "condition", "corpus")) -> list[dict]:
     """Outsiders accepted and members rejected (and members named right and accepted) per cell."""
     corpus = np.asarray(pop.corpora)[trials.owner]
-    keys = {"N": trials.N, "condition": np.asarray(pop.conditions)[trials.condition], "corpus": corpus,
-            "seconds": np.round(trials.seconds).astype(int)}
+    keys = {
+        "N": trials.N,
+        "condition": np.asarray(pop.conditions)[trials.condition],
+        "corpus": corpus,
+        "seconds": np.round(trials.seconds).astype(int),
+    }
     cols = [keys[b] for b in by]
     accepted = trials.score >= thresholds
     out = []
@@ -214,9 +236,14 @@ def cell_rates(trials: Trials, thresholds: np.ndarray, pop, *, by=("N", "conditi
         for c, v in zip(cols, combo):
             m &= c == v
         mem, imp = m & trials.member, m & ~trials.member
-        out.append({**{b: (v.item() if hasattr(v, "item") else v) for b, v in zip(by, combo)},
-                    "false_accept_rate": float(np.mean(accepted[imp])) if imp.any() else None,
-                    "false_reject_rate": float(np.mean(~accepted[mem])) if mem.any() else None,
-                    "open_accuracy": float(np.mean(accepted[mem] & trials.correct[mem])) if mem.any() else None,
-                    "outsider_pieces": int(imp.sum()), "member_pieces": int(mem.sum())})
+        out.append(
+            {
+                **{b: (v.item() if hasattr(v, "item") else v) for b, v in zip(by, combo)},
+                "false_accept_rate": float(np.mean(accepted[imp])) if imp.any() else None,
+                "false_reject_rate": float(np.mean(~accepted[mem])) if mem.any() else None,
+                "open_accuracy": float(np.mean(accepted[mem] & trials.correct[mem])) if mem.any() else None,
+                "outsider_pieces": int(imp.sum()),
+                "member_pieces": int(mem.sum()),
+            }
+        )
     return out

@@ -33,14 +33,18 @@ def start_point(run, *, feature_config: FeatureConfig, extractor_config: Extract
 
         _, fc, ec = read_model_meta(Path(run))
         if fc != feature_config or dataclasses.replace(ec, whitened=False) != extractor_config:
-            raise FileNotFoundError(f"{run}: the model's features or network differ from this run's "
-                                    f"({fc}, {ec}); it cannot be a starting point")
+            raise FileNotFoundError(
+                f"{run}: the model's features or network differ from this run's "
+                f"({fc}, {ec}); it cannot be a starting point"
+            )
         return "extractor", str(run)
     text = state.read_text(encoding="utf-8", errors="replace")[:4096] if state.is_file() else ""
     match = re.search(r'^model_checkpoint_path:\s*"([A-Za-z0-9_.-]+)"\s*$', text, re.MULTILINE)
     if match is None or match.group(1).startswith(".") or not (folder / f"{match.group(1)}.index").is_file():
-        raise FileNotFoundError(f"{run}: no training checkpoint to start from (checkpoint/ is missing or empty, "
-                                "and it is not a model directory)")
+        raise FileNotFoundError(
+            f"{run}: no training checkpoint to start from (checkpoint/ is missing or empty, "
+            "and it is not a model directory)"
+        )
     return "checkpoint", str(folder / match.group(1))
 
 
@@ -64,8 +68,7 @@ def extractor_start(path, waves, *, feature_config: FeatureConfig, extractor_con
     cnn.set_weights(weights)
     bare = Extractor(cnn, feature_config=feature_config, extractor_config=extractor_config)
     n = int(CENTRE_SECONDS * feature_config.sr)
-    centres = np.stack([bare.embed([int16_to_float(y[:n])], return_segments=True)[0].mean(axis=0)
-                        for y in waves])
+    centres = np.stack([bare.embed([int16_to_float(y[:n])], return_segments=True)[0].mean(axis=0) for y in waves])
     centres /= np.linalg.norm(centres, axis=1, keepdims=True) + 1e-12
     return weights, centres
 
@@ -93,8 +96,9 @@ def restore_checkpoint(model, ckpt, manager, out: Path, epoch: int) -> None:
     path = manager.latest_checkpoint
     if path is not None:
         if not path.endswith(f"-{epoch}"):
-            raise RuntimeError(f"{out}: the last checkpoint ({path}) is not of epoch {epoch} in state.json; "
-                               "start a new --out")
+            raise RuntimeError(
+                f"{out}: the last checkpoint ({path}) is not of epoch {epoch} in state.json; start a new --out"
+            )
         ckpt.restore(path).assert_existing_objects_matched()
         return
     legacy = out / "checkpoint" / "optimizer.npz"  # runs checkpointed by hand before CheckpointManager

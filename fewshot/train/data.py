@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.decode import load
-
+from ..audio.features import log_mel
 from ..audio.vad import normalize_loudness, trim_silence
 from ..config import FeatureConfig
-from ..audio.features import log_mel
 from ..persistence import atomic_save_npz
 from .augment import AugmentConfig, degrade_crop, spec_augment, speed_perturb
 
@@ -52,8 +51,9 @@ def _file_speech(args):
     path, cfg_dict, speeds, cache_dir = args
     cfg = FeatureConfig.from_dict(cfg_dict)
     st = os.stat(path)
-    key = hashlib.sha1(json.dumps(["wave", str(Path(path).resolve()), st.st_size, int(st.st_mtime),
-                                   cfg_dict, list(speeds)]).encode()).hexdigest()
+    key = hashlib.sha1(
+        json.dumps(["wave", str(Path(path).resolve()), st.st_size, int(st.st_mtime), cfg_dict, list(speeds)]).encode()
+    ).hexdigest()
     cached = Path(cache_dir) / f"{key}.npz"
     if cached.is_file():
         with np.load(cached) as z:
@@ -73,8 +73,9 @@ def int16_to_float(y) -> np.ndarray:
     return y.astype(np.float32) / 32767.0 if y.dtype == np.int16 else y.astype(np.float32)
 
 
-def corpus_speech(speakers: dict[str, list[Path]], *, config: FeatureConfig, speeds=(1.0,),
-                  cache_dir, workers: int = 1, progress=None):
+def corpus_speech(
+    speakers: dict[str, list[Path]], *, config: FeatureConfig, speeds=(1.0,), cache_dir, workers: int = 1, progress=None
+):
     """Every speaker's speech (pauses cut, loudness normalised), one class per (speaker, speed).
 
     Returns
@@ -97,7 +98,7 @@ def corpus_speech(speakers: dict[str, list[Path]], *, config: FeatureConfig, spe
         results = [_file_speech(j) for j in it]
     waves, classes, k = [], [], 0
     for spk, paths in speakers.items():
-        per_file = results[k:k + len(paths)]
+        per_file = results[k : k + len(paths)]
         k += len(paths)
         for i, f in enumerate(speeds):
             arr = np.concatenate([r[i] for r in per_file])
@@ -120,9 +121,18 @@ class CropSampler:
     #: Speech before the crop that is convolved with it, so the crop starts inside a room.
     PRE_ROLL_S = 0.5
 
-    def __init__(self, waves, *, feature_config: FeatureConfig, crop_frames: int, batch_size: int,
-                 seed: int = 0, augment: AugmentConfig | None = AugmentConfig(), targets=None,
-                 target_hop: int | None = None):
+    def __init__(
+        self,
+        waves,
+        *,
+        feature_config: FeatureConfig,
+        crop_frames: int,
+        batch_size: int,
+        seed: int = 0,
+        augment: AugmentConfig | None = AugmentConfig(),
+        targets=None,
+        target_hop: int | None = None,
+    ):
         self.waves = waves
         #: Per class, the teacher's embeddings of its grid windows (``None``: no target for that class).
         self.targets = targets
@@ -139,7 +149,7 @@ class CropSampler:
         if len(y) < n:
             y = np.tile(y, -(-n // len(y)))
         t0 = int(rng.integers(0, len(y) - n + 1))
-        return int16_to_float(y[t0:t0 + n])
+        return int16_to_float(y[t0 : t0 + n])
 
     def _grid_crop(self, rng, c: int, pre: int) -> tuple[np.ndarray, int]:
         """A crop starting on the teacher's grid (zero pre-roll before the first window), and its window."""
@@ -148,7 +158,7 @@ class CropSampler:
             y = np.tile(y, -(-self.crop_samples // len(y)))
         k = int(rng.integers(0, len(self.targets[c])))
         t0 = k * self.target_hop
-        seg = int16_to_float(y[max(0, t0 - pre):t0 + self.crop_samples])
+        seg = int16_to_float(y[max(0, t0 - pre) : t0 + self.crop_samples])
         return np.pad(seg, (pre + self.crop_samples - len(seg), 0)), k
 
     def batch(self, n: int):
@@ -197,8 +207,10 @@ class CropSampler:
                 yield self.batch(n)
                 n += 1
 
-        spec = (tf.TensorSpec((self.batch_size, self.crop_frames, self.cfg.n_mels), tf.float32),
-                tf.TensorSpec((self.batch_size,), tf.int32))
+        spec = (
+            tf.TensorSpec((self.batch_size, self.crop_frames, self.cfg.n_mels), tf.float32),
+            tf.TensorSpec((self.batch_size,), tf.int32),
+        )
         if self.targets is not None:
             dim = next(t.shape[1] for t in self.targets if t is not None)
             spec = (spec[0], (spec[1], tf.TensorSpec((self.batch_size, dim + 1), tf.float32)))

@@ -24,8 +24,14 @@ def make_strategy(name: str):
 
 
 def _fit_default(model, dataset, *, strategy, epochs, initial_epoch, steps_per_epoch, callbacks, verbose):
-    model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-              callbacks=callbacks, verbose=verbose)
+    model.fit(
+        dataset,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
 
 
 def _fit_multiworker(model, dataset, *, strategy, epochs, initial_epoch, steps_per_epoch, callbacks, verbose):
@@ -69,8 +75,6 @@ def _fit_multiworker(model, dataset, *, strategy, epochs, initial_epoch, steps_p
 def task_id(strategy) -> int:
     resolver = getattr(strategy, "cluster_resolver", None)
     return int(getattr(resolver, "task_id", 0) or 0) if resolver is not None else 0
-
-
 
 
 def fit(model, dataset, *, strategy, **kwargs):

@@ -36,7 +36,7 @@ class CheckScores:
     mixed: np.ndarray
     stretches: np.ndarray
 
-    def subset(self, keep) -> "CheckScores":
+    def subset(self, keep) -> CheckScores:
         return CheckScores(**{f.name: getattr(self, f.name)[keep] for f in dataclasses.fields(self)})
 
 
@@ -46,20 +46,32 @@ def _mix_plan(speakers, *, slots: dict, share: float, seed: int) -> list[tuple]:
     rng = np.random.default_rng(seed)
     plan = []
     for i, s in enumerate(speakers):
-        same = [k for k, o in enumerate(speakers) if k != i and o.corpus == s.corpus] or \
-            [k for k in range(len(speakers)) if k != i]
+        same = [k for k, o in enumerate(speakers) if k != i and o.corpus == s.corpus] or [
+            k for k in range(len(speakers)) if k != i
+        ]
         for T, n in slots.items():
             total = int(round(share * n))
             for chunks in (1, 2):
                 m, j = total // chunks, int(rng.choice(same))
-                starts = [int(rng.integers(0, n - m + 1))] if chunks == 1 else \
-                    [int(rng.integers(0, n // 2 - m + 1)), int(rng.integers(n // 2, n - m + 1))]
+                starts = (
+                    [int(rng.integers(0, n - m + 1))]
+                    if chunks == 1
+                    else [int(rng.integers(0, n // 2 - m + 1)), int(rng.integers(n // 2, n - m + 1))]
+                )
                 plan.append((i, j, T, [(a, int(rng.integers(0, slots[max(slots)] - m + 1)), m) for a in starts]))
     return plan
 
 
-def enrollment_check_scores(extractor, speakers, *, conditions=CHECK_CONDITIONS, seconds=CHECK_SECONDS,
-                            share: float = 0.2, seed: int = SEED, progress=None) -> CheckScores:
+def enrollment_check_scores(
+    extractor,
+    speakers,
+    *,
+    conditions=CHECK_CONDITIONS,
+    seconds=CHECK_SECONDS,
+    share: float = 0.2,
+    seed: int = SEED,
+    progress=None,
+) -> CheckScores:
     """The self-check's coherence (:mod:`fewshot.groups.selfcheck`) of each speaker's enrollment speech, prepared as
     ``enroll`` prepares it (:mod:`fewshot.train.population`), in each recording condition (the whole enrollment
     put through it), and of the same with ``share`` of another speaker of the same corpus in one or two stretches.
@@ -88,30 +100,31 @@ def enrollment_check_scores(extractor, speakers, *, conditions=CHECK_CONDITIONS,
         E = [windows(extractor, y) for y in audio]
         for i in range(len(speakers)):
             for T, n in slots.items():
-                out.append((i, c, T, split_coherence(E[i][:n - per_window + 1]), False, 0))
-        new, where = [], []
+                out.append((i, c, T, split_coherence(E[i][: n - per_window + 1]), False, 0))
+        new = []
         mixes = []
         for i, j, T, stretches in plan:
             n = slots[T]
             src = [(i, k) for k in range(n)]
             for a, b, m in stretches:
-                src[a:a + m] = [(j, b + k) for k in range(m)]
+                src[a : a + m] = [(j, b + k) for k in range(m)]
             rows = []
             for t in range(n - per_window + 1):
-                part = src[t:t + per_window]
+                part = src[t : t + per_window]
                 if all(p[0] == part[0][0] and p[1] == part[0][1] + d for d, p in enumerate(part)):
                     rows.append(("old", part[0]))
                 else:
                     rows.append(("new", len(new)))
-                    new.append(np.concatenate([audio[p][k * h:(k + 1) * h] for p, k in part]))
+                    new.append(np.concatenate([audio[p][k * h : (k + 1) * h] for p, k in part]))
             mixes.append((i, T, len(stretches), rows))
         N = extractor.embed(new) if new else np.zeros((0, extractor.dim))
         for i, T, k, rows in mixes:
             W = np.stack([E[r[0]][r[1]] if kind == "old" else N[r] for kind, r in rows])
             out.append((i, c, T, split_coherence(W), True, k))
     a = list(zip(*out))
-    return CheckScores(np.array(a[0]), np.array(a[1]), np.array(a[2], np.float64), np.array(a[3]),
-                       np.array(a[4], bool), np.array(a[5]))
+    return CheckScores(
+        np.array(a[0]), np.array(a[1]), np.array(a[2], np.float64), np.array(a[3]), np.array(a[4], bool), np.array(a[5])
+    )
 
 
 def check_thresholds(scores: CheckScores, corpora, *, flagged: float = CHECK_CLEAN_FLAGGED) -> np.ndarray:
@@ -121,8 +134,11 @@ def check_thresholds(scores: CheckScores, corpora, *, flagged: float = CHECK_CLE
     corpus = np.asarray(corpora)[genuine.speaker]
     table = []
     for T in np.unique(genuine.seconds):
-        cells = [genuine.coherence[(genuine.seconds == T) & (corpus == co) & (genuine.condition == c)]
-                 for co in np.unique(corpus) for c in np.unique(genuine.condition)]
+        cells = [
+            genuine.coherence[(genuine.seconds == T) & (corpus == co) & (genuine.condition == c)]
+            for co in np.unique(corpus)
+            for c in np.unique(genuine.condition)
+        ]
         table.append((float(T), min(float(np.quantile(v, flagged)) for v in cells if len(v))))
     return np.array(table)
 
@@ -139,10 +155,17 @@ def check_rates(scores: CheckScores, table: np.ndarray, corpora, conditions) -> 
             for c in np.unique(scores.condition):
                 m = (scores.seconds == T) & (corpus == co) & (scores.condition == c)
                 g, x = m & ~scores.mixed, m & scores.mixed
-                out.append({"seconds": float(T), "corpus": str(co), "condition": conditions[c],
-                            "genuine_refused": float(np.mean(flagged[g])) if g.any() else None,
-                            "mixed_caught": float(np.mean(flagged[x])) if x.any() else None,
-                            "mixed_one_stretch_caught": float(np.mean(flagged[x & (scores.stretches == 1)]))
-                            if x.any() else None,
-                            "enrollments": int(g.sum())})
+                out.append(
+                    {
+                        "seconds": float(T),
+                        "corpus": str(co),
+                        "condition": conditions[c],
+                        "genuine_refused": float(np.mean(flagged[g])) if g.any() else None,
+                        "mixed_caught": float(np.mean(flagged[x])) if x.any() else None,
+                        "mixed_one_stretch_caught": float(np.mean(flagged[x & (scores.stretches == 1)]))
+                        if x.any()
+                        else None,
+                        "enrollments": int(g.sum()),
+                    }
+                )
     return out

@@ -61,8 +61,10 @@ def convert(keras_model, *, calibration: np.ndarray | None = None) -> bytes:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([x[None]] for x in calibration)
         selective = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=lambda: ([x[None]] for x in calibration[:8]),
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS)))
+            converter=converter,
+            debug_dataset=lambda: ([x[None]] for x in calibration[:8]),
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS)),
+        )
         return selective.get_nondebug_quantized_model()
 
 
@@ -116,19 +118,29 @@ def export_tflite(model_dir, *, int8: bool = False, dev=None, train=None, speake
     if speakers is None and dev and Path(dev).is_dir():
         speakers = parity.dev_speakers(dev)
     reference = parity.embed(keras_ex, speakers) if speakers else None
-    litert = {p: e for p, e in keras_ex.meta.get("litert", {}).items()
-              if e.get("source_sha256") == keras_ex.meta["sha256"]}  # entries of an earlier Keras model go
+    litert = {
+        p: e for p, e in keras_ex.meta.get("litert", {}).items() if e.get("source_sha256") == keras_ex.meta["sha256"]
+    }  # entries of an earlier Keras model go
     litert["float"] = _exported(path, keras_ex, convert(keras_ex.model), "float", speakers, reference, dev)
     if int8:
         calibration = parity.calibration_inputs(train, feature_config=keras_ex.feature_config)
-        litert["int8"] = _exported(path, keras_ex, convert(keras_ex.model, calibration=calibration), "int8",
-                                   speakers, reference, dev)
-        litert["int8"]["calibration"] = {"inputs": len(calibration), "frames": int(calibration.shape[1]),
-                                         "source": Path(train).name}
+        litert["int8"] = _exported(
+            path, keras_ex, convert(keras_ex.model, calibration=calibration), "int8", speakers, reference, dev
+        )
+        litert["int8"]["calibration"] = {
+            "inputs": len(calibration),
+            "frames": int(calibration.shape[1]),
+            "source": Path(train).name,
+        }
     write_model_meta(path, {**keras_ex.meta, "litert": litert})
     model_id = Extractor.load(path, backend="litert").model_id  # the id now covers the LiteRT files too
-    return {"model_id": model_id, "dir": str(path), "dev": str(dev), "dev_speakers": len(speakers or []),
-            **{p: litert[p] for p in (("float", "int8") if int8 else ("float",))}}
+    return {
+        "model_id": model_id,
+        "dir": str(path),
+        "dev": str(dev),
+        "dev_speakers": len(speakers or []),
+        **{p: litert[p] for p in (("float", "int8") if int8 else ("float",))},
+    }
 
 
 def _exported(path: Path, keras_ex, data: bytes, precision: str, speakers, reference, dev) -> dict:
@@ -138,9 +150,12 @@ def _exported(path: Path, keras_ex, data: bytes, precision: str, speakers, refer
     from . import parity
 
     entry = {**write_litert(path, data, precision), "source_sha256": keras_ex.meta["sha256"]}
-    lite_ex = Extractor(LiteRTBackend(path / entry["file"], precision=precision),
-                        feature_config=keras_ex.feature_config, extractor_config=keras_ex.extractor_config,
-                        meta=keras_ex.meta)
+    lite_ex = Extractor(
+        LiteRTBackend(path / entry["file"], precision=precision),
+        feature_config=keras_ex.feature_config,
+        extractor_config=keras_ex.extractor_config,
+        meta=keras_ex.meta,
+    )
     entry["parity"] = parity.compare(reference, parity.embed(lite_ex, speakers), dev) if speakers else {}
     return entry
 
@@ -149,8 +164,10 @@ def describe(report: dict) -> list[str]:
     """The lines ``fewshot export`` prints: files, sizes, parity, and whether each target is met."""
     lines = [f"model {report['model_id']} in {report['dir']}"]
     if not report["dev_speakers"]:
-        lines.append(f"no dev speech in {report['dev']} (missing, or no speaker with 45 s of speech): "
-                     "the parity check on real speech is skipped (pass --dev DIR)")
+        lines.append(
+            f"no dev speech in {report['dev']} (missing, or no speaker with 45 s of speech): "
+            "the parity check on real speech is skipped (pass --dev DIR)"
+        )
     for precision in ("float", "int8"):
         entry = report.get(precision)
         if entry is None:
@@ -158,8 +175,10 @@ def describe(report: dict) -> list[str]:
         lines.append(f"wrote {entry['file']} ({precision}, {entry['bytes'] / 1e6:.2f} MB)")
         p = entry["parity"]
         if p:
-            lines.append(f"  cosine to the Keras embeddings over {p['embeddings']} dev embeddings: "
-                         f"min {p['cosine_min']:.6f}, median {p['cosine_median']:.6f}")
+            lines.append(
+                f"  cosine to the Keras embeddings over {p['embeddings']} dev embeddings: "
+                f"min {p['cosine_min']:.6f}, median {p['cosine_median']:.6f}"
+            )
         if precision == "float" and p:
             lines.append(f"  target cosine >= {FLOAT_MIN_COSINE}: {_yes(p['cosine_min'] >= FLOAT_MIN_COSINE)}")
         if precision == "int8":
@@ -169,13 +188,17 @@ def describe(report: dict) -> list[str]:
 
 def _int8_lines(entry: dict) -> list[str]:
     p, cal = entry["parity"], entry["calibration"]
-    out = [f"  calibrated on {cal['inputs']} log-mel inputs of {cal['frames']} frames from {cal['source']}",
-           f"  size <= {INT8_MAX_BYTES / 1e6:.1f} MB: {_yes(entry['bytes'] <= INT8_MAX_BYTES)}"]
+    out = [
+        f"  calibrated on {cal['inputs']} log-mel inputs of {cal['frames']} frames from {cal['source']}",
+        f"  size <= {INT8_MAX_BYTES / 1e6:.1f} MB: {_yes(entry['bytes'] <= INT8_MAX_BYTES)}",
+    ]
     if p:
         drop = p["keras_acc_all"] - p["acc_all"]
-        out.append(f"  dev all-{p['speakers']} accuracy (15 s): {100 * p['acc_all']:.1f}% against Keras "
-                   f"{100 * p['keras_acc_all']:.1f}%; within {100 * INT8_MAX_ACC_DROP:.1f} points: "
-                   f"{_yes(drop <= INT8_MAX_ACC_DROP + 1e-9)}")
+        out.append(
+            f"  dev all-{p['speakers']} accuracy (15 s): {100 * p['acc_all']:.1f}% against Keras "
+            f"{100 * p['keras_acc_all']:.1f}%; within {100 * INT8_MAX_ACC_DROP:.1f} points: "
+            f"{_yes(drop <= INT8_MAX_ACC_DROP + 1e-9)}"
+        )
     return out
 
 
@@ -188,15 +211,25 @@ def add_export_parser(sub) -> None:
     p = sub.add_parser("export", help="write the LiteRT model(s) of a Keras extractor, with a parity check")
     p.add_argument("model", nargs="?", help="model directory (default: the model shipped with fewshot)")
     p.add_argument("--format", choices=["tflite"], default="tflite", help="tflite (LiteRT), the only format")
-    p.add_argument("--int8", action="store_true",
-                   help="also the int8 model, quantised after training and calibrated on --train speech")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="also the int8 model, quantised after training and calibrated on --train speech",
+    )
     p.add_argument("--dev", default="../shared/data/dev", help="held-out speakers for the parity check")
     p.add_argument("--train", default="../shared/data/train", help="training speech for the int8 calibration")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--out", metavar="DIR", help="export into DIR, a new copy of the model directory (the model "
-                       "itself is left as it is)")
-    where.add_argument("--replace", action="store_true", help="write over the LiteRT models the model directory "
-                       "already has (without --out or --replace, a model that has them is refused)")
+    where.add_argument(
+        "--out",
+        metavar="DIR",
+        help="export into DIR, a new copy of the model directory (the model itself is left as it is)",
+    )
+    where.add_argument(
+        "--replace",
+        action="store_true",
+        help="write over the LiteRT models the model directory "
+        "already has (without --out or --replace, a model that has them is refused)",
+    )
     p.set_defaults(handler=run_export)
 
 
@@ -224,12 +257,17 @@ def export_target(model_dir, *, out=None, replace: bool = False) -> Path:
         return Path(out)
     meta = read_json(source / "meta.json")  # checked in full when the model loads; here only what is exported
     litert = meta.get("litert") if isinstance(meta, dict) else None
-    done = [e.get("file") for e in (litert.values() if isinstance(litert, dict) else [])
-            if isinstance(e, dict) and e.get("source_sha256") == meta.get("sha256")]
+    done = [
+        e.get("file")
+        for e in (litert.values() if isinstance(litert, dict) else [])
+        if isinstance(e, dict) and e.get("source_sha256") == meta.get("sha256")
+    ]
     if done and not replace:
-        raise FileExistsError(f"{source}: already has LiteRT models exported from its Keras model "
-                              f"({', '.join(map(str, done))}); --out DIR exports into a copy of the model, "
-                              "--replace writes over them")
+        raise FileExistsError(
+            f"{source}: already has LiteRT models exported from its Keras model "
+            f"({', '.join(map(str, done))}); --out DIR exports into a copy of the model, "
+            "--replace writes over them"
+        )
     return source
 
 

@@ -59,9 +59,18 @@ class TrainConfig:
         return d
 
 
-def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: TrainConfig, total_steps: int,
-                         sync_batchnorm: bool = False, teacher_dim: int | None = None, init_checkpoint=None,
-                         init_weights=None):
+def build_training_model(
+    extractor_config,
+    *,
+    n_mels: int,
+    n_classes: int,
+    tc: TrainConfig,
+    total_steps: int,
+    sync_batchnorm: bool = False,
+    teacher_dim: int | None = None,
+    init_checkpoint=None,
+    init_weights=None,
+):
     """The extractor CNN with a cosine head, compiled with the angular-margin loss.
 
     With ``teacher_dim``, a second output projects the embedding to the
@@ -87,16 +96,21 @@ def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: T
 
         tf.train.Checkpoint(model=model).restore(str(init_checkpoint)).expect_partial()
     if teacher_dim:
-        projection = keras.layers.Dense(teacher_dim, use_bias=False, name="teacher_projection",
-                                        dtype="float32")(cnn.output)
+        projection = keras.layers.Dense(teacher_dim, use_bias=False, name="teacher_projection", dtype="float32")(
+            cnn.output
+        )
         model = keras.Model(cnn.inputs, [head, projection], name="train_model")
     warmup = max(1, min(tc.steps_per_epoch, total_steps // 10))
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, total_steps - warmup), warmup_target=tc.learning_rate,
-        warmup_steps=warmup, alpha=0.01)
+        0.0, decay_steps=max(1, total_steps - warmup), warmup_target=tc.learning_rate, warmup_steps=warmup, alpha=0.01
+    )
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=tc.weight_decay)
-    loss = AdditiveAngularMarginLoss(tc.margin, tc.scale, step_counter=optimizer.iterations,
-                                     warmup_steps=int(tc.margin_warmup_epochs * tc.steps_per_epoch))
+    loss = AdditiveAngularMarginLoss(
+        tc.margin,
+        tc.scale,
+        step_counter=optimizer.iterations,
+        warmup_steps=int(tc.margin_warmup_epochs * tc.steps_per_epoch),
+    )
     if teacher_dim:
         model.compile(optimizer=optimizer, loss=[loss, DistillationLoss()], loss_weights=[1.0, tc.distill_weight])
     else:
@@ -104,9 +118,21 @@ def build_training_model(extractor_config, *, n_mels: int, n_classes: int, tc: T
     return model
 
 
-def train(train_source, out, *, feature_config: FeatureConfig, extractor_config: ExtractorConfig,
-          train_config: TrainConfig, dev=None, cache_dir=None, workers: int = 2, progress=None,
-          verbose: int = 1, whiten: bool = True, stop_after_epochs: int | None = None) -> dict:
+def train(
+    train_source,
+    out,
+    *,
+    feature_config: FeatureConfig,
+    extractor_config: ExtractorConfig,
+    train_config: TrainConfig,
+    dev=None,
+    cache_dir=None,
+    workers: int = 2,
+    progress=None,
+    verbose: int = 1,
+    whiten: bool = True,
+    stop_after_epochs: int | None = None,
+) -> dict:
     """Train (or resume) an extractor; returns the run's ``state`` dictionary.
 
     Parameters
@@ -132,8 +158,11 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
     tc, out = train_config, Path(out)
     # what can be checked without TensorFlow is checked first
     speakers = list_training_speakers(train_source)
-    init = (checkpoints.start_point(tc.init, feature_config=feature_config, extractor_config=extractor_config)
-            if tc.init and not (out / "state.json").is_file() else None)
+    init = (
+        checkpoints.start_point(tc.init, feature_config=feature_config, extractor_config=extractor_config)
+        if tc.init and not (out / "state.json").is_file()
+        else None
+    )
 
     import keras
     import tensorflow as tf
@@ -154,14 +183,23 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
 
-    waves, classes = corpus_speech(speakers, config=feature_config, speeds=tc.speeds,
-                                   cache_dir=cache_dir or out / "speech_cache", workers=workers,
-                                   progress=progress)
+    waves, classes = corpus_speech(
+        speakers,
+        config=feature_config,
+        speeds=tc.speeds,
+        cache_dir=cache_dir or out / "speech_cache",
+        workers=workers,
+        progress=progress,
+    )
     hours = sum(len(w) for w, c in zip(waves, classes) if "@" not in c) / feature_config.sr / 3600
     # the whitening layer is added after training; it is not part of what is trained
     trained_config = {k: v for k, v in extractor_config.to_dict().items() if k != "whitened"}
-    run_args = {"train_config": tc.run_dict(), "feature_config": feature_config.to_dict(),
-                "extractor_config": trained_config, "n_classes": len(classes)}
+    run_args = {
+        "train_config": tc.run_dict(),
+        "feature_config": feature_config.to_dict(),
+        "extractor_config": trained_config,
+        "n_classes": len(classes),
+    }
     state = {"epoch": 0, "best": None, "best_epoch": None, "wait": 0, "seconds": 0.0, **run_args}
     if (out / "state.json").is_file():
         saved = json.loads((out / "state.json").read_text())
@@ -175,21 +213,32 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
             raise RuntimeError("distillation runs on one device (strategy default)")
         from .teacher import class_targets
 
-        targets, teacher_info = class_targets(waves, classes, feature_config=feature_config,
-                                              extractor_config=extractor_config,
-                                              cache_dir=cache_dir or out / "speech_cache", progress=progress)
+        targets, teacher_info = class_targets(
+            waves,
+            classes,
+            feature_config=feature_config,
+            extractor_config=extractor_config,
+            cache_dir=cache_dir or out / "speech_cache",
+            progress=progress,
+        )
     init = init if state["epoch"] == 0 else None
     init_weights = None
     if init and init[0] == "extractor":
-        init_weights = checkpoints.extractor_start(init[1], waves, feature_config=feature_config,
-                                        extractor_config=extractor_config)
+        init_weights = checkpoints.extractor_start(
+            init[1], waves, feature_config=feature_config, extractor_config=extractor_config
+        )
     with strategy.scope():
-        model = build_training_model(extractor_config, n_mels=feature_config.n_mels,
-                                     n_classes=len(classes), tc=tc, total_steps=total_steps,
-                                     sync_batchnorm=strategy.num_replicas_in_sync > 1,
-                                     teacher_dim=teacher_info["dim"] if teacher_info else None,
-                                     init_checkpoint=init[1] if init and init[0] == "checkpoint" else None,
-                                     init_weights=init_weights)
+        model = build_training_model(
+            extractor_config,
+            n_mels=feature_config.n_mels,
+            n_classes=len(classes),
+            tc=tc,
+            total_steps=total_steps,
+            sync_batchnorm=strategy.num_replicas_in_sync > 1,
+            teacher_dim=teacher_info["dim"] if teacher_info else None,
+            init_checkpoint=init[1] if init and init[0] == "checkpoint" else None,
+            init_weights=init_weights,
+        )
     ckpt, manager = checkpoints.checkpoint_manager(model, out)
     if state["epoch"] > 0:
         checkpoints.restore_checkpoint(model, ckpt, manager, out, state["epoch"])
@@ -205,12 +254,24 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
 
     first_epoch = state["epoch"]
     stop_after = tc.epochs if stop_after_epochs is None else stop_after_epochs
-    sampler = CropSampler(waves, feature_config=feature_config, crop_frames=extractor_config.crop_frames,
-                          batch_size=tc.batch_size, seed=tc.seed + 7919 * task_id, augment=tc.augment,
-                          targets=targets, target_hop=teacher_info and teacher_info["hop"])
+    sampler = CropSampler(
+        waves,
+        feature_config=feature_config,
+        crop_frames=extractor_config.crop_frames,
+        batch_size=tc.batch_size,
+        seed=tc.seed + 7919 * task_id,
+        augment=tc.augment,
+        targets=targets,
+        target_hop=teacher_info and teacher_info["hop"],
+    )
     dataset = sampler.dataset(start_batch=state["epoch"] * tc.steps_per_epoch)
-    summary = {"source": str(train_source), "speakers": len(speakers), "classes": len(classes),
-               "hours_of_speech": round(hours, 2), "recipe": run_args["train_config"]}
+    summary = {
+        "source": str(train_source),
+        "speakers": len(speakers),
+        "classes": len(classes),
+        "hours_of_speech": round(hours, 2),
+        "recipe": run_args["train_config"],
+    }
     if teacher_info:
         summary["teacher"] = teacher_info
 
@@ -232,8 +293,15 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
                     state["wait"] += 1
                 print(f"epoch {epoch + 1}: {dev_set.describe(scores)}{' (best)' if improved else ''}", flush=True)
             if improved:
-                extractor.save(out, training={**summary, "epochs": epoch + 1, "dev": logs_to_dev(logs),
-                                              "train_seconds": round(state["seconds"], 1)})
+                extractor.save(
+                    out,
+                    training={
+                        **summary,
+                        "epochs": epoch + 1,
+                        "dev": logs_to_dev(logs),
+                        "train_seconds": round(state["seconds"], 1),
+                    },
+                )
             checkpoints.save_checkpoint(manager, out, epoch + 1, state)
             if state["wait"] >= tc.patience or epoch + 1 - first_epoch >= stop_after:
                 self.model.stop_training = True
@@ -242,12 +310,23 @@ def train(train_source, out, *, feature_config: FeatureConfig, extractor_config:
         def on_train_begin(self, logs=None):
             self.t0 = time.time()
 
-    callbacks = [Validation(), keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
-                 keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False)]
+    callbacks = [
+        Validation(),
+        keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
+        keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
+    ]
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)
-    distribute.fit(model, dataset, strategy=strategy, epochs=tc.epochs, initial_epoch=state["epoch"],
-        steps_per_epoch=tc.steps_per_epoch, callbacks=callbacks, verbose=verbose)
+    distribute.fit(
+        model,
+        dataset,
+        strategy=strategy,
+        epochs=tc.epochs,
+        initial_epoch=state["epoch"],
+        steps_per_epoch=tc.steps_per_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
     finished = state["epoch"] >= tc.epochs or state["wait"] >= tc.patience
     if whiten and task_id == 0 and finished:
         whiten_kept_model(out, real_waves, dev=dev_set, draws=tc.val_draws, augment=tc.augment)

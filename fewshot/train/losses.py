@@ -17,8 +17,9 @@ class CosineClassifier(layers.Layer):
         self.n_classes = n_classes
 
     def build(self, input_shape):
-        self.w = self.add_weight(shape=(input_shape[-1], self.n_classes), initializer="glorot_uniform",
-                                 name="class_centres")
+        self.w = self.add_weight(
+            shape=(input_shape[-1], self.n_classes), initializer="glorot_uniform", name="class_centres"
+        )
 
     def call(self, x):
         x = ops.cast(x, "float32")
@@ -39,8 +40,15 @@ class AdditiveAngularMarginLoss(keras.losses.Loss):
     from collapsing when the class centres are still random.
     """
 
-    def __init__(self, margin: float = 0.2, scale: float = 30.0, warmup_steps: int = 0,
-                 step_counter=None, name="aam_softmax", **kwargs):
+    def __init__(
+        self,
+        margin: float = 0.2,
+        scale: float = 30.0,
+        warmup_steps: int = 0,
+        step_counter=None,
+        name="aam_softmax",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         self.margin = margin
         self.scale = scale
@@ -62,8 +70,7 @@ class AdditiveAngularMarginLoss(keras.losses.Loss):
         return keras.losses.categorical_crossentropy(onehot, logits, from_logits=True)
 
     def get_config(self):
-        return {**super().get_config(), "margin": self.margin, "scale": self.scale,
-                "warmup_steps": self.warmup_steps}
+        return {**super().get_config(), "margin": self.margin, "scale": self.scale, "warmup_steps": self.warmup_steps}
 
 
 @keras.saving.register_keras_serializable(package="fewshot")

@@ -48,10 +48,17 @@ def compare(reference, candidate, dev) -> dict:
     a, b = _vectors(reference), _vectors(candidate)
     cos = np.sum(a * b, axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
     ref, cand = (quick_scores(e, T=15.0, group_sizes=("all",)) for e in (reference, candidate))
-    return {"speech": Path(dev).name, "embeddings": int(len(cos)), "cosine_min": round(float(cos.min()), 6),
-            "cosine_median": round(float(np.median(cos)), 6), "speakers": len(reference.names),
-            "acc_all": round(cand["acc_all"], 4), "keras_acc_all": round(ref["acc_all"], 4),
-            "eer": round(cand["eer"], 4), "keras_eer": round(ref["eer"], 4)}
+    return {
+        "speech": Path(dev).name,
+        "embeddings": int(len(cos)),
+        "cosine_min": round(float(cos.min()), 6),
+        "cosine_median": round(float(np.median(cos)), 6),
+        "speakers": len(reference.names),
+        "acc_all": round(cand["acc_all"], 4),
+        "keras_acc_all": round(ref["acc_all"], 4),
+        "eer": round(cand["eer"], 4),
+        "keras_eer": round(ref["eer"], 4),
+    }
 
 
 def _vectors(emb) -> np.ndarray:
@@ -69,10 +76,10 @@ def calibration_inputs(train, *, feature_config: FeatureConfig, n: int = 200, se
     -------
     X : np.ndarray [shape=(n_inputs, segment_frames, n_mels), dtype=float32]
     """
+    from ..audio.features import log_mel, segment
     from ..audio.vad import load_speech
     from ..datasets import speaker_folders
     from ..errors import AudioError
-    from ..audio.features import log_mel, segment
 
     rng = np.random.default_rng(seed)
     folders = speaker_folders(train)

@@ -83,8 +83,8 @@ def corpus_of(name: str) -> str:
 
 def prepare_speaker(name: str, files, *, subset: str, config: FeatureConfig) -> PopulationSpeaker | None:
     """A speaker's speech as ``enroll`` finds it, cut into enrollment and test pieces (``None``: too little)."""
-    from ..errors import AudioError
     from ..audio.vad import load_speech
+    from ..errors import AudioError
 
     parts = []
     for f in files:
@@ -94,17 +94,25 @@ def prepare_speaker(name: str, files, *, subset: str, config: FeatureConfig) -> 
             logger.info("%s: %s; left out", f, exc)
     y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     sr, p = config.sr, int(PIECE_S * config.sr)
-    test = y[int(TEST_OFFSET_S * sr):]
+    test = y[int(TEST_OFFSET_S * sr) :]
     n = min(MAX_PIECES, len(test) // p)
     if n < 2:
         return None
-    return PopulationSpeaker(name, corpus_of(name), subset, {T: y[: int(T * sr)] for T in ENROLL_SECONDS},
-                             [test[i * p:(i + 1) * p] for i in range(n)])
+    return PopulationSpeaker(
+        name,
+        corpus_of(name),
+        subset,
+        {T: y[: int(T * sr)] for T in ENROLL_SECONDS},
+        [test[i * p : (i + 1) * p] for i in range(n)],
+    )
 
 
 def _speech_cache(cache_dir, subset: str, name: str, files, config: FeatureConfig) -> Path:
-    h = hashlib.sha256(repr((CACHE_FORMAT, sorted(config.to_dict().items()), [str(f) for f in files],
-                             [f.stat().st_size for f in files])).encode()).hexdigest()[:16]
+    h = hashlib.sha256(
+        repr(
+            (CACHE_FORMAT, sorted(config.to_dict().items()), [str(f) for f in files], [f.stat().st_size for f in files])
+        ).encode()
+    ).hexdigest()[:16]
     return Path(cache_dir) / "speech" / subset / f"{name}-{h}.npz"
 
 
@@ -115,23 +123,35 @@ def load_population(trees: dict, *, config: FeatureConfig, cache_dir, progress=N
 
     jobs = [(subset, name, files) for subset, root in trees.items() for name, files in speaker_folders(root).items()]
     out = []
-    for subset, name, files in (progress(jobs, total=len(jobs)) if progress else jobs):
+    for subset, name, files in progress(jobs, total=len(jobs)) if progress else jobs:
         path = _speech_cache(cache_dir, subset, name, files, config)
         if path.is_file():
             with np.load(path, allow_pickle=False) as z:
                 if not int(z["n"]):
                     continue
-                out.append(PopulationSpeaker(name, corpus_of(name), subset,
-                                             {T: z[f"enroll{T:g}"] for T in ENROLL_SECONDS},
-                                             [z[f"test{i}"] for i in range(int(z["n"]))]))
+                out.append(
+                    PopulationSpeaker(
+                        name,
+                        corpus_of(name),
+                        subset,
+                        {T: z[f"enroll{T:g}"] for T in ENROLL_SECONDS},
+                        [z[f"test{i}"] for i in range(int(z["n"]))],
+                    )
+                )
             continue
         s = prepare_speaker(name, files, subset=subset, config=config)
         import io
 
         buf = io.BytesIO()
-        arrays = {"n": np.int64(0)} if s is None else {
-            "n": np.int64(len(s.tests)), **{f"enroll{T:g}": s.enroll[T] for T in ENROLL_SECONDS},
-            **{f"test{i}": t for i, t in enumerate(s.tests)}}
+        arrays = (
+            {"n": np.int64(0)}
+            if s is None
+            else {
+                "n": np.int64(len(s.tests)),
+                **{f"enroll{T:g}": s.enroll[T] for T in ENROLL_SECONDS},
+                **{f"test{i}": t for i, t in enumerate(s.tests)},
+            }
+        )
         np.savez(buf, **arrays)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, buf.getvalue())
@@ -143,8 +163,8 @@ def load_population(trees: dict, *, config: FeatureConfig, cache_dir, progress=N
 def condition_pieces(speaker: PopulationSpeaker, condition: str, degrader, *, config: FeatureConfig):
     """``(speech, seconds, piece index)`` of the speaker's test pieces under ``condition``, prepared as identify
     prepares a file, whole and their first :data:`SHORT_S` seconds."""
-    from ..errors import AudioError
     from ..audio.vad import speech
+    from ..errors import AudioError
 
     out = []
     for i, t in enumerate(speaker.tests):
@@ -158,8 +178,15 @@ def condition_pieces(speaker: PopulationSpeaker, condition: str, degrader, *, co
     return out
 
 
-def embed_population(extractor, speakers: list[PopulationSpeaker], *, cache_dir, conditions=CONDITIONS,
-                     copies: bool = True, progress=None) -> EmbeddedPopulation:
+def embed_population(
+    extractor,
+    speakers: list[PopulationSpeaker],
+    *,
+    cache_dir,
+    conditions=CONDITIONS,
+    copies: bool = True,
+    progress=None,
+) -> EmbeddedPopulation:
     """Embed every speaker's 15 s enrollment (and its degraded copies) and test pieces in every condition.
 
     The babble of the conditions is drawn from the population's own enrollments (never the speaker's own).
@@ -174,19 +201,29 @@ def embed_population(extractor, speakers: list[PopulationSpeaker], *, cache_dir,
     key = hashlib.sha256(repr((CACHE_FORMAT, extractor.model_id, tuple(conditions), copies)).encode()).hexdigest()[:12]
     enroll, extra, rows = [], [], []
     it = list(enumerate(speakers))
-    for k, s in (progress(it, total=len(it)) if progress else it):
+    for k, s in progress(it, total=len(it)) if progress else it:
         path = Path(cache_dir) / "embeddings" / key / s.subset / f"{s.name}.npz"
         if path.is_file():
             z = dict(np.load(path, allow_pickle=False))
         else:
             E = extractor.embed([s.enroll[15.0]], return_segments=True)[0]
-            C = (np.concatenate(extractor.embed(enrollment_copies(s.enroll[15.0], sr=SAMPLE_RATE),
-                                                return_segments=True)) if copies else np.zeros((0, E.shape[1])))
-            pieces = [(c, *p) for c, name in enumerate(conditions)
-                      for p in condition_pieces(s, name, degrader, config=cfg)]
+            C = (
+                np.concatenate(extractor.embed(enrollment_copies(s.enroll[15.0], sr=SAMPLE_RATE), return_segments=True))
+                if copies
+                else np.zeros((0, E.shape[1]))
+            )
+            pieces = [
+                (c, *p) for c, name in enumerate(conditions) for p in condition_pieces(s, name, degrader, config=cfg)
+            ]
             T = extractor.embed([p[1] for p in pieces])
-            z = {"enroll": E, "copies": C, "tests": T, "condition": np.array([p[0] for p in pieces]),
-                 "seconds": np.array([p[2] for p in pieces]), "piece": np.array([p[3] for p in pieces])}
+            z = {
+                "enroll": E,
+                "copies": C,
+                "tests": T,
+                "condition": np.array([p[0] for p in pieces]),
+                "seconds": np.array([p[2] for p in pieces]),
+                "piece": np.array([p[3] for p in pieces]),
+            }
             import io
 
             buf = io.BytesIO()
@@ -197,9 +234,15 @@ def embed_population(extractor, speakers: list[PopulationSpeaker], *, cache_dir,
         extra.append(z["copies"])
         rows.append((k, z))
     return EmbeddedPopulation(
-        [s.name for s in speakers], [s.corpus for s in speakers], [s.subset for s in speakers], tuple(conditions),
-        enroll, extra, np.concatenate([z["tests"] for _, z in rows]).astype(np.float64),
+        [s.name for s in speakers],
+        [s.corpus for s in speakers],
+        [s.subset for s in speakers],
+        tuple(conditions),
+        enroll,
+        extra,
+        np.concatenate([z["tests"] for _, z in rows]).astype(np.float64),
         np.concatenate([np.full(len(z["tests"]), k) for k, z in rows]),
         np.concatenate([z["condition"] for _, z in rows]).astype(int),
         np.concatenate([z["seconds"] for _, z in rows]).astype(np.float64),
-        np.concatenate([z["piece"] for _, z in rows]).astype(int))
+        np.concatenate([z["piece"] for _, z in rows]).astype(int),
+    )

@@ -54,10 +54,12 @@ def _git(repo: Path, *args: str) -> bytes:
     try:
         return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
-        reason = exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) \
-            else str(exc)
-        raise ValueError(f"{repo}: cannot read the shipped extractors from git ({reason}); give their model "
-                         "directories instead") from None
+        reason = (
+            exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) else str(exc)
+        )
+        raise ValueError(
+            f"{repo}: cannot read the shipped extractors from git ({reason}); give their model directories instead"
+        ) from None
 
 
 def shipped_commits(repo, *, shipped: str = SHIPPED_PATH) -> list[str]:

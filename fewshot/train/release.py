@@ -18,8 +18,18 @@ import numpy as np
 from ..config import ClassifierConfig
 
 
-def release(model_dir, *, dev, dest=None, C: float = ClassifierConfig.C, gamma: float = ClassifierConfig.gamma,
-            multi_condition: bool = False, train=None, previous=(), cache_dir=None) -> dict:
+def release(
+    model_dir,
+    *,
+    dev,
+    dest=None,
+    C: float = ClassifierConfig.C,
+    gamma: float = ClassifierConfig.gamma,
+    multi_condition: bool = False,
+    train=None,
+    previous=(),
+    cache_dir=None,
+) -> dict:
     """Copy ``model_dir`` to ``dest`` (default: the package's ``models/default``) with its threshold.
 
     With ``train`` (training speech) and ``previous`` (the extractors shipped
@@ -46,9 +56,14 @@ def release(model_dir, *, dev, dest=None, C: float = ClassifierConfig.C, gamma: 
     speakers = prepare_protocol(dev, enroll_seconds=(15,))
     target, nontarget = verification_scores(embed_protocol(ex, speakers), T=15.0)
     eer, threshold = compute_eer(target, nontarget)
-    cc = ClassifierConfig(C=C, gamma=gamma, unknown_threshold=round(threshold, 4), multi_condition=multi_condition,
-                          threshold_from=f"verification EER {eer:.4f} on {len(speakers)} speakers of "
-                                         f"{Path(dev).name} (15 s enrollment, 5 s tests)")
+    cc = ClassifierConfig(
+        C=C,
+        gamma=gamma,
+        unknown_threshold=round(threshold, 4),
+        multi_condition=multi_condition,
+        threshold_from=f"verification EER {eer:.4f} on {len(speakers)} speakers of "
+        f"{Path(dev).name} (15 s enrollment, 5 s tests)",
+    )
     ex.meta["classifier"] = cc.to_dict()
     dest = Path(dest) if dest else default_model_dir()
     ex.save(dest)
@@ -59,9 +74,17 @@ def release(model_dir, *, dev, dest=None, C: float = ClassifierConfig.C, gamma: 
     else:
         write_aligners(dest, {})
     model_id = Extractor.load(dest).model_id
-    return {"model_id": model_id, "dest": str(dest), "threshold": threshold, "eer": eer,
-            "speakers": len(speakers), "n_target": len(target), "n_nontarget": len(nontarget),
-            "litert": exported["float"], "aligners": aligners}
+    return {
+        "model_id": model_id,
+        "dest": str(dest),
+        "threshold": threshold,
+        "eer": eer,
+        "speakers": len(speakers),
+        "n_target": len(target),
+        "n_nontarget": len(nontarget),
+        "litert": exported["float"],
+        "aligners": aligners,
+    }
 
 
 def add_aligners(model_dir, previous, *, train, dev, speakers=None, cache_dir=None, progress=None) -> list[dict]:
@@ -83,8 +106,8 @@ def add_aligners(model_dir, previous, *, train, dev, speakers=None, cache_dir=No
         ``candidates`` (the mapped row of each shape) and ``map_ms`` (mapping the enrollment
         segments of 10 speakers, median of 20 runs).
     """
-    from ..model.align import write_aligner
     from ..eval.protocol import embed_protocol, prepare_protocol
+    from ..model.align import write_aligner
     from ..model.extractor import Extractor
     from .align import ROWS, SHAPES, choose_shape, fit_aligner, mapped_figures, paired_embeddings
 
@@ -102,18 +125,35 @@ def add_aligners(model_dir, previous, *, train, dev, speakers=None, cache_dir=No
         old_dev = embed_protocol(old, speakers)
         X, Y = pairs[old.model_id], pairs[new.model_id]
         fitted = {s: fit_aligner(X, Y, shape=s) for s in SHAPES if s != "identity" or X.shape[1] == Y.shape[1]}
-        mapped = {s: mapped_figures(old_dev, new_dev, al, rows=ROWS[1:2], C=cc.C, gamma=cc.gamma)[ROWS[1]]
-                  for s, al in fitted.items()}
+        mapped = {
+            s: mapped_figures(old_dev, new_dev, al, rows=ROWS[1:2], C=cc.C, gamma=cc.gamma)[ROWS[1]]
+            for s, al in fitted.items()
+        }
         candidates = {s: {k: round(v, 4) for k, v in f.items()} for s, f in mapped.items()}
         shape = choose_shape(candidates)
         table = mapped_figures(old_dev, new_dev, fitted[shape], C=cc.C, gamma=cc.gamma)
         group = np.concatenate(old_dev.enroll[15.0][:10])
-        entries[p.model_id] = write_aligner(model_dir, fitted[shape], from_ids=p.ids, commit=p.commit,
-                                            pairs=len(labels), speakers=len(np.unique(labels)),
-                                            measured_on=f"{len(speakers)} speakers of {Path(dev).name}",
-                                            candidates=candidates)
-        out.append({"from": p.ids, "commit": p.commit, "entry": entries[p.model_id], "table": table,
-                    "candidates": candidates, "map_ms": _median_ms(fitted[shape].transform, group), "rows": len(group)})
+        entries[p.model_id] = write_aligner(
+            model_dir,
+            fitted[shape],
+            from_ids=p.ids,
+            commit=p.commit,
+            pairs=len(labels),
+            speakers=len(np.unique(labels)),
+            measured_on=f"{len(speakers)} speakers of {Path(dev).name}",
+            candidates=candidates,
+        )
+        out.append(
+            {
+                "from": p.ids,
+                "commit": p.commit,
+                "entry": entries[p.model_id],
+                "table": table,
+                "candidates": candidates,
+                "map_ms": _median_ms(fitted[shape].transform, group),
+                "rows": len(group),
+            }
+        )
     write_aligners(model_dir, entries)
     return out
 

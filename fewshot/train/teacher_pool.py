@@ -33,8 +33,9 @@ class TeacherActor:
         return index, embed_class(self.teacher, wave, window=window, hop=hop)
 
 
-def embed_classes(waves, *, window: int, hop: int, progress=None, address: str | None = None,
-                  cpus: int | None = None) -> list[np.ndarray]:
+def embed_classes(
+    waves, *, window: int, hop: int, progress=None, address: str | None = None, cpus: int | None = None
+) -> list[np.ndarray]:
     """Each class's teacher embeddings (see the module contract).
 
     Parameters

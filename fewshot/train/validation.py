@@ -19,8 +19,9 @@ from ..config import FeatureConfig
 from .augment import AugmentConfig, degrade_crop
 
 #: The validation's degraded condition.
-VALIDATION_ROOM_NOISE = AugmentConfig(p_room=1.0, rt60_s=(0.3, 0.7), drr_db=(0.0, 8.0), p_noise=1.0,
-                                      snr_db=(5.0, 15.0), p_mic=0.0, p_mask=0.0)
+VALIDATION_ROOM_NOISE = AugmentConfig(
+    p_room=1.0, rt60_s=(0.3, 0.7), drr_db=(0.0, 8.0), p_noise=1.0, snr_db=(5.0, 15.0), p_mic=0.0, p_mask=0.0
+)
 
 
 @dataclass
@@ -31,7 +32,7 @@ class DevSet:
     degraded: list
 
     @classmethod
-    def load(cls, root, *, feature_config: FeatureConfig, seed: int = 0) -> "DevSet":
+    def load(cls, root, *, feature_config: FeatureConfig, seed: int = 0) -> DevSet:
         from ..eval.protocol import prepare_protocol
 
         speakers = prepare_protocol(root, enroll_seconds=(15,))
@@ -40,8 +41,10 @@ class DevSet:
         degraded = []
         for k, s in enumerate(speakers):
             others = [pool[j] for j in range(len(pool)) if j != k]
-            tests = [degrade_crop(t, sr=feature_config.sr, rng=rng, others=others, config=VALIDATION_ROOM_NOISE)
-                     for t in s.tests]
+            tests = [
+                degrade_crop(t, sr=feature_config.sr, rng=rng, others=others, config=VALIDATION_ROOM_NOISE)
+                for t in s.tests
+            ]
             degraded.append(dataclasses.replace(s, tests=tests))
         return cls(speakers, degraded)
 
@@ -59,6 +62,8 @@ class DevSet:
 
     @staticmethod
     def describe(scores: dict) -> str:
-        return (f"dev clean 3/10/all {scores['acc_3']:.3f}/{scores['acc_10']:.3f}/{scores['acc_all']:.3f} "
-                f"EER {scores['eer']:.4f}; room+noise {scores['room_acc_3']:.3f}/{scores['room_acc_10']:.3f}/"
-                f"{scores['room_acc_all']:.3f} EER {scores['room_eer']:.4f}")
+        return (
+            f"dev clean 3/10/all {scores['acc_3']:.3f}/{scores['acc_10']:.3f}/{scores['acc_all']:.3f} "
+            f"EER {scores['eer']:.4f}; room+noise {scores['room_acc_3']:.3f}/{scores['room_acc_10']:.3f}/"
+            f"{scores['room_acc_all']:.3f} EER {scores['room_eer']:.4f}"
+        )

@@ -65,8 +65,9 @@ def within_class_whitening(E: np.ndarray, labels: np.ndarray, *, reg: float = 0.
     return E.mean(axis=0), W
 
 
-def embed_classes(extractor, waves, *, max_segments: int = 40, seed: int = 0, augment=None,
-                  degraded: int = DEGRADED_PER_CLASS):
+def embed_classes(
+    extractor, waves, *, max_segments: int = 40, seed: int = 0, augment=None, degraded: int = DEGRADED_PER_CLASS
+):
     """Unit-normalised embeddings of 3 s segments (1.5 s hop) of every class's speech.
 
     ``waves`` holds one waveform per class (float, or int16 as training caches
@@ -102,8 +103,10 @@ def embed_classes(extractor, waves, *, max_segments: int = 40, seed: int = 0, au
             if len(y) < n:
                 continue
             others = [o for j, o in firsts if j != k]  # babble and shaped noise from other voices only
-            crops = [degrade_crop(y[s:s + n], sr=sr, rng=rng, others=others, config=augment)
-                     for s in rng.integers(0, len(y) - n + 1, degraded)]
+            crops = [
+                degrade_crop(y[s : s + n], sr=sr, rng=rng, others=others, config=augment)
+                for s in rng.integers(0, len(y) - n + 1, degraded)
+            ]
             E.append(extractor.embed(crops))
             labels.append(np.full(len(crops), k))
     return np.concatenate(E), np.concatenate(labels)
@@ -129,8 +132,13 @@ def whiten_extractor(extractor, mu: np.ndarray, W: np.ndarray):
     if shapes != [w.shape for w in weights]:
         raise ValueError(f"weights do not fit the whitened model: {shapes} vs {[w.shape for w in weights]}")
     model.set_weights(weights)
-    return Extractor(model, feature_config=extractor.feature_config, extractor_config=new_cfg,
-                     meta=extractor.meta, batch_size=extractor.batch_size)
+    return Extractor(
+        model,
+        feature_config=extractor.feature_config,
+        extractor_config=new_cfg,
+        meta=extractor.meta,
+        batch_size=extractor.batch_size,
+    )
 
 
 def whiten_kept_model(out: Path, waves, *, dev=None, draws: int = 20, reg: float = 0.3, augment=None) -> None:
@@ -153,8 +161,12 @@ def whiten_kept_model(out: Path, waves, *, dev=None, draws: int = 20, reg: float
     mu, W = within_class_whitening(E, labels, reg=reg)
     wex = whiten_extractor(ex, mu, W)
     training = dict(ex.meta.get("training", {}))
-    training["whitening"] = {"segments": int(len(E)), "classes": int(len(np.unique(labels))), "reg": reg,
-                             "degraded_per_class": DEGRADED_PER_CLASS if augment is not None else 0}
+    training["whitening"] = {
+        "segments": int(len(E)),
+        "classes": int(len(np.unique(labels))),
+        "reg": reg,
+        "degraded_per_class": DEGRADED_PER_CLASS if augment is not None else 0,
+    }
     if dev:
         scores = dev.scores(wex, draws=draws)
         training["dev_before_whitening"] = training.get("dev", {})

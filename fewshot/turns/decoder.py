@@ -31,12 +31,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..config import TurnConfig
-from .runs import change_points, viterbi
 from ..audio.features import l2_normalize
-from ..config import UNKNOWN
-from .timeline import SpeechTimeline, embed_windows
 from ..audio.vad import check_speech_seconds
+from ..config import UNKNOWN, TurnConfig
+from .runs import change_points, viterbi
+from .timeline import SpeechTimeline, embed_windows
 
 
 class Turn(NamedTuple):
@@ -97,8 +96,14 @@ class TurnDecoder:
         """Where the last window held ends, in samples of speech (``start`` when none is held)."""
         return int(self._spans[-1, 1]) if len(self._spans) else self.start
 
-    def feed(self, E: np.ndarray, spans: np.ndarray, timeline: SpeechTimeline, *,
-             tail: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[list[Turn], Turn | None]:
+    def feed(
+        self,
+        E: np.ndarray,
+        spans: np.ndarray,
+        timeline: SpeechTimeline,
+        *,
+        tail: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[list[Turn], Turn | None]:
         """Take the next windows and decide.
 
         Parameters
@@ -133,8 +138,9 @@ class TurnDecoder:
             keep = self._spans.mean(axis=1) >= b
             self._E, self._spans, self.start = [e for e, k in zip(self._E, keep) if k], self._spans[keep], b
 
-    def finish(self, timeline: SpeechTimeline, E: np.ndarray | None = None,
-               spans: np.ndarray | None = None) -> list[Turn]:
+    def finish(
+        self, timeline: SpeechTimeline, E: np.ndarray | None = None, spans: np.ndarray | None = None
+    ) -> list[Turn]:
         """The turns of the speech not yet in a final turn, all final, with the last windows ``E`` (if any)
         at ``spans``; the decoder holds nothing after it."""
         last = None if E is None or not len(E) else (E, spans)
@@ -210,8 +216,9 @@ def find_turns(y: np.ndarray, clf, extractor, *, config: TurnConfig | None = Non
     cfg, tc = extractor.feature_config, config or TurnConfig()
     timeline = y if isinstance(y, SpeechTimeline) else SpeechTimeline(y, config=cfg)
     check_speech_seconds(timeline.n_speech / cfg.sr, config=cfg, source=source)
-    E, bounds = embed_windows(extractor, timeline.chunks(), n_samples=timeline.n_speech, window_s=tc.window_s,
-                              hop_s=tc.hop_s)
+    E, bounds = embed_windows(
+        extractor, timeline.chunks(), n_samples=timeline.n_speech, window_s=tc.window_s, hop_s=tc.hop_s
+    )
     return TurnDecoder(clf, features=cfg, config=tc).finish(timeline, E, bounds * cfg.hop_length)
 
 
@@ -233,8 +240,9 @@ def snap_to_pauses(cuts: np.ndarray, timeline: SpeechTimeline, *, within: int) -
     return np.unique([c for c in out if 0 < c < timeline.joins[-1]]).astype(np.int64)
 
 
-def named_runs(edges: np.ndarray, E: np.ndarray, C: np.ndarray, centres: np.ndarray, clf, *,
-                unknown_cosine: float) -> list[tuple[int, int, str, float]]:
+def named_runs(
+    edges: np.ndarray, E: np.ndarray, C: np.ndarray, centres: np.ndarray, clf, *, unknown_cosine: float
+) -> list[tuple[int, int, str, float]]:
     """``(start, end, label, score)`` of the stretches between ``edges`` (samples of speech), neighbours of the
     same name joined.
 
@@ -246,8 +254,10 @@ def named_runs(edges: np.ndarray, E: np.ndarray, C: np.ndarray, centres: np.ndar
     runs = [[a, b] for a, b in pairwise(edges) if b > a]
     while True:
         members = [(centres >= a) & (centres < b) for a, b in runs]
-        members = [m if m.any() else np.arange(len(E)) == np.argmin(np.abs(centres - (a + b) / 2))
-                   for m, (a, b) in zip(members, runs)]
+        members = [
+            m if m.any() else np.arange(len(E)) == np.argmin(np.abs(centres - (a + b) / 2))
+            for m, (a, b) in zip(members, runs)
+        ]
         X = l2_normalize(np.stack([E[m].mean(axis=0) for m in members]))
         _, _, nearest = clf.predict_open(X, return_nearest=True)
         cosine = clf.cosine_scores(X)
@@ -277,8 +287,10 @@ def rttm_lines(turns, *, file_id: str) -> list[str]:
     >>> rttm_lines([Turn(0.5, 2.25, "ann lee", 0.8)], file_id="meeting")
     ['SPEAKER meeting 1 0.500 1.750 <NA> <NA> ann_lee <NA> <NA>']
     """
-    return [f"SPEAKER {_rttm_field(file_id)} 1 {a:.3f} {b - a:.3f} <NA> <NA> {_rttm_field(who)} <NA> <NA>"
-            for a, b, who, *_ in turns]
+    return [
+        f"SPEAKER {_rttm_field(file_id)} 1 {a:.3f} {b - a:.3f} <NA> <NA> {_rttm_field(who)} <NA> <NA>"
+        for a, b, who, *_ in turns
+    ]
 
 
 def rttm_file_ids(paths) -> list[str]:

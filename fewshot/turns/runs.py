@@ -64,5 +64,5 @@ def change_points(E: np.ndarray, *, context: int, gap: int, threshold: float) ->
     left = csum[j - gap] - csum[np.maximum(j - gap - context, 0)]
     right = csum[np.minimum(j + context, n)] - csum[j]
     d = 1 - np.sum(l2_normalize(left) * l2_normalize(right), axis=1)
-    keep = [i for i in range(len(d)) if d[i] > threshold and d[i] >= d[max(0, i - context):i + context + 1].max()]
+    keep = [i for i in range(len(d)) if d[i] > threshold and d[i] >= d[max(0, i - context) : i + context + 1].max()]
     return j[keep]

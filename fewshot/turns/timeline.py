@@ -57,8 +57,9 @@ class SpeechTimeline:
         return self
 
     @classmethod
-    def scan(cls, source, *, config: FeatureConfig, sr_in: int | None = None, block_s: float | None = None,
-             blocks=None):
+    def scan(
+        cls, source, *, config: FeatureConfig, sr_in: int | None = None, block_s: float | None = None, blocks=None
+    ):
         """The timeline of a file (or array) read block by block, without holding its speech.
 
         Its intervals are those ``SpeechTimeline(load(source))`` finds (the same
@@ -84,15 +85,15 @@ class SpeechTimeline:
             n += len(y)
             buf = np.concatenate([buf, y.astype(np.float64)])
             rms.append(padded_frame_rms(buf, frame_length=frame, hop_length=hop))
-            buf = buf[len(rms[-1]) * hop:]
+            buf = buf[len(rms[-1]) * hop :]
             tail = np.concatenate([tail, y.astype(np.float64)])
             k = len(tail) // hop
-            hops = tail[:k * hop].reshape(k, hop)
-            power.append(np.sum(hops ** 2, axis=1))
+            hops = tail[: k * hop].reshape(k, hop)
+            power.append(np.sum(hops**2, axis=1))
             peaks.append(np.max(np.abs(hops), axis=1, initial=0.0))
-            tail = tail[k * hop:]
+            tail = tail[k * hop :]
         rms.append(padded_frame_rms(np.concatenate([buf, np.zeros(half)]), frame_length=frame, hop_length=hop))
-        power.append([np.sum(tail ** 2)] if len(tail) else [])
+        power.append([np.sum(tail**2)] if len(tail) else [])
         peaks.append([np.max(np.abs(tail))] if len(tail) else [])
         power, peaks = np.concatenate(power), np.concatenate(peaks)
         if is_silent(float(peaks.max(initial=0.0))):
@@ -136,7 +137,7 @@ class SpeechTimeline:
             pieces = []
             while k < len(self.intervals) and self.intervals[k, 0] < end:
                 a, b = self.intervals[k]
-                pieces.append(y[max(a, start) - start:min(b, end) - start])
+                pieces.append(y[max(a, start) - start : min(b, end) - start])
                 if b > end:
                     break
                 k += 1
@@ -162,8 +163,9 @@ class SpeechTimeline:
         return out
 
 
-def embed_windows(extractor, y, *, window_s: float, hop_s: float,
-                  n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def embed_windows(
+    extractor, y, *, window_s: float, hop_s: float, n_samples: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Unit-length embeddings of overlapping windows of ``y``, from one log-mel pass (:meth:`Extractor.windows`).
 
     ``y`` is an array, or its pieces in order (:meth:`SpeechTimeline.chunks`)

@@ -13,9 +13,11 @@ import pytest
 
 from synth import SR, espeak, write_wav
 
-TEXT = ("The north wind and the sun were disputing which was the stronger, when a traveller came along "
-        "wrapped in a warm cloak. They agreed that the one who first succeeded in making the traveller "
-        "take his cloak off should be considered stronger than the other. ")
+TEXT = (
+    "The north wind and the sun were disputing which was the stronger, when a traveller came along "
+    "wrapped in a warm cloak. They agreed that the one who first succeeded in making the traveller "
+    "take his cloak off should be considered stronger than the other. "
+)
 TEST_TEXT = "Yesterday I walked to the market to buy apples, bread and a little cheese for breakfast."
 PEOPLE = {"amy": ("en-us+f3", 70), "bert": ("en-gb+m1", 35), "carl": ("en+m7", 50)}
 
@@ -30,8 +32,9 @@ def fewshot(*args, home, check=True, subprocess_run=False):
     args = [str(a) for a in args]
     if subprocess_run:
         env = {**os.environ, "FEWSHOT_HOME": str(home)}
-        proc = subprocess.run([sys.executable, "-m", "fewshot.cli", *args], env=env,
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "fewshot.cli", *args], env=env, capture_output=True, text=True, timeout=300
+        )
         res = Result(proc.returncode, proc.stdout, proc.stderr)
     else:
         from fewshot.cli import main
@@ -113,8 +116,10 @@ def test_stranger_is_unknown(home, tmp_path):
     # engine with a high voice, and the glottal-pulse voice of tests/synth.py
     from synth import VOICES, synth_voice
 
-    strangers = [espeak(tmp_path / "klatt.wav", TEST_TEXT * 2, voice="en+klatt", pitch=90),
-                 write_wav(tmp_path / "pulse.wav", synth_voice(**VOICES["ann"], seconds=8.0, seed=3))]
+    strangers = [
+        espeak(tmp_path / "klatt.wav", TEST_TEXT * 2, voice="en+klatt", pitch=90),
+        write_wav(tmp_path / "pulse.wav", synth_voice(**VOICES["ann"], seconds=8.0, seed=3)),
+    ]
     for stranger in strangers:
         obj = json.loads(fewshot("identify", "--group", "family", "--json", stranger, home=home).stdout)
         assert obj["speaker"] == "unknown" and obj["nearest"] in PEOPLE, obj  # the member it was nearest, as text says
@@ -128,8 +133,12 @@ def test_verify_accepts_the_person_and_rejects_others(home, voices, tmp_path):
     assert [o["file"] for o in objs] == [str(f) for f in files] and {o["speaker"] for o in objs} == {"amy"}
     assert [o["accepted"] for o in objs] == [True, False, False]  # exit status 0 either way
     assert objs[0]["score"] >= objs[0]["threshold"]  # the others: below it, or named as bert and carl by the group
-    strict = [json.loads(line) for line in fewshot("verify", "--group", "family", "--speaker", "amy", "--json",
-                                                   "--strict", *files, home=home).stdout.splitlines()]
+    strict = [
+        json.loads(line)
+        for line in fewshot(
+            "verify", "--group", "family", "--speaker", "amy", "--json", "--strict", *files, home=home
+        ).stdout.splitlines()
+    ]
     assert strict[0]["threshold"] > objs[0]["threshold"]  # fewer false accepts asked: a higher bar
     assert [o["score"] for o in strict] == [o["score"] for o in objs]
     plain = fewshot("verify", "--group", "family", "--speaker", "amy", files[1], home=home).stdout
@@ -143,8 +152,9 @@ def test_verify_refuses_a_person_outside_the_group(home, voices, tmp_path):
     assert proc.returncode == 2 and "'dora' is not enrolled in group 'family'" in proc.stderr
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
-    proc = fewshot("verify", "--group", "family", "--speaker", "amy", "--json", empty, voices["amy"][1], home=home,
-                   check=False)
+    proc = fewshot(
+        "verify", "--group", "family", "--speaker", "amy", "--json", empty, voices["amy"][1], home=home, check=False
+    )
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {empty}: file is empty (0 bytes)"
     assert json.loads(proc.stdout)["accepted"] is True
 
@@ -160,8 +170,9 @@ def test_bad_input_exit_status(home, tmp_path):
     text = tmp_path / "notes.mp3"  # not audio, whatever its name says
     text.write_text("my notes, not a recording\n")
     line = one_error_line(fewshot("identify", "--group", "family", text, home=home, check=False))
-    assert line.startswith(f"error: {text}: unreadable or corrupt audio: neither libsndfile nor ffmpeg "
-                           "decodes it ("), line
+    assert line.startswith(f"error: {text}: unreadable or corrupt audio: neither libsndfile nor ffmpeg decodes it ("), (
+        line
+    )
     # an RTTM file is written only when some file was identified, never an empty one
     rttm = tmp_path / "out.rttm"
     assert fewshot("identify", "--group", "family", "--rttm", rttm, text, empty, home=home, check=False).returncode == 2
@@ -173,10 +184,14 @@ def test_upgrading_a_group_already_on_the_model_says_so(home):
     from fewshot.model.extractor import load_extractor
 
     model_id = load_extractor().model_id
-    assert fewshot("groups", "upgrade", "family", home=home).stdout == \
-        f"group 'family' already uses extractor {model_id}: nothing to upgrade\n"
-    assert fewshot("groups", "upgrade", home=home).stdout == \
-        f"every group already uses extractor {model_id}: nothing to upgrade\n"
+    assert (
+        fewshot("groups", "upgrade", "family", home=home).stdout
+        == f"group 'family' already uses extractor {model_id}: nothing to upgrade\n"
+    )
+    assert (
+        fewshot("groups", "upgrade", home=home).stdout
+        == f"every group already uses extractor {model_id}: nothing to upgrade\n"
+    )
 
 
 def test_live_takes_the_demos_options(tmp_path):
@@ -191,20 +206,30 @@ def test_a_missing_extra_is_one_line(tmp_path, voice):
     """After `pip install .` (the runtime alone), a command that needs an extra names it, without a traceback,
     before any work (evaluate and export check first)."""
     wav = write_wav(tmp_path / "v.wav", voice("ann", 3.0))
-    code = ("import sys\n"
-            "for name in ('librosa', 'matplotlib', 'tensorflow'): sys.modules[name] = None  # as if not installed\n"
-            "from fewshot.cli import main\n"
-            "for args in (['spectrogram', sys.argv[1], '-o', sys.argv[2]],\n"
-            "             ['evaluate', sys.argv[3], '--out', sys.argv[2]], ['export', '--out', sys.argv[2]]):\n"
-            "    print(main(args))")
-    proc = subprocess.run([sys.executable, "-c", code, str(wav), str(tmp_path / "out"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys\n"
+        "for name in ('librosa', 'matplotlib', 'tensorflow'): sys.modules[name] = None  # as if not installed\n"
+        "from fewshot.cli import main\n"
+        "for args in (['spectrogram', sys.argv[1], '-o', sys.argv[2]],\n"
+        "             ['evaluate', sys.argv[3], '--out', sys.argv[2]], ['export', '--out', sys.argv[2]]):\n"
+        "    print(main(args))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(wav), str(tmp_path / "out"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.stdout.split() == ["2", "2", "2"], proc.stdout + proc.stderr
     assert proc.stderr.splitlines() == [
         f"error: fewshot {command} needs {name}, which the '{extra}' extra installs: pip install 'fewshot[{extra}]' "
         "(in a clone: bash scripts/setup.sh installs every extra)"
-        for command, name, extra in (("spectrogram", "librosa", "eval"), ("evaluate", "matplotlib", "eval"),
-                                     ("export", "tensorflow", "train"))]
+        for command, name, extra in (
+            ("spectrogram", "librosa", "eval"),
+            ("evaluate", "matplotlib", "eval"),
+            ("export", "tensorflow", "train"),
+        )
+    ]
     assert not (tmp_path / "out").exists()
 
 
@@ -231,8 +256,10 @@ def test_groups_commands(tmp_path, voices):
     fewshot("groups", "remove", "g", "amy", home=home)
     assert "g: 1 person (bert)" in fewshot("groups", home=home).stdout
     # a group of one verifies: bert is accepted
-    assert json.loads(fewshot("identify", "--group", "g", "--json", voices["bert"][1], home=home).stdout)[
-        "speaker"] == "bert"
+    assert (
+        json.loads(fewshot("identify", "--group", "g", "--json", voices["bert"][1], home=home).stdout)["speaker"]
+        == "bert"
+    )
     fewshot("groups", "delete", "g", home=home)
     assert "no groups yet" in fewshot("groups", home=home).stdout
 
@@ -264,7 +291,11 @@ def test_store_option_checks_before_it_changes_anything(tmp_path, voices):
     os.chmod(folder, 0o755)
     os.chmod(text, 0o644)
     for path in (folder, text):
-        for args in (["groups"], ["groups", "show", "g"], ["enroll", "--group", "g", "--speaker", "amy", voices["amy"][0]]):
+        for args in (
+            ["groups"],
+            ["groups", "show", "g"],
+            ["enroll", "--group", "g", "--speaker", "amy", voices["amy"][0]],
+        ):
             proc = fewshot(*args, "--store", path, home=tmp_path / "h", check=False)
             assert one_error_line(proc) == f"error: {path}: not a fewshot store"
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o755 and list(folder.iterdir()) == []
@@ -274,8 +305,11 @@ def test_store_option_checks_before_it_changes_anything(tmp_path, voices):
 def test_read_only_commands_create_nothing(tmp_path, voices):
     home = tmp_path / "h"
     assert fewshot("groups", home=home).stdout.startswith("no groups yet")
-    for args in (["groups", "show", "family"], ["groups", "remove", "family", "amy"],
-                 ["identify", "--group", "family", voices["amy"][1]]):
+    for args in (
+        ["groups", "show", "family"],
+        ["groups", "remove", "family", "amy"],
+        ["identify", "--group", "family", voices["amy"][1]],
+    ):
         assert "no group named 'family' (groups: none yet)" in one_error_line(fewshot(*args, home=home, check=False))
     assert not home.exists()
 
@@ -287,16 +321,19 @@ def test_enrolling_again_adds_and_says_so(tmp_path, voices):
     s1 = float(re.search(r": ([\d.]+) s of speech used", first).group(1))
     proc = fewshot("enroll", "--group", "g", "--speaker", "amy ", more, home=home)
     s2 = float(re.search(r"^added ([\d.]+) s", proc.stdout).group(1))
-    assert proc.stdout == (f"added {s2:.1f} s to 'amy' in group 'g' (now {s1 + s2:.1f} s); "
-                           "use --replace to start over\n")
+    assert proc.stdout == (
+        f"added {s2:.1f} s to 'amy' in group 'g' (now {s1 + s2:.1f} s); use --replace to start over\n"
+    )
     assert f"amy: {s1 + s2:.1f} s" in fewshot("groups", "show", "g", home=home).stdout
     again = fewshot("enroll", "--group", "g", "--speaker", "amy", enroll, home=home, check=False)
-    assert one_error_line(again) == ("error: amy.wav: already enrolled for 'amy' in group 'g'; "
-                                     "use --replace to start over")
+    assert one_error_line(again) == (
+        "error: amy.wav: already enrolled for 'amy' in group 'g'; use --replace to start over"
+    )
     assert f"amy: {s1 + s2:.1f} s" in fewshot("groups", "show", "g", home=home).stdout
     replaced = fewshot("enroll", "--group", "g", "--speaker", "amy", enroll, "--replace", home=home).stdout
-    assert replaced.startswith("enrolled 'amy'") and f"amy: {s1:.1f} s" in fewshot("groups", "show", "g",
-                                                                                     home=home).stdout
+    assert (
+        replaced.startswith("enrolled 'amy'") and f"amy: {s1:.1f} s" in fewshot("groups", "show", "g", home=home).stdout
+    )
 
 
 def test_names_are_normalised_and_checked(tmp_path, voices):
@@ -309,7 +346,8 @@ def test_names_are_normalised_and_checked(tmp_path, voices):
     fewshot("enroll", "--group", "g ", "--speaker", " Zoe\u0308", voices["amy"][0], home=home)
     assert fewshot("groups", home=home).stdout == "g: 1 person (Zo\u00eb)\n"
     assert fewshot("enroll", "--group", "g", "--speaker", "Zo\u00eb", voices["amy"][1], home=home).stdout.startswith(
-        "added ")
+        "added "
+    )
 
 
 def test_clipped_audio_is_refused_unless_forced(tmp_path, voices):
@@ -331,27 +369,30 @@ def test_identify_segments_are_turns_in_file_time_and_rttm(home, tmp_path):
     """A conversation of the three enrolled voices: turns within 0.5 s of where each person speaks in the file."""
     import numpy as np
 
+    from fewshot.audio.vad import speech_intervals
     from synth import speak
 
-    from fewshot.audio.vad import speech_intervals
-
-    lines = ["Yesterday I walked to the market to buy apples and bread.", "The weather was cold but bright.",
-             "Then we went home and made a pot of tea for everyone."]
+    lines = [
+        "Yesterday I walked to the market to buy apples and bread.",
+        "The weather was cold but bright.",
+        "Then we went home and made a pot of tea for everyone.",
+    ]
     plan = [("amy", lines[0], 0.7), ("bert", lines[1], 0.4), ("carl", lines[2], 1.5), ("amy", lines[1], 0.0)]
     parts, reference, n = [np.zeros(SR // 2, np.float32)], [], SR // 2
     for who, text, pause in plan:
         voice, pitch = PEOPLE[who]
         y = speak(text, voice=voice, pitch=pitch, speed=165)
         edges = speech_intervals(y, sr=SR)
-        y = y[edges[0, 0]:edges[-1, 1]]
+        y = y[edges[0, 0] : edges[-1, 1]]
         parts += [y, np.zeros(int(pause * SR), np.float32)]
         reference.append((n / SR, (n + len(y)) / SR, who))
         n += len(y) + int(pause * SR)
     path = write_wav(tmp_path / "talk.wav", np.concatenate(parts))
     rttm = tmp_path / "out" / "talk.rttm"
     rttm.parent.mkdir()
-    obj = json.loads(fewshot("identify", "--group", "family", "--json", "--segments", "--rttm", rttm, path,
-                             home=home).stdout)
+    obj = json.loads(
+        fewshot("identify", "--group", "family", "--json", "--segments", "--rttm", rttm, path, home=home).stdout
+    )
     turns = obj["segments"]
     assert [t["speaker"] for t in turns] == [who for _, _, who in reference]
     for t, (start, end, _) in zip(turns, reference):
@@ -359,7 +400,8 @@ def test_identify_segments_are_turns_in_file_time_and_rttm(home, tmp_path):
     records = [line.split() for line in rttm.read_text().splitlines()]
     assert [r[:3] + r[5:7] + r[8:] for r in records] == [["SPEAKER", "talk", "1", "<NA>", "<NA>", "<NA>", "<NA>"]] * 4
     assert [(float(r[3]), float(r[4]), r[7]) for r in records] == [
-        pytest.approx((t["start"], t["end"] - t["start"], t["speaker"]), abs=1e-3) for t in turns]
+        pytest.approx((t["start"], t["end"] - t["start"], t["speaker"]), abs=1e-3) for t in turns
+    ]
     text = fewshot("identify", "--group", "family", "--segments", path, home=home).stdout.splitlines()
     assert re.fullmatch(r"\s+0\.\d\d - +\d+\.\d\d s  amy \(0\.\d{3}\)", text[1])
     assert len(text) == 1 + len(turns)

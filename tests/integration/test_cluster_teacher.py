@@ -25,18 +25,37 @@ def test_teacher_targets_on_a_cluster_match_one_process(ray_cluster, tmp_path):
     for i, (name, v) in enumerate(VOICES.items()):
         (tmp_path / "train" / name).mkdir(parents=True)
         sf.write(tmp_path / "train" / name / "a.wav", synth_voice(**v, seconds=3.0, seed=i), 16000)
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "teacher_targets.py"), str(tmp_path / "train"),
-                           "--cache", str(tmp_path / "cache"), "--workers", "1", "--cluster", ray_cluster.address],
-                          env=ray_cluster.env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "teacher_targets.py"),
+            str(tmp_path / "train"),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--workers",
+            "1",
+            "--cluster",
+            ray_cluster.address,
+        ],
+        env=ray_cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"of {len(VOICES)} speakers embedded" in proc.stdout
     (written,) = (tmp_path / "cache").glob("teacher-*.npz")
 
     fc, ec = FeatureConfig(), ExtractorConfig()
-    waves, classes = corpus_speech(list_training_speakers(tmp_path / "train"), config=fc,
-                                   cache_dir=tmp_path / "here")
-    here = teacher_targets(waves, classes, window=(ec.crop_frames - 1) * fc.hop_length, hop=int(HOP_S * fc.sr),
-                           cache_dir=tmp_path / "here", teacher=Teacher(threads=1))
+    waves, classes = corpus_speech(list_training_speakers(tmp_path / "train"), config=fc, cache_dir=tmp_path / "here")
+    here = teacher_targets(
+        waves,
+        classes,
+        window=(ec.crop_frames - 1) * fc.hop_length,
+        hop=int(HOP_S * fc.sr),
+        cache_dir=tmp_path / "here",
+        teacher=Teacher(threads=1),
+    )
     assert (tmp_path / "here" / written.name).is_file()  # same speech, grid and classes: the same cache key
     with np.load(written) as z:
         assert [z[f"c{i}"].shape for i in range(len(here))] == [t.shape for t in here]

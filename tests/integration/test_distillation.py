@@ -5,9 +5,9 @@ import subprocess
 
 import numpy as np
 import pytest
+from test_training import TINY, corpus, run, train_cmd  # noqa: F401  (the corpus fixture)
 
 from synth import ESPEAK_VOICES, TEXTS, VOICES, speak, synth_voice
-from test_training import TINY, corpus, run, train_cmd  # noqa: F401  (the corpus fixture)
 
 pytest.importorskip("torch", reason="the teacher extra (pip install -e '.[teacher]') is not installed")
 
@@ -21,7 +21,7 @@ def teacher():
 
 def test_teacher_tells_voices_apart(teacher):
     waves = [speak(TEXTS[0], **v) for v in ESPEAK_VOICES.values()]
-    crops = np.stack([w[k * 16000:k * 16000 + 32000] for w in waves for k in range(3)])
+    crops = np.stack([w[k * 16000 : k * 16000 + 32000] for w in waves for k in range(3)])
     E = teacher.embed(crops)
     E /= np.linalg.norm(E, axis=1, keepdims=True)
     same = np.kron(np.eye(3), np.ones((3, 3))).astype(bool)
@@ -30,22 +30,30 @@ def test_teacher_tells_voices_apart(teacher):
 
 
 def test_crops_carry_the_teachers_embedding_of_their_own_window(teacher, tmp_path):
-    from fewshot.config import FeatureConfig
     from fewshot.audio.features import log_mel
+    from fewshot.audio.vad import normalize_loudness
+    from fewshot.config import FeatureConfig
     from fewshot.train.data import CropSampler
     from fewshot.train.teacher import teacher_targets
-    from fewshot.audio.vad import normalize_loudness
 
     cfg, frames, hop = FeatureConfig(), 60, 1600
     window = (frames - 1) * cfg.hop_length
-    waves = [np.round(synth_voice(**v, seconds=1.5, seed=i) * 32767).astype(np.int16)
-             for i, v in enumerate(VOICES.values())]
+    waves = [
+        np.round(synth_voice(**v, seconds=1.5, seed=i) * 32767).astype(np.int16) for i, v in enumerate(VOICES.values())
+    ]
     targets = teacher_targets(waves, list(VOICES), window=window, hop=hop, cache_dir=tmp_path, teacher=teacher)
     assert [len(t) for t in targets] == [1 + (len(w) - window) // hop for w in waves]
     assert len(list(tmp_path.glob("teacher-*.npz"))) == 1
     # a class without a target (a speed-perturbed copy) is sampled as before, with weight 0
-    sampler = CropSampler(waves + [waves[0]], feature_config=cfg, crop_frames=frames, batch_size=16, augment=None,
-                          targets=targets + [None], target_hop=hop)
+    sampler = CropSampler(
+        waves + [waves[0]],
+        feature_config=cfg,
+        crop_frames=frames,
+        batch_size=16,
+        augment=None,
+        targets=targets + [None],
+        target_hop=hop,
+    )
     X, (labels, T) = sampler.batch(3)
     assert set(labels) == {0, 1, 2, 3}
     for x, c, t in zip(X, labels, T):
@@ -54,15 +62,18 @@ def test_crops_carry_the_teachers_embedding_of_their_own_window(teacher, tmp_pat
             continue
         y = waves[c].astype(np.float32) / 32767
         k = int(np.argmax([np.allclose(t[:-1], e, atol=1e-3) for e in targets[c].astype(np.float32)]))
-        expected = log_mel(normalize_loudness(y[k * hop:k * hop + window], target_dbfs=cfg.target_dbfs), config=cfg)
+        expected = log_mel(normalize_loudness(y[k * hop : k * hop + window], target_dbfs=cfg.target_dbfs), config=cfg)
         assert t[-1] == 1 and np.allclose(x, expected, atol=1e-4)
 
 
 def test_distilled_fine_tuning_run(corpus, tmp_path):  # noqa: F811
     base, tuned = tmp_path / "base", tmp_path / "tuned"
     run(train_cmd(corpus, base, "--epochs", "1", "--no-whiten"))
-    run(train_cmd(corpus, tuned, "--epochs", "1", "--init", str(base), "--distill", "1.0", "--cache",
-                  str(tmp_path / "cache")))
+    run(
+        train_cmd(
+            corpus, tuned, "--epochs", "1", "--init", str(base), "--distill", "1.0", "--cache", str(tmp_path / "cache")
+        )
+    )
     log = (tuned / "log.csv").read_text().splitlines()
     assert "teacher_projection_loss" in log[0]
     loss = float(log[1].split(",")[log[0].split(",").index("teacher_projection_loss")])
@@ -76,7 +87,11 @@ def test_distilled_fine_tuning_run(corpus, tmp_path):  # noqa: F811
     assert "teacher_projection" not in [layer.name for layer in load_extractor(tuned).model.layers]
 
     # starting from a run that has no checkpoint is refused in one line
-    proc = subprocess.run(train_cmd(corpus, tmp_path / "x", "--init", str(tmp_path / "nothing"), "--distill", "1.0"),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        train_cmd(corpus, tmp_path / "x", "--init", str(tmp_path / "nothing"), "--distill", "1.0"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "nothing" in proc.stderr and "checkpoint" in proc.stderr
     assert not (tmp_path / "x").exists()  # refused before anything is written

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from synth import SR, synth_voice
 
 # name: (f0 in Hz, formants as (centre Hz, bandwidth Hz))
@@ -61,17 +62,45 @@ def test_evaluate_writes_report(dataset, models, tmp_path, capsys):
     from fewshot.cli import main
 
     out = tmp_path / "report"
-    rc = main(["evaluate", str(dataset), "--out", str(out), "--model", str(models / "tiny"), "--draws", "3",
-               "--group-sizes", "3", "all", "--enroll-seconds", "15", "35", "--baselines",
-               "--original-model", str(models / "original")])
+    rc = main(
+        [
+            "evaluate",
+            str(dataset),
+            "--out",
+            str(out),
+            "--model",
+            str(models / "tiny"),
+            "--draws",
+            "3",
+            "--group-sizes",
+            "3",
+            "all",
+            "--enroll-seconds",
+            "15",
+            "35",
+            "--baselines",
+            "--original-model",
+            str(models / "original"),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "shipped operating point: unknown cosine below" in printed
     assert "group | members' pieces rejected (%) | outsiders' pieces accepted (%)" in printed
-    for name in ("metrics.json", "report.html", "report.md", "accuracy_vs_group_size.png",
-                 "accuracy_vs_enroll_seconds.png", "score_distributions.png", "det_curve.png",
-                 "confusion_k3_15s.png", "confusion_all_15s.png", "confusion_all_35s.png",
-                 "confusion_all_15s_mfcc.png", "confusion_all_15s_original.png"):
+    for name in (
+        "metrics.json",
+        "report.html",
+        "report.md",
+        "accuracy_vs_group_size.png",
+        "accuracy_vs_enroll_seconds.png",
+        "score_distributions.png",
+        "det_curve.png",
+        "confusion_k3_15s.png",
+        "confusion_all_15s.png",
+        "confusion_all_35s.png",
+        "confusion_all_15s_mfcc.png",
+        "confusion_all_15s_original.png",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     m = json.loads((out / "metrics.json").read_text())
     assert {"protocol", "dataset", "model_id", "systems", "operating_point", "headline", "command"} <= set(m)
@@ -103,8 +132,10 @@ def test_evaluate_writes_report(dataset, models, tmp_path, capsys):
     assert cell["open_set"]["threshold"] == shipped.unknown_threshold
     by_size = m["systems"]["default"]["open_set_by_size"]
     assert set(by_size) == {"1", "3"}  # sizes 5 and 10 need more than the 5 speakers here
-    assert all(c["threshold"] == shipped.unknown_threshold and 0 <= c["false_accept_rate"] <= 1 and c["det"]["far"]
-               for c in by_size.values())
+    assert all(
+        c["threshold"] == shipped.unknown_threshold and 0 <= c["false_accept_rate"] <= 1 and c["det"]["far"]
+        for c in by_size.values()
+    )
     assert (out / "det_by_group_size.png").stat().st_size > 0
     assert cell["open_set_at_eer"]["threshold"] == op["eer_threshold_here"]
     page = (out / "report.html").read_text()
@@ -116,9 +147,27 @@ def test_missing_original_model_is_said(dataset, models, tmp_path, capsys):
     from fewshot.cli import main
 
     out = tmp_path / "r"
-    rc = main(["evaluate", str(dataset), "--out", str(out), "--model", str(models / "tiny"), "--draws", "2",
-               "--group-sizes", "3", "--enroll-seconds", "15", "--curve-seconds", "15", "--baselines",
-               "--original-model", str(tmp_path / "nowhere")])
+    rc = main(
+        [
+            "evaluate",
+            str(dataset),
+            "--out",
+            str(out),
+            "--model",
+            str(models / "tiny"),
+            "--draws",
+            "2",
+            "--group-sizes",
+            "3",
+            "--enroll-seconds",
+            "15",
+            "--curve-seconds",
+            "15",
+            "--baselines",
+            "--original-model",
+            str(tmp_path / "nowhere"),
+        ]
+    )
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
     assert "no original-approach model" in m["systems"]["original"]["skipped"]
@@ -131,8 +180,10 @@ def test_missing_original_model_is_said(dataset, models, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "shipped operating point" in printed
     # the terminal says how to get the original CNN too, not only "skipped"
-    assert f"no original-approach model at {tmp_path / 'nowhere'}. Train one with `python scripts/train_extractor.py" \
+    assert (
+        f"no original-approach model at {tmp_path / 'nowhere'}. Train one with `python scripts/train_extractor.py"
         in printed
+    )
 
 
 def test_bad_group_size_is_refused(dataset, tmp_path, capsys):
@@ -165,8 +216,10 @@ def test_conditions_degrade_test_pieces_deterministically(rng):
     from fewshot.eval.conditions import CONDITIONS, Degrader, parse_conditions
 
     y = synth_voice(f0=120.0, formants=[(600, 80), (1400, 110), (2600, 170)], seconds=5.0, seed=3)
-    pool = [synth_voice(f0=f, formants=[(500, 70), (1500, 100), (2500, 150)], seconds=6.0, seed=k)
-            for k, f in enumerate((180.0, 210.0, 95.0, 150.0, 240.0))]
+    pool = [
+        synth_voice(f0=f, formants=[(500, 70), (1500, 100), (2500, 150)], seconds=6.0, seed=k)
+        for k, f in enumerate((180.0, 210.0, 95.0, 150.0, 240.0))
+    ]
     hum = np.sin(2 * np.pi * 300 * np.arange(48000) / 16000).astype(np.float32)
     d = Degrader(pool, ["a", "b", "c", "d", "me"], seed=0, recordings=[hum])
     for name in CONDITIONS:
@@ -191,9 +244,27 @@ def test_evaluate_with_conditions(dataset, models, tmp_path, capsys):
     from fewshot.cli import main
 
     out = tmp_path / "r"
-    rc = main(["evaluate", str(dataset), "--out", str(out), "--model", str(models / "tiny"), "--draws", "2",
-               "--group-sizes", "3", "all", "--enroll-seconds", "15", "--curve-seconds", "15",
-               "--conditions", "ssn10,room0.3,babble10"])
+    rc = main(
+        [
+            "evaluate",
+            str(dataset),
+            "--out",
+            str(out),
+            "--model",
+            str(models / "tiny"),
+            "--draws",
+            "2",
+            "--group-sizes",
+            "3",
+            "all",
+            "--enroll-seconds",
+            "15",
+            "--curve-seconds",
+            "15",
+            "--conditions",
+            "ssn10,room0.3,babble10",
+        ]
+    )
     assert rc == 0
     conds = json.loads((out / "metrics.json").read_text())["systems"]["default"]["conditions"]
     assert list(conds) == ["clean", "ssn10", "room0.3", "babble10"]
@@ -206,7 +277,9 @@ def test_evaluate_with_conditions(dataset, models, tmp_path, capsys):
     table = {}
     for name, c in conds.items():
         cell = c["open_set"]["all"]
-        assert cell["speakers"] == 5 and set(cell["by_size"]) == {"1", "3"} and set(cell["left_out"]) == {"5", "10", "20"}
+        assert (
+            cell["speakers"] == 5 and set(cell["by_size"]) == {"1", "3"} and set(cell["left_out"]) == {"5", "10", "20"}
+        )
         assert all(c["open_set"][k]["speakers"] == 0 for k in ("so", "ls"))
         for K, r in cell["by_size"].items():
             assert 0 <= r["false_accept_rate"] <= 1 and 0 <= r["false_reject_rate"] <= 1 and r["n_groups"] == 2
@@ -217,8 +290,12 @@ def test_evaluate_with_conditions(dataset, models, tmp_path, capsys):
     worst = default["open_set_worst"]
     assert worst["false_accept_rate"] == max(table.values()) == table[worst["condition"], str(worst["group_size"])]
     for K, r in default["open_set_by_size"].items():  # clean: the clean open-set table's figures
-        assert conds["clean"]["open_set"]["all"]["by_size"][K]["false_accept_rate"] == pytest.approx(r["false_accept_rate"])
-        assert conds["clean"]["open_set"]["all"]["by_size"][K]["false_reject_rate"] == pytest.approx(r["false_reject_rate"])
+        assert conds["clean"]["open_set"]["all"]["by_size"][K]["false_accept_rate"] == pytest.approx(
+            r["false_accept_rate"]
+        )
+        assert conds["clean"]["open_set"]["all"]["by_size"][K]["false_reject_rate"] == pytest.approx(
+            r["false_reject_rate"]
+        )
     md = (out / "report.md").read_text()
     assert "## Unknown and verify in each condition, per corpus" in md and "**clean enrollment**" in md
     assert "Worst cell: " in md and "| babble10 | all (5) |" in md and "ls-*: no such speakers" in md
@@ -238,8 +315,18 @@ def test_recorded_noise_conditions_take_the_held_out_part_of_each_recording(data
     spec, f = np.abs(np.fft.rfft(held_out)) ** 2, np.fft.rfftfreq(len(held_out), 1 / 16000)
     assert spec[np.abs(f - 900) < 5].sum() > 0.9 * spec.sum()
     # without recordings, the rec* conditions are refused before any work, naming the folder
-    rc = main(["evaluate", str(dataset), "--out", str(tmp_path / "r"), "--conditions", "rec10",
-               "--noise", str(tmp_path / "none")])
+    rc = main(
+        [
+            "evaluate",
+            str(dataset),
+            "--out",
+            str(tmp_path / "r"),
+            "--conditions",
+            "rec10",
+            "--noise",
+            str(tmp_path / "none"),
+        ]
+    )
     assert rc == 2 and "none" in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
@@ -248,24 +335,49 @@ def test_evaluate_runs_the_calibrated_decision_identify_runs(dataset, models, tm
     import shutil
 
     from fewshot.cli import main
+    from fewshot.groups.openset import Calibration, load_calibration
     from fewshot.model.extractor import load_extractor
     from fewshot.model.modeldir import read_model_meta, write_model_meta
-    from fewshot.groups.openset import Calibration, load_calibration
     from fewshot.persistence import file_digest
 
     model = tmp_path / "calibrated"
     shutil.copytree(models / "tiny", model)
     cohort = np.random.default_rng(0).standard_normal((20, 16)).astype(np.float32)
     np.save(model / "cohort-t.npy", cohort / np.linalg.norm(cohort, axis=1, keepdims=True))
-    cal = Calibration(cohort=cohort, top_k=5, group_sizes=np.array([1.0, 3.0]), false_accept_rates=np.array([0.01, 0.2]),
-                      thresholds=np.array([[1.5, 0.5], [2.5, 1.0]]))
+    cal = Calibration(
+        cohort=cohort,
+        top_k=5,
+        group_sizes=np.array([1.0, 3.0]),
+        false_accept_rates=np.array([0.01, 0.2]),
+        thresholds=np.array([[1.5, 0.5], [2.5, 1.0]]),
+    )
     meta = read_model_meta(model)[0]
     meta["open_set"] = cal.to_meta("cohort-t.npy", file_digest(model / "cohort-t.npy"))
     meta["classifier"] = {"false_accept_rate": 0.05}
     write_model_meta(model, meta)
     out = tmp_path / "report"
-    assert main(["evaluate", str(dataset), "--out", str(out), "--model", str(model), "--draws", "2",
-                 "--group-sizes", "3", "--enroll-seconds", "15", "--curve-seconds", "15", "--strict"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(dataset),
+                "--out",
+                str(out),
+                "--model",
+                str(model),
+                "--draws",
+                "2",
+                "--group-sizes",
+                "3",
+                "--enroll-seconds",
+                "15",
+                "--curve-seconds",
+                "15",
+                "--strict",
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "metrics.json").read_text())
     shipped = load_calibration(load_extractor(model))
     assert m["systems"]["default"]["unknown_rule"].startswith("AS-normalised score") and "--strict" in m["command"]
@@ -318,14 +430,34 @@ def test_evaluate_enrolls_with_degraded_copies_when_the_model_does(dataset, mode
     meta["classifier"] = {"multi_condition": True}
     write_model_meta(model, meta)
     out = tmp_path / "report"
-    assert main(["evaluate", str(dataset), "--out", str(out), "--model", str(model), "--draws", "1",
-                 "--group-sizes", "all", "--enroll-seconds", "15", "--curve-seconds", "15"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(dataset),
+                "--out",
+                str(out),
+                "--model",
+                str(model),
+                "--draws",
+                "1",
+                "--group-sizes",
+                "all",
+                "--enroll-seconds",
+                "15",
+                "--curve-seconds",
+                "15",
+            ]
+        )
+        == 0
+    )
     reported = json.loads((out / "metrics.json").read_text())["systems"]["default"]["closed_set"]["15"]["all"]
     ex = load_extractor(model)
     cc = ClassifierConfig.of_model(ex)
     speakers = prepare_protocol(dataset, enroll_seconds=(15.0,))
-    r = episode(embed_protocol(ex, speakers, copies=True), np.arange(len(speakers)), T=15.0, classifier=cc,
-                open_set=False)
+    r = episode(
+        embed_protocol(ex, speakers, copies=True), np.arange(len(speakers)), T=15.0, classifier=cc, open_set=False
+    )
     # enrolled without the copies, this model gets 0.87 here: the figure tells the two apart
     assert cc.multi_condition and reported["accuracy_mean"] == pytest.approx(float(np.mean(r["y_true"] == r["y_pred"])))
 
@@ -349,12 +481,38 @@ def test_evaluate_on_ray_reports_what_one_process_reports(dataset, tmp_path, cap
 
     from fewshot.cli import main
 
-    args = [str(dataset), "--draws", "3", "--group-sizes", "3", "all", "--enroll-seconds", "15",
-            "--curve-seconds", "15"]
+    args = [
+        str(dataset),
+        "--draws",
+        "3",
+        "--group-sizes",
+        "3",
+        "all",
+        "--enroll-seconds",
+        "15",
+        "--curve-seconds",
+        "15",
+    ]
     assert main(["evaluate", *args, "--out", str(tmp_path / "here")]) == 0
     here = capsys.readouterr().out
-    proc = subprocess.run([sys.executable, "-m", "fewshot.cli", "evaluate", *args, "--out", str(tmp_path / "ray"),
-                           "--cluster", "local", "--progress"], capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fewshot.cli",
+            "evaluate",
+            *args,
+            "--out",
+            str(tmp_path / "ray"),
+            "--cluster",
+            "local",
+            "--progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     # the work went to Ray: more chunks than the one chunk of 8 speakers embedded in one process
     chunks = re.findall(r"Embedding \(fewshot CNN\): +\d+%\|.*?\| \d+/(\d+) ", proc.stderr)
@@ -371,23 +529,32 @@ def test_evaluate_on_ray_without_ray_is_one_line(dataset, tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys\n"
-            "sys.modules['ray'] = None  # as if not installed: importing it raises ImportError\n"
-            "from fewshot.cli import main\n"
-            "print(main(['evaluate', sys.argv[1], '--out', sys.argv[2], '--cluster', 'local']))")
-    proc = subprocess.run([sys.executable, "-c", code, str(dataset), str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=120, check=False)
+    code = (
+        "import sys\n"
+        "sys.modules['ray'] = None  # as if not installed: importing it raises ImportError\n"
+        "from fewshot.cli import main\n"
+        "print(main(['evaluate', sys.argv[1], '--out', sys.argv[2], '--cluster', 'local']))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(dataset), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.stdout.split() == ["2"], proc.stdout + proc.stderr
-    assert proc.stderr.splitlines() == [(
-        "error: fewshot evaluate needs ray, which the 'data' extra installs: pip install 'fewshot[data]' "
-        "(in a clone: bash scripts/setup.sh installs every extra)")]
+    assert proc.stderr.splitlines() == [
+        (
+            "error: fewshot evaluate needs ray, which the 'data' extra installs: pip install 'fewshot[data]' "
+            "(in a clone: bash scripts/setup.sh installs every extra)"
+        )
+    ]
     assert not (tmp_path / "out").exists()
 
 
 def test_evaluate_on_an_unreachable_cluster_is_one_line(dataset, tmp_path, capsys):
-    from local_cluster import free_ports
-
     from fewshot.cli import main
+    from local_cluster import free_ports
 
     pytest.importorskip("ray", reason="the data extra (pip install -e '.[data]') is not installed")
     (port,) = free_ports(1)

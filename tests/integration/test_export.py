@@ -7,11 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from synth import VOICES, write_wav
 from fewshot.errors import CorruptModelError, IncompatibleModelError
 from fewshot.model.extractor import Extractor
 from fewshot.model.modeldir import former_ids, litert_name
 from fewshot.train.export import describe, export_tflite
+from synth import VOICES, write_wav
 
 
 def speaker_tree(root, voice, seconds):
@@ -154,8 +154,10 @@ def test_export_leaves_a_model_with_litert_files_alone(copy, tmp_path, capsys):
     before, nodev = files(copy), str(tmp_path / "no-dev")
     assert main(["export", str(copy), "--int8", "--dev", nodev]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {copy}: already has LiteRT models exported from its Keras model (") and \
-        "--out DIR exports into a copy of the model, --replace writes over them" in err, err
+    assert (
+        err.startswith(f"error: {copy}: already has LiteRT models exported from its Keras model (")
+        and "--out DIR exports into a copy of the model, --replace writes over them" in err
+    ), err
     out = tmp_path / "elsewhere"
     assert main(["export", str(copy), "--out", str(out), "--dev", nodev]) == 0
     assert files(copy) == before  # the model itself is as it was

@@ -11,12 +11,12 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
-import shlex
-import signal
 import time
 from pathlib import Path
 
@@ -25,7 +25,6 @@ import pytest
 
 import live_helpers as H
 import synth
-
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -58,7 +57,7 @@ def model(voices):
     hits = total = 0
     for i, n in enumerate(names):
         y = np.concatenate(voices[n][1])
-        T = ex.embed([y[j:j + 4 * H.SR] for j in range(0, len(y) - 4 * H.SR, 2 * H.SR)])
+        T = ex.embed([y[j : j + 4 * H.SR] for j in range(0, len(y) - 4 * H.SR, 2 * H.SR)])
         hits += int(np.sum(np.argmax(T @ C.T, axis=1) == i))
         total += len(T)
     assert hits >= 0.9 * total, f"the shipped model tells the test voices apart in only {hits} of {total} windows"
@@ -85,15 +84,23 @@ def mic(tmp_path_factory):
 
 
 def run_demo(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, str(DEMO), *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(DEMO), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def spawn_demo(*args, env, log_path, sigint_ignored=False):
     """The demo on a pseudo-terminal; ``sigint_ignored`` starts it as a script's background job would be."""
-    child = pexpect.spawn(sys.executable, [str(DEMO), *map(str, args)], env=env, encoding="utf-8",
-                          codec_errors="replace", dimensions=(40, 120), timeout=60,
-                          preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None)
+    child = pexpect.spawn(
+        sys.executable,
+        [str(DEMO), *map(str, args)],
+        env=env,
+        encoding="utf-8",
+        codec_errors="replace",
+        dimensions=(40, 120),
+        timeout=60,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
+    )
     child.logfile_read = open(log_path, "w", encoding="utf-8", newline="")
     return child
 
@@ -160,7 +167,7 @@ def test_file_mode_timeline_and_json(voices, model, home, tmp_path):
 def feed(obj, y, block_s=0.05):
     out = []
     for i in range(0, len(y), int(block_s * H.SR)):
-        out += obj.add(y[i:i + int(block_s * H.SR)]) or []
+        out += obj.add(y[i : i + int(block_s * H.SR)]) or []
     return out
 
 
@@ -193,10 +200,12 @@ def test_file_mode_checks_everything_before_storing(tmp_path):
     silence = synth.write_wav(tmp_path / "silence.wav", np.zeros(H.SR * 3, np.float32))
     loud = synth.synth_voice(**synth.VOICES["bob"], seconds=16.0)
     clipped = synth.write_wav(tmp_path / "clipped.wav", np.clip(loud / np.abs(loud).max() * 4, -1, 1))
-    for args, culprit in ((["--enroll", f"ann={good}", "--enroll", f"bob={bad}"], "nan.wav"),
-                          (["--enroll", f"ann={good}", "--enroll", f"bob={clipped}"], "clipped.wav"),
-                          (["--enroll", f"ann={good}", "--input", str(silence)], "silence.wav"),
-                          (["--enroll", f"ann={good}", "--log", str(tmp_path / "no" / "dir" / "x.tsv")], "no/dir")):
+    for args, culprit in (
+        (["--enroll", f"ann={good}", "--enroll", f"bob={bad}"], "nan.wav"),
+        (["--enroll", f"ann={good}", "--enroll", f"bob={clipped}"], "clipped.wav"),
+        (["--enroll", f"ann={good}", "--input", str(silence)], "silence.wav"),
+        (["--enroll", f"ann={good}", "--log", str(tmp_path / "no" / "dir" / "x.tsv")], "no/dir"),
+    ):
         r = run_demo(*args, env=env, timeout=120)
         assert r.returncode == 2, r.stderr
         lines = r.stderr.strip().splitlines()
@@ -213,9 +222,14 @@ def test_file_mode_checks_everything_before_storing(tmp_path):
 def no_microphone_env(tmp_path) -> dict:
     """An environment in which PortAudio finds no input: no sound server to reach, none to start."""
     (tmp_path / "client.conf").write_text("autospawn = no\n")
-    return dict(os.environ, HOME=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path),
-                PULSE_SERVER=f"unix:{tmp_path}/no-such-socket", PULSE_CLIENTCONFIG=str(tmp_path / "client.conf"),
-                FEWSHOT_HOME=str(tmp_path / "home"))
+    return dict(
+        os.environ,
+        HOME=str(tmp_path),
+        XDG_RUNTIME_DIR=str(tmp_path),
+        PULSE_SERVER=f"unix:{tmp_path}/no-such-socket",
+        PULSE_CLIENTCONFIG=str(tmp_path / "client.conf"),
+        FEWSHOT_HOME=str(tmp_path / "home"),
+    )
 
 
 def advice(stderr: str) -> list[str]:
@@ -228,8 +242,14 @@ def test_no_input_device_explains_and_exits_2(tmp_path):
     if list(Path("/dev/snd").glob("pcmC*c")):
         pytest.skip("this machine has a capture sound card, which PortAudio always lists")
     env = no_microphone_env(tmp_path)
-    r = subprocess.run([sys.executable, str(DEMO), "--group", "family"], env=env, capture_output=True, text=True,
-                       timeout=60, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, str(DEMO), "--group", "family"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and r.stdout == ""
     assert r.stderr.startswith("error: no microphone to record from: "), r.stderr
@@ -290,8 +310,11 @@ def test_microphone_enroll_then_identify(mic, voices, model, home, tmp_path):
         while time.time() < deadline:  # until all is played and no label came for 2 s
             if child.expect([LABEL, pexpect.TIMEOUT], timeout=0.2) == 0:
                 seen.append((time.time(), child.match))
-            elif len(mic.events) == len(script) and mic.events[-1]["end"] and \
-                    time.time() > max([mic.events[-1]["end"]] + [s[0] for s in seen]) + 2.0:
+            elif (
+                len(mic.events) == len(script)
+                and mic.events[-1]["end"]
+                and time.time() > max([mic.events[-1]["end"]] + [s[0] for s in seen]) + 2.0
+            ):
                 break
         child.send("x")  # remove a person, then back to listening
         child.expect(r"Remove whom \(ann, bob; Enter to go back\)\? ")
@@ -317,8 +340,14 @@ def test_microphone_enroll_then_identify(mic, voices, model, home, tmp_path):
     # The session log has one row per printed turn, with the turn's times in stream seconds.
     rows = [line.split("\t") for line in log_path.read_text().splitlines() if not line.startswith("#")]
     assert rows[0][:3] == ["time", "event", "start_s"]
-    assert [r[1] for r in rows[1:] if r[1] != "turn"] == ["enrolled", "enrolled", "listening",
-                                                            "removed", "listening", "stopped"]
+    assert [r[1] for r in rows[1:] if r[1] != "turn"] == [
+        "enrolled",
+        "enrolled",
+        "listening",
+        "removed",
+        "listening",
+        "stopped",
+    ]
     turns = [(float(r[2]), float(r[3]), r[4]) for r in rows if r[1] == "turn"]
     last = turns.pop()  # the one heard after the removal, on the session's single clock
     assert last[0] > turns[-1][1], (last, turns[-1])
@@ -352,17 +381,19 @@ def test_microphone_enroll_then_identify(mic, voices, model, home, tmp_path):
         onset_s = turns[idx[0]][0]
         for i in idx:
             latency.append(seen[i][0] - mic.written_at(k, turns[i][1] - onset_s))
-    report = (f"latency from the end of a turn (its last sample into the FIFO) to its line on screen: median "
-              f"{statistics.median(latency):.2f} s over {len(latency)} turns (min {min(latency):.2f}, "
-              f"max {max(latency):.2f})")
+    report = (
+        f"latency from the end of a turn (its last sample into the FIFO) to its line on screen: median "
+        f"{statistics.median(latency):.2f} s over {len(latency)} turns (min {min(latency):.2f}, "
+        f"max {max(latency):.2f})"
+    )
     print(report)
     (tmp_path / "latency.txt").write_text(report + "\n")
-    assert 0 < min(latency) and statistics.median(latency) < 5.0, report
+    assert min(latency) > 0 and statistics.median(latency) < 5.0, report
 
 
 def test_ctrl_c_during_enrollment_keeps_the_store(mic, voices, model, home, tmp_path):
-    from fewshot.model.extractor import load_extractor
     from fewshot.identifier import SpeakerIdentifier
+    from fewshot.model.extractor import load_extractor
 
     sid = SpeakerIdentifier(load_extractor(model), store=home / "enrollments.sqlite")
     for name in ("ann", "bob"):
@@ -372,8 +403,9 @@ def test_ctrl_c_during_enrollment_keeps_the_store(mic, voices, model, home, tmp_
 
     env = dict(mic.env, FEWSHOT_HOME=str(home))
     # started with SIGINT ignored, as a background job of a script inherits it: Ctrl-C must still stop the demo
-    child = spawn_demo("--model", model, "--seconds", 15, "--countdown", 1, env=env, log_path=tmp_path / "t.log",
-                       sigint_ignored=True)
+    child = spawn_demo(
+        "--model", model, "--seconds", 15, "--countdown", 1, env=env, log_path=tmp_path / "t.log", sigint_ignored=True
+    )
     try:
         child.expect("Listening for ann, bob", timeout=300)
         child.send("a")

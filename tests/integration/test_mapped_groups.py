@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from synth import VOICES, synth_voice, write_wav
-from fewshot.model.align import find_aligner
 from fewshot.config import ExtractorConfig, FeatureConfig
-from fewshot.model.extractor import Extractor, default_model_dir, load_extractor
 from fewshot.identifier import SpeakerIdentifier
+from fewshot.model.align import find_aligner
+from fewshot.model.extractor import Extractor, default_model_dir, load_extractor
 from fewshot.model.nn import build_cnn
 from fewshot.train.previous import from_folder
 from fewshot.train.release import add_aligners
+from synth import VOICES, synth_voice, write_wav
 
 
 def speaker_tree(root, seconds: float, seeds=(0,)):
@@ -38,8 +38,11 @@ def released(tmp_path_factory):
     for k in range(2):
         keras.utils.set_random_seed(20 + k)
         ec = ExtractorConfig(channels=(4, 8), blocks=(1, 1), embedding_dim=16)
-        dirs.append(Extractor(build_cnn(ec, n_mels=64), feature_config=FeatureConfig(), extractor_config=ec)
-                    .save(root / f"m{k}"))
+        dirs.append(
+            Extractor(build_cnn(ec, n_mels=64), feature_config=FeatureConfig(), extractor_config=ec).save(
+                root / f"m{k}"
+            )
+        )
     data = tmp_path_factory.mktemp("data")
     train = speaker_tree(data / "train", 12.0, seeds=(1, 2, 3))
     dev = speaker_tree(data / "dev", 60.0)
@@ -118,8 +121,10 @@ def test_kept_speech_of_a_mapped_group_is_re_embedded_by_upgrade(released, files
     old, new, _ = released
     store = tmp_path / "s.sqlite"
     for name, f in files.items():
-        assert fewshot("enroll", "--group", "home", "--speaker", name, f, "--keep-audio", "--model", old,
-                       store=store)[0] == 0
+        assert (
+            fewshot("enroll", "--group", "home", "--speaker", name, f, "--keep-audio", "--model", old, store=store)[0]
+            == 0
+        )
     assert fewshot("identify", "--group", "home", files["ann"], "--model", new, store=store)[0] == 0
     code, out, _ = fewshot("groups", "show", "home", store=store)
     assert "fewshot groups upgrade home" in out
@@ -172,11 +177,29 @@ def test_the_shipped_model_maps_a_group_of_the_first_shipped_model_without_tenso
     for k, name in enumerate(("ann", "bob", "cat")):
         E = rng.standard_normal((9, 192)).astype(np.float32) + 3 * np.eye(192, dtype=np.float32)[k]
         store.enroll("home", name, E / np.linalg.norm(E, axis=1, keepdims=True), extractor_id=first, sources=[])
-    r = subprocess.run([sys.executable, "-c", REFUSE_TENSORFLOW, "identify", "--group", "home", str(files["ann"]),
-                        "--store", str(tmp_path / "s.sqlite")], check=False, capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            REFUSE_TENSORFLOW,
+            "identify",
+            "--group",
+            "home",
+            str(files["ann"]),
+            "--store",
+            str(tmp_path / "s.sqlite"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-c", REFUSE_TENSORFLOW, "groups", "show", "home", "--store",
-                        str(tmp_path / "s.sqlite")], check=False, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", REFUSE_TENSORFLOW, "groups", "show", "home", "--store", str(tmp_path / "s.sqlite")],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and f"mapped from extractor {first}" in r.stdout, r.stderr
 
 

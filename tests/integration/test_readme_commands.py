@@ -25,7 +25,6 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -38,36 +37,31 @@ LINKED = (".venv", "scripts", "demo", "fewshot")
 _DATA = "needs ../shared/data (not in a clone)"
 SKIP = {
     ".venv/bin/ray start --head --port 6379": "starts a Ray cluster node on this machine's network; "
-                                              "tests/integration/data_tools/test_cluster_build.py starts one on 127.0.0.1",
+    "tests/integration/data_tools/test_cluster_build.py starts one on 127.0.0.1",
     ".venv/bin/ray start --address HEAD:6379": "joins another machine's cluster (HEAD is a placeholder)",
-    ".venv/bin/python scripts/scrape_librivox.py --out /shared/corpus --speakers 6000 --minutes 240 --cluster auto":
-        "downloads 6,000 narrators from LibriVox on a cluster; the cluster tests build from a loopback stand-in",
+    ".venv/bin/python scripts/scrape_librivox.py --out /shared/corpus --speakers 6000 --minutes 240 --cluster auto": "downloads 6,000 narrators from LibriVox on a cluster; the cluster tests build from a loopback stand-in",
     ".venv/bin/fewshot serve": "a server that runs until stopped; tests/integration/test_web_api.py starts it on a "
-                               "free port and drives it, test_web_browser.py in Chromium",
+    "free port and drives it, test_web_browser.py in Chromium",
     "bash scripts/setup.sh": "installs system and PyPI packages (network, minutes); .ci/run runs it from scratch",
     ".venv/bin/python -m pytest": "the test suite, this test included",
     ".venv/bin/python -m pytest tests/unit": "the test suite's unit tier",
     ".venv/bin/python -m pytest -m cluster -n 0": "starts a two-node Ray cluster on 127.0.0.1; "
-                                                  ".ci/run runs it after the suite",
+    ".ci/run runs it after the suite",
     ".venv/bin/python -m pytest -m lint -n 0": "the suite's ruff checks, which the suite runs anyway",
-    ".venv/bin/fewshot evaluate ../shared/data/dev --out report --baselines":
-        f"{_DATA} and 7 minutes; tests/integration/test_evaluate.py runs evaluate on a small tree",
+    ".venv/bin/fewshot evaluate ../shared/data/dev --out report --baselines": f"{_DATA} and 7 minutes; tests/integration/test_evaluate.py runs evaluate on a small tree",
     ".venv/bin/fewshot evaluate ../shared/data/dev --out report-conditions --conditions all --group-sizes 3 10 all "
     "--enroll-seconds 15 --curve-seconds 15": f"{_DATA} and 3.5 minutes; test_evaluate.py runs --conditions",
     ".venv/bin/fewshot evaluate ../shared/data/dev --out report-decisions --conditions default --group-sizes 3 10 "
     "all --enroll-seconds 15 --curve-seconds 15": f"{_DATA} and 23 minutes; test_evaluate.py runs --conditions",
     ".venv/bin/fewshot evaluate ../shared/data/dev --out report-rec --conditions rec10,rec5,room0.3+rec20,room0.6+rec10 "
-    "--group-sizes 3 10 all --enroll-seconds 15 --curve-seconds 15":
-        f"{_DATA} and minutes; test_evaluate.py runs the rec* conditions on recordings of its own",
+    "--group-sizes 3 10 all --enroll-seconds 15 --curve-seconds 15": f"{_DATA} and minutes; test_evaluate.py runs the rec* conditions on recordings of its own",
     ".venv/bin/python scripts/benchmark_speed.py --parts enroll --repeats 7": f"{_DATA}; a benchmark of minutes",
     ".venv/bin/python scripts/benchmark_speed.py --parts speed --repeats 5": f"{_DATA}; a benchmark of minutes",
     ".venv/bin/python scripts/benchmark_speed.py --parts memory --hours 2": "writes 2-hour files; 10 minutes",
     ".venv/bin/python scripts/compare_models.py fewshot/models/default models/previous/f0a595192efd06d4 "
     "--dev ../shared/data/dev": f"{_DATA} and 2 minutes (and the clone's git history)",
-    ".venv/bin/python scripts/compare_vad.py ../shared/data/dev --speakers 20 --out report-vad":
-        f"{_DATA}; about a minute",
-    ".venv/bin/python scripts/benchmark_conversations.py ../shared/data/dev --conversations 50":
-        f"{_DATA}; 5 minutes",
+    ".venv/bin/python scripts/compare_vad.py ../shared/data/dev --speakers 20 --out report-vad": f"{_DATA}; about a minute",
+    ".venv/bin/python scripts/benchmark_conversations.py ../shared/data/dev --conversations 50": f"{_DATA}; 5 minutes",
     ".venv/bin/python scripts/tune_svm.py ../shared/data/dev": f"{_DATA}; minutes",
     ".venv/bin/python scripts/calibrate_unknown.py fewshot/models/default --train ../shared/data/train "
     "--dev ../shared/data/dev": f"{_DATA}; rewrites the shipped model's calibration",
@@ -79,23 +73,16 @@ SKIP = {
     "--cache cache/speech": "training: hours",
     ".venv/bin/python scripts/release_model.py models/distill2 --dev ../shared/data/dev --multi-condition "
     "--train ../shared/data/train": "releases a training run's output (models/distill2)",
-    ".venv/bin/python scripts/train_extractor.py ../shared/data/train --dev ../shared/data/dev --out models/run1":
-        "training: hours (tests/integration/test_training.py trains a tiny model)",
+    ".venv/bin/python scripts/train_extractor.py ../shared/data/train --dev ../shared/data/dev --out models/run1": "training: hours (tests/integration/test_training.py trains a tiny model)",
     ".venv/bin/fewshot export models/run1 --format tflite --int8": "exports the training run above",
-    ".venv/bin/python scripts/release_model.py models/run1 --dev ../shared/data/dev --train ../shared/data/train":
-        "releases the training run above",
-    ".venv/bin/python scripts/teacher_targets.py ../shared/data/train --cache cache/speech":
-        "the teacher over the training speech: 34 minutes",
-    ".venv/bin/fewshot evaluate ../shared/data/dev --out report --cluster auto":
-        f"{_DATA} and a Ray cluster; test_evaluate.py runs evaluate with --cluster local on a small tree",
-    ".venv/bin/python scripts/benchmark_corpus.py --evaluate ../shared/data/dev --runs 3":
-        f"{_DATA}; starts Ray nodes, 15 minutes",
+    ".venv/bin/python scripts/release_model.py models/run1 --dev ../shared/data/dev --train ../shared/data/train": "releases the training run above",
+    ".venv/bin/python scripts/teacher_targets.py ../shared/data/train --cache cache/speech": "the teacher over the training speech: 34 minutes",
+    ".venv/bin/fewshot evaluate ../shared/data/dev --out report --cluster auto": f"{_DATA} and a Ray cluster; test_evaluate.py runs evaluate with --cluster local on a small tree",
+    ".venv/bin/python scripts/benchmark_corpus.py --evaluate ../shared/data/dev --runs 3": f"{_DATA}; starts Ray nodes, 15 minutes",
     ".venv/bin/python scripts/train_extractor.py ../shared/data/train --dev ../shared/data/dev --out models/distill2 "
     "--cache cache/speech --init models/robust1 --epochs 3 --lr 1e-3 --seed 1 --distill 3.0": "training: 35 minutes",
-    ".venv/bin/python scripts/scrape_librivox.py --out corpus --speakers 500 --minutes 10":
-        "downloads from librivox.org and archive.org (tests/integration/data_tools serve them locally)",
-    ".venv/bin/python scripts/train_extractor.py corpus/manifest.csv --dev ../shared/data/dev --out models/librivox":
-        "training on the corpus above: hours",
+    ".venv/bin/python scripts/scrape_librivox.py --out corpus --speakers 500 --minutes 10": "downloads from librivox.org and archive.org (tests/integration/data_tools serve them locally)",
+    ".venv/bin/python scripts/train_extractor.py corpus/manifest.csv --dev ../shared/data/dev --out models/librivox": "training on the corpus above: hours",
 }
 
 #: Exit status and what the output must hold, where it is not 0 and whatever the README's comment says.
@@ -111,8 +98,9 @@ EXPECTED = {
     ".venv/bin/fewshot spectrogram ann1.wav -o ann1.png": (0, "wrote ann1.png"),
 }
 #: Run after the Python block, to check what it did.
-PYTHON_CHECK = ("\nassert p.label == 'ann' and not p.is_unknown and E.shape == (2, 192), (p, E.shape)"
-                "\nprint('checked')\n")
+PYTHON_CHECK = (
+    "\nassert p.label == 'ann' and not p.is_unknown and E.shape == (2, 192), (p, E.shape)\nprint('checked')\n"
+)
 TOLERANCE = 0.05
 TIMEOUT_S = 300
 
@@ -161,11 +149,17 @@ def test_readme_is_read_as_intended():
 # ---------------------------------------------------------------------------- comparing output
 def _close(expected, actual) -> bool:
     if isinstance(expected, dict):
-        return isinstance(actual, dict) and expected.keys() <= actual.keys() \
+        return (
+            isinstance(actual, dict)
+            and expected.keys() <= actual.keys()
             and all(_close(v, actual[k]) for k, v in expected.items())
+        )
     if isinstance(expected, list):  # a list the README cut short with "..." is a prefix
-        return isinstance(actual, list) and len(actual) >= len(expected) \
+        return (
+            isinstance(actual, list)
+            and len(actual) >= len(expected)
             and all(_close(e, a) for e, a in zip(expected, actual))
+        )
     if isinstance(expected, (int, float)) and not isinstance(expected, bool):
         return isinstance(actual, (int, float)) and abs(expected - actual) <= TOLERANCE
     return expected == actual
@@ -177,8 +171,9 @@ def same_line(expected: str, actual: str) -> bool:
         return _close(json.loads(expected.replace(", ...", "")), json.loads(actual))
     number = r"(-?\d+\.\d+)"
     e, a = re.split(number, expected.strip()), re.split(number, actual.strip())
-    return len(e) == len(a) and all(x == y if i % 2 == 0 else abs(float(x) - float(y)) <= TOLERANCE
-                                    for i, (x, y) in enumerate(zip(e, a)))
+    return len(e) == len(a) and all(
+        x == y if i % 2 == 0 else abs(float(x) - float(y)) <= TOLERANCE for i, (x, y) in enumerate(zip(e, a))
+    )
 
 
 def test_same_line_tolerates_small_numbers_only():
@@ -224,16 +219,23 @@ def clone(tmp_path_factory):
     if (REPO.parent / "shared").exists():
         (root / "shared").symlink_to((REPO.parent / "shared").resolve())
     (root / "client.conf").write_text("autospawn = no\n")
-    env = dict(os.environ, HOME=str(root), XDG_RUNTIME_DIR=str(root), FEWSHOT_HOME=str(root / "home"),
-               PULSE_SERVER=f"unix:{root}/no-such-socket", PULSE_CLIENTCONFIG=str(root / "client.conf"))
+    env = dict(
+        os.environ,
+        HOME=str(root),
+        XDG_RUNTIME_DIR=str(root),
+        FEWSHOT_HOME=str(root / "home"),
+        PULSE_SERVER=f"unix:{root}/no-such-socket",
+        PULSE_CLIENTCONFIG=str(root / "client.conf"),
+    )
     env.pop("DISPLAY", None)
     return folder, env
 
 
 def run(command: str, folder: Path, env: dict) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(command, shell=True, cwd=folder, env=env, capture_output=True, text=True,
-                              timeout=TIMEOUT_S)
+        return subprocess.run(
+            command, shell=True, cwd=folder, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{command!r} ran over {TIMEOUT_S} s: give it smaller options, or list it in SKIP with why")
 
@@ -246,8 +248,9 @@ def check(command: str, r: subprocess.CompletedProcess, expected_lines: list[str
     assert holds in r.stdout + r.stderr, said
     if expected_lines:
         got = r.stdout.rstrip("\n").split("\n")
-        assert len(got) == len(expected_lines) and all(map(same_line, expected_lines, got)), \
+        assert len(got) == len(expected_lines) and all(map(same_line, expected_lines, got)), (
             f"{command!r} printed\n{r.stdout}\nwhere the README shows\n" + "\n".join(expected_lines)
+        )
 
 
 def advice(stderr: str) -> list[str]:
@@ -261,8 +264,9 @@ def test_every_readme_command_runs_as_typed(clone):
     ran = []
     for kind, command, expected in readme_commands(documented_text()):
         if kind == "python":
-            r = run(f"{shlex.quote(str(folder / '.venv/bin/python'))} -c {shlex.quote(command + PYTHON_CHECK)}",
-                    folder, env)
+            r = run(
+                f"{shlex.quote(str(folder / '.venv/bin/python'))} -c {shlex.quote(command + PYTHON_CHECK)}", folder, env
+            )
             assert r.returncode == 0 and r.stdout.endswith("checked\n"), r.stderr
             continue
         if command in SKIP:
@@ -290,6 +294,10 @@ def test_every_readme_command_runs_as_typed(clone):
     # what the commands left in the folder is what .gitignore ignores
     made = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir() if p.name not in LINKED)
     assert "meeting.rttm" in made and "voices/" in made, made
-    ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "--no-index", "--stdin"], input="\n".join(made),
-                             capture_output=True, text=True).stdout.split()
+    ignored = subprocess.run(
+        ["git", "-C", str(REPO), "check-ignore", "--no-index", "--stdin"],
+        input="\n".join(made),
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert sorted(ignored) == made, f"not in .gitignore: {sorted(set(made) - set(ignored))}"

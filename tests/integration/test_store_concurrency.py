@@ -9,12 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from synth import write_wav
+from fewshot.errors import StoreBusyError
+from fewshot.identifier import SpeakerIdentifier
+from fewshot.model.extractor import load_extractor
 from fewshot.store import file
 from fewshot.store.enrollments import EnrollmentStore
-from fewshot.errors import StoreBusyError
-from fewshot.model.extractor import load_extractor
-from fewshot.identifier import SpeakerIdentifier
+from synth import write_wav
 
 #: Another process's long write (as a VACUUM of a large store is): it holds the
 #: write lock from "locked" until a line comes on its standard input.
@@ -47,8 +47,9 @@ def store_path(tmp_path, extractor):
 
 @pytest.fixture
 def holder(store_path):
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(store_path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "locked"
     yield proc
     if proc.poll() is None:
@@ -62,8 +63,13 @@ def release(proc):
 
 
 def fewshot_process(*args):
-    return subprocess.Popen([sys.executable, "-m", "fewshot.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "fewshot.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def test_readers_go_on_and_writers_wait_during_a_long_write(store_path, holder, extractor, voice, tmp_path):
@@ -108,8 +114,9 @@ def test_a_wait_that_runs_out_says_so(store_path, holder, extractor, monkeypatch
         # the same embeddings, written once the lock is free
         assert store.enroll("g", "cat", E, extractor_id=extractor.model_id, sources=[]) == (False, 0.0)
 
-    again = subprocess.Popen([sys.executable, "-c", HOLDER, str(store_path)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    again = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert again.stdout.readline().strip() == "locked"
         monkeypatch.setattr(file, "BUSY_TIMEOUT_S", 1.0)

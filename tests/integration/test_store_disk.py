@@ -8,7 +8,6 @@ import gc
 import os
 import subprocess
 
-import numpy as np
 import pytest
 
 from synth import write_wav
@@ -19,8 +18,11 @@ def disk(tmp_path):
     """A 1 MB tmpfs at ``tmp_path / "disk"``, and a function that remounts it read-only."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("needs root to mount a small disk")
 
     def read_only():
@@ -64,8 +66,9 @@ def enrolled(identifier, voice, store, names=("ann", "bob")):
     return X[y == "ann"]
 
 
-def test_a_full_disk_refuses_enrollment_in_one_line_and_still_removes_a_person(disk, identifier, voice, tmp_path,
-                                                                               fewshot):
+def test_a_full_disk_refuses_enrollment_in_one_line_and_still_removes_a_person(
+    disk, identifier, voice, tmp_path, fewshot
+):
     mnt, _ = disk
     store = mnt / "enrollments.sqlite"
     ann = enrolled(identifier, voice, store)
@@ -94,11 +97,14 @@ def test_a_read_only_store_is_read_and_refuses_changes_in_one_line(disk, identif
     read_only()
     code, out, err = fewshot("groups", store=store)
     assert code == 0 and "home: 2 people (ann, bob)" in out, err
-    code, out, err = fewshot("identify", "--group", "home", write_wav(tmp_path / "a.wav", voice("ann", 4.0, seed=5)),
-                             store=store)
+    code, out, err = fewshot(
+        "identify", "--group", "home", write_wav(tmp_path / "a.wav", voice("ann", 4.0, seed=5)), store=store
+    )
     assert code == 0 and out.startswith(str(tmp_path / "a.wav")), err
-    for args in (("groups", "remove", "home", "ann"), ("enroll", "--group", "home", "--speaker", "cat",
-                                                       write_wav(tmp_path / "c.wav", voice("cat", 8.0)))):
+    for args in (
+        ("groups", "remove", "home", "ann"),
+        ("enroll", "--group", "home", "--speaker", "cat", write_wav(tmp_path / "c.wav", voice("cat", 8.0))),
+    ):
         code, _, err = fewshot(*args, store=store)
         assert code == 2 and len(err) == 1 and "read-only" in err[0] and "not a fewshot store" not in err[0], err
 
@@ -108,8 +114,9 @@ def test_a_sqlite_file_with_only_a_meta_table_is_not_a_store(tmp_path, fewshot):
 
     path = tmp_path / "meta-only.sqlite"
     db = sqlite3.connect(path)
-    db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-                     "INSERT INTO meta VALUES ('schema_version', '4');")
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);INSERT INTO meta VALUES ('schema_version', '4');"
+    )
     db.close()
     code, _, err = fewshot("groups", store=path)
     assert code == 2 and len(err) == 1 and "not a fewshot store" in err[0], err

@@ -11,8 +11,24 @@ import pytest
 
 from synth import ROOT, VOICES, synth_voice, write_wav
 
-TINY = ["--channels", "16", "32", "--blocks", "1", "1", "--embedding-dim", "16", "--batch-size", "8",
-        "--speeds", "1.0", "--workers", "1", "--steps-per-epoch", "3"]
+TINY = [
+    "--channels",
+    "16",
+    "32",
+    "--blocks",
+    "1",
+    "1",
+    "--embedding-dim",
+    "16",
+    "--batch-size",
+    "8",
+    "--speeds",
+    "1.0",
+    "--workers",
+    "1",
+    "--steps-per-epoch",
+    "3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +42,7 @@ def corpus(tmp_path_factory):
 
 
 def train_cmd(corpus, out, *extra):
-    return [sys.executable, str(ROOT / "scripts" / "train_extractor.py"), str(corpus), "--out", str(out),
-            *TINY, *extra]
+    return [sys.executable, str(ROOT / "scripts" / "train_extractor.py"), str(corpus), "--out", str(out), *TINY, *extra]
 
 
 def run(cmd, **kw):
@@ -54,8 +69,13 @@ def test_seeded_runs_match_resume_continues_and_other_arguments_are_refused(corp
     run(train_cmd(corpus, b, "--epochs", "2", "--stop-after", "1"))
     assert json.loads((b / "state.json").read_text())["epoch"] == 1
     assert not json.loads((b / "meta.json").read_text())["extractor_config"]["whitened"]
-    proc = subprocess.Popen(train_cmd(corpus, b, "--epochs", "2"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        train_cmd(corpus, b, "--epochs", "2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     for line in proc.stdout:
         if "Epoch 2/2" in line:  # the kill lands anywhere in epoch 2 or the whitening after it
             break
@@ -76,8 +96,9 @@ def test_seeded_runs_match_resume_continues_and_other_arguments_are_refused(corp
 
     # and a run is not resumed with other arguments
     before = {p: p.read_bytes() for p in a.rglob("*") if p.is_file()}
-    proc = subprocess.run(train_cmd(corpus, a, "--epochs", "2", "--lr", "0.1"), capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        train_cmd(corpus, a, "--epochs", "2", "--lr", "0.1"), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 2 and "other arguments" in proc.stderr
     assert {p: p.read_bytes() for p in a.rglob("*") if p.is_file()} == before
 
@@ -88,8 +109,9 @@ def test_missing_training_data(tmp_path):
     assert not (tmp_path / "m").exists()  # refused before anything is written
 
 
-@pytest.mark.parametrize("extra, reason", [(["--stop-after", "0"], "at least 1 epoch"),
-                                           (["--noise", "no-such-folder"], "no-such-folder")])
+@pytest.mark.parametrize(
+    "extra, reason", [(["--stop-after", "0"], "at least 1 epoch"), (["--noise", "no-such-folder"], "no-such-folder")]
+)
 def test_bad_options_refused_before_any_work(corpus, tmp_path, extra, reason):
     proc = subprocess.run(train_cmd(corpus, tmp_path / "m", *extra), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and reason in proc.stderr

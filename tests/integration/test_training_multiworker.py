@@ -24,11 +24,19 @@ def test_two_workers_on_loopback_end_with_the_same_weights(corpus, tmp_path):  #
     out = tmp_path / "mw"
     procs = []
     for i in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
-                                                      "task": {"type": "worker", "index": i}})}
-        procs.append(subprocess.Popen(train_cmd(corpus, out, "--epochs", "1", "--strategy", "multiworker",
-                                                "--no-whiten"),
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}),
+        }
+        procs.append(
+            subprocess.Popen(
+                train_cmd(corpus, out, "--epochs", "1", "--strategy", "multiworker", "--no-whiten"),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     logs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
     chief, other = weights(out), weights(out / ".worker1")

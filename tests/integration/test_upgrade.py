@@ -6,12 +6,12 @@ import sys
 import numpy as np
 import pytest
 
-from synth import VOICES, synth_voice, write_wav
 from fewshot.config import ExtractorConfig, FeatureConfig
 from fewshot.errors import IncompatibleModelError
-from fewshot.model.extractor import Extractor, load_extractor
 from fewshot.identifier import SpeakerIdentifier
+from fewshot.model.extractor import Extractor, load_extractor
 from fewshot.model.nn import build_cnn
+from synth import VOICES, synth_voice, write_wav
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +23,11 @@ def two_models(tmp_path_factory):
     for k in range(2):
         keras.utils.set_random_seed(10 + k)
         ec = ExtractorConfig(channels=(4, 8), blocks=(1, 1), embedding_dim=16)
-        out.append(Extractor(build_cnn(ec, n_mels=64), feature_config=FeatureConfig(), extractor_config=ec)
-                   .save(root / f"m{k}"))
+        out.append(
+            Extractor(build_cnn(ec, n_mels=64), feature_config=FeatureConfig(), extractor_config=ec).save(
+                root / f"m{k}"
+            )
+        )
     return out
 
 
@@ -56,8 +59,12 @@ def test_upgrade_from_kept_audio_gives_the_new_models_enrollment(two_models, fil
     old, new = two_models
     store = tmp_path / "s.sqlite"
     for name, f in files.items():
-        assert fewshot("enroll", "--group", "home", "--speaker", name, f, "--keep-audio", "--model", old,
-                       store=store).returncode == 0
+        assert (
+            fewshot(
+                "enroll", "--group", "home", "--speaker", name, f, "--keep-audio", "--model", old, store=store
+            ).returncode
+            == 0
+        )
     r = fewshot("identify", "--group", "home", files["ann"], "--model", new, store=store)
     assert r.returncode == 2 and "fewshot groups upgrade home" in r.stderr, r.stderr
     r = fewshot("groups", "upgrade", "--model", new, store=store)
@@ -78,8 +85,10 @@ def test_upgrade_from_kept_audio_gives_the_new_models_enrollment(two_models, fil
 def test_without_kept_audio_the_message_says_to_re_enroll(two_models, files, tmp_path, fewshot):
     old, new = two_models
     store = tmp_path / "s.sqlite"
-    assert fewshot("enroll", "--group", "home", "--speaker", "ann", files["ann"], "--model", old,
-                   store=store).returncode == 0
+    assert (
+        fewshot("enroll", "--group", "home", "--speaker", "ann", files["ann"], "--model", old, store=store).returncode
+        == 0
+    )
     r = fewshot("groups", "upgrade", "home", "--model", new, store=store)
     assert r.returncode == 2 and "not kept" in r.stderr and "re-enroll" in r.stderr, r.stderr
     r = fewshot("identify", "--group", "home", files["ann"], "--model", new, store=store)
@@ -102,16 +111,24 @@ def test_a_group_under_the_models_former_id_moves_to_the_current_one(two_models,
 
 def test_small_command_line_manners(files, tmp_path, two_models, fewshot):
     store = tmp_path / "s.sqlite"
-    assert fewshot("enroll", "--group", "g", "--speaker", "ann", files["ann"], "-v", "--model", two_models[0],
-                   store=store).returncode == 0
+    assert (
+        fewshot(
+            "enroll", "--group", "g", "--speaker", "ann", files["ann"], "-v", "--model", two_models[0], store=store
+        ).returncode
+        == 0
+    )
     assert "g: 1 person (ann)" in fewshot("groups", store=store).stdout
     (tmp_path / "pics").mkdir()
-    r = subprocess.run([sys.executable, "-m", "fewshot.cli", "spectrogram", str(files["ann"]), "-o",
-                        str(tmp_path / "pics")], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "fewshot.cli", "spectrogram", str(files["ann"]), "-o", str(tmp_path / "pics")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and (tmp_path / "pics" / "ann.png").is_file()
     assert r.stdout.strip() == f"wrote {tmp_path / 'pics' / 'ann.png'}"
-    r = subprocess.run([sys.executable, "-m", "fewshot.cli", "groups", "-v", "--store", str(store)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "fewshot.cli", "groups", "-v", "--store", str(store)], capture_output=True, text=True
+    )
     assert r.returncode == 0 and "1 person" in r.stdout  # -v after the subcommand, from the real entry point
 
 
@@ -138,8 +155,9 @@ def test_speech_enrolled_while_an_upgrade_runs_is_not_lost(two_models, files, tm
     assert "more.wav" in ann.sources
     X, y = upgrader.store.embeddings("home", extractor_id=upgrader.extractor.model_id)
     seconds = sum(len(a) for a in upgrader.store.kept_audio("home", "ann")) / 16000
-    assert np.sum(y == "ann") == len(upgrader.extractor.embed(
-        [np.concatenate(upgrader.store.kept_audio("home", "ann"))], return_segments=True)[0])
+    assert np.sum(y == "ann") == len(
+        upgrader.extractor.embed([np.concatenate(upgrader.store.kept_audio("home", "ann"))], return_segments=True)[0]
+    )
     assert seconds > 20  # both enrollments' speech re-embedded
 
 
@@ -150,8 +168,9 @@ def test_an_upgrade_that_keeps_meeting_changes_refuses_and_changes_nothing(two_m
     store = tmp_path / "s.sqlite"
     sid_old = SpeakerIdentifier(load_extractor(old), store=store)
     sid_old.enroll("home", "ann", [files["ann"]], keep_audio=True)
-    extra = iter(write_wav(tmp_path / f"more{k}.wav", synth_voice(**VOICES["ann"], seconds=6.0, seed=20 + k))
-                 for k in range(10))
+    extra = iter(
+        write_wav(tmp_path / f"more{k}.wav", synth_voice(**VOICES["ann"], seconds=6.0, seed=20 + k)) for k in range(10)
+    )
 
     def always(members):
         sid_old.enroll("home", "ann", [next(extra)], keep_audio=True)
@@ -166,8 +185,12 @@ def test_an_upgrade_that_keeps_meeting_changes_refuses_and_changes_nothing(two_m
 def test_groups_upgrade_works_without_tqdm(two_models, files, tmp_path, fewshot, monkeypatch):
     old, new = two_models
     store = tmp_path / "s.sqlite"
-    assert fewshot("enroll", "--group", "home", "--speaker", "ann", files["ann"], "--keep-audio", "--model", old,
-                   store=store).returncode == 0
+    assert (
+        fewshot(
+            "enroll", "--group", "home", "--speaker", "ann", files["ann"], "--keep-audio", "--model", old, store=store
+        ).returncode
+        == 0
+    )
     monkeypatch.setitem(sys.modules, "tqdm", None)  # as after `pip install .`, without the extras
     r = fewshot("groups", "upgrade", "home", "--model", new, store=store)
     assert r.returncode == 0 and "upgraded group 'home'" in r.stdout, r.stderr

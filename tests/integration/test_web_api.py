@@ -25,11 +25,15 @@ from web_helpers import Server
 def voices(tmp_path_factory):
     d = tmp_path_factory.mktemp("web-voices")
     talk, reference = conversation([("ann", 4, 0.8), ("bob", 4, 0.8)], voices="espeak")
-    return {"ann": write_wav(d / "ann.wav", spoken("ann", 12)), "bob": write_wav(d / "bob.wav", spoken("bob", 12)),
-            "cyd": write_wav(d / "cyd.wav", spoken("cyd", 12)),
-            "talk": write_wav(d / "talk.wav", talk), "reference": reference,
-            "long": write_wav(d / "long.wav", np.zeros(int(70 * SR), np.float32)),
-            "not-audio": d / "notes.txt"}
+    return {
+        "ann": write_wav(d / "ann.wav", spoken("ann", 12)),
+        "bob": write_wav(d / "bob.wav", spoken("bob", 12)),
+        "cyd": write_wav(d / "cyd.wav", spoken("cyd", 12)),
+        "talk": write_wav(d / "talk.wav", talk),
+        "reference": reference,
+        "long": write_wav(d / "long.wav", np.zeros(int(70 * SR), np.float32)),
+        "not-audio": d / "notes.txt",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +52,13 @@ def post(url, files, **data):
 def test_enroll_identify_and_groups_through_the_api(server, voices):
     api = f"{server.base}/api/groups/home"
     # two enrollments through the API and one by the fewshot command, all at once, into the same store
-    cli = subprocess.Popen([sys.executable, "-m", "fewshot.cli", "enroll", "--group", "home", "--speaker", "cyd",
-                            str(voices["cyd"])], env={**os.environ, "FEWSHOT_HOME": str(server.home)},
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "fewshot.cli", "enroll", "--group", "home", "--speaker", "cyd", str(voices["cyd"])],
+        env={**os.environ, "FEWSHOT_HOME": str(server.home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(lambda who: post(f"{api}/members/{who}", [("files", voices[who])]), ["ann", "bob"]))
     assert cli.wait(120) == 0, cli.stdout.read()
@@ -58,7 +66,8 @@ def test_enroll_identify_and_groups_through_the_api(server, voices):
         assert r.status_code == 201 and r.json()["name"] == who and r.json()["seconds_used"] > 11, r.text
     again = post(f"{api}/members/bob", [("files", voices["bob"])])
     assert again.status_code == 409 and again.json() == {
-        "error": "bob.wav: already enrolled for 'bob' in group 'home'; use --replace to start over"}
+        "error": "bob.wav: already enrolled for 'bob' in group 'home'; use --replace to start over"
+    }
     r = post(f"{api}/identify", [("file", voices["talk"])])
     assert r.status_code == 200, r.text
     turns = r.json()["turns"]
@@ -76,14 +85,14 @@ def test_enroll_identify_and_groups_through_the_api(server, voices):
 
 def pcm_messages(y, block_s=0.1):
     step = int(block_s * SR)
-    return [(np.clip(y[i:i + step], -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
-            for i in range(0, len(y), step)]
+    return [
+        (np.clip(y[i : i + step], -1, 32767 / 32768) * 32768).astype("<i2").tobytes() for i in range(0, len(y), step)
+    ]
 
 
 def test_listen_socket_names_who_speaks(server, voices):
-    from websockets.sync.client import connect
-
     import soundfile as sf
+    from websockets.sync.client import connect
 
     y, _ = sf.read(voices["talk"], dtype="float32")
     with connect(f"{server.base.replace('http', 'ws')}/api/groups/home/listen", open_timeout=10) as ws:
@@ -104,14 +113,14 @@ def test_listen_socket_names_who_speaks(server, voices):
 
 
 def test_record_socket_warns_of_clipping_and_keeps_too_little_speech_out(server, voices):
-    from websockets.sync.client import connect
-
     import soundfile as sf
+    from websockets.sync.client import connect
 
     y, _ = sf.read(voices["ann"], dtype="float32")
     loud = np.clip(y[: 3 * SR] * 30, -1, 1)
-    with connect(f"{server.base.replace('http', 'ws')}/api/groups/home/members/dan/record?seconds=15",
-                 open_timeout=10) as ws:
+    with connect(
+        f"{server.base.replace('http', 'ws')}/api/groups/home/members/dan/record?seconds=15", open_timeout=10
+    ) as ws:
         assert json.loads(ws.recv(10)) == {"target_s": 15.0}
         alerts = set()
         for block in pcm_messages(loud):
@@ -121,16 +130,20 @@ def test_record_socket_warns_of_clipping_and_keeps_too_little_speech_out(server,
         ws.send("stop")
         last = json.loads(ws.recv(10))
     assert "CLIPPING: move back" in alerts and 2 < m["speech_s"] <= 3.0 and m["seconds"] == 3.0
-    assert last == {"error": f"only {m['speech_s']:.1f} s of speech heard: 'dan' is not enrolled; record again",
-                    "again": False}
+    assert last == {
+        "error": f"only {m['speech_s']:.1f} s of speech heard: 'dan' is not enrolled; record again",
+        "again": False,
+    }
     assert [m["name"] for m in httpx.get(f"{server.base}/api/groups/home").json()["members"]] == ["ann", "bob"]
-    with connect(f"{server.base.replace('http', 'ws')}/api/groups/home/members/dan/record?seconds=5",
-                 open_timeout=10) as ws:
+    with connect(
+        f"{server.base.replace('http', 'ws')}/api/groups/home/members/dan/record?seconds=5", open_timeout=10
+    ) as ws:
         assert json.loads(ws.recv(10)) == {"error": "seconds must be between 15 and 35, given '5'"}
 
 
-@pytest.mark.parametrize("case", ["unknown group", "not audio", "too long", "too large", "no file", "bad name",
-                                  "wrong method"])
+@pytest.mark.parametrize(
+    "case", ["unknown group", "not audio", "too long", "too large", "no file", "bad name", "wrong method"]
+)
 def test_errors_are_the_clis_one_line_reasons_with_a_4xx(server, voices, tmp_path, case):
     api = f"{server.base}/api/groups"
     if case == "unknown group":
@@ -190,33 +203,59 @@ def test_off_loopback_every_request_needs_the_token(tmp_path):
         assert page.status_code == 200 and f"fewshot_token={token}" in page.headers["set-cookie"]
         with pytest.raises(InvalidStatus):
             connect(f"{base.replace('http', 'ws')}/api/groups/g/listen", open_timeout=10)
-        with connect(f"{base.replace('http', 'ws')}/api/groups/g/listen", open_timeout=10,
-                     additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        with connect(
+            f"{base.replace('http', 'ws')}/api/groups/g/listen",
+            open_timeout=10,
+            additional_headers={"Authorization": f"Bearer {token}"},
+        ) as ws:
             assert json.loads(ws.recv(10))["error"].startswith("no group named 'g'")
 
 
 def test_other_commands_never_import_the_web_stack(tmp_path):
-    code = ("import sys\nfrom fewshot.cli import main\nrc = main(['groups'])\n"
-            "web = sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'multipart', "
-            "'websockets', 'httpx', 'selenium'))\nprint(web)\nsys.exit(rc)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "FEWSHOT_HOME": str(tmp_path)})
+    code = (
+        "import sys\nfrom fewshot.cli import main\nrc = main(['groups'])\n"
+        "web = sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'multipart', "
+        "'websockets', 'httpx', 'selenium'))\nprint(web)\nsys.exit(rc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "FEWSHOT_HOME": str(tmp_path)},
+    )
     assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == "[]", proc.stdout + proc.stderr
 
 
 def test_serve_without_the_web_extra_says_what_to_install(tmp_path):
-    code = ("import sys\nclass Refuse:\n    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] in ('starlette', 'uvicorn'):\n"
-            "            raise ImportError(name)\n"
-            "sys.meta_path.insert(0, Refuse())\nfrom fewshot.cli import main\nsys.exit(main(['serve']))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "FEWSHOT_HOME": str(tmp_path)})
+    code = (
+        "import sys\nclass Refuse:\n    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('starlette', 'uvicorn'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Refuse())\nfrom fewshot.cli import main\nsys.exit(main(['serve']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "FEWSHOT_HOME": str(tmp_path)},
+    )
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == ("error: fewshot serve needs the extra 'web': pip install 'fewshot[web]' (in a clone: "
-                           ".venv/bin/pip install -e '.[web]')\n")
+    assert proc.stderr == (
+        "error: fewshot serve needs the extra 'web': pip install 'fewshot[web]' (in a clone: "
+        ".venv/bin/pip install -e '.[web]')\n"
+    )
 
 
 def test_demo_web_is_fewshot_serve():
-    proc = subprocess.run([sys.executable, "demo/web.py", "--help"], capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parents[2])
-    assert proc.returncode == 0 and proc.stdout.startswith("usage: python demo/web.py ") and "--token-file" in proc.stdout
+    proc = subprocess.run(
+        [sys.executable, "demo/web.py", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert (
+        proc.returncode == 0 and proc.stdout.startswith("usage: python demo/web.py ") and "--token-file" in proc.stdout
+    )

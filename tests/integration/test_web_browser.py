@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from synth import SR, conversation, spoken, write_wav
+from synth import conversation, spoken, write_wav
 from web_helpers import Server, chromium, close, wait_for
 
 pytestmark = pytest.mark.slow
@@ -44,7 +44,8 @@ def element(driver, element_id: str):
 def members(driver) -> list[str]:
     """The names in the group page's table (read at once: the page redraws it)."""
     return driver.execute_script(
-        "return [...document.querySelectorAll('tbody tr')].map((r) => r.cells[0].textContent.trim())")
+        "return [...document.querySelectorAll('tbody tr')].map((r) => r.cells[0].textContent.trim())"
+    )
 
 
 def text_of(driver, testid: str) -> str:
@@ -76,16 +77,22 @@ def test_enroll_listen_and_a_recording_in_chromium(server, tmp_path):
             return m and float(m.group(1)) > 0
 
         wait_for(counting, timeout_s=10, what="the speech counter to move")
-        done = wait_for(lambda: not (t := text_of(driver, "enroll-status")).startswith(("Recording", "Enrolling")) and t,
-                        timeout_s=60, what="the enrollment")
+        done = wait_for(
+            lambda: not (t := text_of(driver, "enroll-status")).startswith(("Recording", "Enrolling")) and t,
+            timeout_s=60,
+            what="the enrollment",
+        )
         assert done.startswith("Enrolled ann in group family: "), done
         person = element(driver, "person")
         person.clear()
         person.send_keys("bob")
         by_testid(driver, "enroll-files")[0].send_keys(str(bob))
         by_testid(driver, "enroll-upload")[0].click()
-        done = wait_for(lambda: (t := text_of(driver, "enroll-status")).startswith("Enrolled bob") and t,
-                        timeout_s=30, what="bob's enrollment")
+        done = wait_for(
+            lambda: (t := text_of(driver, "enroll-status")).startswith("Enrolled bob") and t,
+            timeout_s=30,
+            what="bob's enrollment",
+        )
         driver.get(f"{server.base}/groups/family")
         assert wait_for(lambda: members(driver), timeout_s=10, what="the members") == ["ann", "bob"]
     finally:
@@ -113,17 +120,23 @@ def test_enroll_listen_and_a_recording_in_chromium(server, tmp_path):
         by_testid(driver, "listen")[0].click()  # stop
         latency = driver.execute_script("return window.fewshotLatency")
         firsts = [e["ms"] for i, e in enumerate(latency) if i == 0 or latency[i - 1]["speaker"] != e["speaker"]]
-        print(f"\nlive: names shown {[e['speaker'] for e in latency]}; ms from the start of each turn's speech to "
-              f"its first name on the page: {firsts} (median {statistics.median(firsts):.0f} ms)")
+        print(
+            f"\nlive: names shown {[e['speaker'] for e in latency]}; ms from the start of each turn's speech to "
+            f"its first name on the page: {firsts} (median {statistics.median(firsts):.0f} ms)"
+        )
         lag = driver.execute_script("return window.fewshotLag")
-        print(f"live: ms from a block's capture to the server's answer on the page: median "
-              f"{statistics.median(lag):.0f}, 95th percentile {np.percentile(lag, 95):.0f} ({len(lag)} blocks)")
+        print(
+            f"live: ms from a block's capture to the server's answer on the page: median "
+            f"{statistics.median(lag):.0f}, 95th percentile {np.percentile(lag, 95):.0f} ({len(lag)} blocks)"
+        )
         assert 0 < statistics.median(firsts) < 4000, latency
 
         t2 = time.monotonic()
         # a recording: its turns in the table
         driver.get(f"{server.base}/groups/family/recording")
-        wait_for(lambda: by_testid(driver, "recording-file"), timeout_s=10, what="the file input")[0].send_keys(str(talk))
+        wait_for(lambda: by_testid(driver, "recording-file"), timeout_s=10, what="the file input")[0].send_keys(
+            str(talk)
+        )
         by_testid(driver, "find-turns")[0].click()
         rows = wait_for(lambda: by_testid(driver, "recording-turn"), timeout_s=30, what="the recording's turns")
         turns = [(float(a), float(b), who) for a, b, who, _ in (r.text.split() for r in rows)]
@@ -132,11 +145,16 @@ def test_enroll_listen_and_a_recording_in_chromium(server, tmp_path):
         assert "3 turns" in text_of(driver, "recording-status")
         # remove bob from the group's page (after a confirmation)
         driver.get(f"{server.base}/groups/family")
-        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, '[aria-label="Remove bob"]'), timeout_s=10,
-                 what="bob's remove button")[0].click()
+        wait_for(
+            lambda: driver.find_elements(By.CSS_SELECTOR, '[aria-label="Remove bob"]'),
+            timeout_s=10,
+            what="bob's remove button",
+        )[0].click()
         driver.switch_to.alert.accept()
         wait_for(lambda: members(driver) == ["ann"], timeout_s=10, what="bob to be removed")
-        print(f"wall time: enrolling {t1 - t0:.1f} s, listening {t2 - t1:.1f} s, a recording "
-              f"{time.monotonic() - t2:.1f} s")
+        print(
+            f"wall time: enrolling {t1 - t0:.1f} s, listening {t2 - t1:.1f} s, a recording "
+            f"{time.monotonic() - t2:.1f} s"
+        )
     finally:
         close(driver)

@@ -4,14 +4,14 @@ import sqlite3
 
 import numpy as np
 import pytest
-from stores import old_store
 
+from fewshot.audio.features import l2_normalize
+from fewshot.errors import CorruptModelError
 from fewshot.model.align import Aligner, aligner_entry, map_group, read_aligner, write_aligner
 from fewshot.store.enrollments import SCHEMA_VERSION, EnrollmentStore
-from fewshot.errors import CorruptModelError
-from fewshot.audio.features import l2_normalize
-from fewshot.train.align import fit_linear
 from fewshot.store.upgrade import mapped_note
+from fewshot.train.align import fit_linear
+from stores import old_store
 
 
 def unit_rows(rng, n, d):
@@ -43,8 +43,10 @@ def test_the_identity_keeps_the_old_space(rng):
 
 def test_an_mlp_aligner_adds_its_residual_branch_and_survives_its_file(rng):
     A, a = rotation(rng, 8), np.zeros(8, np.float32)
-    hidden = ((rng.standard_normal((8, 16)).astype(np.float32), np.zeros(16, np.float32)),
-              (rng.standard_normal((16, 8)).astype(np.float32), np.ones(8, np.float32)))
+    hidden = (
+        (rng.standard_normal((8, 16)).astype(np.float32), np.zeros(16, np.float32)),
+        (rng.standard_normal((16, 8)).astype(np.float32), np.ones(8, np.float32)),
+    )
     al = Aligner(A, a, hidden)
     X = unit_rows(rng, 4, 8)
     expected = l2_normalize(X @ A + np.maximum(X @ hidden[0][0], 0) @ hidden[1][0] + 1)
@@ -101,16 +103,16 @@ def test_a_stale_mapping_is_not_written(rng, tmp_path):
     store.enroll("home", "ann", unit_rows(rng, 3, 8), extractor_id="old", sources=[])
     expect = store.group_revision("home")
     store.enroll("home", "ann", unit_rows(rng, 3, 8), extractor_id="old", sources=[])  # another process enrolls
-    assert not store.rewrite_group("home", extractor_id="new", embeddings={"ann": (unit_rows(rng, 3, 8), None)},
-                                   mapped_from="old", expect=expect)
+    assert not store.rewrite_group(
+        "home", extractor_id="new", embeddings={"ann": (unit_rows(rng, 3, 8), None)}, mapped_from="old", expect=expect
+    )
     assert store.group_revision("home")[0] == "old"
 
 
 def test_re_enrolling_a_mapped_person_clears_the_mark(rng, tmp_path):
     store = EnrollmentStore(tmp_path / "s.sqlite")
     store.enroll("home", "ann", unit_rows(rng, 3, 8), extractor_id="new", sources=[])
-    store.rewrite_group("home", extractor_id="new", embeddings={"ann": (unit_rows(rng, 3, 8), None)},
-                        mapped_from="old")
+    store.rewrite_group("home", extractor_id="new", embeddings={"ann": (unit_rows(rng, 3, 8), None)}, mapped_from="old")
     assert store.speakers("home")[0].mapped_from == "old"
     store.enroll("home", "ann", unit_rows(rng, 3, 8), extractor_id="new", sources=[], replace=True)
     assert store.speakers("home")[0].mapped_from is None

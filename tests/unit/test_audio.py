@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from synth import SR, write_wav
 from fewshot.audio.decode import load
 from fewshot.audio.vad import check_audio, load_speech, normalize_loudness, trim_silence
 from fewshot.errors import AudioError
+from synth import SR, write_wav
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_load_any_format_to_mono_16k(stereo_44k, tmp_path, fmt):
     assert y.dtype == np.float32 and y.ndim == 1
     # encoders pad a little; the length stays within 0.1 s of 3 s
     assert abs(len(y) / SR - 3.0) < 0.1
-    assert 0.01 < np.sqrt(np.mean(y ** 2)) < 1.0
+    assert 0.01 < np.sqrt(np.mean(y**2)) < 1.0
 
 
 def test_load_array_resamples(voice):
@@ -37,15 +37,18 @@ def test_load_array_resamples(voice):
     assert len(load(y, sr=8000, sr_in=SR)) == 8000
 
 
-@pytest.mark.parametrize("case, reason", [
-    ("missing", "file not found"),
-    ("empty", "empty"),
-    ("corrupt", "unreadable or corrupt"),
-    ("directory", "directory"),
-    ("silent", "all silence"),
-    ("nan", "NaN"),
-    ("short", "too little speech"),
-])
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        ("missing", "file not found"),
+        ("empty", "empty"),
+        ("corrupt", "unreadable or corrupt"),
+        ("directory", "directory"),
+        ("silent", "all silence"),
+        ("nan", "NaN"),
+        ("short", "too little speech"),
+    ],
+)
 def test_bad_input_names_file_and_reason(tmp_path, voice, case, reason):
     path = tmp_path / f"{case}.wav"
     if case == "empty":
@@ -62,7 +65,7 @@ def test_bad_input_names_file_and_reason(tmp_path, voice, case, reason):
         sf.write(path, y, SR, subtype="FLOAT")
     elif case == "short":
         y = np.zeros(3 * SR, np.float32)
-        y[SR:SR + SR // 2] = voice("ann", 0.5)
+        y[SR : SR + SR // 2] = voice("ann", 0.5)
         write_wav(path, y)
     with pytest.raises(AudioError, match=reason) as info:
         load_speech(path)
@@ -86,7 +89,7 @@ def test_trim_silence_cuts_long_pauses_only(voice):
 def test_normalize_loudness_hits_target(voice):
     y = 0.01 * voice("cat", 2.0)
     out = normalize_loudness(y, target_dbfs=-23.0)
-    assert abs(20 * np.log10(np.sqrt(np.mean(out ** 2))) + 23.0) < 0.5
+    assert abs(20 * np.log10(np.sqrt(np.mean(out**2))) + 23.0) < 0.5
 
 
 @pytest.mark.parametrize("fmt", ["wav", "m4a"])
@@ -113,28 +116,36 @@ def test_corrupt_mp3_prints_only_the_error_line(tmp_path, voice):
     mp3.write_bytes(bytes(data))
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "fewshot.cli", "spectrogram", str(mp3), "-o",
-                           str(tmp_path / "x.png")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fewshot.cli", "spectrogram", str(mp3), "-o", str(tmp_path / "x.png")],
+        capture_output=True,
+        text=True,
+    )
     noise = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("error: ")]
     assert not noise, proc.stderr
 
 
 def test_vad_frames_are_librosas(voice):
     import librosa
+
     from fewshot.audio.vad import frame_rms, speech_intervals
 
     y = np.concatenate([voice("ann", 2.0), np.zeros(5000, np.float32), 0.05 * voice("bob", 1.3)])
     ref = librosa.feature.rms(y=y, frame_length=400, hop_length=160, center=True)[0]
     np.testing.assert_allclose(frame_rms(y, frame_length=400, hop_length=160), ref, rtol=1e-5, atol=1e-8)
-    np.testing.assert_array_equal(speech_intervals(y, sr=SR, top_db=30, floor_dbfs=None),
-                                  librosa.effects.split(y, top_db=30, frame_length=400, hop_length=160))
+    np.testing.assert_array_equal(
+        speech_intervals(y, sr=SR, top_db=30, floor_dbfs=None),
+        librosa.effects.split(y, top_db=30, frame_length=400, hop_length=160),
+    )
 
 
 @pytest.mark.parametrize("sr_in", [8000, 22050, 44100])
 def test_resampling_is_librosas_soxr_hq(voice, sr_in):
     import librosa
+
     from fewshot.audio.decode import resample
 
     y = librosa.resample(voice("cat", 1.0), orig_sr=SR, target_sr=sr_in)
-    np.testing.assert_array_equal(resample(y, orig_sr=sr_in, target_sr=SR),
-                                  librosa.resample(y, orig_sr=sr_in, target_sr=SR, res_type="soxr_hq"))
+    np.testing.assert_array_equal(
+        resample(y, orig_sr=sr_in, target_sr=SR), librosa.resample(y, orig_sr=sr_in, target_sr=SR, res_type="soxr_hq")
+    )

@@ -29,8 +29,9 @@ def test_training_draws_only_the_first_two_thirds_of_a_recording(tmp_path):
     test_part = degrade.recorded_noise_part(np.concatenate([tone(1000, 6.0), tone(3000, 3.0)]), "test")
     assert band_energy(test_part, 3000) > 0.9
 
-    config = AugmentConfig(p_room=0.0, p_noise=1.0, p_mic=0.0, snr_db=(0.0, 0.0), noise_dir=str(tmp_path),
-                           p_recorded=1.0)
+    config = AugmentConfig(
+        p_room=0.0, p_noise=1.0, p_mic=0.0, snr_db=(0.0, 0.0), noise_dir=str(tmp_path), p_recorded=1.0
+    )
     speech = np.random.default_rng(0).normal(0, 0.1, SR).astype(np.float32)
     for seed in range(20):
         noise = degrade_crop(speech, sr=SR, rng=np.random.default_rng(seed), others=[], config=config) - speech
@@ -40,6 +41,7 @@ def test_training_draws_only_the_first_two_thirds_of_a_recording(tmp_path):
 def test_without_a_noise_folder_the_draws_are_those_of_synthetic_noise_alone():
     speech = np.random.default_rng(1).normal(0, 0.1, SR).astype(np.float32)
     a = degrade_crop(speech, sr=SR, rng=np.random.default_rng(5), others=[speech], config=AugmentConfig())
-    b = degrade_crop(speech, sr=SR, rng=np.random.default_rng(5), others=[speech],
-                     config=AugmentConfig(p_recorded=1.0))  # no folder: the share is never drawn
+    b = degrade_crop(
+        speech, sr=SR, rng=np.random.default_rng(5), others=[speech], config=AugmentConfig(p_recorded=1.0)
+    )  # no folder: the share is never drawn
     np.testing.assert_array_equal(a, b)

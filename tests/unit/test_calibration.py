@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from fewshot.model.extractor import load_extractor
 from fewshot.groups.selfcheck import HOP_S, coherence
+from fewshot.model.extractor import load_extractor
 from fewshot.train.calibration import quantile_regression
 from fewshot.train.enrollment_check import _mix_plan, enrollment_check_scores
 from fewshot.train.population import PopulationSpeaker
@@ -12,19 +12,23 @@ from fewshot.train.population import PopulationSpeaker
 
 def test_mixed_enrollments_score_as_the_mixed_recording_would(tiny_model_dir, voice):
     ex = load_extractor(tiny_model_dir)
-    speakers = [PopulationSpeaker(name, "so", "dev", {T: y[: int(T * 16000)] for T in (15.0, 35.0)})
-                for name, y in (("ann", voice("ann", 36.0, seed=1)), ("bob", voice("bob", 36.0, seed=2)))]
+    speakers = [
+        PopulationSpeaker(name, "so", "dev", {T: y[: int(T * 16000)] for T in (15.0, 35.0)})
+        for name, y in (("ann", voice("ann", 36.0, seed=1)), ("bob", voice("bob", 36.0, seed=2)))
+    ]
     scores = enrollment_check_scores(ex, speakers, conditions=("clean",), seed=5)
     genuine = scores.subset(~scores.mixed)
-    assert genuine.coherence[(genuine.speaker == 0) & (genuine.seconds == 15.0)][0] == \
-        pytest.approx(coherence(ex, speakers[0].enroll[15.0]), abs=1e-5)
+    assert genuine.coherence[(genuine.speaker == 0) & (genuine.seconds == 15.0)][0] == pytest.approx(
+        coherence(ex, speakers[0].enroll[15.0]), abs=1e-5
+    )
     h = int(HOP_S * 16000)
     slots = {15.0: 20, 35.0: 46}
-    for (i, j, T, stretches), got in zip(_mix_plan(speakers, slots=slots, share=0.2, seed=5),
-                                         scores.coherence[scores.mixed]):
+    for (i, j, T, stretches), got in zip(
+        _mix_plan(speakers, slots=slots, share=0.2, seed=5), scores.coherence[scores.mixed]
+    ):
         y = speakers[i].enroll[T][: slots[T] * h].copy()
         for a, b, m in stretches:  # the recording itself: whole hops of the other voice put in
-            y[a * h:(a + m) * h] = speakers[j].enroll[35.0][b * h:(b + m) * h]
+            y[a * h : (a + m) * h] = speakers[j].enroll[35.0][b * h : (b + m) * h]
         assert got == pytest.approx(coherence(ex, y), abs=1e-4)
         assert sum(m for _, _, m in stretches) == round(0.2 * slots[T]) // len(stretches) * len(stretches)
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fewshot.groups.svc import GroupSVC
 from fewshot.groups.fitted import FittedGroup
+from fewshot.groups.svc import GroupSVC
 
 
 @parametrize_with_checks([GroupSVC()])

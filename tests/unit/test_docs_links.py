@@ -53,7 +53,7 @@ def test_every_docs_page_is_linked_from_the_readme():
 def test_the_readme_figures_are_copied_from_the_pages():
     """Each figure of the README's headline table (a percentage, seconds, MB or a speed) stands in docs/ too."""
     readme = (REPO / "README.md").read_text()
-    table = readme[readme.index("## Headline figures"):readme.index("## How a prediction is made")]
+    table = readme[readme.index("## Headline figures") : readme.index("## How a prediction is made")]
     rows = [row.split("|")[2] for row in table.splitlines() if row.startswith("| ") and "---" not in row][1:]
     figures = {f for row in rows for f in re.findall(r"\d+\.\d+(?:%| s|x)|\d+(?: MB|x)", row.replace("*", ""))}
     docs = " ".join(" ".join(p.read_text().replace("*", "").split()) for p in PAGES[1:])

@@ -6,11 +6,11 @@ import unicodedata
 import numpy as np
 import pytest
 
-from synth import write_wav
-from stores import snapshot
-from fewshot.store.enrollments import EnrollmentStore
 from fewshot.errors import AudioError, DuplicateAudioError, InvalidNameError
 from fewshot.names import normalize_name
+from fewshot.store.enrollments import EnrollmentStore
+from stores import snapshot
+from synth import write_wav
 
 
 def snapshot_of(path):
@@ -22,15 +22,24 @@ def clipped(y: np.ndarray, fraction: float) -> np.ndarray:
     return np.clip(y / np.quantile(np.abs(y), 1 - fraction), -1.0, 1.0).astype(np.float32)
 
 
-@pytest.mark.parametrize("given, stored", [("ann", "ann"), ("  ann ", "ann"), ("ann\n", "ann"),
-                                           ("Zoe\u0308", "Zo\u00eb"), ("Anne-Marie O'Neil", "Anne-Marie O'Neil")])
+@pytest.mark.parametrize(
+    "given, stored",
+    [
+        ("ann", "ann"),
+        ("  ann ", "ann"),
+        ("ann\n", "ann"),
+        ("Zoe\u0308", "Zo\u00eb"),
+        ("Anne-Marie O'Neil", "Anne-Marie O'Neil"),
+    ],
+)
 def test_names_are_normalised(given, stored):
     assert normalize_name(given) == stored
     assert unicodedata.is_normalized("NFC", normalize_name(given))
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "ann\nbob", "ann\x1b[2J", "\x1b]0;pwned\x07", "ann\tbob",
-                                 "ann\u2028bob", "\u202eann", "ann\x00"])
+@pytest.mark.parametrize(
+    "bad", ["", "   ", "ann\nbob", "ann\x1b[2J", "\x1b]0;pwned\x07", "ann\tbob", "ann\u2028bob", "\u202eann", "ann\x00"]
+)
 def test_control_characters_and_empty_names_are_refused(bad):
     with pytest.raises(InvalidNameError) as err:
         normalize_name(bad, kind="person")
@@ -74,7 +83,9 @@ def test_the_same_file_is_not_enrolled_twice(identifier, voice, tmp_path):
     b = write_wav(tmp_path / "b.wav", voice("ann", 16.0, seed=1))
     first = identifier.enroll("home", "ann", [a])
     before = snapshot_of(identifier.store.path)
-    with pytest.raises(DuplicateAudioError, match=r"^a\.wav: already enrolled for 'ann' in group 'home'; use --replace"):
+    with pytest.raises(
+        DuplicateAudioError, match=r"^a\.wav: already enrolled for 'ann' in group 'home'; use --replace"
+    ):
         identifier.enroll("home", "ann", [b, a])
     with pytest.raises(DuplicateAudioError, match=r"^b\.wav: the same audio is given twice"):
         identifier.enroll("home", "bob", [b, b])
@@ -101,7 +112,9 @@ def test_some_clipping_warns(identifier, voice, tmp_path):
     res = identifier.enroll("home", "ann", [mild])
     assert len(res.warnings) == 1 and re.fullmatch(
         rf"{re.escape(str(mild))}: [23]\.\d% of the samples are clipped \(at full scale\); the voiceprint may not "
-        "match this person's clean speech, record at a lower level", res.warnings[0])
+        "match this person's clean speech, record at a lower level",
+        res.warnings[0],
+    )
     assert identifier.enroll("home", "cat", [clean]).warnings == []
 
 

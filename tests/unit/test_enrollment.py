@@ -5,10 +5,10 @@ import stat
 import numpy as np
 import pytest
 
-from synth import write_wav
-from stores import snapshot
-from fewshot.store.enrollments import EnrollmentStore, Source
 from fewshot.errors import AudioError, IncompatibleModelError, NotAStoreError, NotEnrolledError
+from fewshot.store.enrollments import EnrollmentStore, Source
+from stores import snapshot
+from synth import write_wav
 
 
 def test_store_file_is_private(tmp_path):
@@ -69,8 +69,13 @@ def test_crash_inside_the_transaction_rolls_back(tmp_path):
         store.enroll("g", "bob", np.full((3, 4), np.nan), extractor_id="x", sources=[])
     # the second source row violates NOT NULL after the speaker and first source were inserted
     with pytest.raises(sqlite3.IntegrityError):
-        store.enroll("g", "bob", np.ones((2, 4)), extractor_id="x",
-                     sources=[Source("b.wav", "1" * 64, 2.0), Source(None, "2" * 64, 1.0)])
+        store.enroll(
+            "g",
+            "bob",
+            np.ones((2, 4)),
+            extractor_id="x",
+            sources=[Source("b.wav", "1" * 64, 2.0), Source(None, "2" * 64, 1.0)],
+        )
     assert snapshot(store.path) == before
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fewshot.audio.features import l2_normalize
 from fewshot.config import ClassifierConfig
 from fewshot.eval.benchmark import open_set_by_size
 from fewshot.eval.decisions import corpus_speakers, measure_decisions, worst_cell
 from fewshot.eval.protocol import EmbeddedSpeakers, compute_eer, verification_scores
-from fewshot.audio.features import l2_normalize
 
 DIM = 24
 
@@ -20,7 +20,9 @@ def speakers(rng, n_so=12, n_ls=4):
     centres = l2_normalize(rng.standard_normal((len(names), DIM)))
     enroll = [l2_normalize(c + 0.1 * rng.standard_normal((6, DIM))) for c in centres]  # unit, as embeddings are
     clean = [l2_normalize(c + 0.1 * rng.standard_normal((5, DIM))) for c in centres]
-    noise = [l2_normalize(rng.standard_normal((5, DIM))) for _ in centres]  # a condition that leaves nothing of the voice
+    noise = [
+        l2_normalize(rng.standard_normal((5, DIM))) for _ in centres
+    ]  # a condition that leaves nothing of the voice
     return EmbeddedSpeakers(names, {15.0: enroll}, clean, [None] * len(names)), {"clean": clean, "noise": noise}
 
 
@@ -63,10 +65,17 @@ def test_clean_cells_repeat_the_clean_open_set_table(rng):
 
     emb, tests = speakers(rng)
     cohort = l2_normalize(rng.standard_normal((30, DIM)))
-    cal = Calibration(cohort=cohort, top_k=5, group_sizes=np.array([1.0, 10.0]),
-                      false_accept_rates=np.array([0.01, 0.2]), thresholds=np.array([[1.5, 0.5], [2.5, 1.0]]))
-    for cc, calibration in ((ClassifierConfig(unknown_threshold=0.5), None),
-                            (ClassifierConfig(false_accept_rate=0.05), cal)):
+    cal = Calibration(
+        cohort=cohort,
+        top_k=5,
+        group_sizes=np.array([1.0, 10.0]),
+        false_accept_rates=np.array([0.01, 0.2]),
+        thresholds=np.array([[1.5, 0.5], [2.5, 1.0]]),
+    )
+    for cc, calibration in (
+        (ClassifierConfig(unknown_threshold=0.5), None),
+        (ClassifierConfig(false_accept_rate=0.05), cal),
+    ):
         out = measure_decisions(emb, {"clean": tests["clean"]}, classifier=cc, calibration=calibration, draws=5, seed=7)
         ref = open_set_by_size(emb, classifier=cc, calibration=calibration, draws=5, seed=7)
         cells = out["clean"]["open_set"]["all"]["by_size"]
@@ -93,8 +102,10 @@ def test_verify_rates_are_the_claims_on_the_eer_trials(measured):
 def test_a_corpus_with_every_speaker_is_said_once_and_a_missing_one_left_out(rng):
     emb, tests = speakers(rng, n_so=6, n_ls=0)
     out = measure_decisions(emb, tests, classifier=ClassifierConfig(unknown_threshold=0.5), draws=3)["noise"]
-    assert out["open_set"]["so"]["same_as"] == "all" and out["open_set"]["so"]["by_size"] == \
-        out["open_set"]["all"]["by_size"]
+    assert (
+        out["open_set"]["so"]["same_as"] == "all"
+        and out["open_set"]["so"]["by_size"] == out["open_set"]["all"]["by_size"]
+    )
     assert out["open_set"]["ls"]["speakers"] == 0 and out["open_set"]["ls"]["by_size"] == {}
     assert "no ls-* speakers" in out["open_set"]["ls"]["left_out"]["1"]
     assert "left_out" in out["verify"]["ls"]
@@ -103,8 +114,14 @@ def test_a_corpus_with_every_speaker_is_said_once_and_a_missing_one_left_out(rng
 def test_worst_cell_is_the_highest_outsiders_accepted(measured):
     *_, out = measured
     w = worst_cell(out)
-    rates = [r["false_accept_rate"] for figs in out.values() for cell in figs["open_set"].values()
-             for r in cell["by_size"].values()]
+    rates = [
+        r["false_accept_rate"]
+        for figs in out.values()
+        for cell in figs["open_set"].values()
+        for r in cell["by_size"].values()
+    ]
     assert w["false_accept_rate"] == max(rates)
-    assert out[w["condition"]]["open_set"][w["corpus"]]["by_size"][str(w["group_size"])]["false_accept_rate"] == \
-        w["false_accept_rate"]
+    assert (
+        out[w["condition"]]["open_set"][w["corpus"]]["by_size"][str(w["group_size"])]["false_accept_rate"]
+        == w["false_accept_rate"]
+    )

@@ -49,6 +49,7 @@ def test_save_replaces_the_model_and_its_metadata_as_a_pair(tiny_model_dir, tmp_
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # killed after the new weights are written, before meta.json is
+
     monkeypatch.setattr(md, "write_meta", killed)
     with pytest.raises(KeyboardInterrupt):
         new.save(old)
@@ -91,8 +92,8 @@ def test_default_model_ships_and_separates_voices(default_extractor, voice):
 
 
 def test_embed_is_one_pass_per_utterance_and_chunks_long_ones(tiny_model_dir, voice):
-    from fewshot.model.extractor import l2_normalize
     from fewshot.audio.features import log_mel
+    from fewshot.model.extractor import l2_normalize
 
     ex = load_extractor(tiny_model_dir)
     y = voice("bob", 5.0)
@@ -105,15 +106,18 @@ def test_embed_is_one_pass_per_utterance_and_chunks_long_ones(tiny_model_dir, vo
     S = log_mel(long, config=ex.feature_config)
     a, b, c = np.linspace(0, len(S), 3).astype(int)
     halves = l2_normalize(np.concatenate([ex.model(S[None, a:b]).numpy(), ex.model(S[None, b:c]).numpy()]))
-    np.testing.assert_allclose(ex.embed([long], max_chunk_s=5.0), l2_normalize(halves.mean(0, keepdims=True)),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        ex.embed([long], max_chunk_s=5.0), l2_normalize(halves.mean(0, keepdims=True)), atol=1e-5
+    )
 
 
 def test_runtime_modules_import_no_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, fewshot.model.extractor, fewshot.identifier, fewshot.cli, fewshot.live.app; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    code = (
+        "import sys, fewshot.model.extractor, fewshot.identifier, fewshot.cli, fewshot.live.app; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stdout.strip()) == (0, "[]"), proc.stderr

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from fewshot.config import FeatureConfig
 from fewshot.audio.features import log_mel, save_spectrogram_png, segment
+from fewshot.config import FeatureConfig
 
 
 def test_log_mel_shape_and_finite(voice):
@@ -33,8 +33,9 @@ def test_segment_rejects_bad_input():
 
 def test_segments_follow_the_config(voice):
     cfg = FeatureConfig(segment_s=1.0, segment_hop_s=0.5)
-    segs = segment(log_mel(voice("bob", 3.0), config=cfg), seg_frames=cfg.segment_frames,
-                   hop_frames=cfg.segment_hop_frames)
+    segs = segment(
+        log_mel(voice("bob", 3.0), config=cfg), seg_frames=cfg.segment_frames, hop_frames=cfg.segment_hop_frames
+    )
     # 301 frames: starts at 0, 50, ..., 200 and one more aligned to the end
     assert segs.shape[1:] == (100, cfg.n_mels) and len(segs) == 6
 
@@ -52,9 +53,18 @@ def test_log_mel_is_librosas_melspectrogram(voice, n):
 
     cfg = FeatureConfig()
     y = np.resize(voice("bob", 3.1), n) * np.linspace(0.01, 1.0, n, dtype=np.float32)  # quiet to loud
-    ref = librosa.feature.melspectrogram(y=y, sr=cfg.sr, n_fft=cfg.n_fft, win_length=cfg.win_length,
-                                         hop_length=cfg.hop_length, n_mels=cfg.n_mels, fmin=cfg.fmin_hz,
-                                         fmax=cfg.fmax_hz, power=2.0, center=True).T
+    ref = librosa.feature.melspectrogram(
+        y=y,
+        sr=cfg.sr,
+        n_fft=cfg.n_fft,
+        win_length=cfg.win_length,
+        hop_length=cfg.hop_length,
+        n_mels=cfg.n_mels,
+        fmin=cfg.fmin_hz,
+        fmax=cfg.fmax_hz,
+        power=2.0,
+        center=True,
+    ).T
     np.testing.assert_allclose(np.exp(log_mel(y, config=cfg)) - 1e-6, ref, rtol=1e-5, atol=1e-9)
 
 
@@ -67,8 +77,10 @@ def test_log_mel_of_a_batch_is_each_signal_alone(voice):
 
 def test_mel_filterbank_is_librosas():
     import librosa
+
     from fewshot.audio.features import mel_filterbank
 
     ref = librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, fmin=20.0, fmax=7600.0)
-    np.testing.assert_allclose(mel_filterbank(sr=16000, n_fft=512, n_mels=64, fmin=20.0, fmax=7600.0), ref,
-                               rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(
+        mel_filterbank(sr=16000, n_fft=512, n_mels=64, fmin=20.0, fmax=7600.0), ref, rtol=1e-5, atol=1e-9
+    )

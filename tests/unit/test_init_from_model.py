@@ -45,8 +45,14 @@ def test_training_starts_from_the_network_without_its_whitening_and_with_agreein
     assert centres.shape == (len(NAMES), ec.embedding_dim)
     np.testing.assert_allclose(np.linalg.norm(centres, axis=1), 1.0, atol=1e-5)
 
-    model = build_training_model(ec, n_mels=fc.n_mels, n_classes=len(NAMES), tc=TrainConfig(epochs=1),
-                                 total_steps=10, init_weights=(weights, centres))
+    model = build_training_model(
+        ec,
+        n_mels=fc.n_mels,
+        n_classes=len(NAMES),
+        tc=TrainConfig(epochs=1),
+        total_steps=10,
+        init_weights=(weights, centres),
+    )
     import keras
 
     from fewshot.audio.features import log_mel

@@ -79,14 +79,18 @@ def test_the_scanner_sees_lazy_and_relative_imports(graph):
 
 
 def test_fewshot_never_imports_data_tools(graph):
-    offenders = {m: sorted(i for i in imp if i.startswith("data_tools"))
-                 for m, imp in graph.items() if m.startswith("fewshot")}
+    offenders = {
+        m: sorted(i for i in imp if i.startswith("data_tools")) for m, imp in graph.items() if m.startswith("fewshot")
+    }
     assert not {m: i for m, i in offenders.items() if i}
 
 
 def test_runtime_and_live_never_import_train_or_eval(graph):
-    offenders = {m: sorted(i for i in imp if layer(i) in ("train", "eval"))
-                 for m, imp in graph.items() if layer(m) in ("runtime", "live")}
+    offenders = {
+        m: sorted(i for i in imp if layer(i) in ("train", "eval"))
+        for m, imp in graph.items()
+        if layer(m) in ("runtime", "live")
+    }
     assert not {m: i for m, i in offenders.items() if i}
 
 
@@ -95,8 +99,13 @@ def test_ray_stays_on_the_data_side(graph):
     importers = set()
     for name, path in modules().items():
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             if any(n.split(".")[0] == "ray" for n in names):
                 importers.add(name)
     assert "fewshot.cluster" in importers
@@ -115,7 +124,7 @@ def test_no_import_cycle_between_layers(graph):
 
     def visit(node):
         if node in stack:
-            raise AssertionError(f"import cycle between layers: {' -> '.join(stack[stack.index(node):] + [node])}")
+            raise AssertionError(f"import cycle between layers: {' -> '.join(stack[stack.index(node) :] + [node])}")
         if node in seen:
             return
         stack.append(node)
@@ -176,8 +185,11 @@ def private_imports() -> list[str]:
     for name, path in modules().items():
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.ImportFrom):
-                out += [f"{name} imports {node.module}.{a.name}" for a in node.names
-                        if a.name.startswith("_") and not a.name.startswith("__")]
+                out += [
+                    f"{name} imports {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
     return out
 
 

@@ -4,9 +4,9 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from synth import SR, VOICES, conversation, synth_voice
 
 from fewshot.live.turns import TurnStream, stream_turns
+from synth import SR, VOICES, conversation, synth_voice
 
 #: Two voices taking turns: changes with no pause, short pauses, and one long pause (1.0 s) that ends a turn.
 PLAN = [("ann", 4.0, 0.0), ("bob", 3.0, 0.3), ("ann", 3.5, 0.0), ("bob", 4.0, 1.0), ("ann", 3.0, 0.0)]
@@ -18,8 +18,7 @@ def pair(default_extractor):
     from fewshot.groups.svc import GroupSVC
 
     names = ["ann", "bob"]
-    E = default_extractor.embed([synth_voice(**VOICES[n], seconds=15.0, seed=0) for n in names],
-                                return_segments=True)
+    E = default_extractor.embed([synth_voice(**VOICES[n], seconds=15.0, seed=0) for n in names], return_segments=True)
     return GroupSVC().fit(np.concatenate(E), np.repeat(names, [len(e) for e in E])).fitted_
 
 
@@ -45,7 +44,7 @@ def test_a_turn_is_final_before_the_input_ends(pair, default_extractor):
     y, reference = conversation(PLAN)
     stream, step, when = TurnStream(pair, default_extractor), SR // 10, []
     for i in range(0, len(y), step):
-        when += [((i + step) / SR, t) for t in stream.add(y[i:i + step])]
+        when += [((i + step) / SR, t) for t in stream.add(y[i : i + step])]
     assert [t.speaker for _, t in when] == [who for _, _, who in reference[:-1]]
     for (heard, turn), (_, end, _) in zip(when, reference):
         assert heard - end <= 2.5, (heard, turn)  # 1.5 s of the next speaker (or a 0.5 s pause), and a window
@@ -54,6 +53,6 @@ def test_a_turn_is_final_before_the_input_ends(pair, default_extractor):
 
 def test_silence_and_a_click_give_no_turn(pair, default_extractor):
     y = np.zeros(3 * SR, np.float32)
-    y[SR:SR + SR // 20] = 0.3 * np.sin(np.arange(SR // 20) * 0.5)  # 50 ms click
+    y[SR : SR + SR // 20] = 0.3 * np.sin(np.arange(SR // 20) * 0.5)  # 50 ms click
     turns, shown = stream_turns(y, pair, default_extractor)
     assert turns == [] and shown == []

@@ -21,7 +21,7 @@ def peak_mb(work) -> float:
     tracemalloc.start()
     try:
         work()
-        return tracemalloc.get_traced_memory()[1] / 2 ** 20
+        return tracemalloc.get_traced_memory()[1] / 2**20
     finally:
         tracemalloc.stop()
 
@@ -34,10 +34,10 @@ def test_enrollment_reads_only_the_speech_it_uses(identifier, wavs):
 
 
 def test_turns_of_a_scanned_file_are_those_of_the_file_read_whole(identifier, voice, tmp_path):
-    from synth import conversation
     from fewshot.audio.decode import load
-    from fewshot.turns.timeline import SpeechTimeline
     from fewshot.turns.decoder import find_turns
+    from fewshot.turns.timeline import SpeechTimeline
+    from synth import conversation
 
     for i, name in enumerate(("ann", "bob")):
         identifier.enroll("g", name, [voice(name, 10.0, seed=i)])

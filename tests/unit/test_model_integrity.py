@@ -57,8 +57,9 @@ def test_nonsense_threshold_is_refused(model):
         Extractor.load(model)
 
 
-@pytest.mark.parametrize("change", [lambda m: m.pop("sha256"), lambda m: m.pop("feature_config"),
-                                    lambda m: m.update(versions=[1])])
+@pytest.mark.parametrize(
+    "change", [lambda m: m.pop("sha256"), lambda m: m.pop("feature_config"), lambda m: m.update(versions=[1])]
+)
 def test_incomplete_metadata_is_an_error_not_a_traceback(model, change):
     edit_meta(model, change)
     with pytest.raises(CorruptModelError, match="meta"):
@@ -83,8 +84,23 @@ def test_cli_answers_one_line(model, tmp_path, voice):
 
     (model / "meta.json").write_text("[]")
     wav = write_wav(tmp_path / "a.wav", voice("ann", 3.0))
-    proc = subprocess.run([sys.executable, "-m", "fewshot.cli", "identify", "--group", "g", "--model", str(model),
-                           "--store", str(tmp_path / "s.sqlite"), str(wav)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fewshot.cli",
+            "identify",
+            "--group",
+            "g",
+            "--model",
+            str(model),
+            "--store",
+            str(tmp_path / "s.sqlite"),
+            str(wav),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "meta.json" in lines[0], proc.stderr
@@ -139,20 +155,23 @@ def test_a_changed_litert_file_with_its_checksum_updated_gets_another_id(shipped
     assert Extractor.load(d, backend="litert").model_id != shipped
 
 
-@pytest.mark.parametrize("change, reason", [
-    (lambda m: m["open_set"].update(thresholds=[[-100.0] * 6] * 9), "open_set"),
-    (lambda m: m["open_set"].update(top_k=True), "top_k"),
-    (lambda m: m["open_set"].update(group_sizes=list(range(1, 100000))), "group_sizes"),
-    (lambda m: m["classifier"].update(C=True), "C must be a number"),
-    (lambda m: m["classifier"].update(gamma=1e308), "gamma"),
-    (lambda m: m["classifier"].update(multi_condition="yes"), "multi_condition"),
-    (lambda m: m["feature_config"].update(hop_ms=0), "hop_ms"),
-    (lambda m: m["feature_config"].update(sr="16000"), "sr must be a whole number"),
-    (lambda m: m["feature_config"].update(segment_s=1e7), "segment_s"),
-    (lambda m: m["extractor_config"].update(channels=[16, 32, 64, 1e9]), "channels"),
-    (lambda m: m["litert"]["float"].update(file="../../etc/passwd"), "litert"),
-    (lambda m: m.update(padding="x" * (5 << 20)), "over"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda m: m["open_set"].update(thresholds=[[-100.0] * 6] * 9), "open_set"),
+        (lambda m: m["open_set"].update(top_k=True), "top_k"),
+        (lambda m: m["open_set"].update(group_sizes=list(range(1, 100000))), "group_sizes"),
+        (lambda m: m["classifier"].update(C=True), "C must be a number"),
+        (lambda m: m["classifier"].update(gamma=1e308), "gamma"),
+        (lambda m: m["classifier"].update(multi_condition="yes"), "multi_condition"),
+        (lambda m: m["feature_config"].update(hop_ms=0), "hop_ms"),
+        (lambda m: m["feature_config"].update(sr="16000"), "sr must be a whole number"),
+        (lambda m: m["feature_config"].update(segment_s=1e7), "segment_s"),
+        (lambda m: m["extractor_config"].update(channels=[16, 32, 64, 1e9]), "channels"),
+        (lambda m: m["litert"]["float"].update(file="../../etc/passwd"), "litert"),
+        (lambda m: m.update(padding="x" * (5 << 20)), "over"),
+    ],
+)
 def test_meta_json_is_checked_before_use(shipped_copy, tmp_path, change, reason):
     d = tmp_path / "m"
     shutil.copytree(shipped_copy, d)

@@ -4,14 +4,14 @@ import dataclasses
 import sqlite3
 
 import numpy as np
-from stores import old_store
 
-from fewshot.groups.svc import GroupSVC
-from fewshot.config import ClassifierConfig
 from fewshot.audio.degrade import enrollment_copies
-from fewshot.store.enrollments import SCHEMA_VERSION, EnrollmentStore
-from fewshot.model.extractor import load_extractor
+from fewshot.config import ClassifierConfig
+from fewshot.groups.svc import GroupSVC
 from fewshot.identifier import SpeakerIdentifier
+from fewshot.model.extractor import load_extractor
+from fewshot.store.enrollments import SCHEMA_VERSION, EnrollmentStore
+from stores import old_store
 
 
 def test_copies_are_degraded_reproducible_and_of_equal_length(voice):
@@ -32,17 +32,20 @@ def test_copies_need_numpy_alone_and_filter_as_scipy_does(rng):
 
     from fewshot.audio.degrade import one_pole, reverberate, synthetic_rir
 
-    code = ("import sys, numpy as np; from fewshot.audio.degrade import enrollment_copies; "
-            "enrollment_copies(np.random.default_rng(0).standard_normal(48000).astype('float32'), sr=16000); "
-            "sys.exit('scipy.signal' in sys.modules)")
+    code = (
+        "import sys, numpy as np; from fewshot.audio.degrade import enrollment_copies; "
+        "enrollment_copies(np.random.default_rng(0).standard_normal(48000).astype('float32'), sr=16000); "
+        "sys.exit('scipy.signal' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
     for n in (1, 63, 64, 65, 9601):
         x = rng.standard_normal(n)
         np.testing.assert_allclose(one_pole(x, 0.6), lfilter([0.4], [1.0, -0.6], x), rtol=0, atol=1e-12)
     y, h = rng.standard_normal(32000).astype(np.float32), synthetic_rir(sr=16000, rt60_s=0.5, drr_db=0.0, rng=rng)
     expected = fftconvolve(y, h)[: len(y)]
-    np.testing.assert_allclose(reverberate(y, h), expected * np.sqrt(np.mean(y ** 2) / np.mean(expected ** 2)),
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        reverberate(y, h), expected * np.sqrt(np.mean(y**2) / np.mean(expected**2)), rtol=0, atol=1e-5
+    )
 
 
 def test_centroids_come_from_the_recorded_speech_only(rng):
@@ -64,6 +67,7 @@ def test_enrollment_stores_copies_and_identify_uses_them(tiny_model_dir, tmp_pat
     assert is_copy.sum() == 3 * (~is_copy).sum()  # three copies of every segment
     assert sid.store.speakers("home")[0].n_segments == res.n_segments  # counted once
     assert len(sid.store.embeddings("home", extractor_id=ex.model_id)[0]) == (~is_copy).sum()
+
     def from_copies(clf):  # which support vectors are rows of the degraded copies
         Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
         rows = np.argmin(((clf.support_vectors[:, None] - Xn[None]) ** 2).sum(-1), axis=1)

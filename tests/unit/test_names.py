@@ -3,21 +3,44 @@
 import numpy as np
 import pytest
 
-from fewshot.store.enrollments import EnrollmentStore
 from fewshot.errors import InvalidNameError
 from fewshot.names import MAX_NAME_CHARS, name_key, normalize_name
+from fewshot.store.enrollments import EnrollmentStore
 
 
-@pytest.mark.parametrize("bad", ["unknown\u200b", "\ufeffann", "ann\u200f", "a\u200en", "an\u2066n", "an\u00adn",
-                                 "x" * (MAX_NAME_CHARS + 1), "\u0430nn", "b\u03bfb", "ann\ue000"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "unknown\u200b",
+        "\ufeffann",
+        "ann\u200f",
+        "a\u200en",
+        "an\u2066n",
+        "an\u00adn",
+        "x" * (MAX_NAME_CHARS + 1),
+        "\u0430nn",
+        "b\u03bfb",
+        "ann\ue000",
+    ],
+)
 def test_invisible_bidi_private_mixed_script_and_overlong_names_are_refused(bad):
     with pytest.raises(InvalidNameError) as err:
         normalize_name(bad, kind="person")
     assert str(err.value).isprintable() and "\u200b" not in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["Zo\u00eb", "Jean-Luc O'Neil", "\u0410\u043d\u043d\u0430", "\u5f20\u4f1f",
-                                  "\u0622\u0646\u0627", "x" * MAX_NAME_CHARS, "Ann 2"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Zo\u00eb",
+        "Jean-Luc O'Neil",
+        "\u0410\u043d\u043d\u0430",
+        "\u5f20\u4f1f",
+        "\u0622\u0646\u0627",
+        "x" * MAX_NAME_CHARS,
+        "Ann 2",
+    ],
+)
 def test_real_names_are_kept(name):
     assert normalize_name(name) == name
 

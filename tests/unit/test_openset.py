@@ -8,16 +8,21 @@ import pytest
 
 from fewshot.config import ClassifierConfig
 from fewshot.errors import CorruptModelError, IncompatibleModelError
-from fewshot.model.extractor import load_extractor
-from fewshot.identifier import SpeakerIdentifier
-from fewshot.model.modeldir import read_model_meta, write_model_meta
 from fewshot.groups.openset import Calibration, load_calibration
+from fewshot.identifier import SpeakerIdentifier
+from fewshot.model.extractor import load_extractor
+from fewshot.model.modeldir import read_model_meta, write_model_meta
 from fewshot.persistence import file_digest
 
 
 def table(cohort, thresholds=((2.0, 1.0, 0.0), (3.0, 2.0, 1.0), (4.0, 3.0, 2.0))):
-    return Calibration(cohort=cohort, top_k=3, group_sizes=np.array([1.0, 3.0, 10.0]),
-                       false_accept_rates=np.array([0.01, 0.05, 0.2]), thresholds=np.array(thresholds))
+    return Calibration(
+        cohort=cohort,
+        top_k=3,
+        group_sizes=np.array([1.0, 3.0, 10.0]),
+        false_accept_rates=np.array([0.01, 0.05, 0.2]),
+        thresholds=np.array(thresholds),
+    )
 
 
 def unit(rng, n, d=16):
@@ -44,7 +49,9 @@ def test_as_norm_is_the_mean_of_both_sides_z_scores(rng):
         top = np.sort(cohort @ v)[-3:]
         return top.mean(), top.std()
 
-    expected = [0.5 * ((si - stats(x)[0]) / stats(x)[1] + (si - stats(c)[0]) / stats(c)[1]) for si, x, c in zip(s, X, C)]
+    expected = [
+        0.5 * ((si - stats(x)[0]) / stats(x)[1] + (si - stats(c)[0]) / stats(c)[1]) for si, x, c in zip(s, X, C)
+    ]
     np.testing.assert_allclose(cal.normalize(s, X, C), expected)
 
 
@@ -104,7 +111,7 @@ def model(terms=("log_group_size", "log_seconds", "cohort_mean")):
     from fewshot.groups.openset import ThresholdModel
 
     # rates 0.01 and 0.05: a higher bar for larger groups, shorter speech and speech nearer the cohort
-    coef = np.array([[3.0, 0.5, -1.0, 2.0], [2.0, 0.5, -1.0, 2.0]])[:, :1 + len(terms)]
+    coef = np.array([[3.0, 0.5, -1.0, 2.0], [2.0, 0.5, -1.0, 2.0]])[:, : 1 + len(terms)]
     return ThresholdModel(tuple(terms), np.array([0.01, 0.05]), coef, (1.0, 20.0), (2.0, 5.0), 0.3)
 
 
@@ -118,8 +125,14 @@ def test_threshold_model_is_smooth_in_size_seconds_and_quality_and_clamped_to_it
     assert t(3, 5.0, 0.4) > t(3, 5.0, 0.2)
     assert t(3, 5.0, r=0.01) > t(3, 5.0, r=0.02) > t(3, 5.0, r=0.05)
     with pytest.raises(ValueError, match="outside this model's calibrated range"):
-        Calibration(cohort=np.eye(3), top_k=1, group_sizes=np.array([1.0]), false_accept_rates=np.array([0.01, 0.2]),
-                    thresholds=np.zeros((1, 2)), model=m).threshold(3, 0.1)  # the model's rates count, not the table's
+        Calibration(
+            cohort=np.eye(3),
+            top_k=1,
+            group_sizes=np.array([1.0]),
+            false_accept_rates=np.array([0.01, 0.2]),
+            thresholds=np.zeros((1, 2)),
+            model=m,
+        ).threshold(3, 0.1)  # the model's rates count, not the table's
 
 
 def test_identify_and_verify_use_the_threshold_model(calibrated_dir, tmp_path, voice):
@@ -148,13 +161,21 @@ def test_identify_and_verify_use_the_threshold_model(calibrated_dir, tmp_path, v
 
     claim, bar = claim_scores(clf, x, "ann", seconds=np.array([len(y) / 16000]))
     assert (v.score, v.threshold) == (pytest.approx(claim[0], abs=1e-4), pytest.approx(bar[0], abs=1e-4))
-    assert bar[0] == pytest.approx(model().thresholds(1, 0.05, np.array([len(y) / 16000]),
-                                                      sid.calibration.cohort_stats(x)[0])[0])  # a group of one's
+    assert bar[0] == pytest.approx(
+        model().thresholds(1, 0.05, np.array([len(y) / 16000]), sid.calibration.cohort_stats(x)[0])[0]
+    )  # a group of one's
     assert v.accepted == (v.score >= v.threshold and clf.predict(x)[0] == "ann")
 
 
-@pytest.mark.parametrize("damage", [{"terms": ["log_group_size", "age"]}, {"coefficients": [[1.0]]},
-                                    {"false_accept_rates": [0.05, 0.01]}, {"seconds": [5.0, 2.0]}])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"terms": ["log_group_size", "age"]},
+        {"coefficients": [[1.0]]},
+        {"false_accept_rates": [0.05, 0.01]},
+        {"seconds": [5.0, 2.0]},
+    ],
+)
 def test_a_bad_threshold_model_is_refused(calibrated_dir, damage):
     meta = read_model_meta(calibrated_dir)[0]
     meta["open_set"]["threshold_model"] = {**model().to_meta(), **damage}

@@ -12,21 +12,42 @@ from fewshot.groups.openset import Calibration
 def test_four_speakers_with_a_calibrated_model(rng):
     dim, names = 192, ["a", "b", "c", "d"]
     centres = rng.standard_normal((4, dim))
-    unit = lambda X: X / np.linalg.norm(X, axis=1, keepdims=True)  # noqa: E731
+    unit = lambda X: X / np.linalg.norm(X, axis=1, keepdims=True)
     enroll = {15.0: [unit(c + 0.3 * rng.standard_normal((9, dim))) for c in centres]}
     tests = [unit(c + 0.3 * rng.standard_normal((2, dim))) for c in centres]  # fewer vectors than dimensions
     emb = EmbeddedSpeakers(names, enroll, tests, [None] * 4)
-    calibration = Calibration(unit(rng.standard_normal((60, dim))), 10, np.array([1.0, 3.0]),
-                              np.array([0.01, 0.1]), np.array([[2.0, 1.0], [2.5, 1.5]]))
-    res = evaluate_embeddings(emb, classifier=ClassifierConfig(false_accept_rate=0.05), group_sizes=[3, "all"],
-                              enroll_seconds=[15], curve_seconds=[15], draws=2, verification_seconds=15.0,
-                              calibration=calibration)
+    calibration = Calibration(
+        unit(rng.standard_normal((60, dim))),
+        10,
+        np.array([1.0, 3.0]),
+        np.array([0.01, 0.1]),
+        np.array([[2.0, 1.0], [2.5, 1.5]]),
+    )
+    res = evaluate_embeddings(
+        emb,
+        classifier=ClassifierConfig(false_accept_rate=0.05),
+        group_sizes=[3, "all"],
+        enroll_seconds=[15],
+        curve_seconds=[15],
+        draws=2,
+        verification_seconds=15.0,
+        calibration=calibration,
+    )
     assert res["closed_set"]["15"]["all"]["accuracy_mean"] > 0.5
 
 
-@pytest.mark.parametrize("option", [["--enroll-seconds", "-5"], ["--enroll-seconds", "1e9"], ["--draws", "0"],
-                                    ["--draws", "-1"], ["--seed", "-1"], ["--curve-seconds", "-1"],
-                                    ["--enroll-seconds", "nan"]])
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--enroll-seconds", "-5"],
+        ["--enroll-seconds", "1e9"],
+        ["--draws", "0"],
+        ["--draws", "-1"],
+        ["--seed", "-1"],
+        ["--curve-seconds", "-1"],
+        ["--enroll-seconds", "nan"],
+    ],
+)
 def test_bad_options_are_usage_errors(option, tmp_path, capsys):
     from fewshot.cli import main
 

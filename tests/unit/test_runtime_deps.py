@@ -3,8 +3,9 @@ top of `fewshot/` is a declared dependency, or an optional one the code imports 
 
 import ast
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Import name -> distribution name, where they differ.
@@ -17,8 +18,10 @@ OPTIONAL = {"tensorflow", "keras", "tqdm", "librosa", "matplotlib", "ray"}
 
 
 def test_every_runtime_import_is_declared():
-    declared = {d.split(">")[0].split("=")[0].split("[")[0].strip().lower()
-                for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    declared = {
+        d.split(">")[0].split("=")[0].split("[")[0].strip().lower()
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
     undeclared = {}
     for f in (ROOT / "fewshot").glob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):

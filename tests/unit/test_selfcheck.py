@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from fewshot.errors import AudioError
-from fewshot.model.extractor import load_extractor
-from fewshot.identifier import SpeakerIdentifier
-from fewshot.model.modeldir import read_model_meta, write_model_meta
 from fewshot.groups.openset import Calibration
-from fewshot.persistence import file_digest
 from fewshot.groups.selfcheck import split_coherence, threshold_for
+from fewshot.identifier import SpeakerIdentifier
+from fewshot.model.extractor import load_extractor
+from fewshot.model.modeldir import read_model_meta, write_model_meta
+from fewshot.persistence import file_digest
 
 
 def unit(v):
@@ -40,8 +40,14 @@ def checking_model(tiny_model_dir, tmp_path):
     shutil.copytree(tiny_model_dir, d)
     cohort = unit(np.random.default_rng(0).standard_normal((10, 16))).astype(np.float32)
     np.save(d / "cohort-t.npy", cohort)
-    cal = Calibration(cohort=cohort, top_k=3, group_sizes=np.array([1.0]), false_accept_rates=np.array([0.01, 0.2]),
-                      thresholds=np.zeros((1, 2)), enrollment_check=np.array([[15.0, 1.01]]))
+    cal = Calibration(
+        cohort=cohort,
+        top_k=3,
+        group_sizes=np.array([1.0]),
+        false_accept_rates=np.array([0.01, 0.2]),
+        thresholds=np.zeros((1, 2)),
+        enrollment_check=np.array([[15.0, 1.01]]),
+    )
     meta = read_model_meta(d)[0]
     meta["open_set"] = cal.to_meta("cohort-t.npy", file_digest(d / "cohort-t.npy"))
     write_model_meta(d, meta)

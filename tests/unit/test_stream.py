@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from synth import SR, write_wav
 from fewshot.audio.decode import downmix, load, resample, stream
 from fewshot.audio.vad import load_speech, speech_blocks, stream_speech, trim_silence
 from fewshot.errors import AudioError
+from synth import SR, write_wav
 
 
 def talk(voice, seconds: float, *, seed: int = 0) -> np.ndarray:
@@ -64,11 +64,12 @@ def test_block_vad_is_the_whole_vad_on_a_short_file(voice):
         pieces = list(speech_blocks([y], sr=SR, max_silence_s=max_silence_s))
         np.testing.assert_array_equal(np.concatenate([p for _, p in pieces]), whole)
         # blocks of 3 s at the same level: the same speech, and the pieces sit where they are in the file
-        pieces = list(speech_blocks((y[i:i + 3 * SR] for i in range(0, len(y), 3 * SR)), sr=SR,
-                                    max_silence_s=max_silence_s))
+        pieces = list(
+            speech_blocks((y[i : i + 3 * SR] for i in range(0, len(y), 3 * SR)), sr=SR, max_silence_s=max_silence_s)
+        )
         np.testing.assert_array_equal(np.concatenate([p for _, p in pieces]), whole)
         for start_s, p in pieces:
-            np.testing.assert_array_equal(p, y[round(start_s * SR):round(start_s * SR) + len(p)])
+            np.testing.assert_array_equal(p, y[round(start_s * SR) : round(start_s * SR) + len(p)])
 
 
 def test_stream_reference_is_the_loudest_frame_so_far(voice):
@@ -77,7 +78,7 @@ def test_stream_reference_is_the_loudest_frame_so_far(voice):
     whole = trim_silence(y, sr=SR)
     # the whole file's reference drops the quiet voice (-40 dB)
     assert abs(len(whole) - len(trim_silence(loud, sr=SR))) < 0.05 * SR
-    streamed = np.concatenate([p for _, p in speech_blocks([y[:5 * SR], y[5 * SR:]], sr=SR)])
+    streamed = np.concatenate([p for _, p in speech_blocks([y[: 5 * SR], y[5 * SR :]], sr=SR)])
     # read before the loud voice, the quiet one is speech (as in a file of its own), the floor still holds
     assert abs(len(streamed) - len(whole) - len(trim_silence(quiet, sr=SR))) < 0.05 * SR
 
@@ -94,7 +95,7 @@ def test_stream_speech_is_load_speech_before_normalising(voice, tmp_path):
 def test_stream_speech_refuses_what_load_speech_refuses(voice, tmp_path, case, reason):
     y = np.zeros(8 * SR, np.float32)
     if case == "short":
-        y[5 * SR:5 * SR + SR // 2] = voice("ann", 0.5)
+        y[5 * SR : 5 * SR + SR // 2] = voice("ann", 0.5)
     path = write_wav(tmp_path / f"{case}.wav", y)
     with pytest.raises(AudioError, match=reason) as info:
         list(stream_speech(path, block_s=2.0))

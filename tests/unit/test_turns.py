@@ -4,21 +4,27 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-import synth
-from synth import ESPEAK_VOICES, SR, VOICES, spoken, synth_voice
 
-from fewshot.config import FeatureConfig
-from fewshot.turns.runs import change_points, viterbi
-from fewshot.errors import AudioError
+import synth
 from fewshot.audio.features import log_mel
+from fewshot.config import FeatureConfig
+from fewshot.errors import AudioError
 from fewshot.model.extractor import log_mel_stream, window_starts
-from fewshot.turns.timeline import SpeechTimeline, embed_windows
 from fewshot.turns.decoder import Turn, TurnConfig, TurnDecoder, find_turns, rttm_lines
+from fewshot.turns.runs import change_points, viterbi
+from fewshot.turns.timeline import SpeechTimeline, embed_windows
+from synth import ESPEAK_VOICES, SR, VOICES, spoken, synth_voice
 
 #: (speaker, seconds of speech, pause after it): changes after pauses of 0.6, 0.3, 1.2 and 0 s, and one
 #: person twice either side of a 1.2 s pause (two turns, the pause in neither).
-PLAN = [("ann", 4.0, 0.6), ("bob", 3.0, 0.3), ("cyd", 5.0, 1.2), ("cyd", 2.0, 0.4), ("ann", 2.5, 0.0),
-        ("bob", 4.0, 0.5)]
+PLAN = [
+    ("ann", 4.0, 0.6),
+    ("bob", 3.0, 0.3),
+    ("cyd", 5.0, 1.2),
+    ("cyd", 2.0, 0.4),
+    ("ann", 2.5, 0.0),
+    ("bob", 4.0, 0.5),
+]
 
 
 def conversation(plan=PLAN):
@@ -45,8 +51,7 @@ def test_viterbi_changes_state_only_for_enough_evidence():
 def test_change_points_find_where_two_voices_meet(rng):
     a, b = rng.normal(size=(2, 16))
     E = np.r_[a + 0.1 * rng.normal(size=(8, 16)), b + 0.1 * rng.normal(size=(6, 16))]
-    assert change_points(E / np.linalg.norm(E, axis=1, keepdims=True), context=2, gap=1,
-                         threshold=0.5).tolist() == [8]
+    assert change_points(E / np.linalg.norm(E, axis=1, keepdims=True), context=2, gap=1, threshold=0.5).tolist() == [8]
 
 
 def test_windows_cover_the_end_and_input_shorter_than_one():
@@ -58,13 +63,17 @@ def test_windows_cover_the_end_and_input_shorter_than_one():
 def test_log_mel_in_blocks_is_the_log_mel(rng, n):
     y = rng.standard_normal(n).astype(np.float32)
     S = log_mel(y, config=FeatureConfig())
-    assert np.allclose(np.concatenate(list(log_mel_stream([y], n_samples=len(y), config=FeatureConfig(), block_frames=7))), S, atol=1e-4)
+    assert np.allclose(
+        np.concatenate(list(log_mel_stream([y], n_samples=len(y), config=FeatureConfig(), block_frames=7))),
+        S,
+        atol=1e-4,
+    )
 
 
 def test_speech_timeline_maps_speech_back_to_the_file():
     y = np.zeros(3 * SR, np.float32)
-    y[SR // 2:SR] = 0.1 * np.sin(np.arange(SR // 2) * 0.3)
-    y[2 * SR:2 * SR + SR // 4] = 0.1 * np.sin(np.arange(SR // 4) * 0.3)
+    y[SR // 2 : SR] = 0.1 * np.sin(np.arange(SR // 2) * 0.3)
+    y[2 * SR : 2 * SR + SR // 4] = 0.1 * np.sin(np.arange(SR // 4) * 0.3)
     tl = SpeechTimeline(y, config=FeatureConfig())
     assert len(tl.intervals) == 2 and tl.joins[-1] == len(tl.speech)
     (s0, e0), (s1, e1) = tl.intervals
@@ -94,7 +103,7 @@ def test_windows_fed_in_pieces_give_the_turns_of_the_whole_file(group, default_e
     for confirm_s, step in [(None, 7), (1.5, 1)]:
         turns, dec = [], TurnDecoder(group, features=cfg, config=tc, confirm_s=confirm_s)
         for i in range(0, len(E), step):
-            final, current = dec.feed(E[i:i + step], spans[i:i + step], timeline)
+            final, current = dec.feed(E[i : i + step], spans[i : i + step], timeline)
             turns += final
         assert current == whole[-1]
         early = len(turns)
@@ -127,7 +136,7 @@ def test_a_voice_outside_the_group_is_unknown(default_extractor):
 
 def test_too_little_speech_is_an_audio_error(group, default_extractor):
     y = np.zeros(2 * SR, np.float32)
-    y[SR:SR + SR // 2] = synth_voice(**VOICES["ann"], seconds=0.5)
+    y[SR : SR + SR // 2] = synth_voice(**VOICES["ann"], seconds=0.5)
     with pytest.raises(AudioError, match="too little speech"):
         find_turns(y, group, default_extractor, source="short.wav")
 
@@ -143,8 +152,10 @@ def test_turn_config_is_checked():
 
 def test_rttm_lines_are_one_speaker_record_per_turn():
     lines = rttm_lines([Turn(0.5, 2.25, "ann", 0.9), Turn(3.0, 4.5, "mary jo", 0.7)], file_id="my talk")
-    assert lines == ["SPEAKER my_talk 1 0.500 1.750 <NA> <NA> ann <NA> <NA>",
-                     "SPEAKER my_talk 1 3.000 1.500 <NA> <NA> mary_jo <NA> <NA>"]
+    assert lines == [
+        "SPEAKER my_talk 1 0.500 1.750 <NA> <NA> ann <NA> <NA>",
+        "SPEAKER my_talk 1 3.000 1.500 <NA> <NA> mary_jo <NA> <NA>",
+    ]
 
 
 def test_identify_segments_are_the_turns(default_extractor, tmp_path):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from fewshot.model.extractor import Extractor, load_extractor
 from fewshot.audio.features import l2_normalize
+from fewshot.model.extractor import Extractor, load_extractor
 from fewshot.train.whitening import embed_classes, whiten_extractor, within_class_whitening
 
 
@@ -56,11 +56,11 @@ def test_a_run_trained_on_degraded_crops_adds_degraded_crops_to_the_fit(tiny_mod
     always = AugmentConfig(p_room=1.0, p_noise=1.0, p_mic=1.0, snr_db=(0.0, 5.0))
     E, labels = embed_classes(ex, waves, augment=always, degraded=4)
     # the clean segments come first, unchanged, then four degraded 3 s crops of each speaker
-    np.testing.assert_allclose(E[:len(E0)], E0, atol=1e-6)
+    np.testing.assert_allclose(E[: len(E0)], E0, atol=1e-6)
     assert list(labels) == list(labels0) + [0] * 4 + [1] * 4 + [2] * 4
-    D = E[len(E0):]
+    D = E[len(E0) :]
     np.testing.assert_allclose(np.linalg.norm(D, axis=1), 1.0, atol=1e-5)
     # a degraded crop is no longer any clean segment of its speaker
-    assert max(float(np.max(E0[labels0 == k] @ d)) for k, d in zip(labels[len(E0):], D)) < 0.9999
+    assert max(float(np.max(E0[labels0 == k] @ d)) for k, d in zip(labels[len(E0) :], D)) < 0.9999
     # the same seed draws the same crops and degradations
     np.testing.assert_array_equal(embed_classes(ex, waves, augment=always, degraded=4)[0], E)

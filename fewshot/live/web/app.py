@@ -32,8 +32,10 @@ from .service import Service, upload_name
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 #: What the page and its scripts may load: this server only.
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-       "connect-src 'self'; media-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; media-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def status_of(exc: Exception) -> int:
@@ -66,8 +68,7 @@ def _service(request) -> Service:
 def _names(request: Request) -> tuple[str, str | None]:
     """The group and person of the path, as the store keeps names."""
     p = request.path_params
-    return (normalize_name(p["group"], kind="group"),
-            normalize_name(p["name"], kind="person") if "name" in p else None)
+    return (normalize_name(p["group"], kind="group"), normalize_name(p["name"], kind="person") if "name" in p else None)
 
 
 def _flag(form, key: str) -> bool:
@@ -121,8 +122,16 @@ async def member(request):
         return JSONResponse(await svc.call(svc.remove, g, name))
     with tempfile.TemporaryDirectory(prefix="fewshot-upload-") as tmp:
         paths, names, form = await _uploads(request, Path(tmp), field="files")
-        res = await svc.call(svc.enroll, g, name, paths, names=names, replace=_flag(form, "replace"),
-                             force=_flag(form, "force"), keep_audio=_flag(form, "keep_audio"))
+        res = await svc.call(
+            svc.enroll,
+            g,
+            name,
+            paths,
+            names=names,
+            replace=_flag(form, "replace"),
+            force=_flag(form, "force"),
+            keep_audio=_flag(form, "keep_audio"),
+        )
     return JSONResponse(res, 201)
 
 
@@ -142,11 +151,19 @@ async def passages(request):
 
 async def info(request):
     svc = _service(request)
-    return JSONResponse({"model": svc.sid.extractor.model_id, "store": str(svc.sid.store.path),
-                         "report": bool(svc.report and Path(svc.report).is_file()),
-                         "limits": {"max_upload_mb": svc.limits.max_upload_mb, "max_files": svc.limits.max_files,
-                                    "max_minutes": svc.limits.max_minutes},
-                         "record_seconds": list(sockets.SECONDS_RANGE)})
+    return JSONResponse(
+        {
+            "model": svc.sid.extractor.model_id,
+            "store": str(svc.sid.store.path),
+            "report": bool(svc.report and Path(svc.report).is_file()),
+            "limits": {
+                "max_upload_mb": svc.limits.max_upload_mb,
+                "max_files": svc.limits.max_files,
+                "max_minutes": svc.limits.max_minutes,
+            },
+            "record_seconds": list(sockets.SECONDS_RANGE),
+        }
+    )
 
 
 async def listen_socket(ws):
@@ -159,8 +176,12 @@ async def record_socket(ws):
 
 # ---------------------------------------------------------------------------- pages
 def _headers() -> dict:
-    return {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-            "Cache-Control": "no-store"}
+    return {
+        "Content-Security-Policy": CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
 
 
 async def page(request):
@@ -178,11 +199,21 @@ async def openapi_json(request):
 async def report(request):
     path = _service(request).report
     if not path or not Path(path).is_file():
-        return JSONResponse({"error": "no evaluation report: run fewshot evaluate DATA --out report, then "
-                                      "fewshot serve --report report/report.html"}, 404)
+        return JSONResponse(
+            {
+                "error": "no evaluation report: run fewshot evaluate DATA --out report, then "
+                "fewshot serve --report report/report.html"
+            },
+            404,
+        )
     # the report is self-contained (figures inlined): nothing it holds may load or run anything
-    return HTMLResponse(Path(path).read_text(encoding="utf-8"), headers={
-        **_headers(), "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'"})
+    return HTMLResponse(
+        Path(path).read_text(encoding="utf-8"),
+        headers={
+            **_headers(),
+            "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'",
+        },
+    )
 
 
 async def health(request):
@@ -193,18 +224,36 @@ def create_app(service: Service, *, token: str | None, hosts: set[str]) -> Starl
     """The app over ``service``; ``token`` (or ``None`` on loopback) and ``hosts`` as :class:`~.guard.Guard` takes them."""
     api = "/api/groups/{group}"
     routes = [
-        Route("/", page), Route("/groups/{group}", page), Route("/groups/{group}/{view}", page),
-        Route("/report", report), Route("/healthz", health),
-        Route("/openapi.json", openapi_json), Route("/api/docs", api_docs),
-        Route("/api/info", info), Route("/api/passages", passages), Route("/api/groups", groups),
-        Route(api, group, methods=["GET", "DELETE"]), Route(api + "/upgrade", upgrade, methods=["POST"]),
+        Route("/", page),
+        Route("/groups/{group}", page),
+        Route("/groups/{group}/{view}", page),
+        Route("/report", report),
+        Route("/healthz", health),
+        Route("/openapi.json", openapi_json),
+        Route("/api/docs", api_docs),
+        Route("/api/info", info),
+        Route("/api/passages", passages),
+        Route("/api/groups", groups),
+        Route(api, group, methods=["GET", "DELETE"]),
+        Route(api + "/upgrade", upgrade, methods=["POST"]),
         Route(api + "/identify", identify, methods=["POST"]),
         Route(api + "/members/{name}", member, methods=["POST", "DELETE"]),
-        WebSocketRoute(api + "/listen", listen_socket), WebSocketRoute(api + "/members/{name}/record", record_socket),
+        WebSocketRoute(api + "/listen", listen_socket),
+        WebSocketRoute(api + "/members/{name}/record", record_socket),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    handlers = {HTTPException: http_error, Exception: error, FewshotError: error, ValueError: error, OSError: error, TooLarge: error}
-    app = Starlette(routes=routes, exception_handlers=handlers, middleware=[
-        Middleware(Guard, token=token, hosts=hosts, max_body=service.limits.max_upload_bytes)])
+    handlers = {
+        HTTPException: http_error,
+        Exception: error,
+        FewshotError: error,
+        ValueError: error,
+        OSError: error,
+        TooLarge: error,
+    }
+    app = Starlette(
+        routes=routes,
+        exception_handlers=handlers,
+        middleware=[Middleware(Guard, token=token, hosts=hosts, max_body=service.limits.max_upload_bytes)],
+    )
     app.state.service = service
     return app

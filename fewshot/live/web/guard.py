@@ -52,15 +52,24 @@ class Guard:
             cookie = SimpleCookie(headers.get("cookie", ""))
             given += [cookie[COOKIE].value] if COOKIE in cookie else []
             if not any(secrets.compare_digest(g.encode(), self.token.encode()) for g in given if g):
-                return await refuse(scope, send, 401, "a token is needed: open the address fewshot serve printed "
-                                                      "(with ?token=...), or send 'Authorization: Bearer TOKEN'")
+                return await refuse(
+                    scope,
+                    send,
+                    401,
+                    "a token is needed: open the address fewshot serve printed "
+                    "(with ?token=...), or send 'Authorization: Bearer TOKEN'",
+                )
             set_cookie = bool(query.get("token"))
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            return await refuse(scope, send, 413, f"the upload is over the server's limit of "
-                                                  f"{self.max_body / 1e6:g} MB (fewshot serve --max-upload-mb)")
+            return await refuse(
+                scope,
+                send,
+                413,
+                f"the upload is over the server's limit of {self.max_body / 1e6:g} MB (fewshot serve --max-upload-mb)",
+            )
         seen = 0
 
         async def counted():
@@ -68,8 +77,10 @@ class Guard:
             msg = await receive()
             seen += len(msg.get("body", b""))
             if seen > self.max_body:
-                raise TooLarge(f"the upload is over the server's limit of {self.max_body / 1e6:g} MB "
-                               "(fewshot serve --max-upload-mb)")
+                raise TooLarge(
+                    f"the upload is over the server's limit of {self.max_body / 1e6:g} MB "
+                    "(fewshot serve --max-upload-mb)"
+                )
             return msg
 
         async def sending(msg):
@@ -86,6 +97,11 @@ async def refuse(scope, send, status: int, reason: str) -> None:
     if scope["type"] == "websocket":
         return await send({"type": "websocket.close", "code": 4000 + status, "reason": reason[:120]})
     body = json.dumps({"error": reason}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

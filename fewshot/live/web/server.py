@@ -24,14 +24,20 @@ def _positive(text: str) -> float:
     return value
 
 
-DESCRIPTION = ("A web page to enroll people, listen live and look at recordings' turns, over the same store and "
-               "model as the fewshot command.")
+DESCRIPTION = (
+    "A web page to enroll people, listen live and look at recordings' turns, over the same store and "
+    "model as the fewshot command."
+)
 
 
 def add_serve_parser(sub):
     """Register ``serve`` on the ``fewshot`` command's subparsers."""
-    p = sub.add_parser("serve", help="the web page: groups, enrollment, listening live and recordings' turns in a "
-                       "browser (needs the extra 'web')", description=DESCRIPTION)
+    p = sub.add_parser(
+        "serve",
+        help="the web page: groups, enrollment, listening live and recordings' turns in a "
+        "browser (needs the extra 'web')",
+        description=DESCRIPTION,
+    )
     configure_parser(p)
     p.set_defaults(handler=cmd_serve)
     return p
@@ -40,22 +46,41 @@ def add_serve_parser(sub):
 def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from .service import Limits
 
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine "
-                   "only; any other needs the token printed at start)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; any other needs the token printed at start)",
+    )
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free one)")
     p.add_argument("--store", help="enrollment database (default: $FEWSHOT_HOME/enrollments.sqlite)")
     p.add_argument("--model", help="extractor model directory (default: the model shipped with fewshot)")
-    p.add_argument("--report", help=f"evaluation report to serve at /report (default: {DEFAULT_REPORT} "
-                   "when it exists)")
-    p.add_argument("--max-upload-mb", type=_positive, default=Limits.max_upload_mb, metavar="MB",
-                   help=f"largest request body (default: {Limits.max_upload_mb:g})")
-    p.add_argument("--max-minutes", type=_positive, default=Limits.max_minutes, metavar="MIN",
-                   help=f"longest uploaded file (default: {Limits.max_minutes:g})")
-    p.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate (with --tls-key): browsers "
-                   "give the microphone only to pages on https or on this machine's own address")
+    p.add_argument("--report", help=f"evaluation report to serve at /report (default: {DEFAULT_REPORT} when it exists)")
+    p.add_argument(
+        "--max-upload-mb",
+        type=_positive,
+        default=Limits.max_upload_mb,
+        metavar="MB",
+        help=f"largest request body (default: {Limits.max_upload_mb:g})",
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=_positive,
+        default=Limits.max_minutes,
+        metavar="MIN",
+        help=f"longest uploaded file (default: {Limits.max_minutes:g})",
+    )
+    p.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        help="serve https with this certificate (with --tls-key): browsers "
+        "give the microphone only to pages on https or on this machine's own address",
+    )
     p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
-    p.add_argument("--token-file", help="read the token from this file (made, readable by you only, with a new "
-                   "token when missing) instead of printing a new one each run")
+    p.add_argument(
+        "--token-file",
+        help="read the token from this file (made, readable by you only, with a new "
+        "token when missing) instead of printing a new one each run",
+    )
     return p
 
 
@@ -130,8 +155,12 @@ def serve(args) -> int:
     port = sock.getsockname()[1]
     report = args.report or (str(DEFAULT_REPORT) if DEFAULT_REPORT.is_file() else None)
     print("Loading the speaker model ...", flush=True)
-    service = Service(model=args.model, store=args.store, report=report,
-                      limits=Limits(max_upload_mb=args.max_upload_mb, max_minutes=args.max_minutes))
+    service = Service(
+        model=args.model,
+        store=args.store,
+        report=report,
+        limits=Limits(max_upload_mb=args.max_upload_mb, max_minutes=args.max_minutes),
+    )
     host = f"[{args.host.strip('[]')}]" if family == socket.AF_INET6 else args.host
     hosts = {f"{h}:{port}" for h in ("127.0.0.1", "localhost", "[::1]", host)}
     app = create_app(service, token=token, hosts=hosts)
@@ -141,8 +170,16 @@ def serve(args) -> int:
         print("Anyone with the address below (its token) can use this server: share it only with people you trust.")
     scheme = "https" if args.tls_cert else "http"
     print(f"fewshot is at {scheme}://{shown}:{port}/{f'?token={token}' if token else ''} (Ctrl-C stops it)", flush=True)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws_max_size=1 << 20, server_header=False,
-                            timeout_graceful_shutdown=2, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="off",
+        ws_max_size=1 << 20,
+        server_header=False,
+        timeout_graceful_shutdown=2,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
+    )
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

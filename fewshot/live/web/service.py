@@ -54,8 +54,11 @@ def check_length(path: Path, name: str, limits: Limits) -> None:
     if seconds is None:
         seconds = len(load(path, max_seconds=limit + 1)) / SAMPLE_RATE
     if seconds > limit:
-        raise AudioError(name, f"{seconds / 60:.1f} minutes long; this server takes files of up to "
-                               f"{limits.max_minutes:g} minutes (fewshot serve --max-minutes)")
+        raise AudioError(
+            name,
+            f"{seconds / 60:.1f} minutes long; this server takes files of up to "
+            f"{limits.max_minutes:g} minutes (fewshot serve --max-minutes)",
+        )
 
 
 def renamed(exc: Exception, names: dict) -> Exception:
@@ -102,8 +105,10 @@ class Service:
 
     # ------------------------------------------------------------ groups
     def groups(self) -> list[dict]:
-        return [{"name": g["name"], "members": g["speakers"], "extractor": g["extractor_id"]}
-                for g in self.sid.store.groups()]
+        return [
+            {"name": g["name"], "members": g["speakers"], "extractor": g["extractor_id"]}
+            for g in self.sid.store.groups()
+        ]
 
     def group(self, group: str) -> dict:
         from ...store.upgrade import mapped_note
@@ -112,12 +117,24 @@ class Service:
         members = store.speakers(group)
         extractor = store.group_revision(group)[0]
         mapped = any(m.mapped_from for m in members)
-        return {"name": group, "extractor": extractor, "model": model,
-                "upgradable": extractor != model or (mapped and all(m.audio_kept for m in members)),
-                "note": mapped_note(group, members) or None,
-                "members": [{"name": m.name, "seconds": round(m.seconds, 1), "segments": m.n_segments,
-                             "sources": list(m.sources), "audio_kept": m.audio_kept, "mapped_from": m.mapped_from}
-                            for m in members]}
+        return {
+            "name": group,
+            "extractor": extractor,
+            "model": model,
+            "upgradable": extractor != model or (mapped and all(m.audio_kept for m in members)),
+            "note": mapped_note(group, members) or None,
+            "members": [
+                {
+                    "name": m.name,
+                    "seconds": round(m.seconds, 1),
+                    "segments": m.n_segments,
+                    "sources": list(m.sources),
+                    "audio_kept": m.audio_kept,
+                    "mapped_from": m.mapped_from,
+                }
+                for m in members
+            ],
+        }
 
     def delete_group(self, group: str) -> dict:
         self.sid.store.delete_group(group)
@@ -129,28 +146,56 @@ class Service:
 
     def upgrade(self, group: str) -> dict:
         r = self.sid.upgrade(group)
-        return {"group": group, "from": r["from"], "to": r["to"], "members": list(r["speakers"]),
-                "seconds": round(r["seconds"], 1)}
+        return {
+            "group": group,
+            "from": r["from"],
+            "to": r["to"],
+            "members": list(r["speakers"]),
+            "seconds": round(r["seconds"], 1),
+        }
 
     def classifier(self, group: str):
         return self.sid.classifier(group)
 
     # ------------------------------------------------------------ audio
-    def enroll(self, group: str, name: str, sources, *, names: dict | None = None, replace: bool = False,
-               force: bool = False, keep_audio: bool = False, warnings=()) -> dict:
+    def enroll(
+        self,
+        group: str,
+        name: str,
+        sources,
+        *,
+        names: dict | None = None,
+        replace: bool = False,
+        force: bool = False,
+        keep_audio: bool = False,
+        warnings=(),
+    ) -> dict:
         """Enroll from uploaded files (``names``: their temporary paths' upload names) or a recording (an array)."""
         names = names or {}
         try:
             for path in sources if names else []:  # uploads; a recording is as long as its socket allowed
                 check_length(Path(path), names[str(path)], self.limits)
-            res = self.sid.enroll(group, name, sources, replace=replace, force=force, keep_audio=keep_audio,
-                                  sr_in=None if names else self.sid.extractor.feature_config.sr)
+            res = self.sid.enroll(
+                group,
+                name,
+                sources,
+                replace=replace,
+                force=force,
+                keep_audio=keep_audio,
+                sr_in=None if names else self.sid.extractor.feature_config.sr,
+            )
         except (FewshotError, ValueError, OSError) as exc:
             raise renamed(exc, names) from None
-        return {"group": group, "name": res.speaker, "seconds_used": round(res.seconds_used, 1),
-                "seconds_available": round(res.seconds_available, 1), "segments": res.n_segments,
-                "added": res.added, "total_seconds": round(res.total_seconds, 1),
-                "warnings": [renamed(ValueError(w), names).args[0] for w in [*warnings, *res.warnings]]}
+        return {
+            "group": group,
+            "name": res.speaker,
+            "seconds_used": round(res.seconds_used, 1),
+            "seconds_available": round(res.seconds_available, 1),
+            "segments": res.n_segments,
+            "added": res.added,
+            "total_seconds": round(res.total_seconds, 1),
+            "warnings": [renamed(ValueError(w), names).args[0] for w in [*warnings, *res.warnings]],
+        }
 
     def identify(self, group: str, path: Path, name: str) -> dict:
         """Who speaks in an uploaded file, and when: the CLI's ``identify --segments --json``, with its RTTM."""
@@ -163,6 +208,12 @@ class Service:
             p = self.sid.identify(group, path, segments=True)
         except (FewshotError, ValueError, OSError) as exc:
             raise renamed(exc, names) from None
-        return {"file": name, "speaker": p.label, "score": round(p.score, 4), "unknown": p.is_unknown,
-                "nearest": p.nearest, "turns": [turn_dict(t) for t in p.segments],
-                "rttm": "".join(f"{line}\n" for line in rttm_lines(p.segments, file_id=Path(name).stem))}
+        return {
+            "file": name,
+            "speaker": p.label,
+            "score": round(p.score, 4),
+            "unknown": p.is_unknown,
+            "nearest": p.nearest,
+            "turns": [turn_dict(t) for t in p.segments],
+            "rttm": "".join(f"{line}\n" for line in rttm_lines(p.segments, file_id=Path(name).stem)),
+        }

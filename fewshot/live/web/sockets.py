@@ -80,10 +80,14 @@ async def listen(ws: WebSocket, service: Service, group: str) -> None:
         async for y in messages(ws, sr=stream.sr):
             final = await asyncio.to_thread(stream.add, y)
             cur = stream.current
-            await ws.send_json({"heard_s": round(stream.samples_seen / stream.sr, 2),
-                                "level_dbfs": round(stream.level_dbfs, 1),
-                                "current": turn_dict(cur) if cur else None,
-                                "final": [turn_dict(t) for t in final]})
+            await ws.send_json(
+                {
+                    "heard_s": round(stream.samples_seen / stream.sr, 2),
+                    "level_dbfs": round(stream.level_dbfs, 1),
+                    "current": turn_dict(cur) if cur else None,
+                    "final": [turn_dict(t) for t in final],
+                }
+            )
         final = await asyncio.to_thread(stream.flush)
         await ws.send_json({"final": [turn_dict(t) for t in final], "current": None, "done": True})
         await ws.close()
@@ -118,19 +122,37 @@ async def record(ws: WebSocket, service: Service, group: str, name: str) -> None
     try:
         async for y in messages(ws, sr=take.sr):
             take.add(y)
-            await ws.send_json({"level_dbfs": round(take.level_dbfs, 1), "speech_s": round(take.speech_s, 1),
-                                "seconds": round(take.seconds, 1),
-                                "alert": "CLIPPING: move back" if take.clipping_now else
-                                "too quiet: come closer" if take.too_quiet_now else ""})
+            await ws.send_json(
+                {
+                    "level_dbfs": round(take.level_dbfs, 1),
+                    "speech_s": round(take.speech_s, 1),
+                    "seconds": round(take.seconds, 1),
+                    "alert": "CLIPPING: move back"
+                    if take.clipping_now
+                    else "too quiet: come closer"
+                    if take.too_quiet_now
+                    else "",
+                }
+            )
             if take.speech_s >= target or take.seconds >= 3 * target + 30:
                 break
         if take.speech_s < min(target, MIN_TAKE_S):
-            return await failed(ws, ValueError(f"only {take.speech_s:.1f} s of speech heard: {name!r} is not "
-                                               "enrolled; record again"), again=False)
+            return await failed(
+                ws,
+                ValueError(f"only {take.speech_s:.1f} s of speech heard: {name!r} is not enrolled; record again"),
+                again=False,
+            )
         await ws.send_json({"enrolling": True})
         try:
-            res = await service.call(service.enroll, group, name, take.audio(), replace=replace, force=force,
-                                     warnings=take.warnings(again="record again"))
+            res = await service.call(
+                service.enroll,
+                group,
+                name,
+                take.audio(),
+                replace=replace,
+                force=force,
+                warnings=take.warnings(again="record again"),
+            )
         except IncoherentEnrollmentError as exc:
             return await failed(ws, ValueError(f"{name!r} is not enrolled: {exc.finding}"), again=True)
         except (FewshotError, ValueError, OSError) as exc:

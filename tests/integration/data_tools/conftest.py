@@ -6,9 +6,9 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from fixture_server import FixtureServer, FixtureSite, demo_site, solo
 
 from data_tools.net import PoliteClient, RetryPolicy
+from fixture_server import FixtureServer, FixtureSite, demo_site, solo
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -55,10 +55,30 @@ def scrape_main(ray_runtime):
 
 
 def _scrape_argv(server: FixtureServer, out: Path, *extra: str, speakers: int = 4) -> list[str]:
-    return ["--out", str(out), "--speakers", str(speakers), "--minutes", MINUTES,
-            "--api-base", server.api_base, "--archive-base", server.url,
-            "--request-interval", "0", "--retry-backoff", "0", "--timeout", "10",
-            "--segment-seconds", "1", "--page-size", "5", "--no-progress", *extra]
+    return [
+        "--out",
+        str(out),
+        "--speakers",
+        str(speakers),
+        "--minutes",
+        MINUTES,
+        "--api-base",
+        server.api_base,
+        "--archive-base",
+        server.url,
+        "--request-interval",
+        "0",
+        "--retry-backoff",
+        "0",
+        "--timeout",
+        "10",
+        "--segment-seconds",
+        "1",
+        "--page-size",
+        "5",
+        "--no-progress",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="session")

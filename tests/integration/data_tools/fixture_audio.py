@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
+
 from synth import synth_voice
 
 SOURCE_RATE = 22050
@@ -13,15 +14,14 @@ SOURCE_RATE = 22050
 
 def voice(f0: float, seconds: float, seed: int, sample_rate: int = SOURCE_RATE) -> np.ndarray:
     """A synthetic narrator (:func:`synth.synth_voice`) with one 0.8 s silence in the middle."""
-    y = synth_voice(f0=f0, formants=[(600, 80), (1400, 110), (2600, 170)], seconds=seconds, sr=sample_rate,
-                    seed=seed)
+    y = synth_voice(f0=f0, formants=[(600, 80), (1400, 110), (2600, 170)], seconds=seconds, sr=sample_rate, seed=seed)
     if seconds >= 2.0:
         mid = len(y) // 2
-        y[mid:mid + int(0.8 * sample_rate)] = 0.0
+        y[mid : mid + int(0.8 * sample_rate)] = 0.0
     return y
 
 
-@lru_cache(maxsize=None)
+@cache
 def tone_mp3(f0: float, seconds: float, seed: int) -> bytes:
     """MP3 bytes (22.05 kHz mono, libsndfile's LAME encoder) of :func:`voice`."""
     import soundfile as sf

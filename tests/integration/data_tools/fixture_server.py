@@ -31,6 +31,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+
 from fixture_audio import f0_for, tone_mp3
 
 PLACEHOLDER_ID = "18"
@@ -44,8 +45,18 @@ class FixtureSite:
         self.items: dict[str, list[dict]] = {}
         self.blobs: dict[tuple[str, str], bytes] = {}
 
-    def add_book(self, book_id, sections, chapter_seconds=3.0, *, genres=("Fiction",), language="English",
-                 zip_file=True, totaltimesecs=None, item=True) -> dict:
+    def add_book(
+        self,
+        book_id,
+        sections,
+        chapter_seconds=3.0,
+        *,
+        genres=("Fiction",),
+        language="English",
+        zip_file=True,
+        totaltimesecs=None,
+        item=True,
+    ) -> dict:
         """Add a book; ``sections`` is a list (one per section) of ``(reader_id, display_name)`` lists."""
         ident = f"fixture_book_{book_id}"
         secs = [chapter_seconds] * len(sections) if np.isscalar(chapter_seconds) else list(chapter_seconds)
@@ -58,26 +69,52 @@ class FixtureSite:
             self.blobs[(ident, f"{ident}_{n:02d}.mp3")] = data
             md5 = hashlib.md5(data).hexdigest()
             for fname, fmt in ((name, "64Kbps MP3"), (f"{ident}_{n:02d}.mp3", "128Kbps MP3")):
-                files.append({"name": fname, "source": "derivative", "format": fmt, "size": str(len(data)),
-                              "md5": md5, "length": f"{seconds:.2f}"})
-            raw_sections.append({
-                "id": str(int(book_id) * 100 + n), "section_number": str(n), "title": f"Chapter {n}",
-                "listen_url": f"http://www.archive.org/download/{ident}/{name}", "language": language,
-                "playtime": str(int(seconds)),
-                "readers": [{"reader_id": r, "display_name": d} for r, d in readers]})
+                files.append(
+                    {
+                        "name": fname,
+                        "source": "derivative",
+                        "format": fmt,
+                        "size": str(len(data)),
+                        "md5": md5,
+                        "length": f"{seconds:.2f}",
+                    }
+                )
+            raw_sections.append(
+                {
+                    "id": str(int(book_id) * 100 + n),
+                    "section_number": str(n),
+                    "title": f"Chapter {n}",
+                    "listen_url": f"http://www.archive.org/download/{ident}/{name}",
+                    "language": language,
+                    "playtime": str(int(seconds)),
+                    "readers": [{"reader_id": r, "display_name": d} for r, d in readers],
+                }
+            )
         files.append({"name": f"{ident}_files.xml", "source": "original", "format": "Metadata"})
         if item:
             self.items[ident] = files
         total = int(sum(secs)) if totaltimesecs is None else totaltimesecs
         book = {
-            "id": str(book_id), "title": f"Book {book_id}", "description": "", "url_text_source": "",
-            "language": language, "copyright_year": "1900", "num_sections": str(len(sections)),
-            "url_rss": "", "url_zip_file": f"http://www.archive.org/download/{ident}/{ident}_64kb_mp3.zip"
-            if zip_file else "", "url_project": "", "url_librivox": f"https://librivox.org/book-{book_id}/",
-            "url_other": None, "totaltime": f"0:00:{total:02d}", "totaltimesecs": str(total),
+            "id": str(book_id),
+            "title": f"Book {book_id}",
+            "description": "",
+            "url_text_source": "",
+            "language": language,
+            "copyright_year": "1900",
+            "num_sections": str(len(sections)),
+            "url_rss": "",
+            "url_zip_file": f"http://www.archive.org/download/{ident}/{ident}_64kb_mp3.zip" if zip_file else "",
+            "url_project": "",
+            "url_librivox": f"https://librivox.org/book-{book_id}/",
+            "url_other": None,
+            "totaltime": f"0:00:{total:02d}",
+            "totaltimesecs": str(total),
             "authors": [{"id": "1", "first_name": "Ann", "last_name": "Author", "dob": "", "dod": ""}],
-            "url_iarchive": f"http://www.archive.org/details/{ident}", "sections": raw_sections,
-            "genres": [{"id": str(i), "name": g} for i, g in enumerate(genres, 1)], "translators": []}
+            "url_iarchive": f"http://www.archive.org/details/{ident}",
+            "sections": raw_sections,
+            "genres": [{"id": str(i), "name": g} for i, g in enumerate(genres, 1)],
+            "translators": [],
+        }
         self.books.append(book)
         return book
 
@@ -92,8 +129,9 @@ def solo(reader_id: str, name: str, sections: int = 2) -> list:
     return [[(reader_id, name)] for _ in range(sections)]
 
 
-def demo_site(n_books: int = 30, chapter_seconds: float = 3.0, chapters: int = 2,
-              site: FixtureSite | None = None) -> FixtureSite:
+def demo_site(
+    n_books: int = 30, chapter_seconds: float = 3.0, chapters: int = 2, site: FixtureSite | None = None
+) -> FixtureSite:
     """A catalogue mixing solo, collaborative, placeholder and dramatic books.
 
     Per block of ten books: one with different readers across sections, one
@@ -150,7 +188,7 @@ class FixtureServer:
     def api_base(self) -> str:
         return f"{self.url}/api/feed/audiobooks"
 
-    def start(self) -> "FixtureServer":
+    def start(self) -> FixtureServer:
         self._thread.start()
         return self
 
@@ -159,7 +197,7 @@ class FixtureServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> "FixtureServer":
+    def __enter__(self) -> FixtureServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -178,8 +216,9 @@ class FixtureServer:
     def record(self, path: str, query: str, headers) -> None:
         with self._lock:
             self.counts[path] += 1
-            self.log.append({"path": path, "query": query, "range": headers.get("Range"),
-                             "user_agent": headers.get("User-Agent")})
+            self.log.append(
+                {"path": path, "query": query, "range": headers.get("Range"), "user_agent": headers.get("User-Agent")}
+            )
 
     def reset(self) -> None:
         with self._lock:
@@ -235,7 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
             files = fx.site.items.get(match.group(1))
             return self._json(200, {"files": files, "metadata": {"identifier": match.group(1)}} if files else {})
         if path.startswith("/download/"):
-            rest = path[len("/download/"):]
+            rest = path[len("/download/") :]
             blob = next((b for (ident, name), b in fx.site.blobs.items() if f"{ident}/{name}" == rest), None)
             if blob is not None:
                 fx.downloading(+1)
@@ -250,10 +289,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, b"<xml><error>format must be json here</error></xml>", "application/xml")
         limit = int(query.get("limit", ["50"])[0])
         offset = 0 if fx.catalogue_mode == "ignore-offset" else int(query.get("offset", ["0"])[0])
-        books = fx.site.books[offset:offset + limit]
+        books = fx.site.books[offset : offset + limit]
         if fx.catalogue_mode == "endless":
-            books = [{**fx.site.books[i % len(fx.site.books)], "id": str(100000 + i)}
-                     for i in range(offset, offset + limit)]
+            books = [
+                {**fx.site.books[i % len(fx.site.books)], "id": str(100000 + i)} for i in range(offset, offset + limit)
+            ]
         capped = fx.catalogue_cap is not None and fx.total("/api/feed/audiobooks") > fx.catalogue_cap
         if fx.catalogue_mode == "malformed" and not capped:
             return self._json(200, {"books": "abc"})

@@ -36,8 +36,14 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-PORT_OPTIONS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
-                "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port")
+PORT_OPTIONS = (
+    "--node-manager-port",
+    "--object-manager-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--runtime-env-agent-port",
+    "--metrics-export-port",
+)
 
 
 def _children(pid: int) -> list[int]:
@@ -72,16 +78,35 @@ class LocalCluster:
     def _start(self, args: list[str]) -> subprocess.Popen:
         log = open(self.tmp / f"node{len(self.nodes)}.log", "wb")
         ports = [str(x) for option in PORT_OPTIONS for x in (option, next(self.ports))]
-        proc = subprocess.Popen([RAY, "start", "--block", "--node-ip-address", "127.0.0.1", *ports, *args],
-                                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [RAY, "start", "--block", "--node-ip-address", "127.0.0.1", *ports, *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.nodes.append(proc)
         return proc
 
-    def start(self, nodes: int = 2, cpus: int = 1, timeout: float = 120.0) -> "LocalCluster":
+    def start(self, nodes: int = 2, cpus: int = 1, timeout: float = 120.0) -> LocalCluster:
         """Start the head and ``nodes - 1`` workers, ``cpus`` each; return when all are alive."""
-        self._start(["--head", "--port", str(self.port), "--num-cpus", str(cpus), "--temp-dir", str(self.tmp),
-                     "--include-dashboard", "false", "--dashboard-port", str(next(self.ports)),
-                     "--ray-client-server-port", str(next(self.ports))])
+        self._start(
+            [
+                "--head",
+                "--port",
+                str(self.port),
+                "--num-cpus",
+                str(cpus),
+                "--temp-dir",
+                str(self.tmp),
+                "--include-dashboard",
+                "false",
+                "--dashboard-port",
+                str(next(self.ports)),
+                "--ray-client-server-port",
+                str(next(self.ports)),
+            ]
+        )
         self.wait_for(1, timeout)
         for _ in range(nodes - 1):
             self._start(["--address", self.address, "--num-cpus", str(cpus)])
@@ -97,11 +122,12 @@ class LocalCluster:
 
     def alive(self) -> int:
         """Nodes alive, as the cluster reports it (asked from a separate process)."""
-        code = ("import ray, logging; ray.init(address=%r, logging_level=logging.ERROR, log_to_driver=False); "
-                "print(sum(1 for n in ray.nodes() if n['Alive']))" % self.address)
+        code = (
+            "import ray, logging; ray.init(address=%r, logging_level=logging.ERROR, log_to_driver=False); "
+            "print(sum(1 for n in ray.nodes() if n['Alive']))" % self.address
+        )
         try:
-            r = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True,
-                               timeout=60)
+            r = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=60)
         except subprocess.TimeoutExpired:
             return 0
         return int(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 and r.stdout.strip() else 0
@@ -149,7 +175,7 @@ class LocalCluster:
             time.sleep(0.2)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def __enter__(self) -> "LocalCluster":
+    def __enter__(self) -> LocalCluster:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fixture_server import FixtureServer
 
 from fewshot.datasets import validate_manifest
+from fixture_server import FixtureServer
 
 pytestmark = pytest.mark.cluster
 
@@ -41,9 +41,15 @@ def single_machine(site, tmp_path_factory, scrape_main, scrape_argv):
 
 
 def build(cluster, argv, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO / "scripts" / "scrape_librivox.py"), *argv,
-                             "--cluster", cluster.address], cwd=REPO, env=cluster.env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "scrape_librivox.py"), *argv, "--cluster", cluster.address],
+        cwd=REPO,
+        env=cluster.env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
 
 
 def retried(printed: str) -> dict[str, int]:

@@ -10,18 +10,26 @@ from data_tools import selection as sel
 from data_tools.librivox import Catalogue, book_from_dict, identifier_from_url, parse_book
 
 
-def raw_book(book_id, sections, *, seconds=600, genres=("Fiction",), language="English", zip_file=True,
-             item=True):
+def raw_book(book_id, sections, *, seconds=600, genres=("Fiction",), language="English", zip_file=True, item=True):
     """A catalogue entry in the API's shape (values as strings)."""
     return {
-        "id": str(book_id), "title": f"Book {book_id}", "language": language,
-        "num_sections": str(len(sections)), "totaltimesecs": str(seconds),
+        "id": str(book_id),
+        "title": f"Book {book_id}",
+        "language": language,
+        "num_sections": str(len(sections)),
+        "totaltimesecs": str(seconds),
         "url_zip_file": "http://www.archive.org/download/x/x.zip" if zip_file else "",
         "url_iarchive": f"http://www.archive.org/details/item_{book_id}" if item else "",
         "genres": [{"id": "1", "name": g} for g in genres],
-        "sections": [{"section_number": str(i + 1), "title": "", "listen_url": "",
-                      "readers": [{"reader_id": r, "display_name": n} for r, n in readers]}
-                     for i, readers in enumerate(sections)],
+        "sections": [
+            {
+                "section_number": str(i + 1),
+                "title": "",
+                "listen_url": "",
+                "readers": [{"reader_id": r, "display_name": n} for r, n in readers],
+            }
+            for i, readers in enumerate(sections)
+        ],
     }
 
 
@@ -55,16 +63,19 @@ def test_parse_book_reads_strings_and_round_trips(site):
     assert identifier_from_url("") is None
 
 
-@pytest.mark.parametrize("sections, reason", [
-    ([[("7", "Ann")], [("7", "Ann")]], None),
-    ([[("7", "Ann"), ("8", "Bob")], [("7", "Ann")]], sel.SEVERAL_IN_SECTION),
-    ([[("7", "Ann")], [("8", "Bob")]], sel.SEVERAL_ACROSS),
-    ([[("7", "Ann")], []], sel.NO_READER),
-    ([], sel.NO_SECTIONS),
-    ([[("18", "Solo")]], sel.PLACEHOLDER),
-    ([[("3", "A LibriVox Volunteer")]], sel.PLACEHOLDER),
-    ([[("", "Somebody")]], sel.PLACEHOLDER),
-])
+@pytest.mark.parametrize(
+    "sections, reason",
+    [
+        ([[("7", "Ann")], [("7", "Ann")]], None),
+        ([[("7", "Ann"), ("8", "Bob")], [("7", "Ann")]], sel.SEVERAL_IN_SECTION),
+        ([[("7", "Ann")], [("8", "Bob")]], sel.SEVERAL_ACROSS),
+        ([[("7", "Ann")], []], sel.NO_READER),
+        ([], sel.NO_SECTIONS),
+        ([[("18", "Solo")]], sel.PLACEHOLDER),
+        ([[("3", "A LibriVox Volunteer")]], sel.PLACEHOLDER),
+        ([[("", "Somebody")]], sel.PLACEHOLDER),
+    ],
+)
 def test_solo_detection(sections, reason):
     reader, why = sel.solo_reader(parse_book(raw_book(1, sections)))
     assert why == reason
@@ -93,11 +104,21 @@ def test_selection_rules():
     )
     result = sel.select_narrators(catalogue, speakers=5, min_seconds=600)
     assert [(n.reader_id, [b.book_id for b in n.books]) for n in result.narrators] == [
-        ("7", ["1", "3"]), ("16", ["10"])]
+        ("7", ["1", "3"]),
+        ("16", ["10"]),
+    ]
     assert result.eligible == 2 and result.books_seen == 12
     assert result.skipped == {
-        sel.SEVERAL_ACROSS: 1, sel.DRAMATIC: 1, sel.NO_ZIP: 1, sel.ZERO_TIME: 1, sel.LANGUAGE: 1,
-        sel.PLACEHOLDER: 1, sel.TOO_SHORT: 1, sel.SPARE: 1, sel.NO_ITEM: 1}
+        sel.SEVERAL_ACROSS: 1,
+        sel.DRAMATIC: 1,
+        sel.NO_ZIP: 1,
+        sel.ZERO_TIME: 1,
+        sel.LANGUAGE: 1,
+        sel.PLACEHOLDER: 1,
+        sel.TOO_SHORT: 1,
+        sel.SPARE: 1,
+        sel.NO_ITEM: 1,
+    }
 
     any_language = sel.select_narrators(catalogue, speakers=5, min_seconds=600, language=None)
     assert "13" in [n.reader_id for n in any_language.narrators]

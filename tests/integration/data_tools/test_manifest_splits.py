@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from data_tools.splits import apply_splits, assign_splits, read_speaker_list
+from data_tools.splits import main as splits_main
 from fewshot import datasets as mf
 from fewshot.datasets import ManifestError, ManifestRow, read_manifest, validate_manifest, write_manifest
-from data_tools.splits import apply_splits, assign_splits, main as splits_main, read_speaker_list
 
 
 def rows_for(root: Path, speakers, per=2, split="train"):
-    return [ManifestRow(root / "audio" / s / f"{s}-1-{i:04d}.wav", s, "1", 5.0, split)
-            for s in speakers for i in range(per)]
+    return [
+        ManifestRow(root / "audio" / s / f"{s}-1-{i:04d}.wav", s, "1", 5.0, split) for s in speakers for i in range(per)
+    ]
 
 
 def touch_all(rows):
@@ -27,8 +29,7 @@ def test_round_trip_relative_paths(tmp_path):
     rows = rows_for(tmp_path, ["7", "8"])
     write_manifest(tmp_path / "manifest.csv", rows)
     text = (tmp_path / "manifest.csv").read_text()
-    assert text.splitlines()[:2] == ["path,speaker_id,book_id,duration_s,split",
-                                     "audio/7/7-1-0000.wav,7,1,5.000,train"]
+    assert text.splitlines()[:2] == ["path,speaker_id,book_id,duration_s,split", "audio/7/7-1-0000.wav,7,1,5.000,train"]
     back = read_manifest(tmp_path / "manifest.csv")
     assert back == rows and all(r.path.is_absolute() for r in back)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.csv"]
@@ -42,16 +43,19 @@ def test_row_fields_for_training():
     assert list(fields) == ["path", "speaker_id", "book_id", "duration_s", "split"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("path,speaker,book_id,duration_s,split\n", "columns"),
-    ("path,speaker_id,book_id,duration_s,split\n/abs.wav,1,1,5,train\n", "relative"),
-    ("path,speaker_id,book_id,duration_s,split\na.wav,1,1,x,train\n", "number"),
-    ("path,speaker_id,book_id,duration_s,split\na.wav,1,1,0,train\n", "positive"),
-    ("path,speaker_id,book_id,duration_s,split\na.wav,1,1,5,dev\n", "split"),
-    ("path,speaker_id,book_id,duration_s,split\na.wav,1,1,5,train\nb.wav,1,1,5,test\n", "both"),
-    ("path,speaker_id,book_id,duration_s,split\na.wav,1,1,5,train\na.wav,1,1,5,train\n", "duplicate"),
-    ("path,speaker_id,book_id,duration_s,split\na.wav,,1,5,train\n", "empty speaker"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("path,speaker,book_id,duration_s,split\n", "columns"),
+        ("path,speaker_id,book_id,duration_s,split\n/abs.wav,1,1,5,train\n", "relative"),
+        ("path,speaker_id,book_id,duration_s,split\na.wav,1,1,x,train\n", "number"),
+        ("path,speaker_id,book_id,duration_s,split\na.wav,1,1,0,train\n", "positive"),
+        ("path,speaker_id,book_id,duration_s,split\na.wav,1,1,5,dev\n", "split"),
+        ("path,speaker_id,book_id,duration_s,split\na.wav,1,1,5,train\nb.wav,1,1,5,test\n", "both"),
+        ("path,speaker_id,book_id,duration_s,split\na.wav,1,1,5,train\na.wav,1,1,5,train\n", "duplicate"),
+        ("path,speaker_id,book_id,duration_s,split\na.wav,,1,5,train\n", "empty speaker"),
+    ],
+)
 def test_invalid_manifests_rejected(tmp_path, text, message):
     (tmp_path / "m.csv").write_text(text)
     with pytest.raises(ManifestError, match=message):
@@ -98,8 +102,10 @@ def test_splits_command_rewrites_manifest(tmp_path, capsys):
     rows = rows_for(tmp_path, [str(i) for i in range(10)])
     write_manifest(tmp_path / "manifest.csv", rows)
     (tmp_path / "ex.txt").write_text("3\n")
-    assert splits_main([str(tmp_path / "manifest.csv"), "--seed", "1", "--exclude-speakers",
-                        str(tmp_path / "ex.txt")]) == 0
+    assert (
+        splits_main([str(tmp_path / "manifest.csv"), "--seed", "1", "--exclude-speakers", str(tmp_path / "ex.txt")])
+        == 0
+    )
     back = read_manifest(tmp_path / "manifest.csv")
     assert "3" not in {r.speaker_id for r in back}
     assert {r.split for r in back} == {"train", "val", "test"}

@@ -80,16 +80,23 @@ def test_faults_during_a_run(reference, site, server, scrape_main, scrape_argv, 
     assert not leftovers(out)
 
 
-def test_killed_run_restarts_to_same_manifest(reference, site, server, scrape_main, scrape_argv, tmp_path,
-                                              ray_runtime):
+def test_killed_run_restarts_to_same_manifest(reference, site, server, scrape_main, scrape_argv, tmp_path, ray_runtime):
     out = tmp_path / "corpus"
     stalled = site.chapter_path(1001, 2)
     server.add_fault(stalled, "stall")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "scrape_librivox.py"),
-                             *scrape_argv(server, out, "--cluster", ray_runtime)],
-                            cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "scrape_librivox.py"),
+            *scrape_argv(server, out, "--cluster", ray_runtime),
+        ],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     name = "fixture_book_1001_02_64kb.mp3"
     half = len(site.blobs[("fixture_book_1001", name)]) // 2
     part = out / "downloads" / "fixture_book_1001" / f"{name}.part"
@@ -117,8 +124,7 @@ def test_killed_run_restarts_to_same_manifest(reference, site, server, scrape_ma
 def test_exclude_speakers(server, scrape_main, scrape_argv, tmp_path, capsys):
     (tmp_path / "ex.txt").write_text("101\n")
     out = tmp_path / "ex"
-    assert scrape_main(scrape_argv(server, out, "--exclude-speakers", str(tmp_path / "ex.txt"),
-                                   speakers=2)) == 0
+    assert scrape_main(scrape_argv(server, out, "--exclude-speakers", str(tmp_path / "ex.txt"), speakers=2)) == 0
     assert {r.speaker_id for r in validate_manifest(out / "manifest.csv")} == {"500", "100"}
     assert "only" not in capsys.readouterr().out
 
@@ -150,8 +156,21 @@ def test_unreachable_cluster_fails_in_one_line(scrape_main, tmp_path, capsys):
 
 
 def test_unreachable_catalogue_fails_cleanly(scrape_main, tmp_path, capsys):
-    argv = ["--out", str(tmp_path), "--speakers", "2", "--minutes", "1", "--no-progress",
-            "--api-base", "http://127.0.0.1:9/api/feed/audiobooks", "--max-attempts", "1", "--timeout", "2"]
+    argv = [
+        "--out",
+        str(tmp_path),
+        "--speakers",
+        "2",
+        "--minutes",
+        "1",
+        "--no-progress",
+        "--api-base",
+        "http://127.0.0.1:9/api/feed/audiobooks",
+        "--max-attempts",
+        "1",
+        "--timeout",
+        "2",
+    ]
     assert scrape_main(argv) == 1
     assert "run the same command again" in capsys.readouterr().err
 
@@ -165,7 +184,8 @@ def test_failed_downloads_exit_1(site, server, scrape_main, scrape_argv, tmp_pat
     captured = capsys.readouterr()
     assert "download failed: 1" in captured.out
     assert captured.err.strip().splitlines()[-1] == (
-        "failed: 1 narrator not built because downloads failed; run the same command again to retry")
+        "failed: 1 narrator not built because downloads failed; run the same command again to retry"
+    )
 
 
 def test_nothing_built_exits_1(server, scrape_main, scrape_argv, tmp_path, capsys):

@@ -6,11 +6,11 @@ import logging
 import math
 
 import pytest
-from fixture_server import FixtureServer, FixtureSite, solo
 
 from data_tools.librivox import MAX_CATALOGUE_BOOKS, Catalogue, CatalogueError
 from data_tools.paths import UnsafePathError, is_valid_id, safe_join
 from fewshot.datasets import validate_manifest
+from fixture_server import FixtureServer, FixtureSite, solo
 
 API_PATH = "/api/feed/audiobooks"
 
@@ -30,8 +30,16 @@ def test_safe_join_and_ids(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     root.mkdir()
     (root / "link").symlink_to(tmp_path / "elsewhere")
-    for parts in [("..",), (".",), ("",), ("../x",), ("item", "../../x"), ("/etc/passwd",), ("a\x00b",),
-                  ("link", "a.mp3")]:
+    for parts in [
+        ("..",),
+        (".",),
+        ("",),
+        ("../x",),
+        ("item", "../../x"),
+        ("/etc/passwd",),
+        ("a\x00b",),
+        ("link", "a.mp3"),
+    ]:
         with pytest.raises(UnsafePathError):
             safe_join(root, *parts)
     assert is_valid_id("0") and is_valid_id("12345")
