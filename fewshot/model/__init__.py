@@ -5,4 +5,5 @@
 - :mod:`.nn`: the CNN's layers;
 - :mod:`.modeldir`: ``meta.json`` and the files it names, checked before use;
 - :mod:`.align`: voiceprints of an earlier extractor mapped into this one's space.
+- :mod:`.streaming`: inputs over a minute, read and embedded block by block in flat memory.
 """
