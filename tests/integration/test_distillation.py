@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from test_training import corpus, train_main, trained_run  # noqa: F401  (fixtures)
 
 from synth import ESPEAK_VOICES, TEXTS, VOICES, speak, synth_voice
-from test_training import corpus, run, train_cmd, train_main, trained_run  # noqa: F401  (fixtures)
 
 pytest.importorskip("torch", reason="the teacher extra (pip install -e '.[teacher]') is not installed")
 
@@ -59,8 +59,8 @@ def test_crops_carry_the_teachers_embedding_of_their_own_window(teacher, tmp_pat
 
 def test_distilled_fine_tuning_run(corpus, trained_run, tmp_path, capsys):  # noqa: F811
     base, tuned = trained_run, tmp_path / "tuned"  # base: a finished tiny run, shared with test_training
-    run(train_cmd(corpus, tuned, "--epochs", "1", "--init", str(base), "--distill", "1.0", "--cache",
-                  str(tmp_path / "cache")))
+    assert train_main(corpus, tuned, "--epochs", "1", "--init", str(base), "--distill", "1.0", "--cache",
+                      str(tmp_path / "cache")) == 0
     log = (tuned / "log.csv").read_text().splitlines()
     assert "teacher_projection_loss" in log[0]
     loss = float(log[1].split(",")[log[0].split(",").index("teacher_projection_loss")])
@@ -73,8 +73,7 @@ def test_distilled_fine_tuning_run(corpus, trained_run, tmp_path, capsys):  # no
 
     assert "teacher_projection" not in [layer.name for layer in load_extractor(tuned).model.layers]
 
-    # starting from a run that has no checkpoint is refused in one line, before TensorFlow is loaded or
-    # anything is written (so the script runs in this process)
+    # starting from a run that has no checkpoint is refused in one line, before anything is written
     assert train_main(corpus, tmp_path / "x", "--init", str(tmp_path / "nothing"), "--distill", "1.0") == 2
     err = capsys.readouterr().err
     assert "nothing" in err and "checkpoint" in err
