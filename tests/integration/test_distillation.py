@@ -1,11 +1,10 @@
 """Distillation from the CAM++ teacher: its cached targets line up with the crops, and a run uses them."""
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
-from test_training import TINY, corpus, run, train_cmd  # noqa: F401  (the corpus fixture)
+from test_training import corpus, train_main, trained_run  # noqa: F401  (fixtures)
 
 from synth import ESPEAK_VOICES, TEXTS, VOICES, speak, synth_voice
 
@@ -66,13 +65,13 @@ def test_crops_carry_the_teachers_embedding_of_their_own_window(teacher, tmp_pat
         assert t[-1] == 1 and np.allclose(x, expected, atol=1e-4)
 
 
-def test_distilled_fine_tuning_run(corpus, tmp_path):  # noqa: F811
-    base, tuned = tmp_path / "base", tmp_path / "tuned"
-    run(train_cmd(corpus, base, "--epochs", "1", "--no-whiten"))
-    run(
-        train_cmd(
+def test_distilled_fine_tuning_run(corpus, trained_run, tmp_path, capsys):  # noqa: F811
+    base, tuned = trained_run, tmp_path / "tuned"  # base: a finished tiny run, shared with test_training
+    assert (
+        train_main(
             corpus, tuned, "--epochs", "1", "--init", str(base), "--distill", "1.0", "--cache", str(tmp_path / "cache")
         )
+        == 0
     )
     log = (tuned / "log.csv").read_text().splitlines()
     assert "teacher_projection_loss" in log[0]
@@ -86,12 +85,8 @@ def test_distilled_fine_tuning_run(corpus, tmp_path):  # noqa: F811
 
     assert "teacher_projection" not in [layer.name for layer in load_extractor(tuned).model.layers]
 
-    # starting from a run that has no checkpoint is refused in one line
-    proc = subprocess.run(
-        train_cmd(corpus, tmp_path / "x", "--init", str(tmp_path / "nothing"), "--distill", "1.0"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 2 and "nothing" in proc.stderr and "checkpoint" in proc.stderr
-    assert not (tmp_path / "x").exists()  # refused before anything is written
+    # starting from a run that has no checkpoint is refused in one line, before anything is written
+    assert train_main(corpus, tmp_path / "x", "--init", str(tmp_path / "nothing"), "--distill", "1.0") == 2
+    err = capsys.readouterr().err
+    assert "nothing" in err and "checkpoint" in err
+    assert not (tmp_path / "x").exists()
