@@ -48,7 +48,15 @@ PROGRESS_POLL_S = 0.5
 def _started(ledger, stage: str, key: str) -> None:
     import ray
 
-    ledger.started.remote(stage, key, ray.get_runtime_context().get_node_id())
+    # waited for, as every ledger call of a task is: a call still in flight when the task's result reaches the
+    # driver would be missing from the driver's summary
+    ray.get(ledger.started.remote(stage, key, ray.get_runtime_context().get_node_id()))
+
+
+def _count(ledger, name: str) -> None:
+    import ray
+
+    ray.get(ledger.add.remote(name))
 
 
 def read_catalogue(cfg: ScrapeConfig, gate: Gate, ledger) -> list[Book]:
@@ -67,7 +75,7 @@ def read_catalogue(cfg: ScrapeConfig, gate: Gate, ledger) -> list[Book]:
     books = []
     for page in catalogue.iter_pages():
         books += page
-        ledger.add.remote("pages")
+        _count(ledger, "pages")
     return books
 
 
@@ -134,7 +142,7 @@ def download_narrator(
             url = download_url(cfg.archive_base, book.identifier, f.name)
             try:
                 if download_file(client, url, dest, md5=f.md5, size=f.size):
-                    ledger.add.remote("files")
+                    _count(ledger, "files")
             except DownloadError as exc:
                 out.error = str(exc)
                 return out
