@@ -63,7 +63,9 @@ def test_two_nodes_build_the_single_machine_manifest(ray_cluster, single_machine
     printed, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert (out / "manifest.csv").read_text() == single_machine
-    assert "tasks ran on 2 nodes" in printed and "Downloads this run: 8 files" in printed
+    # where the tasks run is Ray's choice: on a catalogue this small it may keep them all on one node, so this
+    # test checks the build, and test_a_node_lost_mid_run_changes_nothing that work moves between nodes
+    assert re.search(r"tasks ran on [12] nodes?\b", printed) and "Downloads this run: 8 files" in printed
     assert server.peak_downloads == 1  # the per-host limit holds for the whole cluster
     assert not leftovers(out)
 
