@@ -1,5 +1,6 @@
 """The teacher's targets on a two-node Ray cluster equal those computed in one process (``pytest -m cluster``)."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,14 @@ import pytest
 
 from synth import VOICES, synth_voice
 
-pytest.importorskip("torch", reason="the teacher extra (pip install -e '.[teacher]') is not installed")
-pytestmark = pytest.mark.cluster
+# find_spec, not importorskip: importing PyTorch here would load it in every test process that collects the suite
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.skipif(
+        importlib.util.find_spec("torch") is None,
+        reason="the teacher extra (pip install -e '.[teacher]') is not installed",
+    ),
+]
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,5 +1,6 @@
 """Distillation from the CAM++ teacher: its cached targets line up with the crops, and a run uses them."""
 
+import importlib.util
 import json
 
 import numpy as np
@@ -8,7 +9,10 @@ from test_training import corpus, train_main, trained_run  # noqa: F401  (fixtur
 
 from synth import ESPEAK_VOICES, TEXTS, VOICES, speak, synth_voice
 
-pytest.importorskip("torch", reason="the teacher extra (pip install -e '.[teacher]') is not installed")
+# find_spec, not importorskip: importing PyTorch here would load it in every test process that collects the suite
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="the teacher extra (pip install -e '.[teacher]') is not installed"
+)
 
 
 @pytest.fixture(scope="module")
