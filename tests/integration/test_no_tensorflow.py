@@ -6,7 +6,8 @@ cannot be imported (a meta-path finder refuses them and remembers who asked);
 the process exits with status 3 if anything asked. Its answers are compared
 with the Keras backend's on the same store. ``identify`` and ``groups`` run
 without scikit-learn as well: a group's SVM was fitted and cached when its
-members were enrolled.
+members were enrolled. The Python example of ``docs/usage.md`` runs the same way, as typed, in
+``test_readme_commands.py``.
 """
 
 import json
@@ -49,34 +50,6 @@ if finder.asked:
 CLI_CODE = "from fewshot.cli import main\nrc = main(sys.argv[1:])\n" + CHECK_ASKED + "sys.exit(rc)\n"
 CLI = REFUSE_TENSORFLOW + CLI_CODE
 LEAN_CLI = REFUSE_TENSORFLOW_AND_SKLEARN + CLI_CODE
-#: two commands in one process (TensorFlow is loaded once): ``FIRST... --then SECOND...``; the second's output
-#: follows a line ``--then``
-TWO_COMMANDS = """
-import sys
-from fewshot.cli import main
-
-cut = sys.argv.index("--then")
-if main(sys.argv[1:cut]) != 0:
-    sys.exit(1)
-print("--then", flush=True)
-sys.exit(main(sys.argv[cut + 1:]))
-"""
-README_EXAMPLE = (
-    REFUSE_TENSORFLOW
-    + """
-import numpy as np
-import fewshot
-
-sid = fewshot.SpeakerIdentifier(store=sys.argv[1])
-sid.enroll("family", "ann", [sys.argv[2]])
-sid.enroll("family", "bob", [sys.argv[3]])
-p = sid.identify("family", sys.argv[4], segments=True)
-ex = fewshot.load_extractor()
-E = ex.embed([np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.1 for n in (48000, 80000)])
-print(p.label, len(p.segments) > 0, E.shape, ex.backend.name)
-"""
-    + CHECK_ASKED
-)
 
 
 def run(script, *args, home, backend=None):
@@ -86,6 +59,20 @@ def run(script, *args, home, backend=None):
         env["FEWSHOT_BACKEND"] = backend
     command = [sys.executable, "-c", script] if script else [sys.executable, "-m", "fewshot.cli"]
     return subprocess.run(command + [str(a) for a in args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def keras_cli(*commands, home, monkeypatch, capsys) -> str:
+    """``fewshot`` commands run in this process on the Keras backend; the last one's standard output."""
+    from fewshot.cli import main
+
+    monkeypatch.setenv("FEWSHOT_HOME", str(home))
+    monkeypatch.setenv("FEWSHOT_BACKEND", "keras")
+    for args in commands:
+        capsys.readouterr()
+        rc = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        assert rc == 0, err
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -102,49 +89,28 @@ def test_the_shipped_model_has_its_litert_file():
     assert litert_entry(meta, "float") is not None
 
 
-def test_enroll_identify_and_groups_without_tensorflow_agree_with_keras(voices, tmp_path):
+def test_enroll_identify_and_groups_without_tensorflow_agree_with_keras(voices, tmp_path, monkeypatch, capsys):
     names = list(voices)
     for name in names[:2]:
         proc = run(CLI, "enroll", "--group", "g", "--speaker", name, voices[name][0], home=tmp_path)
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     # a member enrolled through Keras joins the same group: both backends make embeddings under one model id;
-    # then the group identifies through Keras (one process: TensorFlow is loaded once)
+    # then the group identifies through Keras (in this process, whose tests load TensorFlow anyway)
     tests = [voices[n][1] for n in names]
-    keras = run(
-        TWO_COMMANDS,
-        "enroll",
-        "--group",
-        "g",
-        "--speaker",
-        names[2],
-        voices[names[2]][0],
-        "--then",
-        "identify",
-        "--group",
-        "g",
-        "--json",
-        *tests,
+    keras_stdout = keras_cli(
+        ["enroll", "--group", "g", "--speaker", names[2], voices[names[2]][0]],
+        ["identify", "--group", "g", "--json", *tests],
         home=tmp_path,
-        backend="keras",
+        monkeypatch=monkeypatch,
+        capsys=capsys,
     )
-    assert keras.returncode == 0 and "--then\n" in keras.stdout, keras.stdout + keras.stderr
-    keras.stdout = keras.stdout.split("--then\n", 1)[1]
     lite = run(LEAN_CLI, "identify", "--group", "g", "--json", *tests, home=tmp_path)
     assert lite.returncode == 0 and lite.stderr == "", lite.stderr
-    lite_out, keras_out = ([json.loads(line) for line in p.stdout.splitlines()] for p in (lite, keras))
+    lite_out, keras_out = ([json.loads(line) for line in out.splitlines()] for out in (lite.stdout, keras_stdout))
     assert [o["speaker"] for o in lite_out] == [o["speaker"] for o in keras_out] == names
     assert [o["score"] for o in lite_out] == pytest.approx([o["score"] for o in keras_out], abs=2e-3)
     groups = run(LEAN_CLI, "groups", home=tmp_path)
     assert groups.returncode == 0 and groups.stdout.startswith("g: 3 "), groups.stdout + groups.stderr
-
-
-def test_readme_python_example_runs_quietly_without_tensorflow(voices, tmp_path):
-    proc = run(
-        README_EXAMPLE, tmp_path / "s.sqlite", voices["ann"][0], voices["bob"][0], voices["ann"][1], home=tmp_path
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["ann", "True", "(2,", "192)", "litert"]
-    assert proc.stderr == ""  # no warning of any library
 
 
 def test_keras_backend_without_tensorflow_says_what_to_do(voices, tmp_path):
