@@ -1,4 +1,4 @@
-"""The public workflow: enroll people into a group, then identify (or verify, :mod:`fewshot.groups.verify`) who speaks.
+"""The public workflow: enroll people into a group, then identify (or verify) who speaks.
 
 :class:`SpeakerIdentifier` joins the frozen extractor, the enrollment store and
 one RBF SVM per group (:class:`~fewshot.groups.svc.GroupSVC`, fitted whenever
@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .audio.vad import Speech
 from .audio.vad import speech as speech_of
 from .config import CLIP_LEVEL, UNKNOWN, ClassifierConfig
-from .errors import AudioError, IncompatibleModelError, InvalidNameError
+from .errors import AudioError, IncompatibleModelError, InvalidNameError, NotEnrolledError
 from .groups.fitted import FittedGroup
 from .groups.kept_fit import keep_fit, kept_fit, stored_or_fit
 from .groups.openset import load_calibration
 from .groups.selfcheck import check_enrollment
-from .model.streaming import Blocks, Tee, identify_stream, read_head, read_heads, speech_prefix
+from .groups.verify import Verification, claim_decisions
+from .model.streaming import Blocks, Tee, embed_stream, identify_stream, read_head, read_heads, speech_prefix
 from .names import name_key, normalize_name
 from .store import upgrade
 from .store.enrollments import EnrollmentStore, Source
@@ -365,7 +367,70 @@ class SpeakerIdentifier:
             out.append(got)
         return out
 
-    from .groups.verify import verify, verify_many
+    def verify(self, group: str, speaker: str, source, *, sr_in: int | None = None) -> Verification:
+        """Is the speech of ``source`` (a file or an array) ``speaker``'s, a member of ``group``?
+
+        The claim is accepted when the speech's score against ``speaker``
+        reaches the threshold of a group of one person at the identifier's
+        false-accept rate (at the default rate, that share of outsiders'
+        speech would be accepted as ``speaker``'s) and the group's SVM does not
+        name another of its members.
+
+        Raises
+        ------
+        AudioError
+            For unusable audio.
+        NotEnrolledError
+            For an unknown or empty group, or a speaker not in it.
+        """
+        result = self.verify_many(group, speaker, [source], sr_in=sr_in)[0]
+        if isinstance(result, AudioError):
+            raise result
+        return result
+
+    def verify_many(self, group: str, speaker: str, sources, *, sr_in: int | None = None, workers: int = 4) -> list:
+        """:meth:`verify` for many sources: per source, its :class:`Verification` or its :class:`AudioError`."""
+        speaker = normalize_name(speaker, kind="person")
+        clf = self.classifier(group)
+        if speaker not in set(map(str, clf.classes_)):
+            raise NotEnrolledError(
+                f"{speaker!r} is not enrolled in group {normalize_name(group, kind='group')!r} "
+                f"(its people: {', '.join(map(str, clf.classes_))})"
+            )
+        cfg = self.extractor.feature_config
+        if sr_in is not None:
+            loaded = [self._verify_head(src, sr_in) for src in sources]
+        else:
+            loaded = read_heads(sources, config=cfg, workers=workers)
+        out: list = list(loaded)
+        found = [(i, y.samples) for i, y in enumerate(loaded) if isinstance(y, Speech)]
+        E = list(self.extractor.embed([y for _, y in found])) if found else []
+        seconds = [len(y) / cfg.sr for _, y in found]
+        for i, y in enumerate(loaded):
+            if isinstance(y, Blocks):  # over a minute: embedded block by block, going on from the blocks read
+                try:
+                    E.append(embed_stream(self.extractor, sources[i], sr_in=sr_in, blocks=y))
+                    seconds.append(np.inf)
+                    found.append((i, None))
+                except AudioError as exc:
+                    out[i] = exc
+        if found:
+            X = np.stack(E)
+            accepted, scores, thresholds = claim_decisions(clf, X, speaker, seconds=np.array(seconds))
+            for (i, _), ok, score, thr in zip(
+                found, accepted, scores, [None] * len(E) if thresholds is None else thresholds
+            ):
+                out[i] = Verification(speaker, bool(ok), float(score), None if thr is None else float(thr))
+        return out
+
+    def _verify_head(self, source, sr_in):
+        """:func:`~fewshot.model.streaming.read_head` of ``source``: its speech if of one block, else its blocks, or the error."""
+        cfg = self.extractor.feature_config
+        try:
+            got = read_head(source, config=cfg, sr_in=sr_in)
+            return got if isinstance(got, Blocks) else speech_of(got, config=cfg, source=_name(source))
+        except AudioError as exc:
+            return exc
 
     def _predictions(self, clf: FittedGroup, speech: list) -> list[Prediction]:
         """Predictions for utterances embedded in one pass."""

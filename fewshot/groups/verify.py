@@ -1,10 +1,9 @@
 """Verification: is this speech a given member's? Accepted at the model's calibrated false-accept rate.
 
-:func:`verify` and :func:`verify_many` are methods of
-:class:`~fewshot.identifier.SpeakerIdentifier`; :func:`claim_scores` scores
-speech against one member of a group's :class:`~fewshot.groups.fitted.FittedGroup` and
-:func:`claim_decisions` accepts or rejects the claims (what ``fewshot evaluate``
-measures too).
+:func:`claim_scores` scores embedded speech against one member of a group's
+:class:`~fewshot.groups.fitted.FittedGroup` and :func:`claim_decisions` accepts or
+rejects the claims: what :meth:`~fewshot.identifier.SpeakerIdentifier.verify`
+(``fewshot verify``) answers and ``fewshot evaluate`` measures.
 """
 
 from __future__ import annotations
@@ -12,11 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from ..audio.vad import Speech, speech
-from ..errors import AudioError
-from ..model.streaming import Blocks, embed_stream, read_head, read_heads
-from ..names import normalize_name
 
 
 @dataclass(frozen=True)
@@ -68,79 +62,3 @@ def claim_decisions(clf, X, speaker: str, *, seconds=None) -> tuple[np.ndarray, 
     if thresholds is not None:
         accepted &= scores >= thresholds
     return accepted, scores, thresholds
-
-
-def verify(self, group: str, speaker: str, source, *, sr_in: int | None = None) -> Verification:
-    """Is the speech of ``source`` (a file or an array) ``speaker``'s, a member of ``group``?
-
-    The claim is accepted when the speech's score against ``speaker``
-    reaches the threshold of a group of one person at the identifier's
-    false-accept rate (at the default rate, that share of outsiders'
-    speech would be accepted as ``speaker``'s) and the group's SVM does not
-    name another of its members.
-
-    Raises
-    ------
-    AudioError
-        For unusable audio.
-    NotEnrolledError
-        For an unknown or empty group, or a speaker not in it.
-    """
-    result = self.verify_many(group, speaker, [source], sr_in=sr_in)[0]
-    if isinstance(result, AudioError):
-        raise result
-    return result
-
-
-def verify_many(self, group: str, speaker: str, sources, *, sr_in: int | None = None, workers: int = 4) -> list:
-    """:meth:`verify` for many sources: per source, its :class:`Verification` or its :class:`AudioError`."""
-    from ..errors import NotEnrolledError
-
-    speaker = normalize_name(speaker, kind="person")
-    clf = self.classifier(group)
-    if speaker not in set(map(str, clf.classes_)):
-        raise NotEnrolledError(
-            f"{speaker!r} is not enrolled in group {normalize_name(group, kind='group')!r} "
-            f"(its people: {', '.join(map(str, clf.classes_))})"
-        )
-    cfg = self.extractor.feature_config
-    if sr_in is not None:
-        loaded = [_short_or_error(self, src, sr_in) for src in sources]
-    else:
-        loaded = read_heads(sources, config=cfg, workers=workers)
-    out: list = list(loaded)
-    found = [(i, y.samples) for i, y in enumerate(loaded) if isinstance(y, Speech)]
-    E = list(self.extractor.embed([y for _, y in found])) if found else []
-    seconds = [len(y) / cfg.sr for _, y in found]
-    for i, y in enumerate(loaded):
-        if isinstance(y, Blocks):  # over a minute: embedded block by block, going on from the blocks read
-            try:
-                E.append(embed_stream(self.extractor, sources[i], sr_in=sr_in, blocks=y))
-                seconds.append(np.inf)
-                found.append((i, None))
-            except AudioError as exc:
-                out[i] = exc
-    if found:
-        X = np.stack(E)
-        accepted, scores, thresholds = claim_decisions(clf, X, speaker, seconds=np.array(seconds))
-        for (i, _), ok, score, thr in zip(
-            found, accepted, scores, [None] * len(E) if thresholds is None else thresholds
-        ):
-            out[i] = Verification(speaker, bool(ok), float(score), None if thr is None else float(thr))
-    return out
-
-
-def _short_or_error(sid, source, sr_in):
-    """:func:`~fewshot.model.streaming.read_head` of ``source``: its speech if of one block, else its blocks, or the error."""
-    cfg = sid.extractor.feature_config
-    try:
-        got = read_head(source, config=cfg, sr_in=sr_in)
-        return got if isinstance(got, Blocks) else speech(got, config=cfg, source=_name(source))
-    except AudioError as exc:
-        return exc
-
-
-def _name(source) -> str:
-    import os
-
-    return "<array>" if isinstance(source, np.ndarray) else os.fspath(source)
