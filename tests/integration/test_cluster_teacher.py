@@ -1,6 +1,5 @@
 """The teacher's targets on a two-node Ray cluster equal those computed in one process (``pytest -m cluster``)."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -8,16 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from extras import needs_teacher
 from synth import VOICES, synth_voice
 
-# find_spec, not importorskip: importing PyTorch here would load it in every test process that collects the suite
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.skipif(
-        importlib.util.find_spec("torch") is None,
-        reason="the teacher extra (pip install -e '.[teacher]') is not installed",
-    ),
-]
+pytestmark = [pytest.mark.cluster, needs_teacher]
 
 REPO = Path(__file__).resolve().parents[2]
 

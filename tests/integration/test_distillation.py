@@ -1,18 +1,15 @@
 """Distillation from the CAM++ teacher: its cached targets line up with the crops, and a run uses them."""
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 from test_training import corpus, train_main, trained_run  # noqa: F401  (fixtures)
 
+from extras import needs_teacher
 from synth import ESPEAK_VOICES, TEXTS, VOICES, speak, synth_voice
 
-# find_spec, not importorskip: importing PyTorch here would load it in every test process that collects the suite
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None, reason="the teacher extra (pip install -e '.[teacher]') is not installed"
-)
+pytestmark = needs_teacher
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 from pathlib import Path
 
@@ -234,12 +235,25 @@ def clone(tmp_path_factory):
 
 
 def run(command: str, folder: Path, env: dict) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(
-            command, shell=True, cwd=folder, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{command!r} ran over {TIMEOUT_S} s: give it smaller options, or list it in SKIP with why")
+    """``command`` through the shell, as typed; one that runs over :data:`TIMEOUT_S` is killed with every process
+    it started (its own session), then fails the test."""
+    with subprocess.Popen(
+        command,
+        shell=True,
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail(f"{command!r} ran over {TIMEOUT_S} s: give it smaller options, or list it in SKIP with why")
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 def check(command: str, r: subprocess.CompletedProcess, expected_lines: list[str]) -> None:
