@@ -31,6 +31,7 @@ def _fit_default(model, dataset, *, strategy, epochs, initial_epoch, steps_per_e
         steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
         verbose=verbose,
+        shuffle=False,  # the dataset draws its own random crops; Keras ignores (and warns about) shuffle for a Dataset
     )
 
 
