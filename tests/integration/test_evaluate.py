@@ -9,6 +9,16 @@ import pytest
 
 from synth import SR, synth_voice
 
+
+def evaluate(dataset, out, options: str, *values, model=None) -> int:
+    """``fewshot evaluate DATASET --out OUT [--model MODEL] OPTIONS VALUES...`` in this process: ``options`` is
+    split at spaces, each of ``values`` (a path) is one argument."""
+    from fewshot.cli import main
+
+    model_option = ["--model", str(model)] if model is not None else []
+    return main(["evaluate", str(dataset), "--out", str(out), *model_option, *options.split(), *map(str, values)])
+
+
 # name: (f0 in Hz, formants as (centre Hz, bandwidth Hz))
 VOICES = {
     "spk-ann": (220.0, [(850, 90), (1650, 120), (2900, 180)]),
@@ -59,29 +69,14 @@ def models(tmp_path_factory):
 
 @pytest.mark.slow
 def test_evaluate_writes_report(dataset, models, tmp_path, capsys):
-    from fewshot.cli import main
 
     out = tmp_path / "report"
-    rc = main(
-        [
-            "evaluate",
-            str(dataset),
-            "--out",
-            str(out),
-            "--model",
-            str(models / "tiny"),
-            "--draws",
-            "3",
-            "--group-sizes",
-            "3",
-            "all",
-            "--enroll-seconds",
-            "15",
-            "35",
-            "--baselines",
-            "--original-model",
-            str(models / "original"),
-        ]
+    rc = evaluate(
+        dataset,
+        out,
+        "--draws 3 --group-sizes 3 all --enroll-seconds 15 35 --baselines --original-model",
+        str(models / "original"),
+        model=models / "tiny",
     )
     assert rc == 0
     printed = capsys.readouterr().out
@@ -144,29 +139,14 @@ def test_evaluate_writes_report(dataset, models, tmp_path, capsys):
 
 
 def test_missing_original_model_is_said(dataset, models, tmp_path, capsys):
-    from fewshot.cli import main
 
     out = tmp_path / "r"
-    rc = main(
-        [
-            "evaluate",
-            str(dataset),
-            "--out",
-            str(out),
-            "--model",
-            str(models / "tiny"),
-            "--draws",
-            "2",
-            "--group-sizes",
-            "3",
-            "--enroll-seconds",
-            "15",
-            "--curve-seconds",
-            "15",
-            "--baselines",
-            "--original-model",
-            str(tmp_path / "nowhere"),
-        ]
+    rc = evaluate(
+        dataset,
+        out,
+        "--draws 2 --group-sizes 3 --enroll-seconds 15 --curve-seconds 15 --baselines --original-model",
+        str(tmp_path / "nowhere"),
+        model=models / "tiny",
     )
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
@@ -241,29 +221,13 @@ def test_conditions_degrade_test_pieces_deterministically(rng):
 
 
 def test_evaluate_with_conditions(dataset, models, tmp_path, capsys):
-    from fewshot.cli import main
 
     out = tmp_path / "r"
-    rc = main(
-        [
-            "evaluate",
-            str(dataset),
-            "--out",
-            str(out),
-            "--model",
-            str(models / "tiny"),
-            "--draws",
-            "2",
-            "--group-sizes",
-            "3",
-            "all",
-            "--enroll-seconds",
-            "15",
-            "--curve-seconds",
-            "15",
-            "--conditions",
-            "ssn10,room0.3,babble10",
-        ]
+    rc = evaluate(
+        dataset,
+        out,
+        "--draws 2 --group-sizes 3 all --enroll-seconds 15 --curve-seconds 15 --conditions ssn10,room0.3,babble10",
+        model=models / "tiny",
     )
     assert rc == 0
     conds = json.loads((out / "metrics.json").read_text())["systems"]["default"]["conditions"]
@@ -305,7 +269,6 @@ def test_evaluate_with_conditions(dataset, models, tmp_path, capsys):
 def test_recorded_noise_conditions_take_the_held_out_part_of_each_recording(dataset, tmp_path, capsys):
     import soundfile as sf
 
-    from fewshot.cli import main
     from fewshot.eval.conditions import load_recordings
 
     t = np.arange(9 * 16000) / 16000
@@ -315,18 +278,7 @@ def test_recorded_noise_conditions_take_the_held_out_part_of_each_recording(data
     spec, f = np.abs(np.fft.rfft(held_out)) ** 2, np.fft.rfftfreq(len(held_out), 1 / 16000)
     assert spec[np.abs(f - 900) < 5].sum() > 0.9 * spec.sum()
     # without recordings, the rec* conditions are refused before any work, naming the folder
-    rc = main(
-        [
-            "evaluate",
-            str(dataset),
-            "--out",
-            str(tmp_path / "r"),
-            "--conditions",
-            "rec10",
-            "--noise",
-            str(tmp_path / "none"),
-        ]
-    )
+    rc = evaluate(dataset, tmp_path / "r", "--conditions rec10 --noise", str(tmp_path / "none"))
     assert rc == 2 and "none" in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
@@ -334,7 +286,6 @@ def test_evaluate_runs_the_calibrated_decision_identify_runs(dataset, models, tm
     """A model calibrated for open-set use is evaluated at the threshold of each group's size and the target rate."""
     import shutil
 
-    from fewshot.cli import main
     from fewshot.groups.openset import Calibration, load_calibration
     from fewshot.model.extractor import load_extractor
     from fewshot.model.modeldir import read_model_meta, write_model_meta
@@ -357,25 +308,7 @@ def test_evaluate_runs_the_calibrated_decision_identify_runs(dataset, models, tm
     write_model_meta(model, meta)
     out = tmp_path / "report"
     assert (
-        main(
-            [
-                "evaluate",
-                str(dataset),
-                "--out",
-                str(out),
-                "--model",
-                str(model),
-                "--draws",
-                "2",
-                "--group-sizes",
-                "3",
-                "--enroll-seconds",
-                "15",
-                "--curve-seconds",
-                "15",
-                "--strict",
-            ]
-        )
+        evaluate(dataset, out, "--draws 2 --group-sizes 3 --enroll-seconds 15 --curve-seconds 15 --strict", model=model)
         == 0
     )
     m = json.loads((out / "metrics.json").read_text())
@@ -418,7 +351,6 @@ def test_evaluate_enrolls_with_degraded_copies_when_the_model_does(dataset, mode
     """A model whose groups enroll with degraded copies (multi-condition) is evaluated with them."""
     import shutil
 
-    from fewshot.cli import main
     from fewshot.config import ClassifierConfig
     from fewshot.eval.protocol import embed_protocol, episode, prepare_protocol
     from fewshot.model.extractor import load_extractor
@@ -431,25 +363,7 @@ def test_evaluate_enrolls_with_degraded_copies_when_the_model_does(dataset, mode
     write_model_meta(model, meta)
     out = tmp_path / "report"
     assert (
-        main(
-            [
-                "evaluate",
-                str(dataset),
-                "--out",
-                str(out),
-                "--model",
-                str(model),
-                "--draws",
-                "1",
-                "--group-sizes",
-                "all",
-                "--enroll-seconds",
-                "15",
-                "--curve-seconds",
-                "15",
-            ]
-        )
-        == 0
+        evaluate(dataset, out, "--draws 1 --group-sizes all --enroll-seconds 15 --curve-seconds 15", model=model) == 0
     )
     reported = json.loads((out / "metrics.json").read_text())["systems"]["default"]["closed_set"]["15"]["all"]
     ex = load_extractor(model)
