@@ -389,7 +389,8 @@ class SpeakerIdentifier:
         return result
 
     def verify_many(self, group: str, speaker: str, sources, *, sr_in: int | None = None, workers: int = 4) -> list:
-        """:meth:`verify` for many sources: per source, its :class:`Verification` or its :class:`AudioError`."""
+        """:meth:`verify` for many sources, :data:`IDENTIFY_BATCH` at a time as :meth:`identify_many` reads them: per
+        source, its :class:`Verification` or its :class:`AudioError`."""
         speaker = normalize_name(speaker, kind="person")
         clf = self.classifier(group)
         if speaker not in set(map(str, clf.classes_)):
@@ -397,6 +398,13 @@ class SpeakerIdentifier:
                 f"{speaker!r} is not enrolled in group {normalize_name(group, kind='group')!r} "
                 f"(its people: {', '.join(map(str, clf.classes_))})"
             )
+        sources = list(sources)
+        if len(sources) > IDENTIFY_BATCH:
+            return [
+                v
+                for k in range(0, len(sources), IDENTIFY_BATCH)
+                for v in self.verify_many(group, speaker, sources[k : k + IDENTIFY_BATCH], sr_in=sr_in, workers=workers)
+            ]
         cfg = self.extractor.feature_config
         if sr_in is not None:
             loaded = [self._verify_head(src, sr_in) for src in sources]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fewshot.config import ClassifierConfig
-from fewshot.errors import CorruptModelError, IncompatibleModelError
+from fewshot.errors import AudioError, CorruptModelError, IncompatibleModelError
 from fewshot.groups.openset import Calibration, load_calibration
 from fewshot.identifier import SpeakerIdentifier
 from fewshot.model.extractor import load_extractor
@@ -182,3 +182,32 @@ def test_a_bad_threshold_model_is_refused(calibrated_dir, damage):
     write_model_meta(calibrated_dir, meta)
     with pytest.raises(CorruptModelError, match="bad open_set block"):
         load_calibration(load_extractor(calibrated_dir))
+
+
+def test_verify_many_reads_in_batches_with_the_same_answers(calibrated_dir, tmp_path, voice, monkeypatch):
+    """``verify_many`` reads at most ``IDENTIFY_BATCH`` files at a time, and batching changes no answer."""
+    import soundfile as sf
+
+    import fewshot.identifier as identifier
+
+    sid = SpeakerIdentifier(load_extractor(calibrated_dir), store=tmp_path / "s.sqlite")
+    for name in ("ann", "bob"):
+        sid.enroll("home", name, voice(name, 16.0, seed=1))
+    files = []
+    for k, name in enumerate(["ann", "bob", "ann", "bob", "ann"]):
+        files.append(tmp_path / f"{k}.wav")
+        sf.write(files[-1], voice(name, 3.0, seed=10 + k), 16000)
+    files.insert(2, tmp_path / "missing.wav")
+    whole = sid.verify_many("home", "ann", files)
+    seen = []
+    read_heads = identifier.read_heads
+    monkeypatch.setattr(identifier, "IDENTIFY_BATCH", 2)
+    monkeypatch.setattr(identifier, "read_heads", lambda srcs, **kw: seen.append(len(srcs)) or read_heads(srcs, **kw))
+    batched = sid.verify_many("home", "ann", files)
+    assert seen == [2, 2, 2]
+    assert [type(v) for v in batched] == [type(v) for v in whole]
+    assert isinstance(batched[2], AudioError)
+    for a, b in zip(whole, batched):
+        if not isinstance(a, AudioError):
+            assert a.accepted == b.accepted
+            assert (a.score, a.threshold) == (pytest.approx(b.score, abs=1e-4), pytest.approx(b.threshold, abs=1e-4))
