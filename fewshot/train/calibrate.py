@@ -12,8 +12,9 @@ import dataclasses
 import numpy as np
 
 from ..config import ClassifierConfig
-from ..groups.openset import Calibration, ThresholdModel
+from ..groups.openset import Calibration
 from .calibration import (
+    CHECK_DRAWS,
     DEFAULT_RATE,
     RATES,
     SEED,
@@ -22,6 +23,7 @@ from .calibration import (
     Trials,
     cell_rates,
     cohort_embeddings,
+    condition_thresholds,
     fit_threshold_model,
     trial_scores,
     trial_thresholds,
@@ -43,13 +45,12 @@ def cohort_cached(extractor, train, *, cache_dir, speech_cache, progress=None) -
     return cohort, names
 
 
-def summary(trials: Trials, model: ThresholdModel, pop, *, rate: float) -> dict:
-    """The figures of the decision at ``rate`` on ``trials``: outsiders accepted per (group size, condition,
-    corpus) and their worst cells; members rejected in groups of 10 (5 s pieces) per condition; verification
-    (groups of one) false accepts, false rejects and EER per condition."""
+def summary(trials: Trials, thr: np.ndarray, pop) -> dict:
+    """The figures of the decision with thresholds ``thr`` (one per trial) on ``trials``: outsiders accepted
+    per (group size, condition, corpus) and their worst cells; members rejected in groups of 10 (5 s pieces)
+    per condition; verification (groups of one) false accepts, false rejects and EER per condition."""
     from ..eval.protocol import compute_eer
 
-    thr = trial_thresholds(model, trials, rate)
     cells = [c for c in cell_rates(trials, thr, pop) if c["false_accept_rate"] is not None]
     fa = [c["false_accept_rate"] for c in cells]
     five = trials.seconds > 3.5
@@ -100,9 +101,10 @@ def calibrate_model(
     :data:`fewshot.train.population.CONDITIONS`; the embeddings are those
     ``fewshot identify`` makes with the directory (its LiteRT model when it has
     one), cached under ``cache_dir``. Before the model is fitted on all of
-    them, it is fitted on part and measured on the rest: on the training
-    speakers, measured on ``dev``'s (whom the extractor never saw), and
-    leaving out each corpus in turn (``so-*``, ``ls-*``), measured on it.
+    them, it is fitted on part and measured on the rest (on
+    :data:`~fewshot.train.calibration.CHECK_DRAWS` groups per size): on the
+    training speakers, measured on ``dev``'s (whom the extractor never saw),
+    and leaving out each corpus in turn (``so-*``, ``ls-*``), measured on it.
     ``meta.json`` is replaced atomically as the last step (not at all without
     ``write``); the model's id does not change.
 
@@ -111,7 +113,8 @@ def calibrate_model(
     dict
         ``model_id``, ``population`` (speakers per subset and corpus), ``cohort_speakers``, ``rate``,
         ``thresholds`` (per size at ``rate`` for 5 s of clean speech), ``checks`` (``{name: summary}``,
-        :func:`summary`), ``enrollment_check`` (:func:`check_rates` per held-out check) and ``cohort_file``.
+        :func:`summary`, with ``condition_known``: the same figures from a threshold model per condition,
+        :func:`~fewshot.train.calibration.condition_thresholds`), ``enrollment_check`` (:func:`check_rates` per held-out check) and ``cohort_file``.
     """
     import hashlib
     import io
@@ -139,7 +142,7 @@ def calibrate_model(
         if (corpus == c).sum() > 2 and (corpus != c).sum() > 2:
             splits[f"without {c} -> {c}"] = (corpus != c, corpus == c)
 
-    def trials_of(mask, seed):
+    def trials_of(mask, seed, draws=draws):
         return trial_scores(
             pop, cohort, own, classifier=cc, draws=draws, seed=seed, pool=None if mask is None else np.flatnonzero(mask)
         )
@@ -158,8 +161,13 @@ def calibrate_model(
     for name, (fit, test) in splits.items():
         if name == "all":
             continue
-        model = fit_threshold_model(trials_of(fit, SEED))
-        checks[name] = summary(trials_of(test, SEED + 1), model, pop, rate=rate)
+        fitted, measured = trials_of(fit, SEED), trials_of(test, SEED + 1, max(draws, CHECK_DRAWS))
+        model = fit_threshold_model(fitted)
+        checks[name] = summary(measured, trial_thresholds(model, measured, rate), pop)
+        known = summary(measured, condition_thresholds(fitted, measured, rate), pop)
+        checks[name]["condition_known"] = {
+            k: known[k] for k in ("false_accept_min", "false_accept_max", "members_rejected_10")
+        }
         check_split[name] = (fit, test)
     final = fit_threshold_model(trials_of(None, SEED))
     enrollment, check = {}, None

@@ -30,6 +30,9 @@ DEFAULT_RATE = 0.05
 TOP_K = 50
 #: Pieces of each training speaker averaged into their cohort embedding.
 COHORT_PIECES = 4
+#: Random groups per size the held-out checks are measured on: more than a fit needs (one fitted on 12 decides as
+#: well as one fitted on 48), as a cell measured on 12 groups moves by a point or two from one draw to the next.
+CHECK_DRAWS = 48
 #: Seed of the calibration's group draws (``fewshot evaluate`` draws with seed 0).
 SEED = 1000
 
@@ -217,6 +220,21 @@ def quantile_regression(
 def trial_thresholds(model: ThresholdModel, trials: Trials, rate: float) -> np.ndarray:
     """The model's threshold for each trial at ``rate``; for groups of one, as verification."""
     return model.thresholds(trials.N, rate, trials.seconds, trials.quality)
+
+
+def condition_thresholds(fit: Trials, trials: Trials, rate: float) -> np.ndarray:
+    """Thresholds at ``rate`` from a threshold model fitted on each condition of ``fit`` apart.
+
+    Not a rule that can ship (``identify`` does not know how a recording was
+    made): it bounds what any term for the test speech's condition could do,
+    so the calibration prints it beside the shipped model's figures.
+    """
+    thresholds = np.full(len(trials.score), np.nan)
+    for c in np.unique(trials.condition):
+        m = trials.condition == c
+        model = fit_threshold_model(fit.subset(fit.condition == c))
+        thresholds[m] = trial_thresholds(model, trials.subset(m), rate)
+    return thresholds
 
 
 def cell_rates(trials: Trials, thresholds: np.ndarray, pop, *, by=("N", "condition", "corpus")) -> list[dict]:

@@ -5,7 +5,13 @@ import pytest
 
 from fewshot.groups.selfcheck import HOP_S, coherence
 from fewshot.model.extractor import load_extractor
-from fewshot.train.calibration import quantile_regression
+from fewshot.train.calibration import (
+    Trials,
+    condition_thresholds,
+    fit_threshold_model,
+    quantile_regression,
+    trial_thresholds,
+)
 from fewshot.train.enrollment_check import _mix_plan, enrollment_check_scores
 from fewshot.train.population import PopulationSpeaker
 
@@ -38,3 +44,23 @@ def test_quantile_regression_leaves_the_asked_share_above(rng):
     y = A @ [1.0, 2.0, -1.0] + rng.standard_t(4, size=5000) * (1 + 0.5 * np.abs(A[:, 1]))
     for q in (0.8, 0.95, 0.99):
         assert np.mean(y > A @ quantile_regression(A, y, q)) == pytest.approx(1 - q, abs=0.004)
+
+
+def _outsider_trials(rng, n=40000, shift=1.5):
+    """Outsiders' scores that grow with log group size, in two conditions, the second ``shift`` lower."""
+    N = rng.choice([1, 2, 3, 5, 10, 20], n)
+    condition = rng.integers(0, 2, n)
+    seconds = rng.choice([2.0, 5.0], n)
+    score = 0.6 * np.log(N) - shift * condition + rng.normal(size=n)
+    zeros = np.zeros(n, int)
+    return Trials(N, zeros, zeros, condition, seconds, zeros.astype(bool), zeros.astype(bool), score, zeros * 0.0)
+
+
+def test_thresholds_per_condition_hold_the_rate_where_one_model_cannot(rng):
+    fit, test = _outsider_trials(rng), _outsider_trials(rng)
+    pooled = test.score >= trial_thresholds(fit_threshold_model(fit), test, 0.05)
+    known = test.score >= condition_thresholds(fit, test, 0.05)
+    for c in (0, 1):
+        assert np.mean(known[test.condition == c]) == pytest.approx(0.05, abs=0.01)
+    assert np.mean(pooled[test.condition == 0]) > 0.07
+    assert np.mean(pooled[test.condition == 1]) < 0.03
