@@ -406,10 +406,7 @@ class SpeakerIdentifier:
                 for v in self.verify_many(group, speaker, sources[k : k + IDENTIFY_BATCH], sr_in=sr_in, workers=workers)
             ]
         cfg = self.extractor.feature_config
-        if sr_in is not None:
-            loaded = [self._verify_head(src, sr_in) for src in sources]
-        else:
-            loaded = read_heads(sources, config=cfg, workers=workers)
+        loaded = read_heads(sources, config=cfg, sr_in=sr_in, workers=workers)
         out: list = list(loaded)
         found = [(i, y.samples) for i, y in enumerate(loaded) if isinstance(y, Speech)]
         E = list(self.extractor.embed([y for _, y in found])) if found else []
@@ -430,15 +427,6 @@ class SpeakerIdentifier:
             ):
                 out[i] = Verification(speaker, bool(ok), float(score), None if thr is None else float(thr))
         return out
-
-    def _verify_head(self, source, sr_in):
-        """:func:`~fewshot.model.streaming.read_head` of ``source``: its speech if of one block, else its blocks, or the error."""
-        cfg = self.extractor.feature_config
-        try:
-            got = read_head(source, config=cfg, sr_in=sr_in)
-            return got if isinstance(got, Blocks) else speech_of(got, config=cfg, source=_name(source))
-        except AudioError as exc:
-            return exc
 
     def _predictions(self, clf: FittedGroup, speech: list) -> list[Prediction]:
         """Predictions for utterances embedded in one pass."""

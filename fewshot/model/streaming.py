@@ -67,8 +67,9 @@ def read_head(source, *, config, sr_in: int | None = None) -> np.ndarray | Block
     return head[0][1]
 
 
-def read_heads(sources, *, config, workers: int = 4, keep_samples: bool = False) -> list:
-    """:func:`read_head` of each of ``sources``, in a thread pool, the speech found in those of one block.
+def read_heads(sources, *, config, sr_in: int | None = None, workers: int = 4, keep_samples: bool = False) -> list:
+    """:func:`read_head` of each of ``sources`` (arrays at ``sr_in`` Hz), in a thread pool, the speech found in those
+    of one block.
 
     Returns
     -------
@@ -81,7 +82,7 @@ def read_heads(sources, *, config, workers: int = 4, keep_samples: bool = False)
 
     def speech_of(source):
         try:
-            got = read_head(source, config=config)
+            got = read_head(source, config=config, sr_in=sr_in)
             if isinstance(got, Blocks):
                 return got
             found = speech(got, config=config, source=_name(source))
