@@ -57,7 +57,7 @@ def main(argv=None) -> int:
         "--draws",
         type=int,
         default=12,
-        help="random groups per size a threshold model is fitted on (default: 12; the checks are measured on 48)",
+        help="random groups per size a threshold model is fitted on (default: 12; the checks are measured on at least 48)",
     )
     p.add_argument(
         "--check-conditions",

@@ -114,7 +114,8 @@ def calibrate_model(
         ``model_id``, ``population`` (speakers per subset and corpus), ``cohort_speakers``, ``rate``,
         ``thresholds`` (per size at ``rate`` for 5 s of clean speech), ``checks`` (``{name: summary}``,
         :func:`summary`, with ``condition_known``: the same figures from a threshold model per condition,
-        :func:`~fewshot.train.calibration.condition_thresholds`), ``enrollment_check`` (:func:`check_rates` per held-out check) and ``cohort_file``.
+        :func:`~fewshot.train.calibration.condition_thresholds`), ``enrollment_check``
+        (:func:`check_rates` per held-out check) and ``cohort_file``.
     """
     import hashlib
     import io

@@ -52,8 +52,8 @@ def _outsider_trials(rng, n=40000, shift=1.5):
     condition = rng.integers(0, 2, n)
     seconds = rng.choice([2.0, 5.0], n)
     score = 0.6 * np.log(N) - shift * condition + rng.normal(size=n)
-    zeros = np.zeros(n, int)
-    return Trials(N, zeros, zeros, condition, seconds, zeros.astype(bool), zeros.astype(bool), score, zeros * 0.0)
+    ids, no = np.zeros(n, int), np.zeros(n, bool)
+    return Trials(N, ids, ids, condition, seconds, no, no, score, np.zeros(n))
 
 
 def test_thresholds_per_condition_hold_the_rate_where_one_model_cannot(rng):
