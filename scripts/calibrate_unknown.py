@@ -147,6 +147,14 @@ def main(argv=None) -> int:
             f"accepted {100 * k['false_accept_min']:.1f}-{100 * k['false_accept_max']:.1f}%, members rejected, "
             "groups of 10: " + ", ".join(f"{n} {100 * v:.1f}%" for n, v in k["members_rejected_10"].items())
         )
+        print(
+            "  enrolled and heard in room0.3+ssn20: "
+            + "; ".join(
+                f"at {100 * float(rate):g}% outsiders accepted {100 * v['false_accept_rate']:.1f}%, members rejected "
+                f"(groups of 10) {100 * v['members_rejected_10']:.1f}%"
+                for rate, v in c["enrolled_in_room"].items()
+            )
+        )
         rows = r["enrollment_check"].get(name, [])
         if rows:
             print(

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from ..config import ClassifierConfig
-from ..groups.openset import Calibration
+from ..groups.openset import Calibration, ThresholdModel
 from .calibration import (
     CHECK_DRAWS,
     DEFAULT_RATE,
@@ -81,6 +81,23 @@ def summary(trials: Trials, thr: np.ndarray, pop) -> dict:
     }
 
 
+def enrolled_in_room(trials: Trials, model: ThresholdModel, pop, *, rates) -> dict:
+    """The decision for groups enrolled in :data:`~fewshot.train.population.ROOM` and heard there (``trials`` of
+    :meth:`~fewshot.train.population.EmbeddedPopulation.enrolled_in_room`): per rate, the share of outsiders' 5 s
+    pieces accepted (every group size) and of members' called unknown in groups of 10."""
+    from .population import ROOM
+
+    here = (np.asarray(pop.conditions)[trials.condition] == ROOM) & (trials.seconds > 3.5)
+    out = {}
+    for r in sorted(set(rates), reverse=True):
+        accepted = trials.score >= trial_thresholds(model, trials, r)
+        out[float(r)] = {
+            "false_accept_rate": float(np.mean(accepted[here & ~trials.member])),
+            "members_rejected_10": float(np.mean(~accepted[here & trials.member & (trials.N == 10)])),
+        }
+    return out
+
+
 def calibrate_model(
     model_dir,
     *,
@@ -114,7 +131,8 @@ def calibrate_model(
         ``model_id``, ``population`` (speakers per subset and corpus), ``cohort_speakers``, ``rate``,
         ``thresholds`` (per size at ``rate`` for 5 s of clean speech), ``checks`` (``{name: summary}``,
         :func:`summary`, with ``condition_known``: the same figures from a threshold model per condition,
-        :func:`~fewshot.train.calibration.condition_thresholds`), ``enrollment_check``
+        :func:`~fewshot.train.calibration.condition_thresholds`, and ``enrolled_in_room``, :func:`enrolled_in_room`),
+        ``enrollment_check``
         (:func:`check_rates` per held-out check) and ``cohort_file``.
     """
     import hashlib
@@ -143,9 +161,15 @@ def calibrate_model(
         if (corpus == c).sum() > 2 and (corpus != c).sum() > 2:
             splits[f"without {c} -> {c}"] = (corpus != c, corpus == c)
 
-    def trials_of(mask, seed, draws=draws):
+    def trials_of(mask, seed, draws=draws, population=pop):
         return trial_scores(
-            pop, cohort, own, classifier=cc, draws=draws, seed=seed, pool=None if mask is None else np.flatnonzero(mask)
+            population,
+            cohort,
+            own,
+            classifier=cc,
+            draws=draws,
+            seed=seed,
+            pool=None if mask is None else np.flatnonzero(mask),
         )
 
     path = Path(cache_dir) / "selfcheck" / f"{ex.model_id}-{'-'.join(check_conditions)}.npz"
@@ -169,6 +193,8 @@ def calibrate_model(
         checks[name]["condition_known"] = {
             k: known[k] for k in ("false_accept_min", "false_accept_max", "members_rejected_10")
         }
+        in_room = trials_of(test, SEED + 1, max(draws, CHECK_DRAWS), pop.enrolled_in_room())
+        checks[name]["enrolled_in_room"] = enrolled_in_room(in_room, model, pop, rates=(rate, 0.02, 0.01))
         check_split[name] = (fit, test)
     final = fit_threshold_model(trials_of(None, SEED))
     enrollment, check = {}, None

@@ -8,6 +8,8 @@ pieces are non-overlapping 5 s stretches after 35 s (at most
 condition of :mod:`fewshot.eval.conditions` (clean, rooms, noise, telephone)
 and then prepared as ``fewshot identify`` prepares a file
 (:func:`fewshot.audio.vad.speech`). Speakers with fewer than 2 pieces are left out.
+The 15 s enrollment is also put through :data:`ROOM` and prepared as ``enroll``
+prepares a recording: a household enrolling in the room it speaks in.
 
 Speech is cached per speaker (it does not depend on the model) and embeddings
 per speaker and model id, so a second calibration of the same model embeds
@@ -16,6 +18,7 @@ nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -37,8 +40,10 @@ PIECE_S, SHORT_S = 5.0, 2.0
 MAX_PIECES = 8
 #: Test conditions of the calibration (those of ``fewshot evaluate --conditions default``).
 CONDITIONS = ("clean", "room0.3+ssn20", "room0.6+ssn10", "ssn10", "room0.6", "phone")
+#: The room and noise an enrollment is also made in (the room of :data:`CONDITIONS` the goals name).
+ROOM = "room0.3+ssn20"
 #: Bumped when what is cached changes meaning.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass
@@ -58,6 +63,7 @@ class EmbeddedPopulation:
 
     ``enroll[i]``: segment embeddings of speaker ``i``'s 15 s enrollment;
     ``copies[i]``: those of its degraded copies (multi-condition enrollment);
+    ``room_enroll[i]``, ``room_copies[i]``: the same of the enrollment made in :data:`ROOM`;
     ``tests``: one row per (speaker, condition, piece, length), described by
     ``owner`` (speaker index), ``condition`` (index into ``conditions``),
     ``seconds`` (speech seconds embedded) and ``piece`` (piece index).
@@ -74,6 +80,12 @@ class EmbeddedPopulation:
     condition: np.ndarray
     seconds: np.ndarray
     piece: np.ndarray
+    room_enroll: list[np.ndarray]
+    room_copies: list[np.ndarray]
+
+    def enrolled_in_room(self) -> EmbeddedPopulation:
+        """The same population, every speaker enrolled from their enrollment made in :data:`ROOM`."""
+        return dataclasses.replace(self, enroll=self.room_enroll, copies=self.room_copies)
 
 
 def corpus_of(name: str) -> str:
@@ -187,12 +199,14 @@ def embed_population(
     copies: bool = True,
     progress=None,
 ) -> EmbeddedPopulation:
-    """Embed every speaker's 15 s enrollment (and its degraded copies) and test pieces in every condition.
+    """Embed every speaker's 15 s enrollment (and its degraded copies), clean and made in :data:`ROOM`, and test
+    pieces in every condition.
 
     The babble of the conditions is drawn from the population's own enrollments (never the speaker's own).
     """
     from ..audio.decode import SAMPLE_RATE
     from ..audio.degrade import enrollment_copies
+    from ..audio.vad import speech
     from ..eval.conditions import Degrader
     from ..persistence import atomic_write_bytes
 
@@ -206,12 +220,19 @@ def embed_population(
         if path.is_file():
             z = dict(np.load(path, allow_pickle=False))
         else:
-            E = extractor.embed([s.enroll[15.0]], return_segments=True)[0]
-            C = (
-                np.concatenate(extractor.embed(enrollment_copies(s.enroll[15.0], sr=SAMPLE_RATE), return_segments=True))
-                if copies
-                else np.zeros((0, E.shape[1]))
-            )
+
+            def enrollment(y):
+                E = extractor.embed([y], return_segments=True)[0]
+                C = (
+                    np.concatenate(extractor.embed(enrollment_copies(y, sr=SAMPLE_RATE), return_segments=True))
+                    if copies
+                    else np.zeros((0, E.shape[1]))
+                )
+                return E, C
+
+            E, C = enrollment(s.enroll[15.0])
+            room = degrader.apply(ROOM, s.enroll[15.0], speaker=s.name, index=MAX_PIECES)  # a piece of its own
+            RE, RC = enrollment(speech(room, config=cfg).samples)
             pieces = [
                 (c, *p) for c, name in enumerate(conditions) for p in condition_pieces(s, name, degrader, config=cfg)
             ]
@@ -219,6 +240,8 @@ def embed_population(
             z = {
                 "enroll": E,
                 "copies": C,
+                "room_enroll": RE,
+                "room_copies": RC,
                 "tests": T,
                 "condition": np.array([p[0] for p in pieces]),
                 "seconds": np.array([p[2] for p in pieces]),
@@ -245,4 +268,6 @@ def embed_population(
         np.concatenate([z["condition"] for _, z in rows]).astype(int),
         np.concatenate([z["seconds"] for _, z in rows]).astype(np.float64),
         np.concatenate([z["piece"] for _, z in rows]).astype(int),
+        [z["room_enroll"] for _, z in rows],
+        [z["room_copies"] for _, z in rows],
     )

@@ -1,10 +1,13 @@
 """The calibration's self-check scores and threshold model, on a tiny model and synthetic voices."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from fewshot.groups.selfcheck import HOP_S, coherence
 from fewshot.model.extractor import load_extractor
+from fewshot.train.calibrate import enrolled_in_room
 from fewshot.train.calibration import (
     Trials,
     condition_thresholds,
@@ -13,7 +16,7 @@ from fewshot.train.calibration import (
     trial_thresholds,
 )
 from fewshot.train.enrollment_check import _mix_plan, enrollment_check_scores
-from fewshot.train.population import PopulationSpeaker
+from fewshot.train.population import ROOM, PopulationSpeaker, embed_population
 
 
 def test_mixed_enrollments_score_as_the_mixed_recording_would(tiny_model_dir, voice):
@@ -64,3 +67,41 @@ def test_thresholds_per_condition_hold_the_rate_where_one_model_cannot(rng):
         assert np.mean(known[test.condition == c]) == pytest.approx(0.05, abs=0.01)
     assert np.mean(pooled[test.condition == 0]) > 0.07
     assert np.mean(pooled[test.condition == 1]) < 0.03
+
+
+def test_population_is_also_enrolled_in_the_room_and_cached(tiny_model_dir, voice, tmp_path):
+    ex = load_extractor(tiny_model_dir)
+    speakers = []
+    for k, name in enumerate(("ann", "bob")):
+        y = voice(name, 46.0, seed=k)
+        enroll = {T: y[: int(T * 16000)] for T in (15.0, 35.0)}
+        tests = [y[int(s * 16000) : int((s + 5) * 16000)] for s in (35.0, 40.0)]
+        speakers.append(PopulationSpeaker(name, "so", "dev", enroll, tests))
+    pop = embed_population(ex, speakers, cache_dir=tmp_path, conditions=("clean", ROOM))
+    again = embed_population(ex, speakers, cache_dir=tmp_path, conditions=("clean", ROOM))
+    room = pop.enrolled_in_room()
+    for i in range(2):
+        assert room.enroll[i].shape[1] == pop.enroll[i].shape[1] and len(room.copies[i])
+        assert not np.allclose(room.enroll[i].mean(axis=0), pop.enroll[i].mean(axis=0), atol=1e-3)
+        np.testing.assert_array_equal(again.room_enroll[i], pop.room_enroll[i])
+    np.testing.assert_array_equal(room.tests, pop.tests)
+
+
+def test_enrolled_in_room_counts_the_room_pieces_at_each_rate(rng):
+    n = 20000
+    N, condition = rng.choice([1, 3, 10], n), rng.integers(0, 2, n)
+    member = rng.random(n) < 0.3
+    score = rng.normal(size=n) + 2.5 * member
+    ids = np.zeros(n, int)
+    trials = Trials(N, ids, ids, condition, rng.choice([2.0, 5.0], n), member, member, score, np.zeros(n))
+    model = fit_threshold_model(trials.subset(condition == 0))
+    pop = SimpleNamespace(conditions=("clean", ROOM))
+    got = enrolled_in_room(trials, model, pop, rates=(0.05, 0.01))
+    room = (condition == 1) & (trials.seconds > 3.5)
+    for rate in (0.05, 0.01):
+        accepted = score >= trial_thresholds(model, trials, rate)
+        assert got[rate]["false_accept_rate"] == pytest.approx(np.mean(accepted[room & ~member]))
+        assert got[rate]["members_rejected_10"] == pytest.approx(np.mean(~accepted[room & member & (N == 10)]))
+    assert got[0.05]["false_accept_rate"] == pytest.approx(0.05, abs=0.015)
+    assert got[0.01]["false_accept_rate"] < got[0.05]["false_accept_rate"]
+    assert got[0.01]["members_rejected_10"] > got[0.05]["members_rejected_10"]
