@@ -131,9 +131,9 @@ def calibrate_model(
         ``model_id``, ``population`` (speakers per subset and corpus), ``cohort_speakers``, ``rate``,
         ``thresholds`` (per size at ``rate`` for 5 s of clean speech), ``checks`` (``{name: summary}``,
         :func:`summary`, with ``condition_known``: the same figures from a threshold model per condition,
-        :func:`~fewshot.train.calibration.condition_thresholds`, and ``enrolled_in_room``, :func:`enrolled_in_room`),
-        ``enrollment_check``
-        (:func:`check_rates` per held-out check) and ``cohort_file``.
+        :func:`~fewshot.train.calibration.condition_thresholds`; and ``enrolled_in_room``, the same groups
+        enrolled in a room, :func:`enrolled_in_room`), ``enrollment_check`` (:func:`check_rates` per held-out
+        check) and ``cohort_file``.
     """
     import hashlib
     import io
