@@ -92,14 +92,30 @@ def read_json(path) -> Any | None:
 
 
 def atomic_save_npz(path, **arrays) -> None:
-    """``np.savez`` to ``path`` atomically."""
+    """``np.savez`` to ``path`` atomically (its folder made if need be)."""
     import io
 
     import numpy as np
 
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def read_npz_cache(path, *, keys=()) -> dict | None:
+    """The arrays of an ``.npz`` cache file, or ``None`` when it is missing, unreadable, holds objects or lacks
+    one of ``keys`` (a cache miss: the caller computes it again and writes it over)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    return arrays if all(k in arrays for k in keys) else None
 
 
 def read_npz_bytes(data: bytes, *, max_bytes: int) -> dict:

@@ -35,13 +35,14 @@ def cohort_cached(extractor, train, *, cache_dir, speech_cache, progress=None) -
     """:func:`cohort_embeddings`, kept under ``cache_dir`` per model id."""
     from pathlib import Path
 
+    from ..persistence import atomic_save_npz, read_npz_cache
+
     path = Path(cache_dir) / "cohort" / f"{extractor.model_id}.npz"
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            return z["cohort"].astype(np.float64), [str(n) for n in z["names"]]
+    z = read_npz_cache(path, keys=("cohort", "names"))
+    if z is not None and z["cohort"].ndim == 2 and len(z["cohort"]) == len(z["names"]) > 0:
+        return z["cohort"].astype(np.float64), [str(n) for n in z["names"]]
     cohort, names = cohort_embeddings(extractor, train, cache_dir=speech_cache, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, cohort=cohort, names=np.array(names))
+    atomic_save_npz(path, cohort=cohort, names=np.array(names))
     return cohort, names
 
 
@@ -142,7 +143,7 @@ def calibrate_model(
 
     from ..model.extractor import Extractor
     from ..model.modeldir import read_model_meta, write_model_meta
-    from ..persistence import atomic_write_bytes
+    from ..persistence import atomic_save_npz, atomic_write_bytes, read_npz_cache
     from .population import embed_population, load_population
 
     model_dir = Path(model_dir)
@@ -173,15 +174,15 @@ def calibrate_model(
         )
 
     path = Path(cache_dir) / "selfcheck" / f"{ex.model_id}-{'-'.join(check_conditions)}.npz"
+    fields = [f.name for f in dataclasses.fields(CheckScores)]
+    cached = read_npz_cache(path, keys=fields) if check_conditions else None
     if not check_conditions:
         scores = None
-    elif path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            scores = CheckScores(**{k: z[k] for k in z.files})
+    elif cached is not None:
+        scores = CheckScores(**{k: cached[k] for k in fields})
     else:
         scores = enrollment_check_scores(ex, speakers, conditions=check_conditions, progress=progress)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **dataclasses.asdict(scores))
+        atomic_save_npz(path, **dataclasses.asdict(scores))
     checks, check_split = {}, {}
     for name, (fit, test) in splits.items():
         if name == "all":

@@ -19,7 +19,7 @@ from ..audio.decode import load
 from ..audio.features import log_mel
 from ..audio.vad import normalize_loudness, trim_silence
 from ..config import FeatureConfig
-from ..persistence import atomic_save_npz
+from ..persistence import atomic_save_npz, read_npz_cache
 from .augment import AugmentConfig, degrade_crop, spec_augment, speed_perturb
 
 logger = logging.getLogger(__name__)
@@ -55,9 +55,9 @@ def _file_speech(args):
         json.dumps(["wave", str(Path(path).resolve()), st.st_size, int(st.st_mtime), cfg_dict, list(speeds)]).encode()
     ).hexdigest()
     cached = Path(cache_dir) / f"{key}.npz"
-    if cached.is_file():
-        with np.load(cached) as z:
-            return [z[f"s{i}"] for i in range(len(speeds))]
+    z = read_npz_cache(cached, keys=[f"s{i}" for i in range(len(speeds))])
+    if z is not None:
+        return [z[f"s{i}"] for i in range(len(speeds))]
     y = trim_silence(load(path, sr=cfg.sr), sr=cfg.sr, top_db=cfg.top_db, max_silence_s=cfg.max_silence_s)
     out = []
     for f in speeds:

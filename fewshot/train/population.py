@@ -44,6 +44,8 @@ CONDITIONS = ("clean", "room0.3+ssn20", "room0.6+ssn10", "ssn10", "room0.6", "ph
 ROOM = "room0.3+ssn20"
 #: Bumped when what is cached changes meaning.
 CACHE_FORMAT = 2
+#: What a speaker's cached embeddings hold (a file without one of them is embedded again).
+EMBEDDED = ("enroll", "copies", "room_enroll", "room_copies", "tests", "condition", "seconds", "piece")
 
 
 @dataclass
@@ -131,30 +133,28 @@ def _speech_cache(cache_dir, subset: str, name: str, files, config: FeatureConfi
 def load_population(trees: dict, *, config: FeatureConfig, cache_dir, progress=None) -> list[PopulationSpeaker]:
     """Every speaker with enough speech of the speaker-per-folder ``trees`` (``{subset: folder}``)."""
     from ..datasets import speaker_folders
-    from ..persistence import atomic_write_bytes
+    from ..persistence import atomic_save_npz, read_npz_cache
 
     jobs = [(subset, name, files) for subset, root in trees.items() for name, files in speaker_folders(root).items()]
     out = []
     for subset, name, files in progress(jobs, total=len(jobs)) if progress else jobs:
         path = _speech_cache(cache_dir, subset, name, files, config)
-        if path.is_file():
-            with np.load(path, allow_pickle=False) as z:
-                if not int(z["n"]):
-                    continue
-                out.append(
-                    PopulationSpeaker(
-                        name,
-                        corpus_of(name),
-                        subset,
-                        {T: z[f"enroll{T:g}"] for T in ENROLL_SECONDS},
-                        [z[f"test{i}"] for i in range(int(z["n"]))],
-                    )
+        z = read_npz_cache(path, keys=("n",))
+        n = int(z["n"]) if z is not None and z["n"].shape == () else -1
+        if n == 0:
+            continue
+        if n > 0 and all(k in z for k in [f"enroll{T:g}" for T in ENROLL_SECONDS] + [f"test{i}" for i in range(n)]):
+            out.append(
+                PopulationSpeaker(
+                    name,
+                    corpus_of(name),
+                    subset,
+                    {T: z[f"enroll{T:g}"] for T in ENROLL_SECONDS},
+                    [z[f"test{i}"] for i in range(n)],
                 )
+            )
             continue
         s = prepare_speaker(name, files, subset=subset, config=config)
-        import io
-
-        buf = io.BytesIO()
         arrays = (
             {"n": np.int64(0)}
             if s is None
@@ -164,9 +164,7 @@ def load_population(trees: dict, *, config: FeatureConfig, cache_dir, progress=N
                 **{f"test{i}": t for i, t in enumerate(s.tests)},
             }
         )
-        np.savez(buf, **arrays)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_save_npz(path, **arrays)
         if s is not None:
             out.append(s)
     return out
@@ -208,7 +206,7 @@ def embed_population(
     from ..audio.degrade import enrollment_copies
     from ..audio.vad import speech
     from ..eval.conditions import Degrader
-    from ..persistence import atomic_write_bytes
+    from ..persistence import atomic_save_npz, read_npz_cache
 
     cfg = extractor.feature_config
     degrader = Degrader([s.enroll[15.0] for s in speakers], [s.name for s in speakers], seed=0)
@@ -217,9 +215,8 @@ def embed_population(
     it = list(enumerate(speakers))
     for k, s in progress(it, total=len(it)) if progress else it:
         path = Path(cache_dir) / "embeddings" / key / s.subset / f"{s.name}.npz"
-        if path.is_file():
-            z = dict(np.load(path, allow_pickle=False))
-        else:
+        z = read_npz_cache(path, keys=EMBEDDED)
+        if z is None:
 
             def enrollment(y):
                 E = extractor.embed([y], return_segments=True)[0]
@@ -247,12 +244,7 @@ def embed_population(
                 "seconds": np.array([p[2] for p in pieces]),
                 "piece": np.array([p[3] for p in pieces]),
             }
-            import io
-
-            buf = io.BytesIO()
-            np.savez(buf, **z)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(path, buf.getvalue())
+            atomic_save_npz(path, **z)
         enroll.append(z["enroll"])
         extra.append(z["copies"])
         rows.append((k, z))

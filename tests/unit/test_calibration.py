@@ -7,6 +7,7 @@ import pytest
 
 from fewshot.groups.selfcheck import HOP_S, coherence
 from fewshot.model.extractor import load_extractor
+from fewshot.persistence import atomic_save_npz, read_npz_cache
 from fewshot.train.calibrate import enrolled_in_room
 from fewshot.train.calibration import (
     Trials,
@@ -16,7 +17,7 @@ from fewshot.train.calibration import (
     trial_thresholds,
 )
 from fewshot.train.enrollment_check import _mix_plan, enrollment_check_scores
-from fewshot.train.population import ROOM, PopulationSpeaker, embed_population
+from fewshot.train.population import EMBEDDED, ROOM, PopulationSpeaker, embed_population
 
 
 def test_mixed_enrollments_score_as_the_mixed_recording_would(tiny_model_dir, voice):
@@ -105,3 +106,31 @@ def test_enrolled_in_room_counts_the_room_pieces_at_each_rate(rng):
     assert got[0.05]["false_accept_rate"] == pytest.approx(0.05, abs=0.015)
     assert got[0.01]["false_accept_rate"] < got[0.05]["false_accept_rate"]
     assert got[0.01]["members_rejected_10"] > got[0.05]["members_rejected_10"]
+
+
+def test_a_spoiled_embedding_cache_is_embedded_again(tiny_model_dir, voice, tmp_path):
+    ex = load_extractor(tiny_model_dir)
+    y = voice("ann", 46.0, seed=3)
+    speakers = [
+        PopulationSpeaker(
+            "ann", "so", "dev", {T: y[: int(T * 16000)] for T in (15.0, 35.0)}, [y[35 * 16000 : 40 * 16000]] * 2
+        )
+    ]
+    first = embed_population(ex, speakers, cache_dir=tmp_path, conditions=("clean",), copies=False)
+    (cached,) = (tmp_path / "embeddings").rglob("ann.npz")
+    for spoiled in (b"not a zip", cached.read_bytes()[:100]):
+        cached.write_bytes(spoiled)
+        again = embed_population(ex, speakers, cache_dir=tmp_path, conditions=("clean",), copies=False)
+        np.testing.assert_allclose(again.tests, first.tests, atol=1e-6)
+        np.testing.assert_allclose(again.enroll[0], first.enroll[0], atol=1e-6)
+        assert read_npz_cache(cached, keys=EMBEDDED) is not None  # written over
+
+
+def test_read_npz_cache_misses_on_what_it_cannot_use(tmp_path):
+    path = tmp_path / "c.npz"
+    assert read_npz_cache(path) is None
+    atomic_save_npz(path, a=np.arange(3))
+    np.testing.assert_array_equal(read_npz_cache(path, keys=("a",))["a"], np.arange(3))
+    assert read_npz_cache(path, keys=("a", "b")) is None
+    np.savez(path, o=np.array([{"x": 1}], dtype=object))
+    assert read_npz_cache(path) is None
