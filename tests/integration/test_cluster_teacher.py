@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +62,36 @@ def test_teacher_targets_on_a_cluster_match_one_process(ray_cluster, tmp_path):
         assert [z[f"c{i}"].shape for i in range(len(here))] == [t.shape for t in here]
         for i, t in enumerate(here):
             assert np.allclose(z[f"c{i}"].astype(np.float32), t.astype(np.float32), atol=2e-3)
+
+
+def test_a_class_held_by_an_actor_that_never_answers_is_embedded_by_another():
+    from fewshot.cluster import runtime
+    from fewshot.train.teacher_pool import _first_answers
+
+    class Echo:  # defined here, so that Ray ships it by value to its workers
+        """Answers a class at once, or (``stuck``) never: an actor whose node is gone and cannot come back."""
+
+        def __init__(self, stuck: bool) -> None:
+            self.stuck = stuck
+
+        def embed(self, index, wave, window, hop):
+            import time
+
+            while self.stuck:
+                time.sleep(1)
+            return index, wave * 2
+
+    waves = [np.full(3, i, np.int16) for i in range(5)]
+    got: dict = {}
+    with runtime(None, cpus=2) as ray:
+        echo = ray.remote(num_cpus=1)(Echo)
+        actors = [echo.remote(True), echo.remote(False)]
+        run = threading.Thread(
+            target=lambda: got.update(_first_answers(ray, actors, waves, window=1, hop=1)), daemon=True
+        )
+        run.start()
+        run.join(120)
+        assert not run.is_alive(), "the class held by the actor that never answers stalled the run"
+    assert sorted(got) == list(range(5))
+    for i, targets in got.items():
+        np.testing.assert_array_equal(targets, waves[i] * 2)

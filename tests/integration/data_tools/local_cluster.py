@@ -132,11 +132,12 @@ class LocalCluster:
             return 0
         return int(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 and r.stdout.strip() else 0
 
-    def wait_for(self, nodes: int, timeout: float) -> None:
+    def wait_for(self, nodes: int, timeout: float, *, exactly: bool = False) -> None:
+        """Wait until the cluster counts ``nodes`` alive (at least; with ``exactly``, no more either)."""
         deadline = time.monotonic() + timeout
-        while self.alive() < nodes:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self.nodes):
-                raise RuntimeError(f"the Ray cluster did not reach {nodes} nodes: see {self.tmp}/node*.log")
+        while (alive := self.alive()) < nodes or (exactly and alive > nodes):
+            if time.monotonic() > deadline or (not exactly and any(p.poll() is not None for p in self.nodes)):
+                raise RuntimeError(f"the Ray cluster did not come to {nodes} nodes: see {self.tmp}/node*.log")
             time.sleep(1)
 
     def raylet(self, index: int) -> int:
