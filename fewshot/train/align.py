@@ -31,6 +31,7 @@ import numpy as np
 from ..audio.vad import load_speech
 from ..errors import AudioError
 from ..model.align import Aligner
+from ..persistence import atomic_save_npz, read_npz_cache
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +101,9 @@ def paired_embeddings(
     files = {ex.model_id: Path(cache_dir) / f"{ex.model_id}-{key}.npz" for ex in extractors} if cache_dir else {}
     out, labels = {}, None
     for model_id, f in files.items():
-        if f.is_file():
-            with np.load(f) as z:
-                out[model_id], labels = z["E"], z["labels"]
+        z = read_npz_cache(f, keys=("E", "labels"))
+        if z is not None and z["E"].ndim == 2 and len(z["E"]) == len(z["labels"]):
+            out[model_id], labels = z["E"], z["labels"]
     todo = [ex for ex in extractors if ex.model_id not in out]
     if todo:
         rng = np.random.default_rng(seed)
@@ -119,8 +120,7 @@ def paired_embeddings(
         for model_id, P in parts.items():
             out[model_id] = np.concatenate(P)
             if cache_dir:
-                Path(cache_dir).mkdir(parents=True, exist_ok=True)
-                np.savez(files[model_id], E=out[model_id], labels=labels)
+                atomic_save_npz(files[model_id], E=out[model_id], labels=labels)
     return out, labels
 
 

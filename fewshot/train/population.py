@@ -140,7 +140,8 @@ def load_population(trees: dict, *, config: FeatureConfig, cache_dir, progress=N
     for subset, name, files in progress(jobs, total=len(jobs)) if progress else jobs:
         path = _speech_cache(cache_dir, subset, name, files, config)
         z = read_npz_cache(path, keys=("n",))
-        n = int(z["n"]) if z is not None and z["n"].shape == () else -1
+        n = int(z["n"]) if z is not None and z["n"].shape == () and z["n"].dtype.kind in "iu" else -1
+        n = n if n <= MAX_PIECES else -1  # a cache that claims more pieces than are ever cut is spoiled
         if n == 0:
             continue
         if n > 0 and all(k in z for k in [f"enroll{T:g}" for T in ENROLL_SECONDS] + [f"test{i}" for i in range(n)]):

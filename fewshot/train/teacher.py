@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..persistence import atomic_save_npz
+from ..persistence import atomic_save_npz, read_npz_cache
 from .data import int16_to_float
 
 NAME = "campplus_cn_en_common"
@@ -162,16 +162,15 @@ def teacher_targets(
     for w in waves:
         digest.update(np.ascontiguousarray(w).tobytes())
     cached = Path(cache_dir) / f"teacher-{digest.hexdigest()[:16]}.npz"
-    if cached.is_file():
-        with np.load(cached) as z:
-            return [z[f"c{i}"] for i in range(len(waves))]
+    z = read_npz_cache(cached, keys=[f"c{i}" for i in range(len(waves))])
+    if z is not None:
+        return [z[f"c{i}"] for i in range(len(waves))]
     if embed_classes is not None:
         out = embed_classes(waves, window=window, hop=hop, progress=progress)
     else:
         teacher = teacher or Teacher()
         it = progress(range(len(waves)), total=len(waves)) if progress else range(len(waves))
         out = [embed_class(teacher, waves[c], window=window, hop=hop) for c in it]
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
     atomic_save_npz(cached, **{f"c{i}": a for i, a in enumerate(out)})
     return out
 
